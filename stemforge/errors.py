@@ -1,0 +1,37 @@
+"""Error types. Every user-facing failure is a :class:`StemforgeError`.
+
+The CLI turns a ``StemforgeError`` into a one-line message on stderr and exit code 2.
+Messages name the file, track or recipe field at fault and say what was expected.
+"""
+from __future__ import annotations
+
+
+class StemforgeError(Exception):
+    """Base class for errors caused by the user's input (data, recipe, arguments)."""
+
+
+class AudioError(StemforgeError):
+    """An audio file cannot be read, is corrupt, or holds invalid samples."""
+
+
+class LayoutError(StemforgeError):
+    """A dataset root does not match the expected layout."""
+
+
+class IndexError_(StemforgeError):
+    """An index is inconsistent, missing, or does not hold what was asked for."""
+
+
+class RecipeError(StemforgeError):
+    """A recipe field is unknown, of the wrong type, or out of range.
+
+    ``field`` is the dotted path of the offending field, e.g. ``stems.vocals.snr``.
+    """
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"recipe field '{field}': {message}")
+
+
+class SamplingError(StemforgeError):
+    """A bounded re-draw loop ran out of attempts."""
