@@ -1,0 +1,178 @@
+"""Pitch and tempo steps: ``pitch_shift``, ``time_stretch`` and the combined ``pitch_tempo``.
+
+Modes (a fixed recipe option, recorded in every drawn step):
+
+* ``hq``    — Rubber Band's R3 "finer" engine via ``pedalboard.time_stretch(high_quality=True)``;
+  pitch and tempo are independent (pitch shift keeps the tempo, time stretch keeps the pitch).
+* ``fast``  — Rubber Band's R2 "faster" engine (``high_quality=False``); same semantics, cheaper.
+* ``quick`` — a soxr resampling speed change, like a tape played faster or slower: pitch and
+  tempo change *together*. ``pitch_shift`` by ``s`` semitones plays ``2 ** (s / 12)`` times
+  faster; ``time_stretch`` by ``rate`` raises the pitch by ``12 * log2(rate)`` semitones.
+  ``pitch_tempo`` cannot honour an independent pair with one speed change, so it refuses
+  ``quick`` at recipe load time.
+
+Length: every mode returns exactly ``out_frames``. The input needed is
+``ceil(out_frames * speed) + PAD`` frames, where ``speed`` is how many input frames one output
+frame consumes (``rate``/``tempo`` for stretches, ``2 ** (s/12)`` for a quick pitch shift, 1 for
+an hq/fast pitch shift). The ``PAD`` surplus keeps the kept region away from the processors'
+end-of-input flush; ``apply`` trims it. No zero padding anywhere.
+
+Rate convention: ``rate``/``tempo`` is a speed factor (1.1 = 10 % faster and 10 % shorter). Scaper's
+``time_stretch`` factor is the reciprocal (2.0 = twice as long).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import RecipeError
+from ..types import Frames, Hz
+from .base import Param, Step, StepError, check_audio, fit_length, register
+
+#: surplus input frames read by every pitch/tempo step (trimmed inside ``apply``)
+PAD: Frames = 1024
+MODES = ("hq", "fast", "quick")
+MAX_SEMITONES = 24.0
+MIN_RATE, MAX_RATE = 0.25, 4.0
+
+
+def _rubberband(audio: np.ndarray, sr: Hz, rate: float, semitones: float, hq: bool) -> np.ndarray:
+    """``(C, T)`` -> ``(C, round(T / rate))`` with pitch shifted by ``semitones``."""
+    import pedalboard
+
+    return pedalboard.time_stretch(
+        audio, float(sr), stretch_factor=float(rate), pitch_shift_in_semitones=float(semitones),
+        high_quality=hq, preserve_formants=False,
+    )
+
+
+def _tape(audio: np.ndarray, sr: Hz, speed: float) -> np.ndarray:
+    """Play ``(C, T)`` ``speed`` times faster: ``(C, round(T / speed))``, pitch x ``speed``."""
+    import soxr
+
+    out = soxr.resample(audio.T, float(sr), float(sr) / float(speed), quality="HQ")
+    return np.ascontiguousarray(np.asarray(out, dtype=np.float32).T)
+
+
+def _need(speed: float, out_frames: Frames) -> Frames:
+    return int(math.ceil(out_frames * speed)) + PAD
+
+
+def _run(name: str, audio: np.ndarray, sr: Hz, out_frames: Frames | None, speed: float,
+         process) -> np.ndarray:
+    audio = check_audio(name, audio)
+    if out_frames is None:
+        raise StepError(f"augmentation step '{name}' changes length: out_frames is required")
+    need = _need(speed, out_frames)
+    if audio.shape[1] != need:
+        raise StepError(f"augmentation step '{name}': expected {need} input frames "
+                        f"(source_frames for {out_frames} output frames), got {audio.shape[1]}")
+    return fit_length(name, process(audio), out_frames)
+
+
+def _check_mode(params: Mapping[str, Any], name: str, allowed=MODES) -> str:
+    mode = params.get("mode")
+    if mode not in allowed:
+        raise StepError(f"augmentation step '{name}': mode must be one of {', '.join(allowed)}, "
+                        f"got {mode!r}")
+    return mode
+
+
+_SEMITONES = Param("semitones", ["uniform", -2.0, 2.0], low=-MAX_SEMITONES, high=MAX_SEMITONES,
+                   doc="pitch shift in semitones")
+_MODE = Param("mode", "hq", choices=MODES, doc="hq | fast | quick (tape)")
+
+
+@register
+class PitchShift(Step):
+    """Shift pitch by ``semitones`` (hq/fast: tempo kept; quick: tape, tempo follows)."""
+
+    name = "pitch_shift"
+    schema = (_SEMITONES, _MODE)
+    shared_default = True
+
+    @classmethod
+    def _speed(cls, params) -> float:
+        return 2.0 ** (float(params["semitones"]) / 12.0) if params["mode"] == "quick" else 1.0
+
+    @classmethod
+    def source_frames(cls, params, out_frames):
+        return _need(cls._speed(params), out_frames)
+
+    @classmethod
+    def apply(cls, audio, sample_rate, params, out_frames=None):
+        cls.check_params(params)
+        mode, s = _check_mode(params, cls.name), float(params["semitones"])
+        speed = cls._speed(params)
+        if mode == "quick":
+            return _run(cls.name, audio, sample_rate, out_frames, speed,
+                        lambda x: _tape(x, sample_rate, speed))
+        return _run(cls.name, audio, sample_rate, out_frames, speed,
+                    lambda x: _rubberband(x, sample_rate, 1.0, s, mode == "hq"))
+
+
+@register
+class TimeStretch(Step):
+    """Change tempo by ``rate`` (speed factor; hq/fast: pitch kept; quick: tape, pitch follows)."""
+
+    name = "time_stretch"
+    schema = (Param("rate", ["uniform", 0.9, 1.1], low=MIN_RATE, high=MAX_RATE,
+                    doc="speed factor: 1.1 = 10 % faster"), _MODE)
+    shared_default = True
+
+    @classmethod
+    def source_frames(cls, params, out_frames):
+        return _need(float(params["rate"]), out_frames)
+
+    @classmethod
+    def apply(cls, audio, sample_rate, params, out_frames=None):
+        cls.check_params(params)
+        mode, rate = _check_mode(params, cls.name), float(params["rate"])
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise StepError(f"augmentation step 'time_stretch': rate must be in "
+                            f"[{MIN_RATE}, {MAX_RATE}], got {rate!r}")
+        if mode == "quick":
+            return _run(cls.name, audio, sample_rate, out_frames, rate,
+                        lambda x: _tape(x, sample_rate, rate))
+        return _run(cls.name, audio, sample_rate, out_frames, rate,
+                    lambda x: _rubberband(x, sample_rate, rate, 0.0, mode == "hq"))
+
+
+@register
+class PitchTempo(Step):
+    """Pitch ``semitones`` and tempo ``tempo`` together in one Rubber Band pass (as Scaper's
+    pitch_shift + time_stretch, and the seed tutorial's pitch uniform(-2, 2) / tempo
+    uniform(0.9, 1.1)). Modes hq | fast only."""
+
+    name = "pitch_tempo"
+    schema = (_SEMITONES,
+              Param("tempo", ["uniform", 0.9, 1.1], low=MIN_RATE, high=MAX_RATE,
+                    doc="speed factor: 1.1 = 10 % faster"),
+              Param("mode", "hq", choices=MODES, doc="hq | fast"))
+    shared_default = True
+
+    def validate(self, field: str, sample_rate: Hz | None) -> None:
+        if self.options["mode"] == "quick":
+            raise RecipeError(
+                f"{field}.mode",
+                "pitch_tempo needs independent pitch and tempo, which one tape speed change "
+                "(quick) cannot give; use mode hq or fast, or pitch_shift/time_stretch with "
+                "mode quick",
+            )
+
+    @classmethod
+    def source_frames(cls, params, out_frames):
+        return _need(float(params["tempo"]), out_frames)
+
+    @classmethod
+    def apply(cls, audio, sample_rate, params, out_frames=None):
+        cls.check_params(params)
+        mode = _check_mode(params, cls.name, ("hq", "fast"))
+        s, tempo = float(params["semitones"]), float(params["tempo"])
+        if not MIN_RATE <= tempo <= MAX_RATE:
+            raise StepError(f"augmentation step 'pitch_tempo': tempo must be in "
+                            f"[{MIN_RATE}, {MAX_RATE}], got {tempo!r}")
+        return _run(cls.name, audio, sample_rate, out_frames, tempo,
+                    lambda x: _rubberband(x, sample_rate, tempo, s, mode == "hq"))
