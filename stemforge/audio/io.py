@@ -56,13 +56,19 @@ def _check_readable(path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- soundfile
+def _sf_reason(e: Exception) -> str:
+    """libsndfile's reason without the path it repeats (e.g. 'Format not recognised')."""
+    msg = str(e)
+    return msg.rsplit(": ", 1)[-1].strip(" .") if ": " in msg else msg
+
+
 def _sf_info(path: Path) -> AudioInfo:
     import soundfile as sf
 
     try:
         i = sf.info(str(path))
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError
-        raise AudioError(f"{path}: not a readable audio file ({e})") from e
+        raise AudioError(f"{path}: not a readable audio file ({_sf_reason(e)})") from e
     if i.frames <= 0:
         raise AudioError(f"{path}: audio file holds no samples")
     return AudioInfo(int(i.samplerate), int(i.channels), int(i.frames), 1)
@@ -82,7 +88,7 @@ def _sf_read(path: Path, start: int, frames: int | None) -> np.ndarray:
     except AudioError:
         raise
     except Exception as e:
-        raise AudioError(f"{path}: cannot decode audio ({e})") from e
+        raise AudioError(f"{path}: not a readable audio file ({_sf_reason(e)})") from e
     if frames is not None and data.shape[0] < frames:
         raise AudioError(
             f"{path}: truncated: asked for frames {start}..{start + frames}, "
@@ -218,6 +224,12 @@ def _mp4_read(path: Path, stream: int, start: int, frames: int | None) -> np.nda
     return np.ascontiguousarray(data)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 # ---------------------------------------------------------------------------- public
 def info(path: str | os.PathLike, stream: int | None = None) -> AudioInfo:
     """Header facts. For MP4 the frame count is the container's estimate; decode for exactness."""
@@ -274,6 +286,7 @@ def write(
         raise AudioError(f"{path}: can only write .wav or .flac")
     subtype = subtype or ("FLOAT" if fmt == "WAV" else "PCM_24")
     data = np.ascontiguousarray(audio.T)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not atomic:
         sf.write(str(path), data, int(sample_rate), subtype=subtype, format=fmt)
         return path
@@ -283,6 +296,7 @@ def write(
             sf.write(fh, data, int(sample_rate), subtype=subtype, format=fmt)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

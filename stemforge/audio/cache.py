@@ -1,0 +1,65 @@
+"""StemCache: decoded stems as memory-mappable ``.npy`` files, one per stem source key.
+
+Layout: ``<cache_dir>/audio/<key>.npy`` holding float32 ``(channels, frames)`` in C order, so an
+excerpt of every channel is a strided slice of a memmap: no decoding and no per-item file opens
+(each memmap is opened once per process and kept). Written once by ``stemforge prepare``
+(:func:`stemforge.prepare.prepare`); readers fall back to partial file reads when absent.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+class StemCache:
+    """Lazily opened read-only memmaps of prepared stems, keyed by source key."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self._maps: dict[str, np.ndarray | None] = {}
+        self._pid = os.getpid()
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.npy"
+
+    def has(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The memmap ``(C, T)`` for ``key``, or None if the stem was not prepared."""
+        if os.getpid() != self._pid:  # forked worker: reopen our own maps
+            self._maps, self._pid = {}, os.getpid()
+        m = self._maps.get(key, False)
+        if m is False:
+            p = self.path(key)
+            m = np.load(p, mmap_mode="r") if p.exists() else None
+            self._maps[key] = m
+        return m
+
+    def put(self, key: str, audio: np.ndarray) -> Path:
+        """Store ``(C, T)`` audio as float32 atomically (temp file + rename)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npy", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(audio, dtype=np.float32))
+            os.replace(tmp, self.path(key))
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        self._maps.pop(key, None)
+        return self.path(key)
+
+    def forget(self) -> None:
+        """Drop open memmaps (e.g. before pickling to another process)."""
+        self._maps = {}
+
+    def __getstate__(self):
+        return {"folder": self.folder}
+
+    def __setstate__(self, state):
+        self.__init__(state["folder"])

@@ -1,0 +1,43 @@
+"""Argument helpers shared by commands that take a dataset."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import StemforgeError
+
+
+def add_dataset_args(p: argparse.ArgumentParser, positional: bool = True) -> None:
+    if positional:
+        p.add_argument("root", help="dataset root folder, or an index.jsonl file")
+    p.add_argument("--layout", help="dataset layout (default: auto-detect)")
+    p.add_argument("--cache", help="cache directory for the index and decoded stems "
+                   "(default: $STEMFORGE_CACHE_DIR or ~/.cache/stemforge/<root>-<hash>)")
+    p.add_argument("--group", action="append", default=[], metavar="NAME=STEM,STEM",
+                   help="define a group of stems, e.g. accompaniment=drums,bass,other")
+    p.add_argument("--workers", type=int, default=None, help="processes for analysis")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def parse_groups(specs: list[str]) -> dict[str, list[str]]:
+    groups = {}
+    for spec in specs:
+        name, sep, members = spec.partition("=")
+        stems = [m.strip() for m in members.split(",") if m.strip()]
+        if not sep or not name.strip() or not stems:
+            raise StemforgeError(f"--group {spec!r}: expected NAME=STEM,STEM,...")
+        groups[name.strip()] = stems
+    return groups
+
+
+def open_index(args, root: str | None = None):
+    from ..index import Index
+
+    root = root or args.root
+    p = Path(root)
+    if p.is_file() or p.name == "index.jsonl":
+        return Index.load(p, progress=not getattr(args, "no_progress", False))
+    return Index.build(p, layout=getattr(args, "layout", None), cache_dir=getattr(args, "cache", None),
+                       groups=parse_groups(getattr(args, "group", [])),
+                       workers=getattr(args, "workers", None),
+                       progress=not getattr(args, "no_progress", False))

@@ -1,0 +1,61 @@
+"""``stemforge info ROOT``: what a dataset holds, per split and per stem."""
+from __future__ import annotations
+
+import math
+
+from ._common import add_dataset_args, open_index
+
+
+def add_parser(sub):
+    p = sub.add_parser("info", help="summarise a dataset: splits, durations, stems, loudness")
+    add_dataset_args(p)
+    p.add_argument("--tracks", action="store_true", help="also list every track")
+    return p
+
+
+def _fmt_db(x):
+    return "-inf" if x is None or (isinstance(x, float) and math.isinf(x)) else f"{x:6.1f}"
+
+
+def summary(index) -> str:
+    """A plain-text report of an index (the CLI prints it; tests read it)."""
+    lines = [f"dataset: {index.root}  (layout {index.layout}, {len(index)} tracks)"]
+    for split, tracks in sorted(index.splits().items(), key=lambda kv: str(kv[0])):
+        dur = sum(t.duration for t in tracks)
+        rates = sorted({t.sample_rate for t in tracks})
+        chans = sorted({t.channels for t in tracks})
+        lines.append(
+            f"  split {split or '-'}: {len(tracks)} tracks, {dur / 60:.1f} min, "
+            f"sample rates {rates}, channels {chans}"
+        )
+    lines.append("stems (tracks, median loudness LUFS, median silent fraction):")
+    for name in index.stem_names:
+        stems = [t.stems[name] for t in index.tracks_with(name)]
+        louds = sorted(s.loudness for s in stems)
+        silent = sorted(s.silent_fraction for s in stems)
+        lines.append(f"  {name:<16} {len(stems):5d}  {_fmt_db(louds[len(louds) // 2])}  "
+                     f"{silent[len(silent) // 2]:.2f}")
+    if index.groups:
+        lines.append("groups: " + "; ".join(f"{g} = {' + '.join(m)}"
+                                            for g, m in index.groups.items()))
+    res = [t.residual_db for t in index.tracks if t.residual_db is not None]
+    if res:
+        res.sort()
+        lines.append(f"real mixture vs stem sum residual: median {res[len(res) // 2]:.1f} dB "
+                     f"(min {res[0]:.1f}, max {res[-1]:.1f}) relative to the mixture")
+    notes = [(t.id, n) for t in index.tracks for n in t.notes]
+    for tid, n in notes:
+        lines.append(f"note: {tid}: {n}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    index = open_index(args)
+    print(summary(index))
+    if args.tracks:
+        for t in index.tracks:
+            res = f", residual {t.residual_db:.1f} dB" if t.residual_db is not None else ""
+            loud = ", ".join(f"{n} {_fmt_db(s.loudness).strip()}" for n, s in t.stems.items())
+            print(f"  {t.id} [{t.split or '-'}] {t.duration:.2f} s {t.sample_rate} Hz "
+                  f"{t.channels} ch; {loud}{res}")
+    return 0

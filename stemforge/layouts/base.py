@@ -1,0 +1,87 @@
+"""Records a layout reader returns, and the layout registry.
+
+A layout is a pure function ``scan(root) -> list[TrackEntry]`` that only lists files (no audio
+decoding), a cheap ``detect(root) -> bool`` used for auto-detection, and default groups.
+The Index probes and analyses the audio afterwards.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import LayoutError
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """Where one stem's audio lives: a file, and for multi-stream MP4 the audio stream index.
+
+    ``paths`` holds more than one file when several source files are summed into one stem
+    (MoisesDB); ``path`` is then the first of them.
+    """
+
+    path: str
+    stream: int | None = None
+    label: str | None = None
+    extra_paths: tuple[str, ...] = ()
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return (self.path, *self.extra_paths)
+
+
+@dataclass
+class TrackEntry:
+    """One track as a layout sees it: a name, a split, its stems and optional real mixture."""
+
+    name: str
+    split: str | None
+    stems: dict[str, SourceRef]
+    mixture: SourceRef | None = None
+    folder: str = ""  # the track's id prefix, usually its split folder
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.folder}/{self.name}" if self.folder else self.name
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    scan: Callable[[Path], list[TrackEntry]]
+    detect: Callable[[Path], bool]
+    description: str
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    generic: bool = False  # generic layouts yield to specific ones in auto-detection
+
+
+REGISTRY: dict[str, Layout] = {}
+
+
+def register(layout: Layout) -> Layout:
+    REGISTRY[layout.name] = layout
+    return layout
+
+
+def audio_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """Audio files directly inside ``folder`` (hidden files skipped), sorted by name."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as e:
+        raise LayoutError(f"{folder}: cannot list folder ({e.strerror})") from e
+    return [
+        Path(e.path)
+        for e in entries
+        if e.is_file() and not e.name.startswith(".") and e.name.lower().endswith(suffixes)
+    ]
+
+
+def subdirs(folder: Path) -> list[Path]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as e:
+        raise LayoutError(f"{folder}: cannot list folder ({e.strerror})") from e
+    return [Path(e.path) for e in entries if e.is_dir() and not e.name.startswith(".")]

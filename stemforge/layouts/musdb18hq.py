@@ -1,0 +1,57 @@
+"""MUSDB18-HQ: ``<root>/{train,test}/<Artist - Title>/{mixture,drums,bass,other,vocals}.wav``.
+
+Same split and groups as MUSDB18; ``mixture.wav`` is the optional real mixture.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import LayoutError
+from .base import Layout, SourceRef, TrackEntry, register, subdirs
+from .musdb18 import GROUPS, STEMS, musdb_split
+
+
+def _track_dirs(root: Path) -> list[tuple[str, Path]]:
+    out = []
+    for folder in ("train", "test"):
+        d = root / folder
+        if d.is_dir():
+            out += [(folder, t) for t in subdirs(d) if (t / "mixture.wav").exists()
+                    or any((t / f"{s}.wav").exists() for s in STEMS)]
+    return out
+
+
+def scan(root: Path) -> list[TrackEntry]:
+    tracks = []
+    for folder, tdir in _track_dirs(root):
+        missing = [s for s in STEMS if not (tdir / f"{s}.wav").is_file()]
+        if missing:
+            raise LayoutError(
+                f"{tdir}: MUSDB18-HQ track is missing {', '.join(m + '.wav' for m in missing)}"
+            )
+        mix = tdir / "mixture.wav"
+        tracks.append(
+            TrackEntry(
+                name=tdir.name,
+                split=musdb_split(folder, tdir.name),
+                stems={s: SourceRef(str(tdir / f"{s}.wav")) for s in STEMS},
+                mixture=SourceRef(str(mix)) if mix.is_file() else None,
+                folder=folder,
+            )
+        )
+    return tracks
+
+
+def detect(root: Path) -> bool:
+    return bool(_track_dirs(root))
+
+
+LAYOUT = register(
+    Layout(
+        name="musdb18hq",
+        scan=scan,
+        detect=detect,
+        description="MUSDB18-HQ: <root>/{train,test}/<track>/{mixture,drums,bass,other,vocals}.wav",
+        groups=GROUPS,
+    )
+)

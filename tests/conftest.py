@@ -1,0 +1,102 @@
+"""Shared fixtures: every test builds its own small data in tmp dirs.
+
+``STEMFORGE_CACHE_DIR`` is pointed at a per-test temp folder so no test touches ~/.cache.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+MUSDB_STEMS = ["drums", "bass", "other", "vocals"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("STEMFORGE_CACHE_DIR", str(tmp_path_factory.mktemp("sfcache")))
+
+
+def tone(freq: float, seconds: float, sr: int = 44100, channels: int = 2, amp: float = 0.3,
+         seed: int = 0, noise: float = 0.01) -> np.ndarray:
+    """A (channels, frames) float32 sine plus a little noise (deterministic)."""
+    n = int(round(seconds * sr))
+    t = np.arange(n) / sr
+    rng = np.random.default_rng(seed)
+    x = amp * np.sin(2 * np.pi * freq * t)[None, :] + noise * rng.standard_normal((channels, n))
+    return x.astype(np.float32)
+
+
+def write_wav(path: Path, audio: np.ndarray, sr: int = 44100, subtype: str = "FLOAT") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), audio.T, sr, subtype=subtype)
+    return path
+
+
+def make_musdb18hq(root: Path, tracks: dict[str, str] | None = None, seconds: float = 2.0,
+                   sr: int = 44100, with_mixture: bool = True, seed: int = 0) -> Path:
+    """A MUSDB18-HQ tree. ``tracks`` maps track name -> folder (train/test)."""
+    tracks = tracks or {"A - One": "train", "B - Two": "test"}
+    for i, (name, folder) in enumerate(sorted(tracks.items())):
+        stems = {s: tone(110 * (j + 1) * (i + 1), seconds, sr, seed=seed + 10 * i + j)
+                 for j, s in enumerate(MUSDB_STEMS)}
+        for s, a in stems.items():
+            write_wav(root / folder / name / f"{s}.wav", a, sr)
+        if with_mixture:
+            write_wav(root / folder / name / "mixture.wav", sum(stems.values()), sr)
+    return root
+
+
+def write_stem_mp4(path: Path, streams: list[np.ndarray], sr: int = 44100) -> Path:
+    """Encode (channels, frames) arrays as AAC streams of one MP4 (like MUSDB18 stem.mp4)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="mp4") as c:
+        outs = []
+        for a in streams:
+            s = c.add_stream("aac", rate=sr)
+            s.layout = "stereo" if a.shape[0] == 2 else "mono"
+            outs.append(s)
+        for s, a in zip(outs, streams):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(a, np.float32),
+                                               format="fltp", layout=s.layout.name)
+            frame.sample_rate = sr
+            frame.pts = 0
+            for pkt in s.encode(frame):
+                c.mux(pkt)
+            for pkt in s.encode(None):
+                c.mux(pkt)
+    return path
+
+
+@pytest.fixture
+def musdb_excerpt(tmp_path) -> Path:
+    """A musdb18 root holding the real 6 s excerpt bundled with stempeg (test split)."""
+    import stempeg
+
+    src = Path(stempeg.example_stem_path())
+    dst = tmp_path / "musdb18" / "test" / src.name
+    dst.parent.mkdir(parents=True)
+    shutil.copyfile(src, dst)
+    return tmp_path / "musdb18"
+
+
+@pytest.fixture
+def hq_root(tmp_path) -> Path:
+    return make_musdb18hq(tmp_path / "hq")
+
+
+def cache_files(folder: Path) -> list[str]:
+    """Every file under ``folder`` (for 'nothing partial was written' checks)."""
+    if not Path(folder).exists():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
+
+
+__all__ = ["tone", "write_wav", "make_musdb18hq", "write_stem_mp4", "cache_files",
+           "MUSDB_STEMS"]
+os.environ.setdefault("MPLBACKEND", "Agg")

@@ -1,0 +1,107 @@
+"""CLI: index, info, prepare, demo; bad input gives exit 2 and a one-line message."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import cache_files, make_musdb18hq, tone, write_wav
+from stemforge.cli import main
+
+
+def run_cli(*args):
+    return main([str(a) for a in args])
+
+
+def test_index_info_prepare(hq_root, tmp_path, capsys):
+    cache = tmp_path / "c"
+    assert run_cli("index", hq_root, "--cache", cache, "--no-progress") == 0
+    out = capsys.readouterr().out
+    assert "indexed 2 tracks (test: 1, train: 1) with layout 'musdb18hq'" in out
+    assert run_cli("info", hq_root, "--cache", cache, "--tracks") == 0
+    out = capsys.readouterr().out
+    assert "split train: 1 tracks" in out and "vocals" in out
+    assert "real mixture vs stem sum residual" in out
+    assert run_cli("prepare", hq_root, "--cache", cache, "--no-progress") == 0
+    out = capsys.readouterr().out
+    assert "10 stems decoded" in out
+    assert len(list((cache / "audio").glob("*.npy"))) == 10
+    # info on the index file itself
+    assert run_cli("info", cache / "index.jsonl") == 0
+
+
+def test_user_group(hq_root, tmp_path, capsys):
+    assert run_cli("index", hq_root, "--cache", tmp_path / "c", "--group", "rhythm=drums,bass") == 0
+    assert "rhythm = drums + bass" in capsys.readouterr().out
+    assert run_cli("index", hq_root, "--cache", tmp_path / "c2", "--group", "x=piano") == 2
+    assert "group 'x': stems ['piano'] are not in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "layout", "corrupt"])
+def test_bad_input_exit_2_one_line(tmp_path, capsys, kind):
+    cache = tmp_path / "cache"
+    root = tmp_path / "root"
+    extra = []
+    if kind == "empty":
+        root.mkdir()
+    elif kind == "layout":
+        make_musdb18hq(root, seconds=0.5)
+        extra = ["--layout", "dsd1000"]
+    elif kind == "corrupt":
+        make_musdb18hq(root, seconds=0.5)
+        (root / "train" / "A - One" / "vocals.wav").write_bytes(b"garbage" * 100)
+    code = run_cli("index", root, "--cache", cache, *extra)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("stemforge index: error: ") == 1
+    err = err.strip().splitlines()[-1]
+    assert err.startswith("stemforge index: error: ")
+    expect = {"missing": "does not exist", "empty": "is empty", "layout": "unknown layout 'dsd1000'",
+              "corrupt": "vocals.wav: not a readable audio file"}[kind]
+    assert expect in err
+    assert cache_files(cache) == []
+
+
+def test_unreadable_file_as_unprivileged_user(tmp_path):
+    """A stem the user may not read: permission denied, named, exit 2, no index written."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the command as another user")
+    base = Path(tempfile.mkdtemp(prefix="sf-perm-"))
+    os.chmod(base, 0o777)
+    root = make_musdb18hq(base / "root", seconds=0.5)
+    for p in [base / "root", *(base / "root").rglob("*")]:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    locked = root / "train" / "A - One" / "bass.wav"
+    os.chmod(locked, 0o000)
+    cache = base / "cache"
+    # everything the command imports is loaded before dropping privileges (the interpreter's
+    # own files may not be readable by 'nobody')
+    import scipy.signal, soundfile, av, tqdm, stemforge.indexing, stemforge.commands.index  # noqa
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: become 'nobody' and run the real CLI in-process
+        try:
+            os.close(err_r)
+            sys.stderr = os.fdopen(err_w, "w")
+            os.setgid(65534)
+            os.setuid(65534)
+            code = main(["index", str(root), "--cache", str(cache), "--workers", "1"])
+            sys.stderr.flush()
+        except BaseException:
+            code = 99
+        os._exit(code)
+    os.close(err_w)
+    err = os.fdopen(err_r).read()
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 2, err
+    assert "bass.wav: file is not readable (permission denied)" in err
+    assert not cache.exists()
+
+
+def test_demo(tmp_path, capsys):
+    assert run_cli("demo", "--out", tmp_path / "demo") == 0
+    out = capsys.readouterr().out
+    assert "The Easton Ellises" in out or "1 tracks" in out
