@@ -1,0 +1,322 @@
+"""Recipes: what mixtures to draw, validated on load with field-level messages.
+
+YAML form (every field optional except ``targets``; see recipes/ for examples)::
+
+    name: musdb-vocals
+    duration: 5.0                 # seconds per mixture
+    sample_rate: 44100
+    channels: 2
+    resample: false               # allow index tracks at another sample rate (soxr)
+    split: train                  # index split(s) to draw from (default: all)
+    targets: [vocals, accompaniment]          # stems or group names; output order
+    groups: {accompaniment: [drums, bass, other]}   # extra groups (index groups also usable)
+    modes: {coherent: 0.5, incoherent: 0.5}
+    ref_db: [uniform, -30, -10]               # Scaper's reference loudness (LUFS)
+    stems:                                    # per-stem parameters
+      default: {snr: [uniform, -5, 5]}        #   applies to every stem
+      vocals: {boost: 3}                      #   a stem or a group name (applies to members)
+    clipping: fix_clipping        # fix_clipping | peak_normalize | none
+    silence: {min_active: 0.25, threshold_db: -60, max_retries: 20, on_exhausted: keep}
+    augment: [...]                # see stemforge.augment.chain
+
+Per-stem parameters: ``track`` ([choose, []] = any track holding the stem), ``start`` (fraction
+of the valid start range, [uniform, 0, 1] by default), exactly one of ``snr`` (LUFS relative to
+``ref_db``, Scaper semantics) or ``gain_db`` (dB relative to the source; the default is ``gain_db: 0``, the original levels), ``boost`` (dB added
+on top, e.g. a target boost), ``drop`` (probability of silencing a stem that is a member of a
+group target, never a stand-alone target).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ..augment.chain import Chain, parse_chain
+from ..errors import RecipeError
+from . import distributions as D
+from .distributions import Distribution
+
+TOP_FIELDS = ("name", "duration", "sample_rate", "channels", "resample", "split", "targets",
+              "groups", "modes", "ref_db", "stems", "clipping", "silence", "augment", "sources")
+STEM_FIELDS = ("track", "start", "snr", "gain_db", "boost", "drop")
+CLIPPING = ("fix_clipping", "peak_normalize", "none")
+MODES = ("coherent", "incoherent")
+SILENCE_FIELDS = ("min_active", "threshold_db", "max_retries", "on_exhausted")
+
+
+@dataclass(frozen=True)
+class StemParams:
+    """Distributions for one stem. ``level`` is ``("snr", dist)`` or ``("gain_db", dist)``."""
+
+    track: Distribution
+    start: Distribution
+    level: tuple[str, Distribution]
+    boost: Distribution
+    drop: float
+
+
+@dataclass(frozen=True)
+class Silence:
+    min_active: float = 0.0
+    threshold_db: float = -60.0
+    max_retries: int = 20
+    on_exhausted: str = "keep"  # keep (recorded in spec.warnings) | error
+
+
+@dataclass
+class Recipe:
+    """A validated recipe. Build with :meth:`load` (YAML path), :meth:`from_dict` or
+    :meth:`from_yaml`; ``raw`` keeps the normalised input for hashing and round trips."""
+
+    targets: list[str]
+    sources: list[str]
+    groups: dict[str, list[str]]
+    duration: float
+    sample_rate: int
+    channels: int
+    resample: bool
+    split: list[str] | None
+    modes: dict[str, float]
+    ref_db: Distribution
+    stems: dict[str, StemParams]
+    clipping: str
+    silence: Silence
+    augment: Chain
+    name: str = "recipe"
+    raw: dict = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | Path) -> "Recipe":
+        p = Path(path)
+        if not p.is_file():
+            raise RecipeError("<file>", f"{p}: recipe file not found")
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise RecipeError("<file>", f"{p}: not valid YAML ({e})") from e
+        r = cls.from_dict(data)
+        if r.name == "recipe" and "name" not in (data or {}):
+            r.name = p.stem
+        return r
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "Recipe":
+        return cls.from_dict(yaml.safe_load(text))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Recipe":
+        """Validate ``data``; every problem raises RecipeError naming the field."""
+        if not isinstance(data, Mapping):
+            raise RecipeError("<root>", f"a recipe is a mapping of fields, got {type(data).__name__}")
+        raw = copy.deepcopy(dict(data))
+        for k in raw:
+            if k not in TOP_FIELDS:
+                raise RecipeError(k, f"unknown field; known fields: {', '.join(TOP_FIELDS)}")
+        name = _typed(raw.get("name", "recipe"), str, "name")
+        duration = _number(raw.get("duration", 5.0), "duration", low=0, strict=True)
+        sample_rate = _int(raw.get("sample_rate", 44100), "sample_rate", low=1000)
+        channels = _int(raw.get("channels", 2), "channels", low=1, high=8)
+        resample = _typed(raw.get("resample", False), bool, "resample")
+        split = raw.get("split")
+        if split is not None:
+            split = [split] if isinstance(split, str) else split
+            if not isinstance(split, list) or not all(isinstance(s, str) for s in split):
+                raise RecipeError("split", f"expected a split name or list of names, got {split!r}")
+
+        groups = raw.get("groups") or {}
+        if not isinstance(groups, Mapping):
+            raise RecipeError("groups", f"expected a mapping group -> [stems], got {groups!r}")
+        for g, members in groups.items():
+            if not isinstance(members, list) or not members or \
+                    not all(isinstance(m, str) for m in members):
+                raise RecipeError(f"groups.{g}", f"expected a non-empty list of stem names, got {members!r}")
+        groups = {str(g): list(m) for g, m in groups.items()}
+
+        targets = raw.get("targets")
+        if targets is None:
+            raise RecipeError("targets", "missing; list the stems or groups to output, "
+                              "e.g. [vocals, accompaniment]")
+        if isinstance(targets, str):
+            targets = [targets]
+        if not isinstance(targets, list) or not targets or \
+                not all(isinstance(t, str) and t for t in targets):
+            raise RecipeError("targets", f"expected a non-empty list of names, got {targets!r}")
+        if len(set(targets)) != len(targets):
+            raise RecipeError("targets", f"duplicate names in {targets}")
+
+        sources = _sources(targets, groups, raw.get("sources"))
+
+        modes = raw.get("modes", {"coherent": 1.0})
+        if isinstance(modes, str):
+            modes = {modes: 1.0}
+        if not isinstance(modes, Mapping) or not modes:
+            raise RecipeError("modes", f"expected e.g. {{coherent: 0.5, incoherent: 0.5}}, got {modes!r}")
+        for m, p in modes.items():
+            if m not in MODES:
+                raise RecipeError(f"modes.{m}", f"unknown mode; expected one of {', '.join(MODES)}")
+            _number(p, f"modes.{m}", low=0, high=1)
+        if abs(sum(modes.values()) - 1) > 1e-6:
+            raise RecipeError("modes", f"probabilities must sum to 1, got {sum(modes.values()):g}")
+        modes = {m: float(modes[m]) for m in MODES if m in modes}
+
+        ref_db = D.parse(raw.get("ref_db", -20.0), "ref_db", low=-70, high=0)
+        stems = _stem_params(raw.get("stems") or {}, sources, groups, targets)
+        clipping = raw.get("clipping", "fix_clipping")
+        if clipping not in CLIPPING:
+            raise RecipeError("clipping", f"expected one of {', '.join(CLIPPING)}, got {clipping!r}")
+        silence = _silence(raw.get("silence") or {})
+        chain = parse_chain(raw.get("augment"), "augment", channels=channels,
+                            sample_rate=sample_rate)
+        chain = chain.resolve(sources, groups, "augment")
+        _check_gain_steps(chain, stems)
+        return cls(targets=list(targets), sources=sources, groups=groups, duration=duration,
+                   sample_rate=sample_rate, channels=channels, resample=resample, split=split,
+                   modes=modes, ref_db=ref_db, stems=stems, clipping=clipping, silence=silence,
+                   augment=chain, name=name, raw=raw)
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def frames(self) -> int:
+        """Output length in frames."""
+        return int(round(self.duration * self.sample_rate))
+
+    def members(self, target: str) -> list[str]:
+        return list(self.groups.get(target, [target]))
+
+    def target_of(self, stem: str) -> str:
+        for t in self.targets:
+            if stem in self.members(t):
+                return t
+        raise AssertionError(stem)  # from_dict guarantees every source is in a target
+
+    def to_dict(self) -> dict:
+        return copy.deepcopy(self.raw)
+
+    def hash(self) -> str:
+        """sha256 of the canonical JSON of the recipe as written (first 16 hex digits)."""
+        text = json.dumps(self.raw, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------- helpers
+def _typed(v, t, f):
+    if not isinstance(v, t) or (t is not bool and isinstance(v, bool)):
+        raise RecipeError(f, f"expected {t.__name__}, got {v!r}")
+    return v
+
+
+def _number(v, f, low=None, high=None, strict=False) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise RecipeError(f, f"expected a number, got {v!r}")
+    v = float(v)
+    if low is not None and (v < low or (strict and v <= low)):
+        raise RecipeError(f, f"must be {'>' if strict else '>='} {low:g}, got {v:g}")
+    if high is not None and v > high:
+        raise RecipeError(f, f"must be <= {high:g}, got {v:g}")
+    return v
+
+
+def _int(v, f, low=None, high=None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise RecipeError(f, f"expected an integer, got {v!r}")
+    _number(v, f, low, high)
+    return int(v)
+
+
+def _sources(targets, groups, given) -> list[str]:
+    derived = []
+    for t in targets:
+        for m in groups.get(t, [t]):
+            if m in derived:
+                raise RecipeError("targets", f"stem {m!r} belongs to more than one target")
+            derived.append(m)
+    if given is None:
+        return derived
+    if not isinstance(given, list) or not all(isinstance(s, str) for s in given):
+        raise RecipeError("sources", f"expected a list of stem names, got {given!r}")
+    orphans = [s for s in given if s not in derived]
+    if orphans:
+        raise RecipeError("sources", f"stem(s) {orphans} are in no target; every source must "
+                          "belong to exactly one target (add a group such as accompaniment) so "
+                          "that the mixture equals the sum of the targets")
+    return [s for s in derived if s in given]
+
+
+def _stem_params(raw, sources, groups, targets) -> dict[str, StemParams]:
+    if not isinstance(raw, Mapping):
+        raise RecipeError("stems", f"expected a mapping stem -> parameters, got {raw!r}")
+    for name, params in raw.items():
+        if name != "default" and name not in sources and name not in groups:
+            raise RecipeError(f"stems.{name}", f"unknown stem or group; recipe sources are "
+                              f"{', '.join(sources)}")
+        if not isinstance(params, Mapping):
+            raise RecipeError(f"stems.{name}", f"expected a mapping of parameters, got {params!r}")
+        for k in params:
+            if k not in STEM_FIELDS:
+                raise RecipeError(f"stems.{name}.{k}", f"unknown parameter; known: {', '.join(STEM_FIELDS)}")
+        if "snr" in params and "gain_db" in params:
+            raise RecipeError(f"stems.{name}", "give either snr or gain_db, not both")
+    out = {}
+    for s in sources:
+        layers = [("default", raw.get("default", {}))]
+        layers += [(g, raw[g]) for g, m in groups.items() if s in m and g in raw]
+        layers += [(s, raw[s])] if s in raw else []
+        merged, where = {}, {}
+        for lname, params in layers:
+            if "snr" in params or "gain_db" in params:  # a level given later replaces both
+                merged.pop("snr", None)
+                merged.pop("gain_db", None)
+            for k, v in params.items():
+                merged[k], where[k] = v, f"stems.{lname}.{k}"
+        level_key = "snr" if "snr" in merged else "gain_db"  # default: original levels
+        level = D.parse(merged.get(level_key, 0.0), where.get(level_key, f"stems.default.{level_key}"),
+                        low=-100, high=100)
+        drop = _number(merged.get("drop", 0.0), where.get("drop", "stems.default.drop"), 0, 1)
+        if drop > 0 and s in targets:
+            raise RecipeError(where["drop"], f"stem {s!r} is itself a target and cannot be "
+                              "dropped; only members of group targets can")
+        out[s] = StemParams(
+            track=D.parse(merged.get("track", ["choose", []]), where.get("track", "stems.default.track"),
+                          numeric=False),
+            start=D.parse(merged.get("start", ["uniform", 0, 1]), where.get("start", "stems.default.start"),
+                          low=0, high=1),
+            level=(level_key, level),
+            boost=D.parse(merged.get("boost", 0.0), where.get("boost", "stems.default.boost"),
+                          low=-60, high=60),
+            drop=drop,
+        )
+    return out
+
+
+def _silence(raw) -> Silence:
+    if not isinstance(raw, Mapping):
+        raise RecipeError("silence", f"expected a mapping, got {raw!r}")
+    for k in raw:
+        if k not in SILENCE_FIELDS:
+            raise RecipeError(f"silence.{k}", f"unknown field; known: {', '.join(SILENCE_FIELDS)}")
+    on = raw.get("on_exhausted", "keep")
+    if on not in ("keep", "error"):
+        raise RecipeError("silence.on_exhausted", f"expected keep or error, got {on!r}")
+    return Silence(
+        min_active=_number(raw.get("min_active", 0.0), "silence.min_active", 0, 1),
+        threshold_db=_number(raw.get("threshold_db", -60.0), "silence.threshold_db", -120, 0),
+        max_retries=_int(raw.get("max_retries", 20), "silence.max_retries", 0, 10000),
+        on_exhausted=on,
+    )
+
+
+def _check_gain_steps(chain: Chain, stems: dict[str, StemParams]) -> None:
+    """A gain step before loudness normalisation would be undone by it: refuse, don't ignore."""
+    for e in chain.entries:
+        if e.step.name != "gain":
+            continue
+        hit = [s for s in stems if e.targets(s, {}) and stems[s].level[0] == "snr"]
+        if hit:
+            raise RecipeError(f"{e.key}.step", f"a gain step on {hit} has no effect: those stems "
+                              "are loudness-normalised (snr); use gain_db for them or vary snr")

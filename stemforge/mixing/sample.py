@@ -1,0 +1,234 @@
+"""Sampling: (recipe, index, seed, epoch, item) -> MixSpec. A pure function.
+
+Randomness: one ``numpy.random.Generator`` per item, built from
+``SeedSequence([seed, epoch, item])``; nothing else is random and no global RNG is touched, so
+items are identical whatever order, process or machine draws them.
+
+Draw order for one item (fixed, documented so specs can be audited):
+1. mode (coherent/incoherent by the recipe's probabilities), then ``ref_db``;
+2. for each source stem in recipe order: its augmentation steps (``Chain.draw``; shared steps
+   once per mixture in coherent mode), level (snr or gain_db), boost, and drop (one uniform draw
+   when the stem's drop probability is > 0);
+3. placement: coherent — one track (from the first source's ``track`` distribution among tracks
+   holding every source and long enough) and one start (the first source's ``start`` fraction of
+   the valid range) for all stems; incoherent — per stem, a track holding it and a start;
+4. silence policy: a target whose most active (non-dropped) member is active less than
+   ``min_active`` of the excerpt triggers a re-draw of step 3 (coherent: everything; incoherent:
+   that target's members), at most ``max_retries`` times; then ``on_exhausted`` decides
+   (``keep``: the last draw is kept and a warning recorded in the spec; ``error``: SamplingError).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import __version__
+from ..audio import dsp, loudness as lufs
+from ..augment.chain import apply_steps, source_frames
+from ..errors import RecipeError, SamplingError
+from .recipe import Recipe
+from .spec import MixSpec, SourceSpec
+
+LOUDNESS_FLOOR = -70.0  # Scaper floors measured loudness at -70 LUFS
+ENERGY_PRESERVING = {"polarity", "channel_swap"}  # K-weighted energy unchanged by these steps
+RESAMPLE_PAD = 16
+
+
+def item_rng(seed: int, epoch: int, item: int) -> np.random.Generator:
+    """The generator for one item: ``default_rng(SeedSequence([seed, epoch, item]))``."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(item)]))
+
+
+class Sampler:
+    """Pre-computed candidate lists for one (recipe, index); ``draw(seed, epoch, item)``."""
+
+    def __init__(self, recipe: Recipe, index):
+        self.recipe = recipe
+        self.index = index.subset(recipe.split) if recipe.split else index
+        idx = self.index
+        if len(idx) == 0:
+            raise RecipeError("split", f"no tracks in the index of {index.root} for split {recipe.split}")
+        have = set(idx.stem_names)
+        for s in recipe.sources:
+            if s not in have:
+                where = "targets" if s in recipe.targets else f"groups ({recipe.target_of(s)})"
+                raise RecipeError(where, f"stem {s!r} is not in the index of {index.root} "
+                                  f"(it has {', '.join(sorted(have))})")
+        for t in idx.tracks:
+            if t.sample_rate != recipe.sample_rate and not recipe.resample:
+                raise RecipeError("sample_rate", f"{recipe.sample_rate} Hz but track '{t.id}' is "
+                                  f"{t.sample_rate} Hz; set resample: true to convert")
+            if t.channels not in (1, recipe.channels) and recipe.channels != 1:
+                raise RecipeError("channels", f"{recipe.channels} channels cannot be made from "
+                                  f"track '{t.id}' with {t.channels} channels")
+        self.by_stem = {s: [t for t in idx.tracks if s in t.stems] for s in recipe.sources}
+        self.coherent = [t for t in idx.tracks if all(s in t.stems for s in recipe.sources)]
+        if recipe.modes.get("coherent", 0) > 0 and not self.coherent:
+            raise RecipeError("modes.coherent", "no track holds every source stem "
+                              f"({', '.join(recipe.sources)}); use incoherent mixing")
+        n = recipe.frames
+        longest = max(t.frames * recipe.sample_rate / t.sample_rate for t in idx.tracks)
+        if n > longest:
+            raise RecipeError("duration", f"{recipe.duration:g} s is longer than every track "
+                              f"(longest {longest / recipe.sample_rate:.2f} s)")
+        self.hash = recipe.hash()
+
+    # ------------------------------------------------------------------ helpers
+    def _src_frames(self, track, n_out: int) -> int:
+        """Track-rate frames to read so that ``n_out`` frames exist at the recipe rate."""
+        sr_t, sr = track.sample_rate, self.recipe.sample_rate
+        if sr_t == sr:
+            return n_out
+        return int(math.ceil(n_out * sr_t / sr)) + RESAMPLE_PAD
+
+    def _place(self, rng, dist_track, dist_start, cands, need, what):
+        ok = [t for t in cands if self._src_frames(t, need) <= t.frames]
+        if not ok:
+            return None
+        ids = [t.id for t in ok]
+        tid = dist_track.sample(rng, ids)
+        if tid not in ids:
+            raise RecipeError(dist_track.field, f"track {tid!r} is not a candidate for {what} "
+                              "(not in the index/split, lacks the stem, or too short)")
+        track = self.index.track(tid)
+        span = track.frames - self._src_frames(track, need)
+        start = int(round(float(dist_start.sample(rng)) * span))
+        return track, start
+
+    # ------------------------------------------------------------------ draw
+    def draw(self, seed: int, epoch: int, item: int, keep_audio: bool = False):
+        """Draw one MixSpec. Returns ``(spec, processed)`` where ``processed`` maps stem ->
+        pre-gain audio computed while measuring loudness (reused by render when given)."""
+        r, idx = self.recipe, self.index
+        rng = item_rng(seed, epoch, item)
+        modes = list(r.modes)
+        mode = modes[int(rng.choice(len(modes), p=np.asarray([r.modes[m] for m in modes])))] \
+            if len(modes) > 1 else modes[0]
+        ref_db = float(r.ref_db.sample(rng))
+        ctx = {"sample_rate": r.sample_rate, "channels": r.channels, "mode": mode, "shared": {}}
+        n = r.frames
+        per = {}
+        for s in r.sources:
+            p = r.stems[s]
+            steps = r.augment.draw(rng, s, ctx)
+            level = float(p.level[1].sample(rng))
+            boost = float(p.boost.sample(rng))
+            dropped = bool(rng.random() < p.drop) if p.drop > 0 else False
+            per[s] = dict(steps=steps, level=level, boost=boost, dropped=dropped,
+                          need=source_frames(steps, n))
+
+        placement: dict[str, tuple] = {}
+        attempts, warnings = 0, []
+        pending = list(r.sources)
+        while True:
+            attempts += 1
+            if mode == "coherent":
+                first = r.stems[r.sources[0]]
+                need = max(per[s]["need"] for s in r.sources)
+                got = self._place(rng, first.track, first.start, self.coherent, need, "all sources")
+                if got is None:
+                    raise SamplingError(f"item {item}: no track is long enough for "
+                                        f"{need / r.sample_rate:.2f} s of every source")
+                placement = {s: got for s in r.sources}
+            else:
+                for s in pending:
+                    p = r.stems[s]
+                    got = self._place(rng, p.track, p.start, self.by_stem[s], per[s]["need"], s)
+                    if got is None:
+                        raise SamplingError(f"item {item}: no track holding {s!r} is long enough "
+                                            f"for {per[s]['need'] / r.sample_rate:.2f} s")
+                    placement[s] = got
+            failing = self._silent_targets(per, placement)
+            if not failing:
+                break
+            if attempts > r.silence.max_retries:
+                msg = (f"silence policy: target(s) {failing} below min_active "
+                       f"{r.silence.min_active:g} after {attempts} draws")
+                if r.silence.on_exhausted == "error":
+                    raise SamplingError(f"item {item}: {msg}")
+                warnings.append(msg)
+                break
+            pending = [s for t in failing for s in r.members(t) if s in r.sources]
+
+        processed = {}
+        sources = []
+        for s in r.sources:
+            track, start = placement[s]
+            d = per[s]
+            nsrc = self._src_frames(track, d["need"])
+            spec_s = SourceSpec(stem=s, target=r.target_of(s), track=track.id, start=start,
+                                source_frames=nsrc, gain_db=0.0, gain=1.0, level=r.stems[s].level[0],
+                                boost=d["boost"], dropped=d["dropped"],
+                                track_sample_rate=track.sample_rate, steps=d["steps"],
+                                active_fraction=d.get("active"))
+            if spec_s.level == "snr":
+                L, audio = self._loudness(spec_s, track, keep_audio)
+                if audio is not None:
+                    processed[s] = audio
+                spec_s.loudness = L
+                spec_s.snr = d["level"]
+                spec_s.gain_db = ref_db + d["level"] + d["boost"] - max(L, LOUDNESS_FLOOR)
+            else:
+                spec_s.gain_db = d["level"] + d["boost"]
+            spec_s.gain = float(10.0 ** (spec_s.gain_db / 20.0))
+            sources.append(spec_s)
+        spec = MixSpec(sample_rate=r.sample_rate, channels=r.channels, frames=n, mode=mode,
+                       targets=list(r.targets), sources=sources,
+                       ref_db=ref_db if any(x.level == "snr" for x in sources) else None,
+                       clipping=r.clipping, scale=None, seed=int(seed), epoch=int(epoch),
+                       item=int(item), recipe_name=r.name, recipe_hash=self.hash,
+                       version=__version__, attempts=attempts, warnings=warnings)
+        return spec, processed
+
+    def _silent_targets(self, per, placement) -> list[str]:
+        r = self.recipe
+        if r.silence.min_active <= 0:
+            return []
+        failing = []
+        for t in r.targets:
+            best = 0.0
+            for s in r.members(t):
+                if s not in per or per[s]["dropped"]:
+                    continue
+                track, start = placement[s]
+                nsrc = self._src_frames(track, per[s]["need"])
+                a = self.index.active_fraction(track.id, s, start, nsrc, r.silence.threshold_db)
+                per[s]["active"] = float(a)
+                best = max(best, a)
+            if best < r.silence.min_active and any(not per[s]["dropped"] for s in r.members(t)
+                                                   if s in per):
+                failing.append(t)
+        return failing
+
+    def _loudness(self, src: SourceSpec, track, keep_audio: bool):
+        """LUFS of the stem as it enters the gain: from index energies when nothing changes the
+        signal's K-weighted energy, else measured on the processed audio (as Scaper measures
+        after pitch/tempo)."""
+        r = self.recipe
+        fast = track.sample_rate == r.sample_rate and \
+            (track.channels == r.channels or track.channels == 1) and \
+            all(s["step"] in ENERGY_PRESERVING for s in src.steps)
+        if fast:
+            L = self.index.loudness(track.id, src.stem, src.start, src.source_frames)
+            if track.channels == 1 and r.channels > 1 and math.isfinite(L):
+                L += 10 * math.log10(r.channels)  # duplicated channels: powers add
+            return float(L), None
+        audio = process_stem(self.index, src, r.sample_rate, r.channels, r.frames)
+        return float(lufs.integrated_loudness(audio, r.sample_rate)), audio
+
+
+def process_stem(index, src: SourceSpec, sample_rate: int, channels: int, frames: int) -> np.ndarray:
+    """Read one source and bring it to the output format, pre-gain: float32 ``(channels, frames)``.
+
+    read ``source_frames`` at the track's rate → resample (soxr) → channel conversion →
+    augmentation steps (exactly ``frames`` out).
+    """
+    audio = index.read(src.track, src.stem, src.start, src.source_frames)
+    need = source_frames(src.steps, frames)
+    if src.track_sample_rate and src.track_sample_rate != sample_rate:
+        audio = dsp.resample(audio, src.track_sample_rate, sample_rate)[:, :need]
+    audio = dsp.to_channels(audio, channels)
+    if src.steps:
+        audio = apply_steps(audio, sample_rate, src.steps, frames)
+    return audio
