@@ -200,3 +200,27 @@ def test_apply_errors():
                     [{"step": "time_shift", "frames": 200, "max_frames": 100}], 1000)
     with pytest.raises(StepError, match="mode must be one of hq, fast, quick, got 'best'"):
         get("pitch_shift").apply(x, SR, {"semitones": 1.0, "mode": "best"}, 10)
+
+
+# ---------------------------------------------------------------------- property
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+CHEAP = [{"step": "gain"}, {"step": "polarity", "p": 0.5}, {"step": "channel_swap", "p": 0.5},
+         {"step": "reverse", "p": 0.5}, {"step": "time_shift", "seconds": ["uniform", 0, 0.05]},
+         {"step": "pitch_shift", "mode": "quick", "shared": False},
+         {"step": "time_stretch", "mode": "quick", "rate": ["uniform", 0.5, 2.0]}]
+
+
+@settings(max_examples=40, deadline=None)
+@given(picks=st.lists(st.integers(0, len(CHEAP) - 1), max_size=5),
+       seed=st.integers(0, 2**32 - 1), out=st.integers(1, 5000))
+def test_any_chain_draws_and_renders_deterministically(picks, seed, out):
+    chain = parse_chain([CHEAP[i] for i in picks], sample_rate=SR)
+    a = chain.draw(np.random.default_rng(seed), "v", ctx("incoherent"))
+    assert a == chain.draw(np.random.default_rng(seed), "v", ctx("incoherent"))
+    assert json.loads(json.dumps(a)) == a
+    n = source_frames(a, out)
+    x = np.random.default_rng(seed).standard_normal((2, n)).astype(np.float32)
+    y = apply_steps(x, SR, a, out)
+    assert y.shape == (2, out) and y.dtype == np.float32
+    assert y.tobytes() == apply_steps(x, SR, a, out).tobytes()
