@@ -41,6 +41,8 @@ def file_stamp(path: str) -> str:
 def source_key(ref: SourceRef) -> str:
     """Content key of one stem source: its files' stamps plus the stream index."""
     parts = [file_stamp(p) for p in ref.paths] + [f"stream={ref.stream}"]
+    if ref.channel is not None:
+        parts.append(f"channel={ref.channel}")
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:24]
 
 
@@ -80,6 +82,8 @@ def decode_source(ref: SourceRef, decoded_mp4: dict | None = None) -> tuple[np.n
             rates.append(io.info(p).sample_rate)
             continue
         rates.append(sr)
+    if ref.channel is not None:
+        arrays = [_channel(a, ref.channel, p) for p, a in zip(ref.paths, arrays)]
     if len(set(rates)) > 1:
         raise AudioError(f"{ref.path}: summed source files have different sample rates {rates}")
     if len(arrays) == 1:
@@ -92,6 +96,14 @@ def decode_source(ref: SourceRef, decoded_mp4: dict | None = None) -> tuple[np.n
             raise AudioError(f"{p}: {a.shape[0]} channels cannot be summed with {c}-channel files")
         total += a[:, :n]
     return total, rates[0]
+
+
+def _channel(audio: np.ndarray, channel: int, path: str) -> np.ndarray:
+    """One channel of ``(C, T)`` audio as ``(1, T)``; an error names the file if it lacks it."""
+    if not 0 <= channel < audio.shape[0]:
+        raise AudioError(f"{path}: has {audio.shape[0]} channel(s), channel {channel} expected "
+                         "(a channel-split stem needs a multi-channel file)")
+    return audio[channel:channel + 1]
 
 
 def analyse_audio(audio: np.ndarray, sr: int, energies_path: Path) -> tuple[float, float, float]:
@@ -160,7 +172,8 @@ def check_consistency(entry: TrackEntry, facts: dict[str, StemFacts]) -> list[st
     """Apply the track consistency policy; return notes (e.g. trimmed lengths)."""
     def src(name):
         ref = entry.mixture if name == "__mixture__" else entry.stems[name]
-        return Path(ref.path).name + (f"[stream {ref.stream}]" if ref.stream is not None else "")
+        return (Path(ref.path).name + (f"[stream {ref.stream}]" if ref.stream is not None else "")
+                + (f"[channel {ref.channel}]" if ref.channel is not None else ""))
 
     rates = {n: f.sample_rate for n, f in facts.items()}
     if len(set(rates.values())) > 1:

@@ -51,10 +51,12 @@ class Stem:
     peak: float
     label: str | None = None
     extra_paths: tuple[str, ...] = ()
+    channel: int | None = None
 
     @property
     def ref(self) -> SourceRef:
-        return SourceRef(self.path, self.stream, self.label, tuple(self.extra_paths))
+        return SourceRef(self.path, self.stream, self.label, tuple(self.extra_paths),
+                         self.channel)
 
 
 @dataclass
@@ -112,6 +114,7 @@ class Index:
         self._by_id = {t.id: t for t in self.tracks}
         self._energies: dict[str, np.ndarray] = {}
         self.cache = StemCache(self.cache_dir / "audio")
+        self.taxonomy: dict | None = None  # {"targets": mapping, "unclaimed": {label: n}}
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -131,14 +134,17 @@ class Index:
         groups: dict[str, list[str]] | None = None,
         workers: int | None = None,
         progress: bool = False,
+        taxonomy=None,
     ) -> "Index":
         """Scan ``root``, analyse new/changed files, write the index; return it.
 
-        Nothing is written unless the whole dataset indexes cleanly.
+        ``taxonomy`` (a :class:`~stemforge.taxonomy.Taxonomy`, mapping or YAML path) renames and
+        sums stems into targets. Nothing is written unless the whole dataset indexes cleanly.
         """
         from .indexing import build_index
 
-        return build_index(cls, Path(root), layout, cache_dir, groups, workers, progress)
+        return build_index(cls, Path(root), layout, cache_dir, groups, workers, progress,
+                           taxonomy)
 
     @classmethod
     def load(cls, index_file: str | os.PathLike, refresh: bool = True,
@@ -191,6 +197,7 @@ class Index:
         sub = Index(self.root, self.layout, self.cache_dir,
                     [t for t in self.tracks if t.split in want], self.groups)
         sub._energies = self._energies
+        sub.taxonomy = self.taxonomy
         sub.cache = self.cache
         return sub
 
@@ -246,9 +253,11 @@ class Index:
         cached = self.cache.get(s.key)
         if cached is not None:
             return np.array(cached[:, start:start + frames], dtype=np.float32)
-        if not s.extra_paths:
+        if not s.extra_paths and s.channel is None:
             return io.read(s.path, start, frames, s.stream)
         parts = [io.read(p, start, frames, s.stream) for p in s.ref.paths]
+        if s.channel is not None:
+            parts = [p[s.channel:s.channel + 1] for p in parts]
         c = max(p.shape[0] for p in parts)
         total = np.zeros((c, frames), np.float32)
         for p in parts:
@@ -299,7 +308,8 @@ class Index:
     # ------------------------------------------------------------------ serialisation
     def header(self) -> dict:
         return {"format": FORMAT, "version": __version__, "root": str(self.root.resolve()),
-                "layout": self.layout, "groups": self.groups, "tracks": len(self.tracks)}
+                "layout": self.layout, "groups": self.groups, "tracks": len(self.tracks),
+                **({"taxonomy": self.taxonomy} if self.taxonomy is not None else {})}
 
     def save(self) -> Path:
         """Write ``index.jsonl`` atomically (temp file + rename)."""

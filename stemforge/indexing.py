@@ -50,7 +50,7 @@ def _make_track(cls_track, cls_stem, entry: TrackEntry, result: dict):
                         stream=ref.stream, key=f.key, sample_rate=f.sample_rate,
                         channels=f.channels, frames=f.frames, loudness=f.loudness,
                         silent_fraction=f.silent_fraction, peak=f.peak, label=ref.label,
-                        extra_paths=tuple(ref.extra_paths))
+                        extra_paths=tuple(ref.extra_paths), channel=ref.channel)
 
     stems = {n: stem(n, r) for n, r in entry.stems.items()}
     mix = stem("__mixture__", entry.mixture) if entry.mixture is not None else None
@@ -59,12 +59,14 @@ def _make_track(cls_track, cls_stem, entry: TrackEntry, result: dict):
         id=entry.id, name=entry.name, split=entry.split, sample_rate=first.sample_rate,
         channels=first.channels, frames=min(f.frames for f in facts.values()), stems=stems,
         mixture=mix, residual_db=result["residual_db"], residual_key=result["residual_key"],
-        notes=result["notes"], meta=entry.meta,
+        notes=[*entry.notes, *result["notes"]], meta=entry.meta,
     )
 
 
-def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers, progress):
+def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers, progress,
+                taxonomy=None):
     from .index import Stem, Track, default_cache_dir
+    from .taxonomy import Taxonomy
 
     lay = layouts.get(layout) if layout else layouts.detect(root)
     if layout:
@@ -73,6 +75,12 @@ def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers,
     if not entries:
         raise IndexError_(f"{root}: no tracks found for layout '{lay.name}' "
                           f"(expected {lay.description})")
+    taxonomy = Taxonomy.coerce(taxonomy)
+    if taxonomy is not None:
+        entries, unclaimed = taxonomy.apply_all(entries)
+        if not entries:
+            raise IndexError_(f"{root}: the taxonomy claims no stem of any track (unclaimed "
+                              f"labels: {', '.join(unclaimed)})")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(root)
     index_file = cache_dir / "index.jsonl"
     header, old = _previous(index_file)
@@ -108,13 +116,16 @@ def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers,
             more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
             raise AudioError(errors[0] + more)
         tracks = [_make_track(Track, Stem, e, results[e.id]) for e, _ in jobs]
-        all_groups = {**lay.groups, **(header.get("groups", {}) if old else {}), **(groups or {})}
         stem_names = {s for t in tracks for s in t.stems}
+        lay_groups = {g: m for g, m in lay.groups.items() if set(m) <= stem_names}
+        all_groups = {**lay_groups, **(header.get("groups", {}) if old else {}), **(groups or {})}
         for g, members in (groups or {}).items():
             missing = [m for m in members if m not in stem_names]
             if missing:
                 raise IndexError_(f"group {g!r}: stems {missing} are not in {root}")
         index = cls(root, lay.name, cache_dir, tracks, all_groups)
+        if taxonomy is not None:
+            index.taxonomy = {"targets": taxonomy.to_mapping(), "unclaimed": unclaimed}
         index.save()
         return index
     except BaseException:
@@ -187,6 +198,9 @@ def load_index(cls, index_file: Path, refresh: bool, progress: bool):
         if not refresh:
             raise IndexError_(f"{index_file}: stale, {len(stale)} file(s) changed since indexing, "
                               f"e.g. {stale[0]}; re-run `stemforge index {root}`")
+        tax = header.get("taxonomy")
         return build_index(cls, root, header["layout"], index_file.parent,
-                           header.get("groups"), None, progress)
-    return cls(root, header["layout"], index_file.parent, tracks, header.get("groups", {}))
+                           header.get("groups"), None, progress, tax and tax["targets"])
+    index = cls(root, header["layout"], index_file.parent, tracks, header.get("groups", {}))
+    index.taxonomy = header.get("taxonomy")
+    return index

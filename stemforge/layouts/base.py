@@ -19,13 +19,15 @@ class SourceRef:
     """Where one stem's audio lives: a file, and for multi-stream MP4 the audio stream index.
 
     ``paths`` holds more than one file when several source files are summed into one stem
-    (MoisesDB); ``path`` is then the first of them.
+    (MoisesDB); ``path`` is then the first of them. ``channel`` selects one channel of the
+    file(s) as a mono stem (MIR-1K / iKala: left = accompaniment, right = vocals).
     """
 
     path: str
     stream: int | None = None
     label: str | None = None
     extra_paths: tuple[str, ...] = ()
+    channel: int | None = None
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -42,6 +44,7 @@ class TrackEntry:
     mixture: SourceRef | None = None
     folder: str = ""  # the track's id prefix, usually its split folder
     meta: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. stems the layout skipped, and why
 
     @property
     def id(self) -> str:
