@@ -3,7 +3,9 @@
 Audio arrays follow the project convention: ``(nsrc, channels, frames)`` stacks (or sequences of
 ``(channels, frames)`` arrays), float; computation is float64.
 """
+from . import aggregate, museval_json, oracles
 from .bsseval import BSSEvalScores, bss_eval_v4, frame_bounds, frame_count
+from .oracles import oracle
 from .sisdr import mdx_sdr, si_sdr
 from .validate import MetricsError, pad_or_trim
 
@@ -13,7 +15,11 @@ __all__ = [
     "bss_eval_v4",
     "frame_bounds",
     "frame_count",
+    "aggregate",
     "mdx_sdr",
+    "museval_json",
+    "oracle",
+    "oracles",
     "pad_or_trim",
     "si_sdr",
 ]

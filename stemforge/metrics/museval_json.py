@@ -1,0 +1,69 @@
+"""museval-compatible per-track JSON: ``{targets: [{name, frames: [{time, duration, metrics}]}]}``.
+
+Values are rounded to 5 decimals like museval's ``TrackStore``; ``inf`` is written as NaN (as
+museval does), NaN as the JSON literal ``NaN`` (museval / simplejson ``allow_nan``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .bsseval import BSSEvalScores
+from .validate import MetricsError
+
+METRICS = ("SDR", "SIR", "SAR", "ISR")
+VERSION = "0.4.1"  # the museval JSON schema version we write
+
+
+def _q(v: float) -> float:
+    v = float(v)
+    return math.nan if not math.isfinite(v) else round(v, 5)
+
+
+def track_dict(scores: Mapping[str, BSSEvalScores | Mapping[str, np.ndarray]], win_s: float, hop_s: float) -> dict:
+    """Build the JSON dict from ``{target: scores}``; scores hold per-frame SDR/SIR/SAR/ISR arrays."""
+    targets = []
+    for name, sc in scores.items():
+        vals = {m: np.asarray(sc.metric(m) if isinstance(sc, BSSEvalScores) else sc[m]) for m in METRICS}
+        n = len(vals["SDR"])
+        frames = [
+            {"time": i * hop_s, "duration": win_s, "metrics": {m: _q(vals[m][i]) for m in METRICS}}
+            for i in range(n)
+        ]
+        targets.append({"name": name, "frames": frames})
+    return {"targets": targets, "museval_version": VERSION}
+
+
+def save(path: str | os.PathLike, data: dict) -> Path:
+    """Write atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=str(path.parent))
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, allow_nan=True)
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | os.PathLike) -> dict:
+    """Read a museval-style track JSON (ours or museval's) and check its shape."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise MetricsError(f"{path}: not a readable museval JSON ({e})") from e
+    if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
+        raise MetricsError(f"{path}: expected an object with a 'targets' list (museval format)")
+    for t in data["targets"]:
+        if "name" not in t or not isinstance(t.get("frames"), list):
+            raise MetricsError(f"{path}: each target needs 'name' and a 'frames' list")
+        for f in t["frames"]:
+            if not all(m in f.get("metrics", {}) for m in METRICS):
+                raise MetricsError(f"{path}: target '{t['name']}' has a frame without {'/'.join(METRICS)}")
+    return data
