@@ -16,6 +16,8 @@ def add_dataset_args(p: argparse.ArgumentParser, positional: bool = True) -> Non
     p.add_argument("--group", action="append", default=[], metavar="NAME=STEM,STEM",
                    help="define a group of stems, e.g. accompaniment=drums,bass,other")
     p.add_argument("--workers", type=int, default=None, help="processes for analysis")
+    p.add_argument("--taxonomy", metavar="FILE.yaml", help="map instrument labels to targets "
+                   "(target: [labels] or '*'; see docs/datasets.md)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -40,4 +42,5 @@ def open_index(args, root: str | None = None):
     return Index.build(p, layout=getattr(args, "layout", None), cache_dir=getattr(args, "cache", None),
                        groups=parse_groups(getattr(args, "group", [])),
                        workers=getattr(args, "workers", None),
-                       progress=not getattr(args, "no_progress", False))
+                       progress=not getattr(args, "no_progress", False),
+                       taxonomy=getattr(args, "taxonomy", None))

@@ -43,10 +43,25 @@ def summary(index) -> str:
         res.sort()
         lines.append(f"real mixture vs stem sum residual: median {res[len(res) // 2]:.1f} dB "
                      f"(min {res[0]:.1f}, max {res[-1]:.1f}) relative to the mixture")
+    lines += label_lines(index)
     notes = [(t.id, n) for t in index.tracks for n in t.notes]
     for tid, n in notes:
         lines.append(f"note: {tid}: {n}")
     return "\n".join(lines)
+
+
+def label_lines(index) -> list[str]:
+    """Taxonomy targets and the labels no target claims; without a taxonomy, the labels seen."""
+    tax = getattr(index, "taxonomy", None)
+    if tax:
+        out = ["taxonomy: " + "; ".join(f"{t} = {v if v == '*' else ', '.join(v)}"
+                                        for t, v in tax["targets"].items())]
+        un = tax.get("unclaimed") or {}
+        out.append("unclaimed labels (dropped): " + (", ".join(
+            f"{lb} ({n} tracks)" for lb, n in un.items()) if un else "none"))
+        return out
+    labels = sorted({s.label for t in index.tracks for s in t.stems.values() if s.label})
+    return ["instrument labels (map them with --taxonomy): " + ", ".join(labels)] if labels else []
 
 
 def run(args) -> int:
