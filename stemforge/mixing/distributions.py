@@ -16,7 +16,8 @@ predicate holds, at most ``max_tries`` times, then raises :class:`SamplingError`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dfield
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -33,7 +34,10 @@ class Distribution:
 
     kind: str
     args: tuple = ()
-    field: str = field(default="", compare=False)
+    field: str = dfield(default="", compare=False)
+    #: (low, high) limits of the field; ``normal`` draws outside them are re-drawn (bounded)
+    limits: tuple = dfield(default=(None, None), compare=False)
+    max_tries: int = dfield(default=100, compare=False)
 
     # ------------------------------------------------------------------ drawing
     def sample(self, rng: np.random.Generator, choices: Sequence[Any] | None = None) -> Any:
@@ -56,7 +60,15 @@ class Distribution:
         if k == "uniform":
             return float(rng.uniform(a[0], a[1]))
         if k == "normal":
-            return float(rng.normal(a[0], a[1]))
+            lo, hi = self.limits
+            for _ in range(self.max_tries):
+                v = float(rng.normal(a[0], a[1]))
+                if (lo is None or v >= lo) and (hi is None or v <= hi):
+                    return v
+            raise SamplingError(
+                f"recipe field '{self.field}': {self.describe()} drew no value within "
+                f"[{lo}, {hi}] in {self.max_tries} tries"
+            )
         if k == "truncnorm":
             mu, sd, lo, hi = a
             if sd == 0:
@@ -99,7 +111,10 @@ class Distribution:
         if k == "uniform":
             return (float(a[0]), float(a[1]))
         if k == "normal":
-            return (-math.inf, math.inf) if a[1] > 0 else (float(a[0]), float(a[0]))
+            if a[1] == 0:
+                return (float(a[0]), float(a[0]))
+            lo, hi = self.limits
+            return (-math.inf if lo is None else lo, math.inf if hi is None else hi)
         if k == "truncnorm":
             return (float(a[2]), float(a[3]))
         vals = list(a[0])
@@ -197,13 +212,8 @@ def parse(
         mu, sd = nums
         if sd < 0:
             raise RecipeError(field_, f"normal standard deviation must be >= 0, got {sd:g}")
-        if (low is not None or high is not None) and sd > 0:
-            raise RecipeError(
-                field_,
-                "normal is unbounded but this field has limits; use truncnorm with explicit bounds",
-            )
-        check(mu)
-        return Distribution(kind, (mu, sd), field_)
+        check(mu)  # the mean must be valid; draws outside the limits are re-drawn (bounded)
+        return Distribution(kind, (mu, sd), field_, limits=(low, high))
     mu, sd, lo, hi = nums
     if sd < 0:
         raise RecipeError(field_, f"truncnorm standard deviation must be >= 0, got {sd:g}")

@@ -33,39 +33,46 @@ class Rendered:
 def render(spec: MixSpec, index, processed: dict | None = None,
            keep_sources: bool = False) -> Rendered:
     C, T = spec.channels, spec.frames
-    targets = {t: np.zeros((C, T), np.float32) for t in spec.targets}
+    targets: dict[str, np.ndarray | None] = {t: None for t in spec.targets}
     kept = {} if keep_sources else None
     cache = getattr(index, "cache", None)
+    scratch = None
     for src in spec.sources:
         if src.dropped:
             if kept is not None:
                 kept[src.stem] = np.zeros((C, T), np.float32)
             continue
         g = np.float32(src.gain)
-        out = targets[src.target]
         audio = None if processed is None else processed.get(src.stem)
         if audio is None and not src.steps and src.track_sample_rate in (0, spec.sample_rate):
-            # fast path: slice the memmap (or a partial read) straight into the target
+            # fast path: slice the prepared memmap, no copy before the gain
             t = index.track(src.track)
             s = t.stems[src.stem]
             mm = cache.get(s.key) if cache is not None else None
             if mm is not None and s.channels == C:
-                piece = mm[:, src.start:src.start + T]
-                if kept is not None:
-                    kept[src.stem] = piece * g
-                    out += kept[src.stem]
-                else:
-                    out += piece * g
-                continue
+                audio = mm[:, src.start:src.start + T]
         if audio is None:
             audio = process_stem(index, src, spec.sample_rate, C, T)
-        contrib = audio * g
-        if kept is not None:
-            kept[src.stem] = contrib
-        out += contrib
-    mix = _sum(targets, C, T)
+        out = targets[src.target]
+        if out is None or kept is not None:
+            contrib = np.multiply(audio, g, dtype=np.float32)
+            if kept is not None:
+                kept[src.stem] = contrib
+            if out is None:
+                targets[src.target] = contrib if kept is None else contrib.copy()
+            else:
+                out += contrib
+        else:
+            if scratch is None:
+                scratch = np.empty((C, T), np.float32)
+            np.multiply(audio, g, out=scratch)
+            out += scratch
+    for name, t in targets.items():
+        if t is None:  # every member dropped
+            targets[name] = np.zeros((C, T), np.float32)
+    mix = _sum(targets)
     if spec.scale is None:
-        peak = float(np.max(np.abs(mix))) if mix.size else 0.0
+        peak = float(max(mix.max(), -mix.min())) if mix.size else 0.0
         spec.peak = peak
         if spec.clipping == "peak_normalize" and peak > 0:
             spec.scale = 1.0 / (peak + CLIP_EPS)
@@ -77,13 +84,17 @@ def render(spec: MixSpec, index, processed: dict | None = None,
         k = np.float32(spec.scale)
         for t in targets.values():
             t *= k
-        mix = _sum(targets, C, T)
+        _sum(targets, out=mix)
     return Rendered(mix, targets, kept)
 
 
-def _sum(targets: dict[str, np.ndarray], C: int, T: int) -> np.ndarray:
+def _sum(targets: dict[str, np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+    """Float32 sum of the targets in order (into ``out`` when given)."""
     vals = list(targets.values())
-    mix = vals[0].copy()
+    if out is None:
+        out = vals[0].copy()
+    else:
+        np.copyto(out, vals[0])
     for v in vals[1:]:
-        mix += v
-    return mix
+        out += v
+    return out

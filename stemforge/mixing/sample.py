@@ -26,7 +26,7 @@ import numpy as np
 from .. import __version__
 from ..audio import dsp, loudness as lufs
 from ..augment.chain import apply_steps, source_frames
-from ..errors import RecipeError, SamplingError
+from ..errors import IndexError_, RecipeError, SamplingError
 from .recipe import Recipe
 from .spec import MixSpec, SourceSpec
 
@@ -45,7 +45,10 @@ class Sampler:
 
     def __init__(self, recipe: Recipe, index):
         self.recipe = recipe
-        self.index = index.subset(recipe.split) if recipe.split else index
+        try:
+            self.index = index.subset(recipe.split) if recipe.split else index
+        except IndexError_ as e:
+            raise RecipeError("split", str(e)) from None
         idx = self.index
         if len(idx) == 0:
             raise RecipeError("split", f"no tracks in the index of {index.root} for split {recipe.split}")
