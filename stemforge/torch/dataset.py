@@ -1,0 +1,158 @@
+"""Map-style training data: ``MixtureDataset`` draws a fresh mixture per (seed, epoch, item).
+
+Item ``i`` of epoch ``e`` is ``Mixer(recipe, index, seed).mixture(i, e)`` turned into tensors:
+
+* ``mix``      float32 ``(C, T)``
+* ``targets``  float32 ``(S, C, T)`` in the recipe's target order (``dataset.targets``), with
+  ``mix == targets.sum(0)`` up to float32 rounding;
+* ``spec``     (only with ``return_spec=True``) a collate-friendly dict — see :func:`spec_dict`.
+
+It is a pure function of ``(recipe, index, seed, e, i)``: no global RNG, nothing depends on the
+worker that renders it, so batches are identical at any ``num_workers`` and across runs.
+``set_epoch(e)`` writes the epoch into shared memory (``SharedEpoch``), so persistent workers see
+it; call it before iterating the DataLoader for epoch ``e``. With ``require_set_epoch=True``
+reading an item before the first ``set_epoch`` raises :class:`EpochError` (use this to make a
+forgotten ``set_epoch`` — every epoch silently identical — impossible).
+
+Workers: the dataset pickles small (recipe + track metadata; no audio, no analysis arrays) and
+rebuilds its Mixer on unpickling; StemCache memmaps are (re)opened lazily per process, so items
+are read from prepared ``.npy`` memmaps with no per-item file opens when ``stemforge prepare``
+has run (partial file reads otherwise).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch.utils.data import Dataset
+
+from ..audio.cache import StemCache
+from ..mixing.mixer import Mixer, Mixture
+from ..mixing.spec import MixSpec
+from .seeding import EpochError, SharedEpoch, check_epoch
+
+
+def light_index(index):
+    """A shallow copy of ``index`` fit for pickling: no cached analysis memmaps (which would be
+    pickled as full arrays) and a fresh StemCache (memmaps reopen lazily in the new process)."""
+    ix = copy.copy(index)
+    ix._energies = {}
+    ix.cache = StemCache(index.cache.folder)
+    return ix
+
+
+def spec_dict(spec: MixSpec) -> dict:
+    """A ``default_collate``-friendly view of a spec: ints, floats and strings only.
+
+    Keys: ``item``, ``epoch``, ``seed`` (int, -1 when absent), ``mode`` (str), ``scale`` (float),
+    ``json`` (the full spec; ``MixSpec.from_json(batch["json"][k])`` re-renders item k).
+    """
+    return {"item": -1 if spec.item is None else int(spec.item),
+            "epoch": -1 if spec.epoch is None else int(spec.epoch),
+            "seed": -1 if spec.seed is None else int(spec.seed),
+            "mode": spec.mode, "scale": float(spec.scale if spec.scale is not None else 1.0),
+            "json": spec.to_json(indent=None)}
+
+
+def to_tensors(m: Mixture, return_spec: bool):
+    """``(mix (C, T), targets (S, C, T))`` float32 tensors (+ spec dict)."""
+    mix = torch.from_numpy(m.mix)
+    targets = torch.from_numpy(m.stacked())
+    return (mix, targets, spec_dict(m.spec)) if return_spec else (mix, targets)
+
+
+class MixtureDataset(Dataset):
+    """Fresh mixtures from a recipe. See the module docstring.
+
+    ``recipe``: Recipe, dict, or YAML path. ``index``: Index, dataset root, or ``index.jsonl``.
+    ``length``: items per epoch. Errors in the recipe/index pairing (a target missing from the
+    index, a sample-rate mismatch without ``resample: true``, ...) raise ``RecipeError`` here,
+    in the main process, not later inside a worker.
+    """
+
+    def __init__(self, recipe, index, length: int, seed: int = 0, epoch: int = 0,
+                 return_spec: bool = False, require_set_epoch: bool = False):
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise ValueError(f"MixtureDataset: length must be an integer >= 1, got {length!r}")
+        self.mixer = Mixer(recipe, index, seed)
+        self.length = length
+        self.return_spec = bool(return_spec)
+        self.require_set_epoch = bool(require_set_epoch)
+        self._epoch = SharedEpoch(None if require_set_epoch else check_epoch(epoch))
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def recipe(self):
+        return self.mixer.recipe
+
+    @property
+    def index(self):
+        return self.mixer.index
+
+    @property
+    def seed(self) -> int:
+        return self.mixer.seed
+
+    @property
+    def targets(self) -> list[str]:
+        """Target names in the order of the ``S`` axis of ``targets``."""
+        return list(self.mixer.recipe.targets)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.mixer.recipe.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return self.mixer.recipe.channels
+
+    @property
+    def frames(self) -> int:
+        return self.mixer.recipe.frames
+
+    @property
+    def epoch(self) -> int | None:
+        return self._epoch.get()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use ``epoch`` for every following item, in this process and in all workers."""
+        self._epoch.set(epoch)
+
+    # ------------------------------------------------------------------ items
+    def __len__(self) -> int:
+        return self.length
+
+    def current_epoch(self) -> int:
+        e = self._epoch.get()
+        if e is None:
+            raise EpochError(f"{type(self).__name__}: created with require_set_epoch=True but "
+                             "set_epoch(e) was never called; call it before each epoch")
+        return e
+
+    def __getitem__(self, i: int):
+        if not 0 <= i < self.length:
+            raise IndexError(f"item {i} out of range for a dataset of length {self.length}")
+        return to_tensors(self.mixer.mixture(int(i), self.current_epoch()), self.return_spec)
+
+    def item(self, i: int, epoch: int):
+        """Item ``i`` of an explicit ``epoch`` (ignores the current epoch)."""
+        return to_tensors(self.mixer.mixture(int(i), check_epoch(epoch)), self.return_spec)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        mixer = state.pop("mixer")
+        state["_mixer_args"] = (mixer.recipe, light_index(mixer.index), mixer.seed)
+        return state
+
+    def __setstate__(self, state):
+        recipe, index, seed = state.pop("_mixer_args")
+        self.__dict__.update(state)
+        self.mixer = Mixer(recipe, index, seed)
+
+    @classmethod
+    def validation(cls, index, recipe_or_targets, duration=None, **kw):
+        """Fixed coherent excerpts tiled over whole tracks: see :class:`ValidationDataset`."""
+        from .validation import ValidationDataset
+
+        return ValidationDataset(index, recipe_or_targets, duration, **kw)

@@ -1,0 +1,98 @@
+"""Iterable training data: ``MixtureStream`` yields whole batches, endless or per epoch.
+
+Batch ``b`` of epoch ``e`` holds items ``b*B .. b*B+B-1`` of epoch ``e`` — exactly the items a
+:class:`MixtureDataset` with the same recipe, index and seed gives for those indices — stacked:
+``mix (B, C, T)``, ``targets (B, S, C, T)`` (+ a list of spec dicts with ``return_spec``).
+Use it with ``DataLoader(stream, batch_size=None, num_workers=W)``.
+
+Worker sharding: worker ``w`` of ``W`` renders batches ``b ≡ w (mod W)``. The DataLoader asks
+its workers for batches in round-robin order ``0, 1, .., W-1, 0, ..``, so it returns batches
+``start, start+1, ..`` in order: the stream is identical at any ``num_workers``.
+
+Epochs: an endless stream (``batches=None``) never repeats, so it needs no epoch (it uses
+``epoch``, default 0; ``start`` resumes at a batch number). A finite stream (``batches=N``
+per epoch) must be told its epoch: iterating it before ``set_epoch(e)`` raises
+:class:`EpochError` (otherwise every epoch would silently be the same data).
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset
+
+from ..mixing.mixer import Mixer
+from .dataset import light_index, spec_dict
+from .seeding import EpochError, SharedEpoch, check_epoch, worker_info
+
+
+class MixtureStream(IterableDataset):
+    """See the module docstring. ``recipe``/``index`` as for :class:`MixtureDataset`."""
+
+    def __init__(self, recipe, index, batch_size: int, seed: int = 0, batches: int | None = None,
+                 epoch: int | None = None, start: int = 0, return_spec: bool = False):
+        for name, v, low in (("batch_size", batch_size, 1), ("start", start, 0)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"MixtureStream: {name} must be an integer >= {low}, got {v!r}")
+        if batches is not None and (isinstance(batches, bool) or not isinstance(batches, int)
+                                    or batches < 1):
+            raise ValueError(f"MixtureStream: batches must be None (endless) or an integer >= 1, "
+                             f"got {batches!r}")
+        self.mixer = Mixer(recipe, index, seed)
+        self.batch_size = batch_size
+        self.batches = batches
+        self.start = start
+        self.return_spec = bool(return_spec)
+        if epoch is None and batches is None:
+            epoch = 0
+        self._epoch = SharedEpoch(None if epoch is None else check_epoch(epoch))
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.mixer.recipe.targets)
+
+    @property
+    def epoch(self) -> int | None:
+        return self._epoch.get()
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch.set(epoch)
+
+    def __len__(self) -> int:
+        if self.batches is None:
+            raise TypeError("an endless MixtureStream has no length")
+        return self.batches - self.start if self.start < self.batches else 0
+
+    def batch(self, b: int, epoch: int):
+        """Batch ``b`` of ``epoch``: ``mix (B, C, T)``, ``targets (B, S, C, T)`` [, specs]."""
+        B = self.batch_size
+        items = [self.mixer.mixture(b * B + k, epoch) for k in range(B)]
+        mix = torch.from_numpy(np.stack([m.mix for m in items]))
+        targets = torch.from_numpy(np.stack([m.stacked() for m in items]))
+        if self.return_spec:
+            return mix, targets, [spec_dict(m.spec) for m in items]
+        return mix, targets
+
+    def __iter__(self):
+        epoch = self._epoch.get()
+        if epoch is None:
+            raise EpochError("MixtureStream: a finite stream (batches per epoch given) needs "
+                             "set_epoch(e) before it is iterated")
+        wid, nw = worker_info()
+        stop = self.batches
+        numbers = itertools.count(self.start + wid, nw) if stop is None else \
+            range(self.start + wid, stop, nw)
+        for b in numbers:
+            yield self.batch(b, epoch)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        mixer = state.pop("mixer")
+        state["_mixer_args"] = (mixer.recipe, light_index(mixer.index), mixer.seed)
+        return state
+
+    def __setstate__(self, state):
+        recipe, index, seed = state.pop("_mixer_args")
+        self.__dict__.update(state)
+        self.mixer = Mixer(recipe, index, seed)
