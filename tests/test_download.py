@@ -75,7 +75,7 @@ def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.payload, srv.ranges_seen, srv.cut_after, srv.honour_range = b"", [], None, True
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}/MUSDB18-7-STEMS.zip"
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     th.start()
     yield srv
     srv.shutdown()
