@@ -1,0 +1,207 @@
+"""Shared synthetic multitrack dataset for the side-by-side benchmarks (stemforge vs Scaper).
+
+``build(root, tracks=20, seconds=30)`` writes, once (reused when ``<root>/dataset.json`` matches):
+
+* a MUSDB18-HQ-style tree for stemforge: ``<root>/train/<track>/{drums,bass,other,vocals}.wav``
+  (stereo, 44.1 kHz, 16-bit PCM like MUSDB18-HQ);
+* Scaper foreground folders over the same files: ``<root>/fg/<label>/<track>.wav`` (symlinks)
+  and an empty background folder ``<root>/bg/`` (Scaper requires a bg path);
+* stemforge's index and StemCache (float32 memmaps) in ``<root>/cache`` via
+  ``Index.build(root, cache_dir=...)`` and ``prepare(index)``.
+
+Each stem is distinct: drums = decaying noise bursts on a beat grid, bass = low sine with a
+harmonic, other = a three-note chord, vocals = a vibrato tone; each has a little noise, its
+own per-track pitch/tempo, and silent gaps (whole seconds zeroed), so loudness and silence
+handling both have something to do. Randomness: ``SeedSequence([seed, track])``.
+
+Command line (to pre-build or inspect)::
+
+    python benchmarks/_data.py --root /tmp/stemforge-bench-data [--tracks 20] [--seconds 30]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SR = 44100
+STEMS = ("drums", "bass", "other", "vocals")
+DEFAULT_ROOT = Path(os.environ.get("STEMFORGE_BENCH_DATA", "/tmp/stemforge-bench-data"))
+
+
+def _stem(name: str, rng: np.random.Generator, frames: int) -> np.ndarray:
+    """One synthetic stem: float32 ``(2, frames)``, peak well below 1."""
+    t = np.arange(frames, dtype=np.float64) / SR
+    if name == "drums":
+        bpm = rng.uniform(90, 140)
+        beat = 60.0 / bpm
+        phase = (t % beat) / beat
+        env = np.exp(-30.0 * phase * beat)
+        x = env * rng.standard_normal(frames) * 0.3
+        x += 0.4 * env * np.sin(2 * np.pi * 60 * t)  # kick body
+    elif name == "bass":
+        f = rng.uniform(41, 82)
+        x = 0.35 * np.sin(2 * np.pi * f * t) + 0.1 * np.sin(2 * np.pi * 2 * f * t)
+    elif name == "other":
+        f = rng.uniform(196, 392)
+        x = sum(0.12 * np.sin(2 * np.pi * f * r * t + rng.uniform(0, 6.28))
+                for r in (1.0, 1.26, 1.5))
+    else:  # vocals
+        f = rng.uniform(220, 660)
+        vib = 0.01 * np.sin(2 * np.pi * 5.5 * t)
+        x = 0.3 * np.sin(2 * np.pi * f * np.cumsum(1 + vib) / SR)
+    x = x + 0.01 * rng.standard_normal(frames)
+    # silent gaps: a few whole seconds zeroed
+    secs = frames // SR
+    for s in rng.choice(secs, size=max(1, secs // 6), replace=False):
+        x[s * SR:(s + 1) * SR] = 0.0
+    pan = rng.uniform(0.35, 0.65)
+    out = np.stack([x * (1 - pan) * 2, x * pan * 2]) * rng.uniform(0.3, 1.0)
+    return np.clip(out, -0.99, 0.99).astype(np.float32)
+
+
+def build(root: Path = DEFAULT_ROOT, tracks: int = 20, seconds: float = 30.0, seed: int = 0,
+          verbose: bool = True):
+    """Write (or reuse) the dataset under ``root``; return the prepared stemforge ``Index``."""
+    from stemforge.index import Index
+    from stemforge.prepare import prepare
+
+    root = Path(root)
+    meta = {"tracks": tracks, "seconds": seconds, "seed": seed, "sample_rate": SR,
+            "stems": list(STEMS), "format": "bench-data/1"}
+    stamp = root / "dataset.json"
+    t0 = time.perf_counter()
+    if not (stamp.is_file() and json.loads(stamp.read_text()) == meta):
+        frames = int(round(seconds * SR))
+        for i in range(tracks):
+            name = f"track{i:03d}"
+            tdir = root / "train" / name
+            tdir.mkdir(parents=True, exist_ok=True)
+            rng = np.random.default_rng(np.random.SeedSequence([seed, i]))
+            for s in STEMS:
+                sf.write(tdir / f"{s}.wav", _stem(s, rng, frames).T, SR, subtype="PCM_16")
+                link = root / "fg" / s / f"{name}.wav"
+                link.parent.mkdir(parents=True, exist_ok=True)
+                if link.is_symlink() or link.exists():
+                    link.unlink()
+                link.symlink_to(tdir / f"{s}.wav")
+        (root / "bg").mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(meta))
+    index = Index.build(root, cache_dir=root / "cache")
+    prepare(index)
+    if verbose:
+        print(f"dataset: {len(index)} tracks x {seconds:g} s x {len(STEMS)} stereo stems at "
+              f"{SR} Hz in {root} (ready in {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    return index
+
+
+def track_names(index) -> list[str]:
+    return [t.id for t in index.tracks]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    ap.add_argument("--tracks", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    a = ap.parse_args(argv)
+    idx = build(a.root, a.tracks, a.seconds)
+    print(idx)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+# ---------------------------------------------------------------------- shared bench helpers
+def warm_page_cache(root: Path = DEFAULT_ROOT) -> int:
+    """Read every dataset and cache file once so no tool pays first-touch disk reads.
+    Returns bytes read."""
+    total = 0
+    for p in sorted(Path(root).rglob("*")):
+        if p.is_file() and not p.is_symlink() and p.suffix in (".wav", ".npy"):
+            with open(p, "rb") as fh:
+                while chunk := fh.read(1 << 24):
+                    total += len(chunk)
+    return total
+
+
+def single_thread_env() -> None:
+    """One core: cap BLAS/OpenMP pools (call before importing numpy-heavy modules)."""
+    for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+              "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
+        os.environ[v] = "1"
+
+
+def default_venv() -> Path:
+    return Path(os.environ.get("STEMFORGE_PEERS_DIR", "/tmp/stemforge-peers")) / "scaper-venv"
+
+
+def run_scaper(root: Path, n: int, venv: Path | None = None, *extra: str,
+               source_max: float | None = None, timeout: float = 600) -> dict:
+    """Run ``benchmarks/peers/scaper_run.py`` in the peer venv; its JSON timings as a dict.
+
+    Raises SystemExit with setup instructions when the venv is missing."""
+    import subprocess
+
+    venv = Path(venv or default_venv())
+    py = venv / "bin" / "python"
+    if not py.exists():
+        raise SystemExit(f"Scaper peer venv not found at {venv}; create it with "
+                         f"`bash benchmarks/peers/setup_scaper.sh {venv}` (or pass --no-peer)")
+    script = Path(__file__).resolve().parent / "peers" / "scaper_run.py"
+    cmd = [str(py), str(script), "--json", "--fg", str(Path(root) / "fg"),
+           "--bg", str(Path(root) / "bg"), "--n", str(n), *extra]
+    if source_max is not None:
+        cmd += ["--source-max", f"{source_max:g}"]
+    env = {**os.environ}
+    env.pop("PYTHONPATH", None)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if res.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def table(rows: list[dict], peer: str | None, floor: str | None) -> str:
+    """Markdown table: name, items, seconds, audio-s per s, ratio vs peer row, vs floor row.
+
+    ``rows``: dicts with ``name``, ``items``, ``seconds``, ``audio_seconds``."""
+    by = {r["name"]: r for r in rows}
+
+    def rate(r):
+        return r["audio_seconds"] / r["seconds"] if r["seconds"] > 0 else float("nan")
+
+    head = "| | items | seconds | audio-s per s | vs Scaper | vs floor |\n|---|---:|---:|---:|---:|---:|"
+    lines = [head]
+    for r in rows:
+        vp = f"{rate(r) / rate(by[peer]):.1f}x" if peer in by else "-"
+        vf = f"{rate(r) / rate(by[floor]):.2f}x" if floor in by else "-"
+        lines.append(f"| {r['name']} | {r['items']} | {r['seconds']:.3f} | {rate(r):,.0f} | "
+                     f"{vp} | {vf} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    import platform
+    import subprocess
+
+    model = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        model = next((l.split(":", 1)[1].strip() for l in out.splitlines()
+                      if l.startswith("Model name")), "")
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{model or platform.processor()} ({platform.machine()}), {os.cpu_count()} cores, "
+            f"load avg {load:.2f}, Python {platform.python_version()}, "
+            f"{time.strftime('%Y-%m-%d %H:%M')}")

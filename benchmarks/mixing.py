@@ -1,0 +1,140 @@
+"""Mixing throughput: stemforge vs Scaper 1.6.5 vs a raw memmap read+sum floor, one core.
+
+Run from the repository root::
+
+    bash benchmarks/peers/setup_scaper.sh          # once: Scaper 1.6.5 + numpy<2 in its own venv
+    python benchmarks/mixing.py [--quick] [--n 400] [--n-peer 40] [--repeat 3]
+
+Workload (same for every row): coherent 4-stem (vocals, drums, bass, other) 5 s stereo 44.1 kHz
+mixtures, loudness gains (snr uniform(-5, 5) relative to ref_db uniform(-30, -10), Scaper
+semantics) and fix_clipping, from the synthetic dataset of ``benchmarks/_data.py`` (20 tracks x
+30 s; WAV tree for Scaper, StemCache memmaps for stemforge).
+
+* stemforge: ``Mixer(recipe, index, seed).mixture(i)`` for i in 0..n-1 (draw + render).
+* Scaper 1.6.5: the seed tutorial's coherent generation, whole per-item function timed
+  (``benchmarks/peers/scaper_run.py`` in the peer venv, via subprocess, JSON timings back).
+* floor: ``np.load(mmap_mode='r')`` maps opened once; per item the 4 stem slices at
+  stemforge's drawn (track, start) are read and summed; no gains, no loudness, no clipping.
+
+One core: BLAS/OpenMP pools capped at 1 thread, one process per tool. The page cache is warmed
+(every file read once) first. Each row is the median of ``--repeat`` interleaved rounds.
+Prints a markdown table (items, seconds, audio seconds generated per second, ratios).
+Targets (issue 3): stemforge >= 40x Scaper and >= 0.65x the floor.
+"""
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_v] = "1"
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import _data  # noqa: E402
+from stemforge.mixing.mixer import Mixer  # noqa: E402
+
+DURATION = 5.0
+TARGETS = ["vocals", "drums", "bass", "other"]
+RECIPE = {
+    "name": "bench-coherent-4stem",
+    "targets": TARGETS,
+    "modes": {"coherent": 1.0},
+    "ref_db": ["uniform", -30, -10],
+    "stems": {"default": {"snr": ["uniform", -5, 5]}},
+    "clipping": "fix_clipping",
+    "duration": DURATION,
+}
+
+
+def time_stemforge(mixer: Mixer, n: int) -> float:
+    t0 = time.perf_counter()
+    for i in range(n):
+        mixer.mixture(i)
+    return time.perf_counter() - t0
+
+
+def floor_plan(mixer: Mixer, index, n: int):
+    """Memmaps opened once, and the (track, start) slices stemforge draws for items 0..n-1."""
+    maps = {}
+    for t in index.tracks:
+        for s in TARGETS:
+            maps[(t.id, s)] = np.load(index.cache.path(t.stems[s].key), mmap_mode="r")
+    plan = []
+    for i in range(n):
+        spec = mixer.spec(i)
+        src = spec.sources[0]
+        plan.append((src.track, src.start))
+    return maps, plan, mixer.recipe.frames
+
+
+def time_floor(maps, plan, frames: int) -> float:
+    t0 = time.perf_counter()
+    for tid, start in plan:
+        end = start + frames
+        mix = maps[(tid, TARGETS[0])][:, start:end] + maps[(tid, TARGETS[1])][:, start:end]
+        mix += maps[(tid, TARGETS[2])][:, start:end]
+        mix += maps[(tid, TARGETS[3])][:, start:end]
+    return time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="mixing throughput: stemforge vs Scaper vs floor")
+    ap.add_argument("--n", type=int, default=400, help="items for stemforge and the floor")
+    ap.add_argument("--n-peer", type=int, default=40, help="items for Scaper")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; median reported")
+    ap.add_argument("--quick", action="store_true", help="--n 100 --n-peer 10 --repeat 1")
+    ap.add_argument("--root", type=Path, default=_data.DEFAULT_ROOT, help="dataset directory")
+    ap.add_argument("--tracks", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=30.0, help="track length")
+    ap.add_argument("--venv", type=Path, default=None, help="Scaper peer venv")
+    ap.add_argument("--no-peer", action="store_true", help="skip Scaper")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.n, a.n_peer, a.repeat = 100, 10, 1
+
+    index = _data.build(a.root, a.tracks, a.seconds)
+    _data.warm_page_cache(a.root)
+    mixer = Mixer(RECIPE, index, seed=0)
+    for i in range(3):  # warm up imports and code paths
+        m = mixer.mixture(10_000 + i)
+    assert m.mix.shape == (2, mixer.recipe.frames) and m.mix.dtype == np.float32
+    assert np.array_equal(m.mix, sum(m.targets[t] for t in TARGETS[1:]) + m.targets[TARGETS[0]]) \
+        or np.allclose(m.mix, sum(m.targets.values()), atol=1e-6)
+    maps, plan, frames = floor_plan(mixer, index, a.n)
+    time_floor(maps, plan[:10], frames)
+
+    runs = {"stemforge": [], "Scaper 1.6.5": [], "floor (memmap read + sum)": []}
+    for r in range(a.repeat):
+        runs["floor (memmap read + sum)"].append(time_floor(maps, plan, frames))
+        runs["stemforge"].append(time_stemforge(mixer, a.n))
+        if not a.no_peer:
+            out = _data.run_scaper(a.root, a.n_peer, a.venv, source_max=a.seconds - DURATION)
+            runs["Scaper 1.6.5"].append(out["seconds"])
+            peer_info = out
+        print(f"round {r + 1}/{a.repeat} done", file=sys.stderr)
+
+    n_for = {"stemforge": a.n, "Scaper 1.6.5": a.n_peer, "floor (memmap read + sum)": a.n}
+    rows = [{"name": k, "items": n_for[k], "seconds": statistics.median(v),
+             "audio_seconds": n_for[k] * DURATION} for k, v in runs.items() if v]
+    print(f"\nMixing: coherent 4-stem {DURATION:g} s stereo 44.1 kHz, snr + ref_db loudness gains, "
+          f"fix_clipping; one core; median of {a.repeat} round(s)")
+    print(f"machine: {_data.machine()}")
+    if not a.no_peer:
+        print(f"peer: {peer_info['tool']} (numpy {peer_info['numpy']}), generate() share of "
+              f"its time {peer_info['generate_seconds'] / peer_info['seconds']:.0%}")
+    print()
+    print(_data.table(rows, None if a.no_peer else "Scaper 1.6.5", "floor (memmap read + sum)"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
