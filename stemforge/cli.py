@@ -20,6 +20,7 @@ COMMANDS = {
     "index": "index",
     "info": "info",
     "prepare": "prepare",
+    "report": "report",
 }
 
 

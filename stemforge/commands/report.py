@@ -1,0 +1,37 @@
+"""``stemforge report PATH... --out DIR``: a static HTML report to look at and listen to data."""
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(sub):
+    p = sub.add_parser("report", help="write a static HTML report (players, spectrograms, "
+                       "tables, plots) of a dataset, a generated set, or evaluation results")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="dataset root or index.jsonl, generated set folder, or results folder "
+                   "(kind detected automatically; several may be given)")
+    p.add_argument("--out", required=True, help="output folder (index.html + assets/)")
+    p.add_argument("--kind", default="auto", choices=["auto", "dataset", "generated", "results"],
+                   help="force the kind of every PATH (default: detect)")
+    p.add_argument("--max-items", type=int, default=100,
+                   help="tracks / mixtures with players and images (default 100)")
+    p.add_argument("--excerpt", type=float, default=10.0,
+                   help="seconds of audio per preview (default 10)")
+    p.add_argument("--title", default=None, help="page title")
+    return p
+
+
+def run(args) -> int:
+    from ..report import build_report
+
+    res = build_report(args.paths, args.out, kind=args.kind, max_items=args.max_items,
+                       preview_seconds=args.excerpt, title=args.title)
+    for p in res.problems:
+        print(f"stemforge report: problem: {p}", file=sys.stderr)
+    if not res.rendered:
+        print(f"stemforge report: error: nothing could be rendered (see {res.index_html})",
+              file=sys.stderr)
+        return 1
+    print(f"report: {res.index_html} ({res.size_bytes / 1e6:.1f} MB, "
+          f"{len(res.problems)} problems)")
+    return 0

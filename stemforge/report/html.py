@@ -1,0 +1,128 @@
+"""Static HTML: escaping helpers, tables, the page template, and the asset writer.
+
+The page is one ``index.html`` plus an ``assets/`` folder of PNG figures and audio previews,
+all referenced by relative paths, so it opens straight from the file system (no server, no
+scripts, no network).
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..types import Hz, Seconds
+from .plots import image_bytes
+
+PREVIEW_SECONDS: Seconds = 10.0
+PREVIEW_QUALITY = 0.8    # libsndfile Vorbis compression level (0 = best, 1 = smallest): ~90 kb/s stereo
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em auto;
+max-width:1100px;padding:0 1em;color:#222;background:#fff}
+h1{font-size:1.5em}h2{font-size:1.25em;border-bottom:1px solid #ccc;margin-top:2em}
+h3{font-size:1.05em;margin:1.2em 0 .4em}
+table{border-collapse:collapse;font-size:.82em;margin:.4em 0 1em}
+th,td{border:1px solid #ddd;padding:2px 6px;text-align:right;vertical-align:top}
+th{background:#f3f3f3}td.l,th.l{text-align:left}
+.problem{background:#fdecea;border-left:4px solid #c62828;padding:.4em .8em;margin:.4em 0}
+.warn{color:#a15c00}.ok{color:#2e7d32}.muted{color:#777;font-size:.85em}
+.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;margin:1em 0}
+.players{display:flex;flex-wrap:wrap;gap:.3em 1.2em}
+.players figure{margin:0}.players figcaption{font-size:.8em;color:#555}
+audio{width:260px;height:32px}img{max-width:100%}
+.figs{display:flex;flex-wrap:wrap;gap:.5em}
+nav a{margin-right:1em}
+"""
+
+
+def esc(x) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def slug(text: str) -> str:
+    """A file- and anchor-safe name for ``text``."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-.")
+    return s[:80] or "item"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence], left: int = 1,
+          raw: bool = False) -> str:
+    """An HTML table; the first ``left`` columns are left-aligned. Cells are escaped unless
+    ``raw`` (then the caller passes trusted, already escaped HTML)."""
+    cell = (lambda v: str(v)) if raw else esc
+    cls = lambda i: ' class="l"' if i < left else ""  # noqa: E731
+    out = ["<table><tr>" + "".join(f"<th{cls(i)}>{esc(h)}</th>" for i, h in enumerate(header))
+           + "</tr>"]
+    for r in rows:
+        out.append("<tr>" + "".join(f"<td{cls(i)}>{cell(v)}</td>" for i, v in enumerate(r))
+                   + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def problems_html(problems: Sequence[str]) -> str:
+    return "".join(f'<div class="problem">{esc(p)}</div>' for p in problems)
+
+
+@dataclass
+class Assets:
+    """Writes figures and audio previews under ``out/assets`` and returns the HTML that shows
+    them. Keeps a byte count per prefix so the report can state its size per mixture."""
+
+    out: Path
+    preview_seconds: Seconds = PREVIEW_SECONDS
+    quality: float = PREVIEW_QUALITY
+    sub: str = ""            # sub-folder of assets/ (one per report section: no name clashes)
+    bytes_by_prefix: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.out = Path(self.out)
+        (self.out / "assets" / self.sub).mkdir(parents=True, exist_ok=True)
+
+    def _path(self, name: str) -> tuple[Path, str]:
+        rel = f"assets/{self.sub}/{name}" if self.sub else f"assets/{name}"
+        return self.out / rel, rel
+
+    def _count(self, prefix: str, n: int) -> None:
+        self.bytes_by_prefix[prefix] = self.bytes_by_prefix.get(prefix, 0) + n
+
+    def figure(self, fig, name: str, alt: str, prefix: str = "", dpi: int = 80,
+               fmt: str = "png") -> str:
+        """Save a matplotlib figure as ``assets/<name>.<fmt>`` (png or jpg); return an
+        ``<img>`` tag."""
+        data = image_bytes(fig, fmt=fmt, dpi=dpi)
+        path, rel = self._path(slug(name) + "." + fmt)
+        path.write_bytes(data)
+        self._count(prefix, len(data))
+        return f'<img src="{esc(rel)}" alt="{esc(alt)}">'
+
+    def audio(self, audio: np.ndarray, sample_rate: Hz, name: str, caption: str,
+              prefix: str = "") -> str:
+        """Encode the first ``preview_seconds`` of float32 ``(channels, frames)`` audio as
+        OGG/Vorbis ``assets/<name>.ogg``; return a captioned ``<audio>`` player."""
+        import soundfile as sf
+
+        a = np.asarray(audio, dtype=np.float32)[:, :int(self.preview_seconds * sample_rate)]
+        a = np.clip(a, -1.0, 1.0)  # the encoder's integer path would wrap; clipping is reported
+        path, rel = self._path(slug(name) + ".ogg")
+        sf.write(str(path), np.ascontiguousarray(a.T), int(sample_rate), format="OGG",
+                 subtype="VORBIS", compression_level=self.quality)
+        self._count(prefix, path.stat().st_size)
+        return (f'<figure><figcaption>{esc(caption)}</figcaption>'
+                f'<audio controls preload="metadata" src="{esc(rel)}"></audio></figure>')
+
+
+def page(title: str, sections: Sequence[tuple[str, str, str]], footer: str = "") -> str:
+    """The whole page. ``sections`` are ``(anchor, heading, body_html)``."""
+    nav = " ".join(f'<a href="#{esc(a)}">{esc(h)}</a>' for a, h, _ in sections)
+    body = "\n".join(f'<section id="{esc(a)}"><h2>{esc(h)}</h2>\n{b}\n</section>'
+                     for a, h, b in sections)
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>\n"
+            f"<h1>{esc(title)}</h1><nav>{nav}</nav>\n{body}\n"
+            f"<p class=\"muted\">{footer}</p></body></html>\n")
