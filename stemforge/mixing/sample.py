@@ -76,6 +76,7 @@ class Sampler:
             raise RecipeError("duration", f"{recipe.duration:g} s is longer than every track "
                               f"(longest {longest / recipe.sample_rate:.2f} s)")
         self.hash = recipe.hash()
+        self._memo: dict = {}
 
     # ------------------------------------------------------------------ helpers
     def _src_frames(self, track, n_out: int) -> int:
@@ -85,13 +86,21 @@ class Sampler:
             return n_out
         return int(math.ceil(n_out * sr_t / sr)) + RESAMPLE_PAD
 
-    def _place(self, rng, dist_track, dist_start, cands, need, what):
-        ok = [t for t in cands if self._src_frames(t, need) <= t.frames]
+    def _candidates(self, key: str, cands, need: int):
+        """Tracks of ``cands`` long enough for ``need`` output frames, and their ids (memoised
+        per (candidate list, need): placement is hot, datasets can hold thousands of tracks)."""
+        memo = self._memo.get((key, need))
+        if memo is None:
+            ok = [t for t in cands if self._src_frames(t, need) <= t.frames]
+            memo = self._memo[(key, need)] = (ok, [t.id for t in ok], {t.id for t in ok})
+        return memo
+
+    def _place(self, rng, dist_track, dist_start, cands, need, what, key):
+        ok, ids, idset = self._candidates(key, cands, need)
         if not ok:
             return None
-        ids = [t.id for t in ok]
         tid = dist_track.sample(rng, ids)
-        if tid not in ids:
+        if tid not in idset:
             raise RecipeError(dist_track.field, f"track {tid!r} is not a candidate for {what} "
                               "(not in the index/split, lacks the stem, or too short)")
         track = self.index.track(tid)
@@ -106,8 +115,15 @@ class Sampler:
         r, idx = self.recipe, self.index
         rng = item_rng(seed, epoch, item)
         modes = list(r.modes)
-        mode = modes[int(rng.choice(len(modes), p=np.asarray([r.modes[m] for m in modes])))] \
-            if len(modes) > 1 else modes[0]
+        if len(modes) > 1:  # one uniform draw against the cumulative probabilities
+            u, acc, mode = rng.random(), 0.0, modes[-1]
+            for m in modes:
+                acc += r.modes[m]
+                if u < acc:
+                    mode = m
+                    break
+        else:
+            mode = modes[0]
         ref_db = float(r.ref_db.sample(rng))
         ctx = {"sample_rate": r.sample_rate, "channels": r.channels, "mode": mode, "shared": {}}
         n = r.frames
@@ -129,7 +145,8 @@ class Sampler:
             if mode == "coherent":
                 first = r.stems[r.sources[0]]
                 need = max(per[s]["need"] for s in r.sources)
-                got = self._place(rng, first.track, first.start, self.coherent, need, "all sources")
+                got = self._place(rng, first.track, first.start, self.coherent, need,
+                                  "all sources", "\0coherent")
                 if got is None:
                     raise SamplingError(f"item {item}: no track is long enough for "
                                         f"{need / r.sample_rate:.2f} s of every source")
@@ -137,7 +154,7 @@ class Sampler:
             else:
                 for s in pending:
                     p = r.stems[s]
-                    got = self._place(rng, p.track, p.start, self.by_stem[s], per[s]["need"], s)
+                    got = self._place(rng, p.track, p.start, self.by_stem[s], per[s]["need"], s, s)
                     if got is None:
                         raise SamplingError(f"item {item}: no track holding {s!r} is long enough "
                                             f"for {per[s]['need'] / r.sample_rate:.2f} s")
