@@ -171,23 +171,35 @@ def run_scaper(root: Path, n: int, venv: Path | None = None, *extra: str,
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def table(rows: list[dict], peer: str | None, floor: str | None) -> str:
-    """Markdown table: name, items, seconds, audio-s per s, ratio vs peer row, vs floor row.
+def table(rows: list[dict], refs: list[tuple[str, str]]) -> str:
+    """Markdown table: name, items, seconds, audio-s per s, then one ratio column per
+    ``(column label, reference row name)`` in ``refs`` (throughput of the row / of the reference).
 
-    ``rows``: dicts with ``name``, ``items``, ``seconds``, ``audio_seconds``."""
+    ``rows``: dicts with ``name``, ``items``, ``seconds`` (wall), ``audio_seconds`` and
+    optionally ``cpu_seconds`` (process + children CPU time: robust on a shared machine)."""
     by = {r["name"]: r for r in rows}
 
     def rate(r):
         return r["audio_seconds"] / r["seconds"] if r["seconds"] > 0 else float("nan")
 
-    head = "| | items | seconds | audio-s per s | vs Scaper | vs floor |\n|---|---:|---:|---:|---:|---:|"
-    lines = [head]
+    refs = [(label, name) for label, name in refs if name in by]
+    head = "| | items | seconds | audio-s per s |" + "".join(f" {lab} |" for lab, _ in refs)
+    head += " CPU-s per item |"
+    lines = [head, "|---|---:|---:|---:|" + "---:|" * (len(refs) + 1)]
     for r in rows:
-        vp = f"{rate(r) / rate(by[peer]):.1f}x" if peer in by else "-"
-        vf = f"{rate(r) / rate(by[floor]):.2f}x" if floor in by else "-"
-        lines.append(f"| {r['name']} | {r['items']} | {r['seconds']:.3f} | {rate(r):,.0f} | "
-                     f"{vp} | {vf} |")
+        ratios = "".join(f" {_ratio(rate(r) / rate(by[n]))} |" for _, n in refs)
+        lines.append(f"| {r['name']} | {r['items']} | {r['seconds']:.3f} | {rate(r):,.1f} |"
+                     + ratios + f" {_cpu(r)} |")
     return "\n".join(lines)
+
+
+def _cpu(r: dict) -> str:
+    c = r.get("cpu_seconds")
+    return "-" if c is None else f"{1000 * c / r['items']:.2f} ms"
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.2g}x" if x < 1 else f"{x:.1f}x" if x < 100 else f"{x:.0f}x"
 
 
 def machine() -> str:

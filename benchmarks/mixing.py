@@ -55,11 +55,12 @@ RECIPE = {
 }
 
 
-def time_stemforge(mixer: Mixer, n: int) -> float:
-    t0 = time.perf_counter()
+def time_stemforge(mixer: Mixer, n: int) -> tuple[float, float]:
+    """(wall, CPU) seconds for items 0..n-1."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(n):
         mixer.mixture(i)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def floor_plan(mixer: Mixer, index, n: int):
@@ -76,14 +77,14 @@ def floor_plan(mixer: Mixer, index, n: int):
     return maps, plan, mixer.recipe.frames
 
 
-def time_floor(maps, plan, frames: int) -> float:
-    t0 = time.perf_counter()
+def time_floor(maps, plan, frames: int) -> tuple[float, float]:
+    t0, c0 = time.perf_counter(), time.process_time()
     for tid, start in plan:
         end = start + frames
         mix = maps[(tid, TARGETS[0])][:, start:end] + maps[(tid, TARGETS[1])][:, start:end]
         mix += maps[(tid, TARGETS[2])][:, start:end]
         mix += maps[(tid, TARGETS[3])][:, start:end]
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main(argv=None) -> int:
@@ -118,12 +119,13 @@ def main(argv=None) -> int:
         runs["stemforge"].append(time_stemforge(mixer, a.n))
         if not a.no_peer:
             out = _data.run_scaper(a.root, a.n_peer, a.venv, source_max=a.seconds - DURATION)
-            runs["Scaper 1.6.5"].append(out["seconds"])
+            runs["Scaper 1.6.5"].append((out["seconds"], out["cpu_seconds"]))
             peer_info = out
         print(f"round {r + 1}/{a.repeat} done", file=sys.stderr)
 
     n_for = {"stemforge": a.n, "Scaper 1.6.5": a.n_peer, "floor (memmap read + sum)": a.n}
-    rows = [{"name": k, "items": n_for[k], "seconds": statistics.median(v),
+    rows = [{"name": k, "items": n_for[k], "seconds": statistics.median(w for w, _ in v),
+             "cpu_seconds": statistics.median(c for _, c in v),
              "audio_seconds": n_for[k] * DURATION} for k, v in runs.items() if v]
     print(f"\nMixing: coherent 4-stem {DURATION:g} s stereo 44.1 kHz, snr + ref_db loudness gains, "
           f"fix_clipping; one core; median of {a.repeat} round(s)")
@@ -132,7 +134,8 @@ def main(argv=None) -> int:
         print(f"peer: {peer_info['tool']} (numpy {peer_info['numpy']}), generate() share of "
               f"its time {peer_info['generate_seconds'] / peer_info['seconds']:.0%}")
     print()
-    print(_data.table(rows, None if a.no_peer else "Scaper 1.6.5", "floor (memmap read + sum)"))
+    print(_data.table(rows, [("vs Scaper", "Scaper 1.6.5"),
+                             ("vs floor", "floor (memmap read + sum)")]))
     return 0
 
 
