@@ -1,0 +1,234 @@
+"""Loader throughput and worker memory: MixtureDataset + DataLoader vs Scaper 1.6.5 vs floors.
+
+Run from the repository root::
+
+    bash benchmarks/peers/setup_scaper.sh          # once: Scaper 1.6.5 + numpy<2 in its own venv
+    python benchmarks/loader.py [--n 320] [--n-peer 16] [--no-peer] [--no-memory]
+
+Part 1 — throughput. Workload (same for every row; the one of ``benchmarks/mixing.py``):
+coherent 4-stem (vocals, drums, bass, other) 5 s stereo 44.1 kHz mixtures, loudness gains (snr
+uniform(-5, 5) relative to ref_db uniform(-30, -10), Scaper semantics), fix_clipping, from the
+synthetic prepared dataset of ``benchmarks/_data.py`` (20 tracks x 30 s, StemCache memmaps).
+
+* ``MixtureDataset`` through ``DataLoader(batch_size=8, num_workers=W, persistent_workers)``
+  for W = 0, 1, 2; epoch 0 warms up (worker start-up), epoch 1 (``set_epoch(1)``) is timed.
+  Cores used: W = 0 → 1 (the main process), W = 1 → 1 (one worker; the main process only
+  receives batches), W = 2 → 2.
+* ``Mixer.mixture`` loop in-process (no DataLoader, no tensors): the engine alone.
+* floor: memmap slices at the drawn (track, start) read and summed (``mixing.time_floor``).
+* Scaper 1.6.5 (one core, the seed tutorial's on-the-fly generation) via
+  ``benchmarks/peers/scaper_run.py`` in the peer venv.
+
+Part 2 — worker memory as the dataset grows: tiny prepared datasets of 10, 100 and 1,000
+tracks (2 stereo stems x 1 s at 8 kHz, trackfolder layout, built once under ``--mem-root``);
+per size, a fresh process runs ``DataLoader(num_workers=2, persistent_workers=True)`` over
+2,000 incoherent mixtures (so most tracks' memmaps are opened) and reports the workers'
+RSS, PSS and USS (psutil ``memory_full_info``) and the pickled dataset size.
+"""
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_v] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import pickle  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import _data  # noqa: E402
+import mixing  # noqa: E402
+
+DURATION = mixing.DURATION
+RECIPE = mixing.RECIPE
+BATCH = 8
+MEM_SR = 8000
+MEM_RECIPE = {"name": "bench-memory", "targets": ["vocals", "drums"], "sample_rate": MEM_SR,
+              "duration": 0.5, "modes": {"incoherent": 1.0}, "ref_db": ["uniform", -30, -10],
+              "stems": {"default": {"snr": ["uniform", -5, 5]}}}
+MEM_ITEMS = 2000
+
+
+# ---------------------------------------------------------------------- throughput
+def time_loader(index, n: int, workers: int) -> tuple[float, float]:
+    """(seconds for the timed epoch, seconds for the warm-up epoch incl. worker start)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from stemforge.torch import MixtureDataset
+
+    torch.set_num_threads(1)
+    ds = MixtureDataset(RECIPE, index, length=n, seed=0)
+    loader = DataLoader(ds, batch_size=BATCH, num_workers=workers,
+                        persistent_workers=workers > 0)
+    out = []
+    for epoch in (0, 1):
+        ds.set_epoch(epoch)
+        t0 = time.perf_counter()
+        for mix, targets in loader:
+            assert targets.shape[1:] == (4, 2, ds.frames)
+        out.append(time.perf_counter() - t0)
+    del loader
+    return out[1], out[0]
+
+
+def time_mixer(index, n: int) -> float:
+    from stemforge.mixing.mixer import Mixer
+
+    mixer = Mixer(RECIPE, index, seed=0)
+    t0 = time.perf_counter()
+    for i in range(n):
+        mixer.mixture(i, epoch=1)
+    return time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------- memory
+def build_tiny(root: Path, tracks: int):
+    """``tracks`` tracks of 2 stereo stems x 1 s at 8 kHz, indexed and prepared (reused)."""
+    import soundfile as sf
+
+    from stemforge.index import Index
+    from stemforge.prepare import prepare
+
+    stamp = root / "done.json"
+    if not stamp.is_file():
+        for i in range(tracks):
+            d = root / "train" / f"t{i:04d}"
+            d.mkdir(parents=True, exist_ok=True)
+            rng = np.random.default_rng(np.random.SeedSequence([7, i]))
+            for s in ("vocals", "drums"):
+                x = 0.1 * rng.standard_normal((MEM_SR, 2))
+                sf.write(d / f"{s}.wav", x.astype(np.float32), MEM_SR, subtype="PCM_16")
+    index = Index.build(root, layout="trackfolder", cache_dir=root / "cache")
+    prepare(index)
+    stamp.write_text(json.dumps({"tracks": tracks}))
+    return index
+
+
+def memory_child(root: Path, tracks: int) -> dict:
+    """Runs in a fresh process: worker memory after an epoch over a ``tracks``-track dataset."""
+    import psutil
+    from torch.utils.data import DataLoader
+
+    from stemforge.torch import MixtureDataset
+
+    index = build_tiny(root, tracks)
+    ds = MixtureDataset(MEM_RECIPE, index, length=MEM_ITEMS, seed=0)
+    pickled = len(pickle.dumps(ds))
+    loader = DataLoader(ds, batch_size=16, num_workers=2, persistent_workers=True)
+    t0 = time.perf_counter()
+    for _ in loader:
+        pass
+    seconds = time.perf_counter() - t0
+    it = loader._iterator  # persistent workers stay alive: measure them now
+    procs = [psutil.Process(w.pid) for w in it._workers]
+    mem = [p.memory_full_info() for p in procs]
+    main = psutil.Process().memory_full_info()
+    mb = 1 / 2 ** 20
+    return {"tracks": tracks, "items": MEM_ITEMS, "seconds": seconds, "pickled_bytes": pickled,
+            "worker_rss_mb": float(np.mean([m.rss for m in mem]) * mb),
+            "worker_pss_mb": float(np.mean([m.pss for m in mem]) * mb),
+            "worker_uss_mb": float(np.mean([m.uss for m in mem]) * mb),
+            "main_rss_mb": main.rss * mb,
+            "cache_mb": sum(p.stat().st_size for p in (root / "cache" / "audio").glob("*.npy")) * mb}
+
+
+def memory_rows(mem_root: Path, sizes) -> list[dict]:
+    rows = []
+    for n in sizes:
+        cmd = [sys.executable, __file__, "--memory-child", str(n), "--mem-root", str(mem_root)]
+        env = {**os.environ, "STEMFORGE_CACHE_DIR": str(mem_root / "sfcache")}
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        if r.returncode != 0:
+            raise SystemExit(f"memory run for {n} tracks failed:\n{r.stderr[-3000:]}")
+        rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        print(f"memory: {n} tracks done", file=sys.stderr)
+    return rows
+
+
+# ---------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="loader throughput and worker memory")
+    ap.add_argument("--n", type=int, default=320, help="items per timed epoch (stemforge)")
+    ap.add_argument("--n-peer", type=int, default=16, help="items for Scaper")
+    ap.add_argument("--root", type=Path, default=_data.DEFAULT_ROOT)
+    ap.add_argument("--mem-root", type=Path, default=Path("/tmp/stemforge-bench-loader-mem"))
+    ap.add_argument("--venv", type=Path, default=None, help="Scaper peer venv")
+    ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.memory_child is not None:
+        print(json.dumps(memory_child(a.mem_root / f"n{a.memory_child}", a.memory_child)))
+        return 0
+
+    index = _data.build(a.root, 20, 30.0)
+    _data.warm_page_cache(a.root)
+    rows, notes = [], []
+    for w in (0, 1, 2):
+        sec, warm = time_loader(index, a.n, w)
+        cores = max(1, w)
+        rows.append({"name": f"MixtureDataset, DataLoader num_workers={w}", "items": a.n,
+                     "seconds": sec, "audio_seconds": a.n * DURATION, "cores": cores})
+        notes.append(f"num_workers={w}: warm-up epoch (incl. worker start) {warm:.2f} s")
+        print(f"loader num_workers={w} done", file=sys.stderr)
+    rows.append({"name": "Mixer.mixture loop (no DataLoader)", "items": a.n,
+                 "seconds": time_mixer(index, a.n), "audio_seconds": a.n * DURATION, "cores": 1})
+    from stemforge.mixing.mixer import Mixer
+
+    maps, plan, frames = mixing.floor_plan(Mixer(RECIPE, index, seed=0), index, a.n)
+    rows.append({"name": "floor (memmap read + sum)", "items": a.n,
+                 "seconds": mixing.time_floor(maps, plan, frames),
+                 "audio_seconds": a.n * DURATION, "cores": 1})
+    peer = None
+    if not a.no_peer:
+        peer = _data.run_scaper(a.root, a.n_peer, a.venv, source_max=30.0 - DURATION)
+        rows.append({"name": "Scaper 1.6.5 (on the fly)", "items": a.n_peer,
+                     "seconds": peer["seconds"], "audio_seconds": a.n_peer * DURATION,
+                     "cores": 1})
+
+    print(f"\nLoader: coherent 4-stem {DURATION:g} s stereo 44.1 kHz mixtures, snr + ref_db "
+          f"loudness, fix_clipping; batch {BATCH}; one run")
+    print(f"machine: {_data.machine()}")
+    if peer:
+        print(f"peer: {peer['tool']} (numpy {peer['numpy']})")
+    print()
+    scaper = next((r for r in rows if r["name"].startswith("Scaper")), None)
+    rate = lambda r: r["audio_seconds"] / r["seconds"]  # noqa: E731
+    print("| | items | seconds | batches/s | audio-s per s | per core | per core vs Scaper |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        per_core = rate(r) / r["cores"]
+        vs = f"{per_core / rate(scaper):.0f}x" if scaper else "-"
+        bps = f"{r['items'] / BATCH / r['seconds']:.1f}" if "DataLoader" in r["name"] else ""
+        print(f"| {r['name']} | {r['items']} | {r['seconds']:.2f} | {bps} | {rate(r):,.0f} | "
+              f"{per_core:,.0f} | {vs} |")
+    for n in notes:
+        print(f"- {n}")
+
+    if not a.no_memory:
+        mem = memory_rows(a.mem_root, (10, 100, 1000))
+        print(f"\nWorker memory: DataLoader(num_workers=2, persistent_workers=True), "
+              f"{MEM_ITEMS} incoherent 0.5 s mixtures (batch 16); mean per worker after the epoch")
+        print("\n| tracks | StemCache MB | pickled dataset KB | worker RSS MB | worker PSS MB | "
+              "worker USS MB | main RSS MB | epoch s |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for m in mem:
+            print(f"| {m['tracks']} | {m['cache_mb']:.1f} | {m['pickled_bytes'] / 1024:.1f} | "
+                  f"{m['worker_rss_mb']:.1f} | {m['worker_pss_mb']:.1f} | "
+                  f"{m['worker_uss_mb']:.1f} | {m['main_rss_mb']:.1f} | {m['seconds']:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
