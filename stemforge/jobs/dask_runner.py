@@ -1,0 +1,87 @@
+"""Run independent per-item tasks in-process or on Dask distributed.
+
+``run_items(fn, items, workers=K, scheduler=ADDR, **kwargs)`` yields ``fn(item, **kwargs)``
+results in completion order:
+
+* ``workers <= 1`` and no scheduler: a plain loop in this process (Dask is not imported);
+* ``workers > 1``: a ``distributed.LocalCluster`` of K worker processes, one thread each;
+* ``scheduler="tcp://host:port"``: an existing cluster via ``distributed.Client(address)``.
+
+``fn`` must be a module-level function (pickled by reference) and ``kwargs`` small plain data:
+workers rebuild heavy state themselves through :func:`worker_state` (e.g. open the index from its
+file path), once per process. A worker lost mid-task is handled by Dask: the scheduler re-runs
+its tasks elsewhere, which is safe because tasks write atomically and deterministically.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable, Iterator
+
+from .layout import JobError
+
+_STATE: dict[Any, Any] = {}
+
+
+def worker_state(key, factory: Callable[[], Any]):
+    """Per-process cache: ``factory()`` runs once per ``key`` in each process."""
+    try:
+        return _STATE[key]
+    except KeyError:
+        value = _STATE[key] = factory()
+        return value
+
+
+def seed_state(key, value) -> None:
+    """Pre-populate the cache of *this* process (in-process runs reuse the caller's objects)."""
+    _STATE[key] = value
+
+
+def uses_dask(workers: int | None, scheduler: str | None) -> bool:
+    return bool(scheduler) or (workers or 1) > 1
+
+
+def run_items(fn: Callable, items: Iterable[int], workers: int | None = 1,
+              scheduler: str | None = None, name: str = "stemforge", **kwargs) -> Iterator:
+    items = list(items)
+    if not uses_dask(workers, scheduler):
+        for i in items:
+            yield fn(i, **kwargs)
+        return
+    if not items:
+        return
+    yield from _run_dask(fn, items, workers or 1, scheduler, name, kwargs)
+
+
+def _client(workers: int, scheduler: str | None):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as e:  # pragma: no cover - dask is a declared extra
+        raise JobError("--workers > 1 and --scheduler need Dask: pip install "
+                       "'dask[distributed]'") from e
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="15s"), None
+        except (OSError, TimeoutError) as e:
+            raise JobError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from e
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def _run_dask(fn, items, workers, scheduler, name, kwargs) -> Iterator:
+    from distributed import as_completed
+
+    client, cluster = _client(workers, scheduler)
+    futures = []
+    try:
+        keys = [f"{name}-{i}" for i in items]
+        futures = client.map(fn, items, key=keys, **kwargs)
+        for fut in as_completed(futures):
+            yield fut.result()  # re-raises the task's exception here
+    finally:
+        for f in futures:
+            if not f.done():
+                f.cancel()
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,83 @@
+"""The on-disk layout of a generated set, shared by generate, regenerate and export-jams::
+
+    DIR/stemforge-job.json        what produced the set (recipe, seed, epoch, n, format, index)
+    DIR/manifest.csv              one row per item (written when a run completes)
+    DIR/<id>/mixture.<ext>        <id> = item index zero-padded to 6 digits ("000000")
+    DIR/<id>/<target>.<ext>       one file per recipe target, ext = wav | flac
+    DIR/<id>/spec.json            the MixSpec; written LAST, so it marks the item complete
+
+Every file is written atomically (hidden temp file ``.<name>.<random>.part`` in the same folder,
+fsync, rename). Leftover temp files from a killed run are hidden dot-files; :func:`clean_temp`
+removes them when a run resumes.
+"""
+from __future__ import annotations
+
+import io as _io
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import StemforgeError
+
+JOB_FILE = "stemforge-job.json"
+MANIFEST_FILE = "manifest.csv"
+SPEC_FILE = "spec.json"
+MIX_NAME = "mixture"
+LOCK_FILE = ".stemforge.lock"
+FORMATS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24")}
+TEMP_SUFFIX = ".part"
+
+
+class JobError(StemforgeError):
+    """A batch job cannot run or finish: output folder unusable, disk full, mismatching job."""
+
+
+def item_id(i: int) -> str:
+    """``7 -> "000007"``."""
+    return f"{int(i):06d}"
+
+
+def item_dir(out: Path, i: int) -> Path:
+    return Path(out) / item_id(i)
+
+
+def audio_names(targets: list[str], fmt: str) -> list[str]:
+    """File names of one item's audio: mixture first, then the targets in recipe order."""
+    return [f"{n}.{fmt}" for n in [MIX_NAME, *targets]]
+
+
+def is_complete(out: Path, i: int) -> bool:
+    return (item_dir(out, i) / SPEC_FILE).is_file()
+
+
+def encode(audio: np.ndarray, sample_rate: int, fmt: str) -> bytes:
+    """``(channels, frames)`` float32 -> file bytes: WAV FLOAT (bit-exact) or FLAC PCM_24.
+    The same bytes every time for the same input (generate and regenerate --verify rely on it)."""
+    import soundfile as sf
+
+    if fmt not in FORMATS:
+        raise JobError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    container, subtype = FORMATS[fmt]
+    buf = _io.BytesIO()
+    sf.write(buf, np.ascontiguousarray(np.asarray(audio).T), int(sample_rate), subtype=subtype,
+             format=container)
+    return buf.getvalue()
+
+
+def temp_files(out: Path) -> list[Path]:
+    """Hidden temp files left by interrupted atomic writes in DIR and its item folders."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    found = list(out.glob(f".*{TEMP_SUFFIX}"))
+    found += out.glob(f"*/.*{TEMP_SUFFIX}")
+    return sorted(found)
+
+
+def clean_temp(out: Path) -> int:
+    """Remove leftover temp files (call only while holding the job lock). Returns the count."""
+    n = 0
+    for p in temp_files(out):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n

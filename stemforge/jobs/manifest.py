@@ -1,0 +1,145 @@
+"""The job file (``stemforge-job.json``) and the manifest (``manifest.csv``) of a generated set.
+
+Both are deterministic functions of the job's inputs and the items' specs (no timestamps), so an
+interrupted and resumed run ends byte-identical to an uninterrupted one.
+
+Manifest columns: ``id, mixture, <target>..., duration, mode``, then for each source stem
+``gain_db_<stem>, loudness_<stem>`` (the spec's gain in dB and the stem's integrated loudness in
+LUFS measured *before* the gain; empty when the stem was not loudness-normalised), then ``scale``
+(clip scaling applied to mix and targets). Paths are relative to DIR. Floats use Python's
+shortest round-trip repr.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..mixing.spec import MixSpec
+from .atomic import write_text_atomic
+from .layout import JOB_FILE, MANIFEST_FILE, SPEC_FILE, JobError, audio_names, item_id
+
+JOB_KIND = "stemforge-generate/1"
+# fields that decide every output byte: a mismatch is always refused
+STRICT = ("recipe_hash", "seed", "epoch", "format")
+# fields that name where the data came from: a mismatch is refused unless --continue
+LOOSE = ("index_root", "index_file", "version")
+
+
+@dataclass(frozen=True)
+class Job:
+    """What produced a generated set."""
+
+    recipe: dict
+    recipe_hash: str
+    seed: int
+    epoch: int
+    n: int
+    format: str
+    index_root: str
+    index_file: str
+    version: str = __version__
+
+    def to_dict(self) -> dict:
+        return {"kind": JOB_KIND, "recipe": self.recipe, "recipe_hash": self.recipe_hash,
+                "seed": self.seed, "epoch": self.epoch, "n": self.n, "format": self.format,
+                "index": {"root": self.index_root, "index_file": self.index_file},
+                "version": self.version}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: Path) -> "Job":
+        if not isinstance(d, dict) or d.get("kind") != JOB_KIND:
+            raise JobError(f"{where}: not a stemforge generate job file (kind "
+                           f"{d.get('kind') if isinstance(d, dict) else None!r}, expected {JOB_KIND!r})")
+        try:
+            return cls(recipe=d["recipe"], recipe_hash=d["recipe_hash"], seed=int(d["seed"]),
+                       epoch=int(d["epoch"]), n=int(d["n"]), format=d["format"],
+                       index_root=d["index"]["root"], index_file=d["index"]["index_file"],
+                       version=d.get("version", ""))
+        except (KeyError, TypeError, ValueError) as e:
+            raise JobError(f"{where}: job file is missing or has a bad field ({e!r})") from e
+
+    def save(self, out: Path) -> Path:
+        return write_text_atomic(Path(out) / JOB_FILE,
+                                 json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, out: Path) -> "Job":
+        p = Path(out) / JOB_FILE
+        try:
+            d = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise JobError(f"{p}: job file not found; is {out} a folder written by "
+                           "`stemforge generate`?") from None
+        except ValueError as e:
+            raise JobError(f"{p}: not valid JSON ({e})") from e
+        return cls.from_dict(d, p)
+
+    def differences(self, other: "Job", fields) -> list[str]:
+        """Human-readable ``field: theirs (this run: ours)`` for each differing field."""
+        out = []
+        for f in fields:
+            a, b = getattr(other, f), getattr(self, f)
+            if a != b:
+                out.append(f"{f} {a!r} (this run: {b!r})")
+        return out
+
+
+def check_compatible(job: Job, out: Path, allow_loose: bool) -> None:
+    """Refuse to write ``job`` into ``out`` when it holds another job's output.
+
+    Recipe, seed, epoch and format must always match (mixing two sets in one folder would make
+    the job file and manifest false). Index location and stemforge version may differ only with
+    ``allow_loose`` (``--continue``): e.g. the dataset moved but holds the same files.
+    """
+    p = Path(out) / JOB_FILE
+    if not p.exists():
+        return
+    old = Job.load(out)
+    strict = job.differences(old, STRICT)
+    if strict:
+        raise JobError(f"{p}: {out} holds the output of another job: " + "; ".join(strict) +
+                       ". Refusing to mix two sets in one folder (even with --continue); "
+                       "choose a new --out folder")
+    loose = job.differences(old, LOOSE)
+    if loose and not allow_loose:
+        raise JobError(f"{p}: {out} was generated from another index or stemforge version: " +
+                       "; ".join(loose) + ". Same recipe and seed, so rerun with --continue to "
+                       "resume anyway (items already written are kept as they are), or choose "
+                       "a new --out folder")
+
+
+def _num(x) -> str:
+    return "" if x is None else repr(float(x))
+
+
+def manifest_header(targets: list[str], sources: list[str]) -> list[str]:
+    cols = ["id", "mixture", *targets, "duration", "mode"]
+    for s in sources:
+        cols += [f"gain_db_{s}", f"loudness_{s}"]
+    return cols + ["scale"]
+
+
+def manifest_row(i: int, spec: MixSpec, fmt: str, sources: list[str]) -> list[str]:
+    iid = item_id(i)
+    files = [f"{iid}/{name}" for name in audio_names(spec.targets, fmt)]
+    by = {s.stem: s for s in spec.sources}
+    row = [iid, *files, repr(spec.duration), spec.mode]
+    for s in sources:
+        src = by.get(s)
+        row += [_num(src.gain_db if src else None), _num(src.loudness if src else None)]
+    return row + [_num(spec.scale)]
+
+
+def write_manifest(out: Path, n: int, fmt: str, targets: list[str], sources: list[str]) -> Path:
+    """Build ``manifest.csv`` from the spec.json of items ``0..n-1`` (all must be complete)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(manifest_header(targets, sources))
+    for i in range(n):
+        spec = MixSpec.load(Path(out) / item_id(i) / SPEC_FILE)
+        w.writerow(manifest_row(i, spec, fmt, sources))
+    return write_text_atomic(Path(out) / MANIFEST_FILE, buf.getvalue())
