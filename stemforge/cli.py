@@ -17,8 +17,10 @@ from .errors import StemforgeError
 COMMANDS = {
     "demo": "demo",
     "download": "download",
+    "evaluate": "evaluate",
     "index": "index",
     "info": "info",
+    "oracle": "oracle",
     "prepare": "prepare",
     "report": "report",
 }

@@ -1,0 +1,50 @@
+"""``stemforge evaluate --references ROOT --estimates DIR --out RESULTS``: BSS Eval v4 (museval-
+compatible JSON per track), SI-SDR, MDX SDR; CSV summaries and a boxplot per target."""
+from __future__ import annotations
+
+import os
+
+from ._common import add_dataset_args, open_index
+
+
+def add_parser(sub):
+    p = sub.add_parser("evaluate", help="score separated estimates against a dataset "
+                       "(museval JSON per track, CSV summaries, boxplots)")
+    p.add_argument("--references", required=True, metavar="ROOT",
+                   help="reference dataset root (any layout) or its index.jsonl")
+    p.add_argument("--estimates", required=True, metavar="DIR",
+                   help="estimates as DIR/<track name>/<target>.wav")
+    p.add_argument("--targets", nargs="+", default=None, metavar="TARGET",
+                   help="stems or groups to score (default: the .wav names of the first "
+                        "track's estimate folder)")
+    p.add_argument("--metrics", default="bsseval,sisdr,mdx",
+                   help="comma list of bsseval, sisdr, mdx (default: all)")
+    p.add_argument("--split", default=None,
+                   help="split to score: a split name or 'all' (default: test if the "
+                        "references have one, else all)")
+    p.add_argument("--out", required=True, metavar="RESULTS", help="results folder")
+    add_dataset_args(p, positional=False)
+    return p
+
+
+def select_split(index, split: str | None):
+    splits = {t.split for t in index.tracks}
+    if split is None:
+        split = "test" if "test" in splits else "all"
+    return index if split == "all" else index.subset(split)
+
+
+def run(args) -> int:
+    from ..jobs.evaluate import evaluate, parse_metrics
+
+    metrics = parse_metrics(args.metrics)
+    index = select_split(open_index(args, root=args.references), args.split)
+    workers = args.workers or os.cpu_count() or 1
+    res = evaluate(index, args.estimates, args.out, targets=args.targets, metrics=metrics,
+                   workers=workers, progress=not args.no_progress)
+    for note in res.adjusted:
+        print(f"note: estimate zero-padded / trimmed to the reference length: {note}")
+    print(res.targets.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"results: {len(res.tracks['track'].unique())} tracks -> {args.out} "
+          f"(summary_tracks.csv, summary_targets.csv, boxplot_<target>.png)")
+    return 0
