@@ -187,7 +187,7 @@ def _job_html(path: Path, problems: list[str]) -> str:
         import pandas as pd
 
         try:
-            df = pd.read_csv(man)
+            df = pd.read_csv(man, dtype={"id": str})
             parts.append(f"<p>manifest: {len(df)} rows, columns {esc(', '.join(map(str, df.columns)))}</p>")
             if "id" in df.columns:
                 missing = sorted(set(map(str, df["id"])) - {p.name for p in path.iterdir()})

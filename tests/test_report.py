@@ -1,0 +1,287 @@
+"""The HTML report: datasets, generated sets, results, bad input, CLI exit codes, figure API."""
+from __future__ import annotations
+
+import json
+import math
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import make_musdb18hq, tone, write_wav
+from stemforge.audio import io
+from stemforge.cli import main
+from stemforge.errors import StemforgeError
+from stemforge.index import Index
+from stemforge.mixing.mixer import Mixer
+from stemforge.mixing.spec import MixSpec
+from stemforge.report import (build_report, dataset_figures, detect_kind, generated_figures,
+                              mixture_figure, results_figures, track_warnings)
+
+RECIPE = {
+    "name": "report-test", "duration": 1.0, "sample_rate": 44100, "channels": 2,
+    "targets": ["vocals", "accompaniment"], "groups": {"accompaniment": ["drums", "bass", "other"]},
+    "modes": {"coherent": 0.5, "incoherent": 0.5}, "ref_db": ["uniform", -30, -10],
+    "stems": {"default": {"snr": ["uniform", -5, 5]}},
+}
+
+
+def write_generated_set(out: Path, index, n: int = 3, recipe=None, seed: int = 0) -> Path:
+    """What ``stemforge generate`` writes: <id>/mixture.wav, <id>/<target>.wav, <id>/spec.json,
+    manifest.csv, stemforge-job.json (built here with the Mixer API)."""
+    m = Mixer(recipe or RECIPE, index, seed=seed)
+    rows = ["id,mode"]
+    for i in range(n):
+        x = m.mixture(i)
+        d = out / f"{i:06d}"
+        io.write(d / "mixture.wav", x.mix, x.spec.sample_rate)
+        for t, a in x.targets.items():
+            io.write(d / f"{t}.wav", a, x.spec.sample_rate)
+        x.spec.save(d / "spec.json")
+        rows.append(f"{d.name},{x.spec.mode}")
+    (out / "manifest.csv").write_text("\n".join(rows) + "\n")
+    (out / "stemforge-job.json").write_text(json.dumps({"recipe": RECIPE, "seed": seed, "n": n}))
+    return out
+
+
+class Page(HTMLParser):
+    """Collects <audio>/<img> sources, .problem texts and all visible text of a page."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.audio, self.images, self.problems, self.text = [], [], [], []
+        self._in_problem = False
+        self.feed(Path(path).read_text())
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "audio":
+            self.audio.append(a["src"])
+        if tag == "img":
+            self.images.append(a["src"])
+        if tag == "div" and a.get("class") == "problem":
+            self._in_problem = True
+            self.problems.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "div":
+            self._in_problem = False
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._in_problem:
+            self.problems[-1] += data
+
+    @property
+    def all_text(self) -> str:
+        return " ".join(self.text)
+
+
+@pytest.fixture
+def index(hq_root):
+    return Index.open(hq_root)
+
+
+@pytest.fixture
+def gen_set(tmp_path, index):
+    return write_generated_set(tmp_path / "gen", index)
+
+
+# ---------------------------------------------------------------------------- datasets
+def test_dataset_report_tables_warnings_players(tmp_path):
+    root = make_musdb18hq(tmp_path / "hq", {"A - One": "train", "B - Two": "test",
+                                            "C - Three": "train"}, seconds=1.5)
+    # A: silent vocals; B: clipping drums; C: bass 1000 frames short (within tolerance) and a
+    # real mixture unrelated to the stems (large residual)
+    write_wav(root / "train/A - One/vocals.wav", np.zeros((2, 66150), np.float32))
+    write_wav(root / "test/B - Two/drums.wav", tone(220, 1.5, amp=1.3))
+    write_wav(root / "train/C - Three/bass.wav", tone(330, 1.5, seed=5)[:, :-1000])
+    write_wav(root / "train/C - Three/mixture.wav", tone(97, 1.5, amp=0.5, seed=9))
+    index = Index.open(root)
+    w = {t.name: track_warnings(t) for t in index}
+    assert any("stem 'vocals' is silent" in x for x in w["A - One"])
+    assert any("stem 'drums' clips (peak 1.3" in x for x in w["B - Two"])
+    assert any("stem lengths differ by 1000 frames" in x for x in w["C - Three"])
+    assert any("real mixture differs from the stem sum" in x for x in w["C - Three"])
+
+    res = build_report(root, tmp_path / "rep", preview_seconds=1.0)
+    assert res.rendered == 3 and res.problems == []
+    page = Page(res.index_html)
+    text = page.all_text
+    assert "split train: 2 tracks" in text and "split test: 1 tracks" in text
+    for x in [*w["A - One"], *w["B - Two"], *w["C - Three"]]:
+        assert x in text
+    # real mixture + 4 stems per track, each a decodable 1 s OGG/Vorbis excerpt
+    assert len(page.audio) == 3 * 5
+    for src in page.audio:
+        info = sf.info(str(tmp_path / "rep" / src))
+        assert info.format == "OGG" and info.samplerate == 44100
+        assert abs(info.frames - 44100) <= 1
+    for src in page.images:
+        assert (tmp_path / "rep" / src).stat().st_size > 1000
+
+
+def test_dataset_figures_use_index_values(index):
+    figs = dataset_figures(index)
+    assert set(figs) == {"loudness", "activity", "durations"}
+    ax = figs["loudness"].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == index.stem_names
+    # the scatter overlay holds exactly the per-track loudness values of each stem
+    pts = [c.get_offsets()[:, 1] for c in ax.collections]
+    for name, ys in zip(index.stem_names, pts):
+        want = sorted(t.stems[name].loudness for t in index.tracks_with(name))
+        assert np.allclose(sorted(ys), want)
+
+
+# ---------------------------------------------------------------------------- generated sets
+def test_generated_report_players_params_histograms(tmp_path, gen_set):
+    res = build_report(gen_set, tmp_path / "rep")
+    assert res.problems == [] and res.rendered == 3
+    page = Page(res.index_html)
+    assert len(page.audio) == 3 * 3  # mix + vocals + accompaniment
+    for src in page.audio:
+        assert sf.info(str(tmp_path / "rep" / src)).frames == pytest.approx(44100, abs=1)
+    text = page.all_text
+    for i in range(3):
+        spec = MixSpec.load(gen_set / f"{i:06d}" / "spec.json")
+        assert spec.mode in text
+        for s in spec.sources:
+            assert f"{s.gain_db:.1f}" in text and f"{s.snr:.1f}" in text
+    names = {Path(s).stem.split("-", 1)[1] for s in page.images}
+    assert {"gen-gains", "gen-snrs", "gen-modes", "gen-ref_db", "gen-scale"} <= names
+    assert sum(s.endswith("-spec.jpg") for s in page.images) == 3
+    sec = res.sections[0]
+    assert 10_000 < sec.bytes_per_item < 200_000  # 1 s mixtures, 3 previews + 1 image
+    assert f"{sec.bytes_per_item / 1024:.0f} KiB of audio and images per mixture" in text
+
+
+def test_generated_figures_count_every_source(gen_set):
+    specs = [MixSpec.load(p) for p in sorted(gen_set.glob("*/spec.json"))]
+    figs = generated_figures(gen_set)
+    assert set(figs) == {"gains", "snrs", "ref_db", "scale", "modes"}
+    heights = sum(p.get_height() for p in figs["gains"].axes[0].patches)
+    assert heights == sum(len(s.sources) for s in specs)
+    modes = {}
+    for s in specs:
+        modes[s.mode] = modes.get(s.mode, 0) + 1
+    bars = figs["modes"].axes[0].patches
+    assert sorted(int(b.get_height()) for b in bars) == sorted(modes.values())
+    fig = mixture_figure(gen_set / "000000")
+    assert [a.get_ylabel().split("\n")[0] for a in fig.axes[:3]] == ["mix", "vocals",
+                                                                     "accompaniment"]
+
+
+def test_missing_spec_and_unreadable_audio_are_shown(tmp_path, gen_set):
+    (gen_set / "000001" / "spec.json").unlink()
+    (gen_set / "000002" / "mixture.wav").write_bytes(b"this is not audio")
+    res = build_report(gen_set, tmp_path / "rep")
+    page = Page(res.index_html)
+    assert res.rendered == 3  # every mixture still has something to listen to
+    assert any(f"{gen_set / '000001' / 'spec.json'}: spec file not found" in p
+               for p in page.problems)
+    assert any("mixture 000002: cannot read mix" in p and "not a readable audio file" in p
+               for p in page.problems)
+    # 000001 without a spec: its wav files still play; 000002 lost only its mix
+    assert len(page.audio) == 3 + 3 + 2
+
+
+def test_invalid_spec_is_reported(tmp_path, gen_set):
+    (gen_set / "000000" / "spec.json").write_text('{"format": "something else"}')
+    page = Page(build_report(gen_set, tmp_path / "rep").index_html)
+    assert any("not a stemforge mix spec (format 'something else'" in p for p in page.problems)
+
+
+def test_empty_generated_set_exits_nonzero(tmp_path, capsys):
+    empty = tmp_path / "gen"
+    empty.mkdir()
+    (empty / "stemforge-job.json").write_text("{}")
+    assert detect_kind(empty) == "generated"
+    rc = main(["report", str(empty), "--out", str(tmp_path / "rep")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "nothing could be rendered" in err
+    page = Page(tmp_path / "rep" / "index.html")
+    assert any("the generated set is empty" in p for p in page.problems)
+    assert any(f"{empty}: nothing could be rendered" in p for p in page.problems)
+
+
+def test_missing_and_empty_paths(tmp_path, capsys):
+    (tmp_path / "void").mkdir()
+    rc = main(["report", str(tmp_path / "nope"), str(tmp_path / "void"),
+               "--out", str(tmp_path / "rep")])
+    assert rc == 1
+    page = Page(tmp_path / "rep" / "index.html")
+    assert any(f"{tmp_path / 'nope'}: does not exist" in p for p in page.problems)
+    assert any(f"{tmp_path / 'void'}: is an empty folder" in p for p in page.problems)
+
+
+def test_unopenable_dataset_is_reported(tmp_path):
+    bad = tmp_path / "notadataset"
+    bad.mkdir()
+    (bad / "readme.txt").write_text("hello")
+    res = build_report(bad, tmp_path / "rep", kind="dataset")
+    assert res.rendered == 0
+    assert any(p.startswith(f"{bad}: cannot open as a dataset") for p in res.problems)
+
+
+def test_bad_kind_names_the_option(tmp_path):
+    with pytest.raises(StemforgeError, match="--kind 'nonsense': expected one of auto, "):
+        build_report(tmp_path, tmp_path / "rep", kind="nonsense")
+
+
+# ---------------------------------------------------------------------------- results
+def _museval(values: dict[str, dict[str, list[float]]]) -> dict:
+    return {"targets": [{"name": t, "frames": [
+        {"time": float(i), "duration": 1.0,
+         "metrics": {m: values[t][m][i] for m in ("SDR", "SIR", "SAR", "ISR")}}
+        for i in range(len(values[t]["SDR"]))]} for t in values]}
+
+
+def test_results_tables_and_boxplots(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    res_dir = tmp_path / "results"
+    res_dir.mkdir()
+    truth = {}
+    for track in ("song-a", "song-b", "song-c"):
+        vals = {t: {m: list(np.round(rng.normal(5, 3, 4), 5)) for m in ("SDR", "SIR", "SAR", "ISR")}
+                for t in ("vocals", "accompaniment")}
+        vals["vocals"]["SDR"][0] = math.nan  # a silent frame: NaN is skipped
+        truth[track] = vals
+        (res_dir / f"{track}.json").write_text(json.dumps(_museval(vals), allow_nan=True))
+    (res_dir / "summary.csv").write_text("target,SDR\nvocals,1.0\n")
+    (res_dir / "broken.json").write_text("{not json")
+    assert detect_kind(res_dir) == "results"
+    rc = main(["report", str(res_dir), "--out", str(tmp_path / "rep")])
+    assert rc == 0
+    page = Page(tmp_path / "rep" / "index.html")
+    assert any("broken.json: not a readable museval JSON" in p for p in page.problems)
+    text = page.all_text
+    for target in ("vocals", "accompaniment"):
+        for m in ("SDR", "SIR", "SAR", "ISR"):
+            per_track = [np.nanmedian(truth[tr][target][m]) for tr in truth]
+            assert f"{np.median(per_track):.2f}" in text
+    assert "CSV summary summary.csv (1 rows)" in text
+    assert len(page.images) == 8  # per-frame and per-track boxplots for 4 metrics
+    figs = results_figures(res_dir)
+    ax = figs["SDR_tracks"].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["accompaniment", "vocals"]
+
+
+def test_detect_kind(tmp_path, hq_root, index, gen_set):
+    assert detect_kind(hq_root) == "dataset"
+    assert detect_kind(index.index_file) == "dataset"
+    assert detect_kind(gen_set) == "generated"
+    assert detect_kind(tmp_path / "missing") == "missing"
+
+
+def test_cli_report_prints_path(tmp_path, gen_set, hq_root, capsys):
+    rc = main(["report", str(hq_root), str(gen_set), "--out", str(tmp_path / "rep"),
+               "--excerpt", "0.5", "--max-items", "1"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert f"report: {tmp_path / 'rep' / 'index.html'}" in out
+    page = Page(tmp_path / "rep" / "index.html")
+    assert len(page.audio) == 5 + 3  # one track, one mixture
+    assert "mixtures: listen and look (1 of 3)" in page.all_text
