@@ -63,21 +63,35 @@ def _client(workers: int, scheduler: str | None):
             return Client(scheduler, timeout="15s"), None
         except (OSError, TimeoutError) as e:
             raise JobError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from e
+    # loopback only; no dashboard, and the scheduler's small HTTP server on a free port (the
+    # default 8787 may be taken by another cluster on a shared machine)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           host="127.0.0.1", dashboard_address=None,
+                           scheduler_kwargs={"dashboard": False,
+                                             "dashboard_address": "127.0.0.1:0"},
+                           silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
 
 def _run_dask(fn, items, workers, scheduler, name, kwargs) -> Iterator:
+    import uuid
+
     from distributed import as_completed
 
     client, cluster = _client(workers, scheduler)
     futures = []
     try:
-        keys = [f"{name}-{i}" for i in items]
-        futures = client.map(fn, items, key=keys, **kwargs)
+        # a fresh token per run: a shared scheduler never confuses two runs (or two folders)
+        token = uuid.uuid4().hex[:12]
+        keys = [f"{name}-{token}-{i}" for i in items]
+        futures = client.map(fn, items, key=keys, pure=False, **kwargs)
+        item_of = {f.key: i for f, i in zip(futures, items)}
         for fut in as_completed(futures):
-            yield fut.result()  # re-raises the task's exception here
+            try:
+                result = fut.result()  # re-raises the task's exception here
+            except Exception as e:
+                _reraise(e, item_of.get(fut.key), scheduler)
+            yield result
     finally:
         for f in futures:
             if not f.done():
@@ -85,3 +99,28 @@ def _run_dask(fn, items, workers, scheduler, name, kwargs) -> Iterator:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _reraise(e: Exception, item, scheduler) -> None:
+    """Task errors pass through (StemforgeError, OSError keep their meaning); Dask's own
+    failures become a JobError naming the item."""
+    from distributed.scheduler import KilledWorker
+
+    from ..errors import StemforgeError
+
+    if isinstance(e, (StemforgeError, OSError)) and not _is_comm_error(e):
+        raise e
+    if isinstance(e, KilledWorker):
+        raise JobError(f"item {item}: its Dask worker died on every attempt (the scheduler "
+                       f"gave up: {e}); items already written are intact, rerun to resume") from e
+    where = f"the Dask scheduler at {scheduler}" if scheduler else "the local Dask cluster"
+    raise JobError(f"item {item}: {where} failed ({type(e).__name__}: {e}); items already "
+                   "written are intact, rerun to resume") from e
+
+
+def _is_comm_error(e: Exception) -> bool:
+    try:
+        from distributed.comm.core import CommClosedError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(e, CommClosedError)

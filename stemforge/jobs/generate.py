@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..mixing.mixer import Mixer
 from ..mixing.recipe import Recipe
-from .atomic import write_bytes_atomic
+from .atomic import fsync_dir, write_bytes_atomic
 from .dask_runner import run_items, seed_state, worker_state
 from .layout import (FORMATS, JOB_FILE, LOCK_FILE, SPEC_FILE, JobError, audio_names,
                      clean_temp, encode, is_complete, item_dir)
@@ -42,13 +42,15 @@ class Task:
     recipe_name: str
     recipe_hash: str
     index_file: str
+    index_stamp: tuple  # (size, mtime_ns) of index_file: a changed index is reopened
     seed: int
     epoch: int
     fmt: str
 
     @property
     def key(self) -> tuple:
-        return ("mixer", self.index_file, self.recipe_hash, self.recipe_name, self.seed)
+        return ("mixer", self.index_file, self.index_stamp, self.recipe_hash, self.recipe_name,
+                self.seed)
 
 
 @dataclass
@@ -86,6 +88,7 @@ def generate_item(i: int, task: Task) -> int:
     try:
         for name, audio in zip(audio_names(m.spec.targets, task.fmt), arrays):
             written.append(write_bytes_atomic(d / name, encode(audio, sr, task.fmt)))
+        fsync_dir(d)  # the audio renames are durable before the spec marks the item complete
         m.spec.save(d / SPEC_FILE)
     except BaseException:
         if not (d / SPEC_FILE).exists():  # leave no half item behind under final names
@@ -143,6 +146,15 @@ def prepare_out(out: Path) -> None:
         raise JobError(f"{out}: cannot create the output folder ({e.strerror})") from e
 
 
+def make_task(job: Job, out: Path) -> Task:
+    """The plain-data task workers need to produce items of ``job`` into ``out``."""
+    st = Path(job.index_file).stat()
+    return Task(out=str(Path(out).resolve()), recipe=job.recipe, recipe_name=job.recipe_name,
+                recipe_hash=job.recipe_hash, index_file=job.index_file,
+                index_stamp=(st.st_size, st.st_mtime_ns), seed=job.seed, epoch=job.epoch,
+                fmt=job.format)
+
+
 def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 0,
              fmt: str = "wav", workers: int = 1, scheduler: str | None = None,
              allow_continue: bool = False, progress: bool = True) -> GenerateResult:
@@ -160,11 +172,10 @@ def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 
         raise JobError(f"{index_file}: index file missing; workers open the index from it")
     job = Job(recipe=recipe.to_dict(), recipe_hash=recipe.hash(), seed=int(seed),
               epoch=int(epoch), n=n, format=fmt, index_root=str(Path(index.root).resolve()),
-              index_file=str(index_file))
+              index_file=str(index_file), recipe_name=recipe.name)
     check_compatible(job, out, allow_continue)
     prepare_out(out)
-    task = Task(out=str(out.resolve()), recipe=job.recipe, recipe_name=recipe.name,
-                recipe_hash=job.recipe_hash, index_file=str(index_file), seed=int(seed), epoch=int(epoch), fmt=fmt)
+    task = make_task(job, out)
     t0 = time.perf_counter()
     with job_lock(out):
         done = 0
@@ -179,8 +190,8 @@ def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 
 
             with tqdm(total=n, initial=done, unit="mix", desc="generate", disable=not progress,
                       dynamic_ncols=True) as bar:
-                name = f"generate-{job.recipe_hash}-{seed}-{epoch}-{fmt}"
-                for w in run_items(generate_item, todo, workers, scheduler, name=name, task=task):
+                for w in run_items(generate_item, todo, workers, scheduler, name="generate",
+                                   task=task):
                     warnings += w
                     done += 1
                     bar.update(1)

@@ -13,6 +13,7 @@ removes them when a run resumes.
 from __future__ import annotations
 
 import io as _io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -51,17 +52,40 @@ def is_complete(out: Path, i: int) -> bool:
 
 
 def encode(audio: np.ndarray, sample_rate: int, fmt: str) -> bytes:
-    """``(channels, frames)`` float32 -> file bytes: WAV FLOAT (bit-exact) or FLAC PCM_24.
-    The same bytes every time for the same input (generate and regenerate --verify rely on it)."""
-    import soundfile as sf
+    """``(channels, frames)`` float32 -> file bytes: WAV 32-bit float (bit-exact) or FLAC PCM_24.
 
+    The same bytes every time for the same input (generate and regenerate --verify rely on it).
+    WAV is written here rather than by libsndfile, whose float WAV files carry a ``PEAK`` chunk
+    stamped with the current time (two writes of one signal a second apart differ)."""
     if fmt not in FORMATS:
         raise JobError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if fmt == "wav":
+        return wav_float32(audio, sample_rate)
+    import soundfile as sf
+
     container, subtype = FORMATS[fmt]
     buf = _io.BytesIO()
     sf.write(buf, np.ascontiguousarray(np.asarray(audio).T), int(sample_rate), subtype=subtype,
              format=container)
     return buf.getvalue()
+
+
+def wav_float32(audio: np.ndarray, sample_rate: int) -> bytes:
+    """``(channels, frames)`` -> a canonical WAVE_FORMAT_IEEE_FLOAT file (RIFF, ``fmt `` of 18
+    bytes, ``fact``, ``data``; little-endian float32 interleaved). Deterministic: no clock, no
+    PEAK chunk. Read back by soundfile/libsndfile, scipy, ffmpeg."""
+    a = np.asarray(audio)
+    if a.ndim != 2:
+        raise JobError(f"audio to encode must be (channels, frames), got shape {a.shape}")
+    channels, frames = a.shape
+    data = np.ascontiguousarray(a.T, dtype="<f4").tobytes()
+    block = 4 * channels
+    fmt_chunk = struct.pack("<HHIIHHH", 3, channels, int(sample_rate),
+                            int(sample_rate) * block, block, 32, 0)
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt_chunk)) + fmt_chunk
+            + b"fact" + struct.pack("<II", 4, frames)
+            + b"data" + struct.pack("<I", len(data)) + data)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 def temp_files(out: Path) -> list[Path]:

@@ -41,11 +41,13 @@ class Job:
     format: str
     index_root: str
     index_file: str
+    recipe_name: str = ""
     version: str = __version__
 
     def to_dict(self) -> dict:
-        return {"kind": JOB_KIND, "recipe": self.recipe, "recipe_hash": self.recipe_hash,
-                "seed": self.seed, "epoch": self.epoch, "n": self.n, "format": self.format,
+        return {"kind": JOB_KIND, "recipe": self.recipe, "recipe_name": self.recipe_name,
+                "recipe_hash": self.recipe_hash, "seed": self.seed, "epoch": self.epoch,
+                "n": self.n, "format": self.format,
                 "index": {"root": self.index_root, "index_file": self.index_file},
                 "version": self.version}
 
@@ -58,7 +60,7 @@ class Job:
             return cls(recipe=d["recipe"], recipe_hash=d["recipe_hash"], seed=int(d["seed"]),
                        epoch=int(d["epoch"]), n=int(d["n"]), format=d["format"],
                        index_root=d["index"]["root"], index_file=d["index"]["index_file"],
-                       version=d.get("version", ""))
+                       recipe_name=d.get("recipe_name", ""), version=d.get("version", ""))
         except (KeyError, TypeError, ValueError) as e:
             raise JobError(f"{where}: job file is missing or has a bad field ({e!r})") from e
 
@@ -84,7 +86,11 @@ class Job:
         for f in fields:
             a, b = getattr(other, f), getattr(self, f)
             if a != b:
-                out.append(f"{f} {a!r} (this run: {b!r})")
+                if f == "recipe_hash":
+                    out.append(f"recipe {other.recipe_name!r} hash {a} (this run: recipe "
+                               f"{self.recipe_name!r} hash {b})")
+                else:
+                    out.append(f"{f} {a!r} (this run: {b!r})")
         return out
 
 
@@ -104,6 +110,10 @@ def check_compatible(job: Job, out: Path, allow_loose: bool) -> None:
         raise JobError(f"{p}: {out} holds the output of another job: " + "; ".join(strict) +
                        ". Refusing to mix two sets in one folder (even with --continue); "
                        "choose a new --out folder")
+    if job.n < old.n:
+        raise JobError(f"{p}: {out} holds a set of {old.n} mixtures and this run asks for "
+                       f"--n {job.n}; a set can grow but not shrink: rerun with --n {old.n} or "
+                       "more, or choose a new --out folder")
     loose = job.differences(old, LOOSE)
     if loose and not allow_loose:
         raise JobError(f"{p}: {out} was generated from another index or stemforge version: " +
