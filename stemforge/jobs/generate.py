@@ -80,22 +80,27 @@ def generate_item(i: int, task: Task) -> int:
         return 0
     mixer = worker_state(task.key, lambda: _open_mixer(task))
     m = mixer.mixture(i, epoch=task.epoch)
+    write_item(out, i, m.spec, [m.mix, *(m.targets[t] for t in m.spec.targets)], task.fmt)
+    return len(m.spec.warnings)
+
+
+def write_item(out: Path, i: int, spec, arrays: list, fmt: str) -> None:
+    """Write item ``i``: ``arrays`` = mixture then targets in ``spec.targets`` order, each
+    ``(C, T)`` float32, then ``spec.json`` last (it marks the item complete). On any failure
+    before the spec is written, the audio written by this call is removed again."""
     d = item_dir(out, i)
     d.mkdir(exist_ok=True)
-    sr = m.spec.sample_rate
-    arrays = [m.mix, *(m.targets[t] for t in m.spec.targets)]
     written = []
     try:
-        for name, audio in zip(audio_names(m.spec.targets, task.fmt), arrays):
-            written.append(write_bytes_atomic(d / name, encode(audio, sr, task.fmt)))
+        for name, audio in zip(audio_names(spec.targets, fmt), arrays):
+            written.append(write_bytes_atomic(d / name, encode(audio, spec.sample_rate, fmt)))
         fsync_dir(d)  # the audio renames are durable before the spec marks the item complete
-        m.spec.save(d / SPEC_FILE)
+        spec.save(d / SPEC_FILE)
     except BaseException:
         if not (d / SPEC_FILE).exists():  # leave no half item behind under final names
             for p in written:
                 p.unlink(missing_ok=True)
         raise
-    return len(m.spec.warnings)
 
 
 @contextmanager

@@ -1,0 +1,144 @@
+"""``export-jams``: one JAMS file per generated item, in Scaper's ``scaper`` namespace.
+
+``DIR/<id>/mixture.jams`` holds one annotation (namespace ``scaper``) with one observation per
+stem that was mixed (dropped stems are left out, as Scaper never instantiates them):
+
+=================  ===========================================================================
+value field        stemforge source
+=================  ===========================================================================
+``label``          stem name (Scaper: the foreground folder's label)
+``source_file``    the stem's file in the index (for ``.stem.mp4`` the container; the stream
+                   index is in the stemforge sandbox)
+``source_time``    ``start / track_sample_rate`` seconds
+``event_time``     0 (every stem spans the whole mixture, as in the seed tutorial)
+``event_duration`` the mixture's duration
+``snr``            loudness relative to ``ref_db`` after gain: ``snr + boost`` (Scaper adds the
+                   target boost to the SNR); absent for stems levelled by ``gain_db``
+``role``           ``foreground``
+``pitch_shift``    semitones of a ``pitch_shift``/``pitch_tempo`` step, else ``null``
+``time_stretch``   Scaper's factor (output length / input length) = ``1 / rate``, else ``null``
+=================  ===========================================================================
+
+The annotation sandbox has ``scaper`` (Scaper's synthesis fields: duration, sr, ref_db,
+n_channels, fix_clipping / peak_normalization and the scale applied, ...) and ``stemforge``
+(the complete MixSpec, so the JAMS file alone re-renders the item with ``stemforge.render``).
+
+Written without the ``jams`` package (plain JSON in the JAMS 0.3 schema); the tests validate the
+files with ``jams``.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .. import __version__
+from ..errors import StemforgeError
+from ..mixing.spec import MixSpec
+from .atomic import write_text_atomic
+from .layout import MIX_NAME, SPEC_FILE, JobError, audio_names, is_complete, item_dir, item_id
+from .manifest import Job
+
+JAMS_FILE = f"{MIX_NAME}.jams"
+JAMS_VERSION = "0.3.4"
+
+
+def _pitch_stretch(steps: list[dict]) -> tuple[float | None, float | None]:
+    pitch = stretch = None
+    for st in steps:
+        kind = st.get("step")
+        if kind in ("pitch_shift", "pitch_tempo") and st.get("semitones") is not None:
+            pitch = (pitch or 0.0) + float(st["semitones"])
+        rate = st.get("tempo") if kind == "pitch_tempo" else st.get("rate") \
+            if kind == "time_stretch" else None
+        if rate:
+            stretch = (stretch or 1.0) / float(rate)
+    return pitch, stretch
+
+
+def spec_to_jams(spec: MixSpec, index, mixture_path: str = "") -> dict:
+    """One item's spec -> a JAMS document (plain dict in the JAMS 0.3 schema)."""
+    dur = spec.duration
+    data = []
+    for s in spec.sources:
+        if s.dropped:
+            continue
+        try:
+            source_file = str(index.track(s.track).stems[s.stem].path)
+        except (KeyError, StemforgeError) as e:
+            raise JobError(f"item {spec.item}: stem {s.stem!r} of track {s.track!r} is not in "
+                           f"the index of {index.root} ({e})") from None
+        pitch, stretch = _pitch_stretch(s.steps)
+        value = {"label": s.stem, "source_file": source_file,
+                 "source_time": s.start / (s.track_sample_rate or spec.sample_rate),
+                 "event_time": 0.0, "event_duration": dur, "role": "foreground",
+                 "pitch_shift": pitch, "time_stretch": stretch}
+        if s.level == "snr" and s.snr is not None:
+            value["snr"] = float(s.snr) + float(s.boost)
+        data.append({"time": 0.0, "duration": dur, "value": value, "confidence": 1.0})
+    change = 20 * math.log10(spec.scale) if spec.scale > 0 else None
+    scaper = {
+        "duration": dur, "original_duration": dur, "fg_path": str(index.root), "bg_path": None,
+        "fg_labels": sorted({s.stem for s in spec.sources}), "bg_labels": [],
+        "protected_labels": [], "sr": spec.sample_rate, "ref_db": spec.ref_db,
+        "n_channels": spec.channels, "fade_in_len": 0.0, "fade_out_len": 0.0,
+        "n_events": len(data), "polyphony_max": len(data), "reverb": None,
+        "fix_clipping": spec.clipping == "fix_clipping",
+        "peak_normalization": spec.clipping == "peak_normalize",
+        "peak_normalization_scale_factor": spec.scale, "ref_db_change": change,
+        "ref_db_generated": None if spec.ref_db is None or change is None
+        else spec.ref_db + change,
+        "soundscape_audio_path": mixture_path, "scaper_version": None,
+    }
+    ann = {
+        "annotation_metadata": {
+            "curator": {"name": "", "email": ""}, "annotator": {}, "version": __version__,
+            "corpus": "", "annotation_tools": f"stemforge {__version__}",
+            "annotation_rules": "", "validation": "", "data_source": "stemforge generate"},
+        "namespace": "scaper", "data": data,
+        "sandbox": {"scaper": scaper, "stemforge": spec.to_dict()},
+        "time": 0.0, "duration": dur,
+    }
+    return {"annotations": [ann],
+            "file_metadata": {"title": f"{spec.recipe_name} item {spec.item}", "artist": "",
+                              "release": "", "duration": dur, "identifiers": {},
+                              "jams_version": JAMS_VERSION},
+            "sandbox": {}}
+
+
+def export_jams(out, *, index=None) -> list[Path]:
+    """Write ``<id>/mixture.jams`` for every item of the set in ``out``. All items must be
+    complete (checked before anything is written). Returns the files written."""
+    from ..index import Index
+
+    out = Path(out)
+    if not out.is_dir():
+        raise JobError(f"{out}: no such folder (expected a folder written by `stemforge generate`)")
+    job = Job.load(out)
+    missing = [item_id(i) for i in range(job.n) if not is_complete(out, i)]
+    if missing:
+        raise JobError(f"{out}: {len(missing)} of {job.n} items are incomplete (first: "
+                       f"{missing[0]}); finish them with `stemforge generate` or "
+                       "`stemforge regenerate` first. Nothing was written")
+    if index is None:
+        if not Path(job.index_file).is_file():
+            raise JobError(f"{out}: the index named in its job file is missing "
+                           f"({job.index_file}); pass --index with the dataset root or index file")
+        index = Index.load(job.index_file, refresh=False)
+    elif not hasattr(index, "tracks"):
+        index = Index.open(Path(index))
+    docs = []
+    for i in range(job.n):
+        spec = MixSpec.load(item_dir(out, i) / SPEC_FILE)
+        mix = audio_names(spec.targets, job.format)[0]
+        docs.append(spec_to_jams(spec, index, str(item_dir(out, i).resolve() / mix)))
+    written = []
+    try:
+        for i, doc in enumerate(docs):
+            written.append(write_text_atomic(item_dir(out, i) / JAMS_FILE,
+                                             json.dumps(doc, indent=1, allow_nan=False) + "\n"))
+    except OSError as e:
+        from .generate import io_error
+
+        raise io_error(e, out) from e
+    return written
