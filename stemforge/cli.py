@@ -18,10 +18,13 @@ COMMANDS = {
     "demo": "demo",
     "download": "download",
     "evaluate": "evaluate",
+    "export-jams": "export_jams",
+    "generate": "generate",
     "index": "index",
     "info": "info",
     "oracle": "oracle",
     "prepare": "prepare",
+    "regenerate": "regenerate",
     "report": "report",
 }
 
