@@ -20,7 +20,7 @@ _LAZY = {
     "Mixer": ("stemforge.mixing.mixer", "Mixer"),
     "Mixture": ("stemforge.mixing.mixer", "Mixture"),
     "MixSpec": ("stemforge.mixing.spec", "MixSpec"),
-    "render": ("stemforge.mixing.render", "render"),
+    "render": ("stemforge.mixing.mixer", "render"),
     "StemforgeError": ("stemforge.errors", "StemforgeError"),
 }
 
