@@ -100,10 +100,13 @@ def render(spec: MixSpec, index, processed: dict | None = None,
 def _sum(targets: dict[str, np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
     """Float32 sum of the targets in order (into ``out`` when given)."""
     vals = list(targets.values())
-    if out is None:
-        out = vals[0].copy()
-    else:
+    if len(vals) == 1:
+        if out is None:
+            return vals[0].copy()
         np.copyto(out, vals[0])
-    for v in vals[1:]:
+        return out
+    # ((t0 + t1) + t2) + ...: the first add writes ``out`` directly (no copy pass; same bytes)
+    out = np.add(vals[0], vals[1], out=out)
+    for v in vals[2:]:
         out += v
     return out
