@@ -1,6 +1,7 @@
 """The HTML report: datasets, generated sets, results, bad input, CLI exit codes, figure API."""
 from __future__ import annotations
 
+import io as io_module
 import json
 import math
 from html.parser import HTMLParser
@@ -17,6 +18,7 @@ from stemforge.errors import StemforgeError
 from stemforge.index import Index
 from stemforge.mixing.mixer import Mixer
 from stemforge.mixing.spec import MixSpec
+from stemforge.report.html import encode_preview, preview_codec
 from stemforge.report import (build_report, dataset_figures, detect_kind, generated_figures,
                               mixture_figure, results_figures, track_warnings)
 
@@ -89,6 +91,35 @@ def gen_set(tmp_path, index):
     return write_generated_set(tmp_path / "gen", index)
 
 
+# ---------------------------------------------------------------------------- previews
+@pytest.mark.parametrize("codec", ["OPUS", "VORBIS"])
+def test_preview_keeps_the_signal_and_is_compact(codec, monkeypatch):
+    """A preview decodes to the same tone at the same level (Opus resampled to 48 kHz); clipped
+    input is clipped, not wrapped; 5 s of stereo stay well under 64 KB. VORBIS: what
+    libsndfile builds without Opus get."""
+    if codec == "VORBIS":
+        monkeypatch.setattr(sf, "available_subtypes", lambda fmt=None: {"VORBIS": "Vorbis"})
+    x = tone(440, 5.0, amp=0.5, noise=0.0)
+    x[1] *= 2.4  # right channel peaks at 1.2: clipped to 1.0 in the preview
+    data = encode_preview(x, 44100)
+    assert len(data) < 64_000
+    y, sr = sf.read(io_module.BytesIO(data), dtype="float32", always_2d=True)
+    assert sr == (48000 if codec == "OPUS" else 44100)
+    assert codec_name(data) == codec
+    left = y[sr // 2: 4 * sr, 0]
+    spectrum = np.abs(np.fft.rfft(left * np.hanning(len(left))))
+    assert np.argmax(spectrum) * sr / len(left) == pytest.approx(440, abs=1)
+    assert np.sqrt(np.mean(left ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.06)
+    right = y[sr // 2: 4 * sr, 1]
+    assert np.abs(right).max() < 1.15  # a wrapped integer path would jump sign instead
+    assert np.mean(np.abs(right) > 0.9) > 0.2  # flat tops where the input exceeded 1.0
+    assert preview_codec().startswith("Ogg/Opus" if codec == "OPUS" else "Ogg/Vorbis")
+
+
+def codec_name(data: bytes) -> str:
+    return sf.info(io_module.BytesIO(data)).subtype
+
+
 # ---------------------------------------------------------------------------- datasets
 def test_dataset_report_tables_warnings_players(tmp_path):
     root = make_musdb18hq(tmp_path / "hq", {"A - One": "train", "B - Two": "test",
@@ -113,12 +144,12 @@ def test_dataset_report_tables_warnings_players(tmp_path):
     assert "split train: 2 tracks" in text and "split test: 1 tracks" in text
     for x in [*w["A - One"], *w["B - Two"], *w["C - Three"]]:
         assert x in text
-    # real mixture + 4 stems per track, each a decodable 1 s OGG/Vorbis excerpt
+    # real mixture + 4 stems per track, each a decodable 1 s Ogg/Opus excerpt (48 kHz)
     assert len(page.audio) == 3 * 5
     for src in page.audio:
         info = sf.info(str(tmp_path / "rep" / src))
-        assert info.format == "OGG" and info.samplerate == 44100
-        assert abs(info.frames - 44100) <= 1
+        assert (info.format, info.subtype, info.samplerate) == ("OGG", "OPUS", 48000)
+        assert abs(info.frames - 48000) <= 1
     for src in page.images:
         assert (tmp_path / "rep" / src).stat().st_size > 1000
 
@@ -142,7 +173,7 @@ def test_generated_report_players_params_histograms(tmp_path, gen_set):
     page = Page(res.index_html)
     assert len(page.audio) == 3 * 3  # mix + vocals + accompaniment
     for src in page.audio:
-        assert sf.info(str(tmp_path / "rep" / src)).frames == pytest.approx(44100, abs=1)
+        assert sf.info(str(tmp_path / "rep" / src)).frames == pytest.approx(48000, abs=1)
     text = page.all_text
     for i in range(3):
         spec = MixSpec.load(gen_set / f"{i:06d}" / "spec.json")

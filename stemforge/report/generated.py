@@ -20,7 +20,7 @@ from ..audio import io
 from ..errors import StemforgeError
 from ..mixing.spec import MixSpec
 from . import plots
-from .html import Assets, esc, problems_html, slug, table
+from .html import Assets, esc, preview_codec, problems_html, slug, table
 from .section import Section
 
 SPEC_FILE = "spec.json"
@@ -134,7 +134,7 @@ def params_html(spec: MixSpec) -> str:
     """The drawn parameters of one spec: a summary line and one row per source."""
     head = (f"<p>mode <b>{esc(spec.mode)}</b>, {spec.duration:.2f} s at {spec.sample_rate} Hz, "
             f"ref_db {plots.fmt(spec.ref_db)} LUFS, peak before clip fix {spec.peak:.3f}, "
-            f"scale {spec.scale:.3f} ({esc(spec.clipping)}), recipe {esc(spec.recipe_name)} "
+            f"scale {spec.scale:.3f} ({esc(spec.clipping)}), recipe <b>{esc(spec.recipe_name)}</b> "
             f"<code>{esc(spec.recipe_hash[:12])}</code>, seed {spec.seed} epoch {spec.epoch} "
             f"item {spec.item}, attempts {spec.attempts}</p>")
     rows = [[s.stem, s.target, s.track, f"{s.start / (s.track_sample_rate or spec.sample_rate):.2f}",
@@ -226,7 +226,8 @@ def generated_section(path: Path, assets: Assets, max_items: int = 100) -> Secti
         sec.rendered += ok
     if sec.rendered:
         sec.bytes_per_item = assets.bytes_by_prefix.get("gen", 0) / sec.rendered
-        parts.append(f'<p class="muted">previews: first {assets.preview_seconds:g} s, OGG/Vorbis; '
+        parts.append(f'<p class="muted">previews: first {assets.preview_seconds:g} s, '
+                     f'{preview_codec(assets.kbps_per_channel)}; '
                      f'{sec.bytes_per_item / 1024:.0f} KiB of audio and images per mixture</p>')
     sec.body = "".join(parts)
     return sec

@@ -18,7 +18,13 @@ from ..types import Hz, Seconds
 from .plots import image_bytes
 
 PREVIEW_SECONDS: Seconds = 10.0
-PREVIEW_QUALITY = 0.8    # libsndfile Vorbis compression level (0 = best, 1 = smallest): ~90 kb/s stereo
+# Previews are Ogg/Opus at 48 kHz, ~32 kb/s per channel (~64 kb/s stereo, ~40 KB per 5 s): a
+# 100-mixture report of 5 s mixtures (mix + 2 targets) is ~12 MB of audio. libsndfile maps its
+# compression level c in [0, 1] to (256 - 250 c) kb/s per channel for Opus. Where libsndfile
+# lacks Opus, Ogg/Vorbis at compression level 0.8 (~90 kb/s stereo) is used instead.
+PREVIEW_KBPS_PER_CHANNEL = 32
+OPUS_RATE: Hz = 48000
+VORBIS_LEVEL = 0.8
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em auto;
@@ -75,7 +81,7 @@ class Assets:
 
     out: Path
     preview_seconds: Seconds = PREVIEW_SECONDS
-    quality: float = PREVIEW_QUALITY
+    kbps_per_channel: float = PREVIEW_KBPS_PER_CHANNEL
     sub: str = ""            # sub-folder of assets/ (one per report section: no name clashes)
     bytes_by_prefix: dict[str, int] = field(default_factory=dict)
 
@@ -103,17 +109,52 @@ class Assets:
     def audio(self, audio: np.ndarray, sample_rate: Hz, name: str, caption: str,
               prefix: str = "") -> str:
         """Encode the first ``preview_seconds`` of float32 ``(channels, frames)`` audio as
-        OGG/Vorbis ``assets/<name>.ogg``; return a captioned ``<audio>`` player."""
-        import soundfile as sf
-
+        ``assets/<name>.ogg`` (Opus, see :func:`encode_preview`); return a captioned
+        ``<audio>`` player."""
         a = np.asarray(audio, dtype=np.float32)[:, :int(self.preview_seconds * sample_rate)]
-        a = np.clip(a, -1.0, 1.0)  # the encoder's integer path would wrap; clipping is reported
         path, rel = self._path(slug(name) + ".ogg")
-        sf.write(str(path), np.ascontiguousarray(a.T), int(sample_rate), format="OGG",
-                 subtype="VORBIS", compression_level=self.quality)
-        self._count(prefix, path.stat().st_size)
+        data = encode_preview(a, int(sample_rate), self.kbps_per_channel)
+        path.write_bytes(data)
+        self._count(prefix, len(data))
         return (f'<figure><figcaption>{esc(caption)}</figcaption>'
                 f'<audio controls preload="metadata" src="{esc(rel)}"></audio></figure>')
+
+
+def preview_codec(kbps_per_channel: float = PREVIEW_KBPS_PER_CHANNEL) -> str:
+    """What :func:`encode_preview` produces here, for the page's footnotes."""
+    import soundfile as sf
+
+    if "OPUS" in sf.available_subtypes("OGG"):
+        return f"Ogg/Opus 48 kHz, ~{kbps_per_channel:g} kb/s per channel"
+    return "Ogg/Vorbis"  # libsndfile < 1.2 has no Opus
+
+
+def encode_preview(audio: np.ndarray, sample_rate: Hz,
+                   kbps_per_channel: float = PREVIEW_KBPS_PER_CHANNEL) -> bytes:
+    """Float32 ``(channels, frames)`` -> Ogg file bytes for a browser preview.
+
+    Ogg/Opus at ``kbps_per_channel`` (audio resampled to 48 kHz, Opus' rate) when libsndfile
+    supports Opus, else Ogg/Vorbis. Samples are clipped to [-1, 1] first: the encoders' integer
+    paths would wrap; clipping is reported by the report's warnings, not hidden by the preview.
+    """
+    import io as _io
+
+    import soundfile as sf
+
+    a = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    buf = _io.BytesIO()
+    if "OPUS" in sf.available_subtypes("OGG"):
+        if sample_rate != OPUS_RATE:
+            from ..audio.dsp import resample
+
+            a = np.clip(resample(a, sample_rate, OPUS_RATE), -1.0, 1.0)
+        level = min(1.0, max(0.0, (256.0 - kbps_per_channel) / 250.0))
+        sf.write(buf, np.ascontiguousarray(a.T), OPUS_RATE, format="OGG", subtype="OPUS",
+                 compression_level=level)
+    else:  # libsndfile < 1.2 has no Opus
+        sf.write(buf, np.ascontiguousarray(a.T), int(sample_rate), format="OGG",
+                 subtype="VORBIS", compression_level=VORBIS_LEVEL)
+    return buf.getvalue()
 
 
 def page(title: str, sections: Sequence[tuple[str, str, str]], footer: str = "") -> str:

@@ -50,10 +50,20 @@ def spectrogram_figure(signals: Mapping[str, np.ndarray], sample_rate: Hz,
                        title: str = "", width: float = 7.0, row_height: float = 1.25,
                        max_freq: float = 16000.0) -> Figure:
     """One spectrogram row per named ``(channels, frames)`` signal (e.g. mix, then targets),
-    sharing one colour scale (dB FS)."""
+    sharing one colour scale (dB FS).
+
+    Laid out with fixed margins (inches), not constrained layout: a report draws one of these
+    per mixture and constrained layout would double the drawing time.
+    """
     names = list(signals)
-    fig = Figure(figsize=(width, 0.4 + row_height * max(1, len(names))), layout="constrained")
-    axes = fig.subplots(max(1, len(names)), 1, sharex=True, squeeze=False)[:, 0]
+    rows = max(1, len(names))
+    top_in = 0.4 if title else 0.15
+    left_in, right_in, bottom_in = 0.75, 0.95, 0.45
+    height = top_in + bottom_in + row_height * rows
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=left_in / width, right=1 - right_in / width,
+                        top=1 - top_in / height, bottom=bottom_in / height, hspace=0.12)
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
     im = None
     for ax, name in zip(axes, names):
         db, f, t = spectrogram_db(signals[name], sample_rate)
@@ -68,9 +78,13 @@ def spectrogram_figure(signals: Mapping[str, np.ndarray], sample_rate: Hz,
         axes[0].text(0.5, 0.5, "no audio", ha="center", va="center")
     axes[-1].set_xlabel("time (s)", fontsize=8)
     if im is not None:
-        fig.colorbar(im, ax=list(axes), shrink=0.9, pad=0.01).set_label("dB FS", fontsize=8)
+        cax = fig.add_axes((1 - (right_in - 0.12) / width, bottom_in / height, 0.12 / width,
+                            1 - (top_in + bottom_in) / height))
+        cb = fig.colorbar(im, cax=cax)
+        cb.set_label("dB FS", fontsize=8)
+        cax.tick_params(labelsize=7)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=9, y=1 - 0.08 / height, va="top")
     return fig
 
 
