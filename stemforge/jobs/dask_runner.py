@@ -52,6 +52,22 @@ def run_items(fn: Callable, items: Iterable[int], workers: int | None = 1,
     yield from _run_dask(fn, items, workers or 1, scheduler, name, kwargs)
 
 
+def check_scheduler(address: str, timeout: float = 10.0) -> None:
+    """Fail fast (before any output is created) when ``address`` (``tcp://host:port``) does not
+    accept connections."""
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(address if "://" in address else f"tcp://{address}")
+    if u.scheme not in ("tcp", "tls") or not u.hostname or not u.port:
+        raise JobError(f"--scheduler {address!r}: expected tcp://HOST:PORT")
+    try:
+        socket.create_connection((u.hostname, u.port), timeout=timeout).close()
+    except OSError as e:
+        raise JobError(f"cannot reach the Dask scheduler at {address}: {e.strerror or e}; is "
+                       "`dask scheduler` running there?") from None
+
+
 def _client(workers: int, scheduler: str | None):
     try:
         from distributed import Client, LocalCluster

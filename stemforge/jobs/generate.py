@@ -27,7 +27,7 @@ from pathlib import Path
 from ..mixing.mixer import Mixer
 from ..mixing.recipe import Recipe
 from .atomic import fsync_dir, write_bytes_atomic
-from .dask_runner import run_items, seed_state, worker_state
+from .dask_runner import check_scheduler, run_items, seed_state, worker_state
 from .layout import (FORMATS, JOB_FILE, LOCK_FILE, SPEC_FILE, JobError, audio_names,
                      clean_temp, encode, is_complete, item_dir)
 from .manifest import Job, check_compatible, write_manifest
@@ -179,6 +179,8 @@ def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 
               epoch=int(epoch), n=n, format=fmt, index_root=str(Path(index.root).resolve()),
               index_file=str(index_file), recipe_name=recipe.name)
     check_compatible(job, out, allow_continue)
+    if scheduler:
+        check_scheduler(scheduler)
     prepare_out(out)
     task = make_task(job, out)
     t0 = time.perf_counter()
@@ -200,6 +202,7 @@ def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 
                     warnings += w
                     done += 1
                     bar.update(1)
+            clean_temp(out)  # temp files of writers that died mid-write (e.g. a lost worker)
             write_manifest(out, n, fmt, recipe.targets, recipe.sources)
         except OSError as e:
             done = sum(is_complete(out, i) for i in range(n))

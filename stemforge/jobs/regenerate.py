@@ -27,7 +27,7 @@ from ..errors import StemforgeError
 from ..mixing.render import render as _render
 from ..mixing.spec import MixSpec
 from .atomic import write_bytes_atomic
-from .dask_runner import run_items, seed_state, worker_state
+from .dask_runner import check_scheduler, run_items, seed_state, worker_state
 from .generate import Task, _open_mixer, io_error, job_lock, make_task, write_item
 from .layout import (MANIFEST_FILE, SPEC_FILE, JobError, audio_names, clean_temp, encode,
                      item_dir, item_id)
@@ -150,7 +150,7 @@ def repair_item(i: int, task: Task) -> list[str]:
     return done
 
 
-def _open(out: Path, index) -> tuple[Job, Task, object]:
+def _open(out: Path, index, scheduler: str | None = None) -> tuple[Job, Task, object]:
     """Load the job file; open the index (the job's, or ``index`` to override a moved one);
     return the job, its task and a Mixer seeded into this process's cache."""
     from ..index import Index
@@ -161,6 +161,8 @@ def _open(out: Path, index) -> tuple[Job, Task, object]:
     if not out.is_dir():
         raise JobError(f"{out}: no such folder (expected a folder written by `stemforge generate`)")
     job = Job.load(out)
+    if scheduler:
+        check_scheduler(scheduler)
     if index is None:
         if not Path(job.index_file).is_file():
             raise JobError(f"{out}: the index named in its job file is missing "
@@ -200,7 +202,7 @@ def verify(out, *, index=None, workers: int = 1, scheduler: str | None = None,
 
     out = Path(out)
     t0 = time.perf_counter()
-    job, task, recipe = _open(out, index)
+    job, task, recipe = _open(out, index, scheduler)
     res = RegenerateResult(out, job.n)
     with tqdm(total=job.n, unit="mix", desc="verify", disable=not progress,
               dynamic_ncols=True) as bar:
@@ -230,7 +232,7 @@ def repair(out, *, index=None, workers: int = 1, scheduler: str | None = None,
 
     out = Path(out)
     t0 = time.perf_counter()
-    job, task, recipe = _open(out, index)
+    job, task, recipe = _open(out, index, scheduler)
     res = RegenerateResult(out, job.n)
     with job_lock(out):
         try:
@@ -241,6 +243,7 @@ def repair(out, *, index=None, workers: int = 1, scheduler: str | None = None,
                                       name="regenerate", task=task):
                     res.rewritten += done
                     bar.update(1)
+            clean_temp(out)  # temp files of writers that died mid-write (e.g. a lost worker)
             want = manifest_text(out, job.n, job.format, recipe.targets, recipe.sources)
             p = out / MANIFEST_FILE
             if not p.is_file() or p.read_text() != want:
