@@ -2,8 +2,6 @@
 compatible JSON per track), SI-SDR, MDX SDR; CSV summaries and a boxplot per target."""
 from __future__ import annotations
 
-import os
-
 from ._common import add_dataset_args, open_index
 
 
@@ -22,6 +20,12 @@ def add_parser(sub):
     p.add_argument("--split", default=None,
                    help="split to score: a split name or 'all' (default: test if the "
                         "references have one, else all)")
+    p.add_argument("--win", type=float, default=1.0, help="BSS Eval frame length in seconds "
+                   "(default 1, as museval)")
+    p.add_argument("--hop", type=float, default=1.0, help="BSS Eval hop in seconds (default 1)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="score tracks on an existing Dask cluster (workers need stemforge and "
+                   "the data at the same paths); --workers K > 1 starts a local one")
     p.add_argument("--out", required=True, metavar="RESULTS", help="results folder")
     add_dataset_args(p, positional=False)
     return p
@@ -39,9 +43,9 @@ def run(args) -> int:
 
     metrics = parse_metrics(args.metrics)
     index = select_split(open_index(args, root=args.references), args.split)
-    workers = args.workers or os.cpu_count() or 1
     res = evaluate(index, args.estimates, args.out, targets=args.targets, metrics=metrics,
-                   workers=workers, progress=not args.no_progress)
+                   workers=args.workers or 1, scheduler=args.scheduler,
+                   progress=not args.no_progress, win=args.win, hop=args.hop)
     for note in res.adjusted:
         print(f"note: estimate zero-padded / trimmed to the reference length: {note}")
     print(res.targets.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

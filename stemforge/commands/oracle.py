@@ -1,8 +1,6 @@
 """``stemforge oracle ROOT --method irm2 --out DIR``: oracle estimates as DIR/<track>/<target>.wav."""
 from __future__ import annotations
 
-import os
-
 from ._common import add_dataset_args, open_index
 from .evaluate import select_split
 
@@ -22,6 +20,8 @@ def add_parser(sub):
                    help="mask the real mixture when the dataset has one (default) or the stem sum")
     p.add_argument("--split", default=None,
                    help="split name or 'all' (default: test if present, else all)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run on an existing Dask cluster; --workers K > 1 starts a local one")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     return p
 
@@ -31,7 +31,7 @@ def run(args) -> int:
 
     index = select_split(open_index(args), args.split)
     files = run_oracle(index, args.out, args.method, targets=args.targets, mixture=args.mixture,
-                       workers=args.workers or os.cpu_count() or 1,
+                       workers=args.workers or 1, scheduler=args.scheduler,
                        progress=not args.no_progress)
     print(f"oracle {args.method}: {len(index.tracks)} tracks, {len(files)} files -> {args.out}")
     return 0

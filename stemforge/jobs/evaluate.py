@@ -3,13 +3,18 @@
 Layout of the estimates (what separation tools write): ``<estimates>/<track name>/<target>.wav``;
 a target is a stem or a group of the index (e.g. ``accompaniment``). Results::
 
-    <out>/<split>/<track name>.json   museval-compatible frames (+ whole-track SI-SDR / MDX SDR)
+    <out>/<split>/<track name>.json   museval-compatible frames (+ whole-track SI-SDR / MDX SDR
+                                      under each target's ``track_metrics``)
     <out>/summary_tracks.csv          per track and target: median over frames of every metric
     <out>/summary_targets.csv         per target: median over tracks of those medians
     <out>/boxplot_<target>.png        per-track medians of every metric, one box per metric
 
-Every file is written atomically (temp file + rename): a failure never leaves a partial file
-under a final name; the CSVs and plots are written only after every track succeeded.
+Tracks are scored in this process (``workers=1``) or on Dask (``workers=K`` starts a local
+cluster of K processes, ``scheduler="tcp://host:port"`` uses a running one) through
+:func:`stemforge.jobs.dask_runner.run_items`; workers open the index from its file and return
+the scores, and this process writes every file once all tracks succeeded. Every file is written
+atomically (temp file + rename), so a failure — bad input found up front, or a track failing
+while scored — leaves no result file behind.
 
 Rules (museval's, where it has one):
 
@@ -29,7 +34,6 @@ from __future__ import annotations
 import io as _io
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -40,8 +44,9 @@ import pandas as pd
 from ..audio import io
 from ..errors import StemforgeError
 from ..metrics import bss_eval_v4, mdx_sdr, museval_json, si_sdr
-from ..metrics.validate import MetricsError
+from ..metrics.validate import MetricsError, pad_or_trim
 from .atomic import write_bytes_atomic, write_text_atomic
+from .dask_runner import run_items, seed_state, worker_state
 
 METRICS = ("bsseval", "sisdr", "mdx")
 BSS_COLUMNS = ("SDR", "SIR", "SAR", "ISR")
@@ -51,16 +56,54 @@ AUDIO_SUFFIX = ".wav"
 
 @dataclass(frozen=True)
 class TrackJob:
-    """One track's work: everything a worker process needs (small to pickle)."""
+    """One track's work (plain data, cheap to send to a worker)."""
 
-    index: object  # a one-track Index view
     track_id: str
     name: str
     split: str
-    estimates: dict[str, str]  # target -> estimate file
+    estimates: tuple[tuple[str, str], ...]  # (target, estimate file) in target order
+    out_json: str  # relative to the results folder
+
+
+@dataclass(frozen=True)
+class IndexRef:
+    """How a worker re-opens the index: its file, stamp (a changed file is re-opened) and groups."""
+
+    index_file: str
+    stamp: tuple
+    groups: tuple[tuple[str, tuple[str, ...]], ...]
+
+    @property
+    def key(self) -> tuple:
+        return ("index", self.index_file, self.stamp, self.groups)
+
+    @classmethod
+    def of(cls, index) -> "IndexRef":
+        f = Path(index.index_file).resolve()
+        try:
+            st = f.stat()
+        except OSError as e:
+            raise StemforgeError(f"{f}: index file missing ({e.strerror}); workers open the "
+                                 "index from it — rebuild it with `stemforge index`") from e
+        groups = tuple(sorted((g, tuple(m)) for g, m in index.groups.items()))
+        return cls(str(f), (st.st_size, st.st_mtime_ns), groups)
+
+    def open(self):
+        from ..index import Index
+
+        index = Index.load(self.index_file, refresh=False)
+        index.groups.update({g: list(m) for g, m in self.groups})
+        return index
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """Everything workers need (small to pickle); ``jobs[i]`` is item ``i``."""
+
+    index: IndexRef
+    jobs: tuple[TrackJob, ...]
     sets: tuple[tuple[str, ...], ...]  # BSS Eval problems (targets scored jointly)
     metrics: tuple[str, ...]
-    out_json: str
     win: float  # seconds
     hop: float
 
@@ -139,28 +182,34 @@ def score_track(references: dict[str, np.ndarray], estimates: dict[str, np.ndarr
     return data, summary
 
 
-def run_track(job: TrackJob) -> tuple[str, str, dict[str, dict[str, float]], list[str]]:
-    """Worker: read references and estimates, score, write the JSON atomically.
+def score_item(i: int, task: EvalTask) -> tuple[int, dict, dict[str, dict[str, float]], list[str]]:
+    """Worker (in-process or Dask): read references and estimates of ``task.jobs[i]``, score.
 
-    Returns (split, name, {target: {metric: median}}, adjusted-length notes).
+    Returns (i, museval JSON dict, {target: {metric: median}}, adjusted-length notes); writes
+    nothing (the caller writes every file once all tracks succeeded).
     """
-    index = job.index
+    job = task.jobs[i]
+    index = worker_state(task.index.key, task.index.open)
     track = index.track(job.track_id)
-    refs = {t: index.read(job.track_id, t) for t in job.estimates}
-    ests, notes = {}, []
-    for t, path in job.estimates.items():
+    refs, ests, notes = {}, {}, []
+    for t, path in job.estimates:
+        refs[t] = index.read(job.track_id, t)
         est = io.read(path)
-        if est.shape[1] != track.frames:
-            notes.append(f"{job.name}/{t}: {est.shape[1]} -> {track.frames} frames")
+        if est.shape[0] != refs[t].shape[0]:
+            raise MetricsError(f"track {job.name!r}: estimate {path} has {est.shape[0]} "
+                               f"channel(s), the reference {t!r} has {refs[t].shape[0]}; "
+                               "expected the same count")
+        if est.shape[1] != refs[t].shape[1]:  # each target on its own, as museval pads
+            notes.append(f"{job.name}/{t}: {est.shape[1]} -> {refs[t].shape[1]} frames")
+            est = pad_or_trim(refs[t][None], est[None])[0]
         ests[t] = est
     try:
-        data, summary = score_track(refs, ests, job.sets, job.metrics, track.sample_rate,
-                                    job.win, job.hop)
+        data, summary = score_track(refs, ests, task.sets, task.metrics, track.sample_rate,
+                                    task.win, task.hop)
     except MetricsError as e:
-        folder = Path(next(iter(job.estimates.values()))).parent
+        folder = Path(job.estimates[0][1]).parent
         raise MetricsError(f"track {job.name!r} (estimates {folder}): {e}") from e
-    museval_json.save(job.out_json, data)
-    return job.split, job.name, summary, notes
+    return i, data, summary, notes
 
 
 def _check_estimate(path: Path, name: str, target: str, track) -> None:
@@ -192,18 +241,17 @@ def default_targets(index, folder: Path) -> list[str]:
     return names
 
 
-def plan(index, estimates_dir: str | os.PathLike, out_dir: str | os.PathLike,
-         targets: Sequence[str] | None = None, metrics: Sequence[str] = METRICS,
-         win: float = 1.0, hop: float = 1.0) -> list[TrackJob]:
-    """Check every input up front (cheap header reads) and list one job per track."""
-    from ..index import Index
-
-    est_root, out_root = Path(estimates_dir), Path(out_dir)
+def plan(index, estimates_dir: str | os.PathLike, targets: Sequence[str] | None = None,
+         metrics: Sequence[str] = METRICS, win: float = 1.0, hop: float = 1.0) -> EvalTask:
+    """Check every input up front (cheap header reads) and describe one item per track."""
+    est_root = Path(estimates_dir)
     if not est_root.is_dir():
         raise StemforgeError(f"--estimates {est_root}: not a folder; expected "
                              f"<track name>/<target>{AUDIO_SUFFIX} files under it")
     if not index.tracks:
         raise StemforgeError(f"no reference tracks to evaluate in {index.root}")
+    if not (win > 0 and hop > 0):
+        raise StemforgeError(f"window {win} s / hop {hop} s: expected positive durations")
     for t in index.tracks:
         if not (est_root / t.name).is_dir():
             raise StemforgeError(f"track {t.name!r}: estimate folder {est_root / t.name} is "
@@ -221,57 +269,37 @@ def plan(index, estimates_dir: str | os.PathLike, out_dir: str | os.PathLike,
     sets = tuple(tuple(s) for s in evaluation_sets(targets, members))
     jobs = []
     for t in index.tracks:
-        ests = {}
+        ests = []
         for tg in targets:
             path = est_root / t.name / f"{tg}{AUDIO_SUFFIX}"
             _check_estimate(path, t.name, tg, t)
-            ests[tg] = str(path)
-        view = Index(index.root, index.layout, index.cache_dir, [t], index.groups)
-        view.cache = index.cache
+            ests.append((tg, str(path.resolve())))
         split = t.split or "all"
-        jobs.append(TrackJob(view, t.id, t.name, split, ests, sets, tuple(metrics),
-                             str(out_root / split / f"{t.name}.json"), win, hop))
-    return jobs
+        jobs.append(TrackJob(t.id, t.name, split, tuple(ests), f"{split}/{t.name}.json"))
+    return EvalTask(IndexRef.of(index), tuple(jobs), sets, tuple(metrics), float(win), float(hop))
 
 
-def run_jobs_generic(fn: Callable, jobs: Sequence, workers: int = 1, progress: bool = False,
-                     desc: str = "evaluate") -> list:
-    """``[fn(job) for job in jobs]`` in a process pool (``workers`` > 1) or in-process, with a
-    tqdm bar; results in job order. The first failure cancels what has not started and raises."""
+def run_task(fn: Callable, task, n: int, workers: int = 1, scheduler: str | None = None,
+             progress: bool = False, desc: str = "evaluate", unit: str = "track") -> list:
+    """``[fn(i, task) for i in range(n)]`` in-process or on Dask (see
+    :func:`~stemforge.jobs.dask_runner.run_items`), with a tqdm bar; results in completion order.
+    The first failure raises (Dask cancels what has not started)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), desc=desc, unit="track", disable=not progress)
-    out: dict[int, object] = {}
-    try:
-        if workers <= 1 or len(jobs) <= 1:
-            for i, job in enumerate(jobs):
-                out[i] = fn(job)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-                futs = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
-                try:
-                    for fut in as_completed(futs):
-                        out[futs[fut]] = fut.result()
-                        bar.update()
-                except BaseException:
-                    for f in futs:
-                        f.cancel()
-                    raise
-    finally:
-        bar.close()
-    return [out[i] for i in range(len(jobs))]
-
-
-def run_jobs(jobs: Sequence[TrackJob], workers: int = 1,
-             progress: bool = False) -> list[tuple[str, str, dict, list[str]]]:
-    """Score every track job (see :func:`run_jobs_generic`)."""
-    return run_jobs_generic(run_track, jobs, workers, progress)
+    if workers is not None and workers < 1:
+        raise StemforgeError(f"--workers {workers}: expected 1 or more")
+    out = []
+    with tqdm(total=n, desc=desc, unit=unit, disable=not progress) as bar:
+        for r in run_items(fn, range(n), workers, scheduler, name=desc.replace(" ", "-"),
+                           task=task):
+            out.append(r)
+            bar.update()
+    return out
 
 
 def _tables(results) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = [{"split": split, "track": name, "target": tg, **vals}
-            for split, name, summary, _ in results for tg, vals in summary.items()]
+            for split, name, summary in results for tg, vals in summary.items()]
     tracks = pd.DataFrame(rows)
     cols = [c for c in tracks.columns if c not in ("split", "track", "target")]
     order = list(dict.fromkeys(tracks["target"]))
@@ -300,25 +328,36 @@ def boxplot_png(tracks: pd.DataFrame, target: str) -> bytes:
     return buf.getvalue()
 
 
-def write_summary(results, out_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
+def write_results(task: EvalTask, results, out_dir: str | os.PathLike
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
+    """Write the per-track JSONs, both CSVs and the boxplots; ``results`` from :func:`score_item`."""
     out = Path(out_dir)
-    tracks, targets = _tables(results)
-    files = [write_text_atomic(out / "summary_tracks.csv", tracks.to_csv(index=False)),
-             write_text_atomic(out / "summary_targets.csv", targets.to_csv(index=False))]
+    results = sorted(results, key=lambda r: r[0])
+    files = [museval_json.save(out / task.jobs[i].out_json, data) for i, data, _, _ in results]
+    tracks, targets = _tables([(task.jobs[i].split, task.jobs[i].name, summary)
+                               for i, _, summary, _ in results])
+    files += [write_text_atomic(out / "summary_tracks.csv", tracks.to_csv(index=False)),
+              write_text_atomic(out / "summary_targets.csv", targets.to_csv(index=False))]
     for tg in targets["target"]:
         files.append(write_bytes_atomic(out / f"boxplot_{tg}.png", boxplot_png(tracks, tg)))
     return tracks, targets, files
 
 
-def evaluate(index, estimates_dir, out_dir, targets: Sequence[str] | None = None,
-             metrics: Sequence[str] = METRICS, workers: int = 1, progress: bool = False,
-             runner: Callable | None = None) -> EvalResult:
-    """The whole job: plan (all checks), score every track, write JSONs, CSVs and boxplots.
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise StemforgeError(f"--out {out}: exists and is not a folder; expected a results folder")
 
-    ``runner(jobs, workers, progress)`` replaces the process-pool runner (e.g. a Dask one).
-    """
-    jobs = plan(index, estimates_dir, out_dir, targets, metrics)
-    results = (runner or run_jobs)(jobs, workers, progress)
-    tracks, tgt, files = write_summary(results, out_dir)
-    files = [Path(j.out_json) for j in jobs] + files
-    return EvalResult(tracks, tgt, files, [n for r in results for n in r[3]])
+
+def evaluate(index, estimates_dir, out_dir, targets: Sequence[str] | None = None,
+             metrics: Sequence[str] = METRICS, workers: int = 1, scheduler: str | None = None,
+             progress: bool = False, win: float = 1.0, hop: float = 1.0) -> EvalResult:
+    """The whole job: plan (all checks), score every track (in-process or on Dask), then write
+    the JSONs, CSVs and boxplots. ``win``/``hop`` in seconds (museval: 1 s / 1 s)."""
+    out = Path(out_dir)
+    _check_out(out)
+    task = plan(index, estimates_dir, targets, metrics, win, hop)
+    seed_state(task.index.key, index)  # in-process runs reuse the caller's index
+    results = run_task(score_item, task, len(task.jobs), workers, scheduler, progress)
+    tracks, tgt, files = write_results(task, results, out)
+    notes = [n for r in sorted(results, key=lambda r: r[0]) for n in r[3]]
+    return EvalResult(tracks, tgt, files, notes)

@@ -1,0 +1,262 @@
+"""``stemforge evaluate`` end to end (via ``stemforge.cli.main``): museval-compatible JSON that
+museval's own schema and EvalStore accept, CSV summaries, boxplots, progress bar, Dask, and
+every bad input refused with a one-line message, exit 2 and nothing written."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from conftest import MUSDB_STEMS, cache_files, make_musdb18hq, write_wav
+from stemforge.cli import main
+from stemforge.metrics import bss_eval_v4, mdx_sdr, pad_or_trim, si_sdr
+
+SR = 44100
+ACC = "accompaniment=drums,bass,other"
+TRACKS = {"A - One": "test", "B - Two": "test"}
+
+
+def _read(path):
+    a, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    assert sr == SR
+    return a.T
+
+
+def _refs(root, track, target):
+    """Reference audio as the dataset holds it (a group = sum of its member stems)."""
+    folder = root / "test" / track
+    stems = ["drums", "bass", "other"] if target == "accompaniment" else [target]
+    return sum(_read(folder / f"{s}.wav").astype(np.float64) for s in stems).astype(np.float32)
+
+
+def _make_estimates(root, est, targets, seed=0, lengths=None):
+    """Degraded copies of the references: leakage from the mixture, noise, a little filtering."""
+    rng = np.random.default_rng(seed)
+    for track in TRACKS:
+        mix = sum(_refs(root, track, s) for s in MUSDB_STEMS)
+        for t in targets:
+            ref = _refs(root, track, t)
+            e = 0.8 * ref + 0.1 * mix + 0.02 * rng.standard_normal(ref.shape).astype(np.float32)
+            e[:, 1:] += 0.3 * e[:, :-1]
+            n = (lengths or {}).get((track, t))
+            if n is not None:
+                e = e[:, :n] if n <= e.shape[1] else \
+                    np.concatenate([e, 0.01 * np.ones((e.shape[0], n - e.shape[1]), np.float32)], 1)
+            write_wav(est / track / f"{t}.wav", e.astype(np.float32))
+    return est
+
+
+@pytest.fixture
+def data(tmp_path):
+    root = make_musdb18hq(tmp_path / "hq", TRACKS, seconds=2.6)
+    est = _make_estimates(root, tmp_path / "est", MUSDB_STEMS + ["accompaniment"])
+    return root, est
+
+
+def _run(capsys, *argv):
+    rc = main(["evaluate", *map(str, argv)])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_end_to_end_museval_compatible(data, tmp_path, capsys):
+    museval = pytest.importorskip("museval")
+    root, est = data
+    res = tmp_path / "res"
+    rc, out, err = _run(capsys, "--references", root, "--estimates", est, "--out", res,
+                        "--group", ACC)
+    assert rc == 0, err
+    assert "evaluate: 100%" in err and "2/2" in err  # the tqdm bar
+    assert sorted(cache_files(res)) == sorted(
+        ["test/A - One.json", "test/B - Two.json", "summary_tracks.csv", "summary_targets.csv"]
+        + [f"boxplot_{t}.png" for t in ["accompaniment", "bass", "drums", "other", "vocals"]])
+
+    # museval's schema and its loader accept our files
+    schema = museval.TrackStore("x").schema
+    from jsonschema import validate
+
+    for f in (res / "test").glob("*.json"):
+        validate(json.loads(f.read_text()), schema)
+    store = museval.EvalStore()
+    store.add_eval_dir(res)
+    mv = store.agg_frames_tracks_scores()  # museval's median over frames, then over tracks
+    targets = pd.read_csv(res / "summary_targets.csv").set_index("target")
+    assert set(targets.index) == {"vocals", "drums", "bass", "other", "accompaniment"}
+    for (target, metric), value in mv.items():
+        assert targets.loc[target, metric] == pytest.approx(value, abs=1e-4), (target, metric)
+    assert (targets["tracks"] == 2).all()
+
+    # frame values: the joint problems of museval's eval_mus_track (the four stems, reporting
+    # drums/bass/other; then vocals/accompaniment, reporting both), checked against our metric
+    # (itself checked against museval in test_metrics_bsseval.py)
+    data_a = json.loads((res / "test" / "A - One.json").read_text())
+    got = {t["name"]: t for t in data_a["targets"]}
+    refs = {t: _refs(root, "A - One", t) for t in got}
+    ests = {t: _read(est / "A - One" / f"{t}.wav") for t in got}
+    for group, report in ((["bass", "drums", "other", "vocals"], 3), (["accompaniment", "vocals"], 2)):
+        sc = bss_eval_v4([refs[t] for t in group], [ests[t] for t in group])
+        for j, t in enumerate(group[:report]):
+            frames = got[t]["frames"]
+            assert len(frames) == 2 and frames[1]["time"] == 1.0 and frames[0]["duration"] == 1.0
+            for m in ("SDR", "SIR", "SAR", "ISR"):
+                np.testing.assert_allclose([f["metrics"][m] for f in frames], sc.metric(m)[j],
+                                           atol=1e-5)
+    whole = list(got)
+    sisdr = si_sdr([refs[t] for t in whole], [ests[t] for t in whole])
+    mdx = mdx_sdr([refs[t] for t in whole], [ests[t] for t in whole])
+    for j, t in enumerate(whole):
+        assert got[t]["track_metrics"]["SI-SDR"] == pytest.approx(sisdr[j], abs=1e-5)
+        assert got[t]["track_metrics"]["MDX-SDR"] == pytest.approx(mdx[j], abs=1e-5)
+
+    # CSV per track = median of that track's frames; boxplot PNGs are real images
+    tracks = pd.read_csv(res / "summary_tracks.csv")
+    assert len(tracks) == 10 and {"SI-SDR", "MDX-SDR"} <= set(tracks.columns)
+    row = tracks[(tracks.track == "A - One") & (tracks.target == "vocals")].iloc[0]
+    assert row["SDR"] == pytest.approx(np.median([f["metrics"]["SDR"] for f in got["vocals"]["frames"]]), abs=1e-4)
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(res / "boxplot_vocals.png")
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 200
+    assert "vocals" in out and "results: 2 tracks" in out
+
+
+def test_agrees_with_museval_frame_by_frame(tmp_path, capsys):
+    """A 2-target track through the CLI vs ``museval.evaluate`` on the same audio (0.01 dB)."""
+    museval = pytest.importorskip("museval")
+    root = make_musdb18hq(tmp_path / "hq", {"A - One": "test"}, seconds=2.3)
+    est = tmp_path / "est"
+    rng = np.random.default_rng(4)
+    refs, ests = [], []
+    for t in ("bass", "vocals"):  # the JSON lists targets in this (sorted) order
+        r = _refs(root, "A - One", t)
+        e = (0.7 * r + 0.3 * _refs(root, "A - One", "drums")
+             + 0.05 * rng.standard_normal(r.shape)).astype(np.float32)
+        write_wav(est / "A - One" / f"{t}.wav", e)
+        refs.append(r.T)
+        ests.append(e.T)
+    rc, _, err = _run(capsys, "--references", root, "--estimates", est, "--out", tmp_path / "r",
+                      "--metrics", "bsseval", "--no-progress")
+    assert rc == 0, err
+    got = json.loads((tmp_path / "r" / "test" / "A - One.json").read_text())
+    sdr, isr, sir, sar = museval.evaluate(np.stack(refs), np.stack(ests))
+    for name, want in (("SDR", sdr), ("ISR", isr), ("SIR", sir), ("SAR", sar)):
+        for j, t in enumerate(got["targets"]):
+            have = np.array([f["metrics"][name] for f in t["frames"]], float)
+            assert have.shape == want[j].shape
+            np.testing.assert_allclose(have, want[j], atol=0.01)
+    assert "track_metrics" not in got["targets"][0]  # --metrics bsseval only
+
+
+def test_estimates_of_other_length_are_padded_or_trimmed(tmp_path, capsys):
+    root = make_musdb18hq(tmp_path / "hq", TRACKS, seconds=2.2)
+    n = int(2.2 * SR)
+    lengths = {("A - One", "vocals"): n - 3000, ("B - Two", "bass"): n + 5000}
+    est = _make_estimates(root, tmp_path / "est", ["vocals", "bass"], seed=1, lengths=lengths)
+    rc, out, err = _run(capsys, "--references", root, "--estimates", est, "--out",
+                        tmp_path / "r", "--no-progress")
+    assert rc == 0, err
+    assert f"A - One/vocals: {n - 3000} -> {n} frames" in out
+    assert f"B - Two/bass: {n + 5000} -> {n} frames" in out
+    for track in TRACKS:
+        got = json.loads((tmp_path / "r" / "test" / f"{track}.json").read_text())
+        refs = np.stack([_refs(root, track, t) for t in ("bass", "vocals")])
+        raw = [_read(est / track / f"{t}.wav") for t in ("bass", "vocals")]
+        ests = np.stack([pad_or_trim(refs[:1], r[None])[0] for r in raw])
+        sc = bss_eval_v4(refs, ests)
+        for j, t in enumerate(got["targets"]):
+            assert t["name"] == ("bass", "vocals")[j]
+            np.testing.assert_allclose([f["metrics"]["SAR"] for f in t["frames"]], sc.sar[j],
+                                       atol=1e-5)
+
+
+def test_dask_workers_give_the_same_results(data, tmp_path, capsys):
+    pytest.importorskip("distributed")
+    root, est = data
+    args = ["--references", root, "--estimates", est, "--targets", "vocals", "drums",
+            "--no-progress"]
+    assert _run(capsys, *args, "--out", tmp_path / "one")[0] == 0
+    rc, _, err = _run(capsys, *args, "--out", tmp_path / "two", "--workers", "2")
+    assert rc == 0, err
+    for f in ("test/A - One.json", "test/B - Two.json", "summary_targets.csv"):
+        assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes()
+
+
+def _fails(capsys, root, est, res, *extra, match):
+    rc, out, err = _run(capsys, "--references", root, "--estimates", est, "--out", res,
+                        "--no-progress", *extra)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stemforge evaluate: error: "), err
+    assert match in lines[0], lines[0]
+    assert not res.exists(), cache_files(res)  # nothing partial written
+    return lines[0]
+
+
+def test_missing_target_file_or_track_folder(data, tmp_path, capsys):
+    root, est = data
+    res = tmp_path / "res"
+    (est / "B - Two" / "bass.wav").unlink()
+    msg = _fails(capsys, root, est, res, match="estimate file")
+    assert "B - Two/bass.wav is missing" in msg and "target 'bass'" in msg
+    _fails(capsys, root, est, res, "--targets", "vocals", "drums", "guitar",
+           match="unknown target 'guitar'")
+    for f in (est / "B - Two").iterdir():
+        f.unlink()
+    (est / "B - Two").rmdir()
+    _fails(capsys, root, est, res, match="track 'B - Two': estimate folder")
+    _fails(capsys, root, tmp_path / "nowhere", res, match="nowhere: not a folder")
+
+
+def test_wrong_channel_count_and_rate(data, tmp_path, capsys):
+    root, est = data
+    res = tmp_path / "res"
+    mono = _read(est / "B - Two" / "vocals.wav")[:1]
+    write_wav(est / "B - Two" / "vocals.wav", mono)
+    msg = _fails(capsys, root, est, res, match="has 1 channel(s), the reference 'vocals' has 2")
+    assert "B - Two/vocals.wav" in msg
+    write_wav(est / "B - Two" / "vocals.wav", np.zeros((2, 1000), np.float32), sr=22050)
+    _fails(capsys, root, est, res, match="is 22050 Hz, the reference is 44100 Hz")
+
+
+def test_all_silent_reference_fails_the_run_and_writes_nothing(tmp_path, capsys):
+    root = make_musdb18hq(tmp_path / "hq", TRACKS, seconds=2.0)
+    write_wav(root / "test" / "B - Two" / "bass.wav", np.zeros((2, 2 * SR), np.float32))
+    est = _make_estimates(root, tmp_path / "est", ["vocals", "drums"])
+    write_wav(est / "B - Two" / "bass.wav", 0.1 * np.ones((2, 2 * SR), np.float32))
+    for t in TRACKS:  # track A scores fine; B fails while scored
+        if t != "B - Two":
+            write_wav(est / t / "bass.wav", _refs(root, t, "bass") + 0.01)
+    res = tmp_path / "res"
+    msg = _fails(capsys, root, est, res, match="track 'B - Two'")
+    assert "reference bass is silent over the whole track" in msg
+
+
+def test_bad_arguments(data, tmp_path, capsys):
+    root, est = data
+    res = tmp_path / "res"
+    _fails(capsys, root, est, res, "--metrics", "sdr,bsseval", match="--metrics sdr,bsseval: unknown sdr")
+    _fails(capsys, root, est, res, "--hop", "0", match="expected positive durations")
+    (tmp_path / "afile").write_text("x")
+    rc, _, err = _run(capsys, "--references", root, "--estimates", est, "--out",
+                      tmp_path / "afile", "--no-progress")
+    assert rc == 2 and "exists and is not a folder" in err
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_metric_subset_and_whole_track_only(data, tmp_path, capsys):
+    root, est = data
+    rc, _, err = _run(capsys, "--references", root, "--estimates", est, "--out", tmp_path / "r",
+                      "--metrics", "sisdr,mdx", "--targets", "vocals", "--no-progress")
+    assert rc == 0, err
+    tr = pd.read_csv(tmp_path / "r" / "summary_tracks.csv")
+    assert list(tr.columns) == ["split", "track", "target", "SI-SDR", "MDX-SDR"]
+    got = json.loads((tmp_path / "r" / "test" / "A - One.json").read_text())
+    assert got["targets"][0]["frames"] == []  # no BSS Eval frames requested
+    ref = _refs(data[0], "A - One", "vocals")
+    e = _read(est / "A - One" / "vocals.wav")
+    assert tr.loc[tr.track == "A - One", "SI-SDR"].item() == pytest.approx(si_sdr([ref], [e])[0], abs=1e-9)
+    assert not math.isnan(tr["MDX-SDR"].iloc[1])
