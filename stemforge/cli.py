@@ -20,12 +20,15 @@ COMMANDS = {
     "evaluate": "evaluate",
     "export-jams": "export_jams",
     "generate": "generate",
+    "experiment": "experiment",
     "index": "index",
     "info": "info",
     "oracle": "oracle",
     "prepare": "prepare",
     "regenerate": "regenerate",
     "report": "report",
+    "separate": "separate",
+    "train": "train",
 }
 
 

@@ -15,7 +15,10 @@ progression (four chords, one per bar, looped) and mix levels; all randomness co
 * ``other`` — the chords as a sustained sawtooth-like pad (10 partials) with slow attack, plus
   an arpeggio of chord tones on eighth notes in half of the songs.
 
-Stems are panned (constant power) and scaled to random levels; ``mixture.wav`` is their sum
+Stems are panned (constant power) and scaled to random levels (-26 to -18 dBFS RMS), and get a
+-80 dBFS white noise floor, like a recording's (it also keeps BSS Eval's distortion-filter system
+well conditioned: on purely tonal, band-limited stems its block-Toeplitz solve is near singular
+and falls back to a ~20x slower dense solve); ``mixture.wav`` is their sum
 (peak-normalised together if it would clip). :func:`write_dataset` writes
 ``<root>/{train,test}/<Synth - NNN>/{mixture,drums,bass,other,vocals}.wav`` (float WAV), which
 ``stemforge`` reads with its ``musdb18hq`` layout.
@@ -34,6 +37,7 @@ STEMS = ("drums", "bass", "other", "vocals")
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
 PROGRESSIONS = ((0, 4, 5, 3), (0, 5, 3, 4), (0, 3, 4, 4), (5, 3, 0, 4), (0, 3, 5, 4))
+NOISE_FLOOR = 10 ** (-80 / 20)  # white noise per stem channel, -80 dBFS RMS
 VOWELS = ((730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480),
           (570, 840, 2410))  # a, i, u, e, o (F1, F2, F3 in Hz)
 
@@ -196,7 +200,7 @@ def render_song(rng: np.random.Generator, seconds: Seconds = 12.0, sample_rate: 
         x = x / (np.sqrt(np.mean(x ** 2)) + 1e-9)  # unit RMS, then a random level
         level = 10 ** (float(rng.uniform(-26, -18)) / 20)
         pan = float(rng.uniform(-0.15, 0.15) if name in ("vocals", "bass") else rng.uniform(-0.7, 0.7))
-        stems[name] = _pan(level * x, pan)
+        stems[name] = _pan(level * x, pan) + NOISE_FLOOR * rng.standard_normal((2, n))
     peak = np.max(np.abs(sum(stems.values())))
     scale_all = 0.95 / peak if peak > 0.95 else 1.0
     return {k: (v * scale_all).astype(np.float32) for k, v in stems.items()}
