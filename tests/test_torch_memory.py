@@ -102,3 +102,21 @@ def test_worker_heap_stays_flat_as_tracks_grow(indexes):
     assert large <= HEAP_PER_TRACK * 64, (small, large)
     assert large - small <= HEAP_PER_TRACK * (64 - 8), (small, large)
     assert HEAP_PER_TRACK < AUDIO_PER_TRACK / 2 / 2  # i.e. below one stem's decoded audio
+
+
+def test_targets_tensor_is_a_view_of_the_render_buffer(indexes):
+    """No per-item copy of the targets: the (S, C, T) tensor is the render buffer's rows; a
+    Mixture whose targets are separate arrays is stacked instead. Same values either way."""
+    from stemforge.mixing.mixer import Mixture
+    from stemforge.torch.dataset import to_tensors
+
+    ds = MixtureDataset(RECIPE, indexes[8], length=4, seed=0)
+    m = ds.mixer.mixture(2)
+    mix, targets = to_tensors(m, False)
+    np.testing.assert_array_equal(targets.numpy(), m.stacked())
+    assert np.shares_memory(targets.numpy(), m.targets["vocals"])
+    assert targets.shape == (2, 2, ds.frames) and mix.shape == (2, ds.frames)
+    loose = Mixture(m.mix, {t: m.targets[t].copy() for t in reversed(m.spec.targets)}, m.spec)
+    _, stacked = to_tensors(loose, False)
+    np.testing.assert_array_equal(stacked.numpy(), m.stacked())
+    assert not np.shares_memory(stacked.numpy(), m.targets["vocals"])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -54,10 +55,25 @@ def spec_dict(spec: MixSpec) -> dict:
             "json": spec.to_json(indent=None)}
 
 
+def _stacked(m: Mixture) -> np.ndarray:
+    """Targets ``(S, C, T)`` in spec order. Zero-copy when ``render`` left them as consecutive
+    rows ``buf[0..S-1]`` of its one ``(S + 1, C, T)`` buffer (the usual case), else a stack."""
+    ts = [m.targets[t] for t in m.spec.targets]
+    buf = ts[0].base
+    if (isinstance(buf, np.ndarray) and type(buf) is np.ndarray and buf.ndim == 3
+            and buf.shape[0] >= len(ts) and buf.shape[1:] == ts[0].shape
+            and buf.dtype == np.float32 and buf.flags.c_contiguous):
+        row, addr = buf.strides[0], buf.__array_interface__["data"][0]
+        if all(t.base is buf and t.shape == buf.shape[1:] and t.flags.c_contiguous
+               and t.__array_interface__["data"][0] == addr + j * row for j, t in enumerate(ts)):
+            return buf[:len(ts)]
+    return m.stacked()
+
+
 def to_tensors(m: Mixture, return_spec: bool):
     """``(mix (C, T), targets (S, C, T))`` float32 tensors (+ spec dict)."""
     mix = torch.from_numpy(m.mix)
-    targets = torch.from_numpy(m.stacked())
+    targets = torch.from_numpy(_stacked(m))
     return (mix, targets, spec_dict(m.spec)) if return_spec else (mix, targets)
 
 
