@@ -316,3 +316,89 @@ def test_cli_report_prints_path(tmp_path, gen_set, hq_root, capsys):
     page = Page(tmp_path / "rep" / "index.html")
     assert len(page.audio) == 5 + 3  # one track, one mixture
     assert "mixtures: listen and look (1 of 3)" in page.all_text
+
+
+# ---------------------------------------------------------------------------- output folder
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_nothing_renderable_exits_nonzero(tmp_path, gen_set, capsys):
+    """Every mixture unreadable and without a spec: the page lists each, the command exits 1."""
+    for d in sorted(gen_set.glob("0*")):
+        (d / "spec.json").unlink()
+        for w in d.glob("*.wav"):
+            w.write_bytes(b"RIFF garbage")
+    rc = main(["report", str(gen_set), "--out", str(tmp_path / "rep")])
+    assert rc == 1
+    assert "nothing could be rendered" in capsys.readouterr().err
+    page = Page(tmp_path / "rep" / "index.html")
+    assert page.audio == [] and page.images == []  # no spec, no audio: nothing to draw
+    for i in range(3):
+        assert any(f"mixture {i:06d}: cannot read mix" in p for p in page.problems)
+        assert any(f"{gen_set / f'{i:06d}' / 'spec.json'}: spec file not found" in p
+                   for p in page.problems)
+    assert any(f"{gen_set}: nothing could be rendered" in p for p in page.problems)
+
+
+def test_out_is_a_file_or_a_foreign_folder(tmp_path, gen_set, capsys):
+    f = tmp_path / "taken.txt"
+    f.write_text("mine")
+    assert main(["report", str(gen_set), "--out", str(f)]) == 2
+    assert f"stemforge report: error: {f}: exists and is not a folder" in capsys.readouterr().err
+    assert f.read_text() == "mine"
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<html>my page</html>")
+    assert main(["report", str(gen_set), "--out", str(site)]) == 2
+    assert f"{site / 'index.html'}: exists and is not a stemforge report" in \
+        capsys.readouterr().err
+    assert _tree(site) == {"index.html": b"<html>my page</html>"}
+
+    (site / "index.html").unlink()
+    (site / "assets").mkdir()
+    (site / "assets" / "logo.png").write_bytes(b"png")
+    assert main(["report", str(gen_set), "--out", str(site)]) == 2
+    assert f"{site / 'assets'}: exists but {site / 'index.html'} does not" in \
+        capsys.readouterr().err
+    assert _tree(site) == {"assets/logo.png": b"png"}
+
+
+def test_rewrite_leaves_no_stale_assets(tmp_path, gen_set):
+    out = tmp_path / "rep"
+    build_report(gen_set, out)
+    res = build_report(gen_set, out, max_items=1)
+    page = Page(res.index_html)
+    referenced = {str(Path(s)) for s in page.audio + page.images}
+    on_disk = {f"assets/{k}" for k in _tree(out / "assets")}
+    assert on_disk == referenced and len(page.audio) == 3
+    assert sorted(p.name for p in out.iterdir()) == ["assets", "index.html"]
+
+
+def test_write_failure_keeps_the_previous_report(tmp_path, gen_set, monkeypatch):
+    """Disk full half way (injected in the image writer): ReportError naming the folder, the
+    earlier report byte-identical, no staging folder left."""
+    import errno
+
+    from stemforge.report import ReportError
+    from stemforge.report import html as html_mod
+
+    out = tmp_path / "rep"
+    build_report(gen_set, out)
+    before = _tree(out)
+    real, calls = html_mod.image_bytes, []
+
+    def fill_up(*a, **k):
+        calls.append(1)
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(out / "assets"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(html_mod, "image_bytes", fill_up)
+    with pytest.raises(ReportError, match=rf"{out}: cannot write the report \(No space left on "
+                       r"device: .*\); any previous report there is unchanged"):
+        build_report(gen_set, out)
+    assert _tree(out) == before
+    assert sorted(p.name for p in out.iterdir()) == ["assets", "index.html"]

@@ -8,12 +8,12 @@
     figs = dataset_figures("path/to/musdb18")     # {"loudness": Figure, "activity": ..., ...}
     figs["loudness"]                              # shows inline in Jupyter
 """
-from .build import ReportResult, build_report, detect_kind
+from .build import ReportError, ReportResult, build_report, detect_kind
 from .dataset import dataset_figures, track_activity_figure, track_warnings
 from .generated import generated_figures, mixture_figure
 from .plots import spectrogram_figure
 from .results import results_figures
 
-__all__ = ["build_report", "detect_kind", "ReportResult", "dataset_figures",
+__all__ = ["build_report", "detect_kind", "ReportResult", "ReportError", "dataset_figures",
            "track_activity_figure", "track_warnings", "generated_figures", "mixture_figure",
            "results_figures", "spectrogram_figure"]

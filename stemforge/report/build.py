@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -10,7 +11,7 @@ from .. import __version__
 from ..errors import StemforgeError
 from .dataset import dataset_section
 from .generated import is_generated_set, generated_section
-from .html import PREVIEW_SECONDS, Assets, page, problems_html, slug
+from .html import GENERATOR, PREVIEW_SECONDS, Assets, esc, page, problems_html, slug
 from .results import looks_like_results, results_section
 from .section import Section
 
@@ -75,30 +76,97 @@ def build_section(path: str | Path, out: str | Path, kind: str = "auto", n: int 
     return BUILDERS[k](p, assets, max_items=max_items)
 
 
+class ReportError(StemforgeError):
+    """The report cannot be written: ``--out`` unusable, or an I/O failure while writing."""
+
+
+STAGING = ".stemforge-report.part"   # the new report is built here, then moved into place
+OLD_ASSETS = ".assets.old"
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``out`` that is a file, or a folder holding something other than a stemforge
+    report under the names the report writes (``index.html``, ``assets/``)."""
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"{out}: exists and is not a folder; choose a folder for --out")
+    page_file, assets = out / "index.html", out / "assets"
+    if page_file.exists():
+        try:
+            head = page_file.read_text(encoding="utf-8", errors="replace")[:2000]
+        except OSError as e:
+            raise ReportError(f"{page_file}: cannot read it ({e.strerror})") from e
+        if GENERATOR not in head:
+            raise ReportError(f"{page_file}: exists and is not a stemforge report; refusing to "
+                              "overwrite it, choose another --out")
+    elif assets.exists():
+        raise ReportError(f"{assets}: exists but {page_file} does not, so this is not a "
+                          "stemforge report folder; refusing to overwrite it, choose another --out")
+
+
+def _install(staging: Path, out: Path) -> Path:
+    """Move the finished report from ``staging`` into ``out`` (old assets removed, so nothing
+    stale is left behind); ``index.html`` is replaced last, atomically."""
+    old = out / OLD_ASSETS
+    if old.exists():
+        shutil.rmtree(old)
+    if (out / "assets").exists():
+        (out / "assets").rename(old)
+    (staging / "assets").rename(out / "assets")
+    (staging / "index.html").replace(out / "index.html")
+    staging.rmdir()
+    if old.exists():
+        shutil.rmtree(old)
+    return out / "index.html"
+
+
 def build_report(paths: str | Path | Sequence[str | Path], out: str | Path, kind: str = "auto",
                  max_items: int = 100, preview_seconds: float = PREVIEW_SECONDS,
                  title: str | None = None) -> ReportResult:
     """Write a static HTML report of ``paths`` (datasets, generated sets, results; mixed
     freely) to ``out/index.html`` + ``out/assets/``. Problems are shown on the page; the
-    result's ``rendered`` is 0 when nothing could be shown."""
+    result's ``rendered`` is 0 when nothing could be shown.
+
+    The report is built in ``out/.stemforge-report.part/`` and moved into place when complete:
+    a failure leaves any previous report in ``out`` as it was, and a new report never mixes
+    with the assets of an old one. ``out`` must be new, empty of ``index.html``/``assets``, or
+    hold an earlier stemforge report (:class:`ReportError` otherwise).
+    """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if kind not in KINDS:
+        raise StemforgeError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    sections = [build_section(p, out, kind, i, max_items, preview_seconds)
-                for i, p in enumerate(paths)]
+    check_out(out)
+    staging = out / STAGING
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if staging.exists():
+            shutil.rmtree(staging)  # left by a killed run
+        staging.mkdir()
+        sections = [build_section(p, staging, kind, i, max_items, preview_seconds)
+                    for i, p in enumerate(paths)]
+        (staging / "assets").mkdir(exist_ok=True)
+        (staging / "index.html").write_text(_page(sections, title), encoding="utf-8")
+        index_html = _install(staging, out)
+    except OSError as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        what = f" ({e.strerror}: {e.filename})" if e.filename else f" ({e.strerror or e})"
+        raise ReportError(f"{out}: cannot write the report{what}; any previous report there "
+                          "is unchanged") from e
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ReportResult(index_html, sections)
+
+
+def _page(sections: list[Section], title: str | None) -> str:
     html_sections = []
     for i, s in enumerate(sections):
-        head = (f'<p class="muted">{s.kind}: <code>{s.path}</code></p>'
+        head = (f'<p class="muted">{s.kind}: <code>{esc(s.path)}</code></p>'
                 + (f"<h3>problems ({len(s.problems)})</h3>" + problems_html(s.problems)
                    if s.problems else ""))
         if not s.rendered:
             head += problems_html([f"{s.path}: nothing could be rendered"])
         html_sections.append((f"s{i}-{slug(s.path.name or 'input')}", s.title, head + s.body))
     stamp = _dt.datetime.now().isoformat(timespec="seconds")
-    text = page(title or "stemforge report", html_sections,
+    return page(title or "stemforge report", html_sections,
                 footer=f"stemforge {__version__}, written {stamp}")
-    index_html = out / "index.html"
-    tmp = out / ".index.html.part"
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(index_html)
-    return ReportResult(index_html, sections)

@@ -18,6 +18,7 @@ from ..types import Hz, Seconds
 from .plots import image_bytes
 
 PREVIEW_SECONDS: Seconds = 10.0
+GENERATOR = '<meta name="generator" content="stemforge report">'   # marks our pages
 # Previews are Ogg/Opus at 48 kHz, ~32 kb/s per channel (~64 kb/s stereo, ~40 KB per 5 s): a
 # 100-mixture report of 5 s mixtures (mix + 2 targets) is ~12 MB of audio. libsndfile maps its
 # compression level c in [0, 1] to (256 - 250 c) kb/s per channel for Opus. Where libsndfile
@@ -164,6 +165,6 @@ def page(title: str, sections: Sequence[tuple[str, str, str]], footer: str = "")
                      for a, h, b in sections)
     return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>\n"
+            f"{GENERATOR}<title>{esc(title)}</title><style>{CSS}</style></head><body>\n"
             f"<h1>{esc(title)}</h1><nav>{nav}</nav>\n{body}\n"
             f"<p class=\"muted\">{footer}</p></body></html>\n")
