@@ -12,8 +12,9 @@ synthetic prepared dataset of ``benchmarks/_data.py`` (20 tracks x 30 s, StemCac
 
 * ``MixtureDataset`` through ``DataLoader(batch_size=8, num_workers=W, persistent_workers)``
   for W = 0, 1, 2; epoch 0 warms up (worker start-up), epoch 1 (``set_epoch(1)``) is timed.
-  Cores used: W = 0 → 1 (the main process), W = 1 → 1 (one worker; the main process only
-  receives batches), W = 2 → 2.
+  CPU time = main process + its DataLoader workers (psutil) over the timed epoch; "per core"
+  is audio seconds per CPU second, which stays meaningful on a shared, loaded machine where
+  wall time with 2 workers on 2 busy cores is not.
 * ``Mixer.mixture`` loop in-process (no DataLoader, no tensors): the engine alone.
 * floor: memmap slices at the drawn (track, start) read and summed (``mixing.time_floor``).
 * Scaper 1.6.5 (one core, the seed tutorial's on-the-fly generation) via
@@ -60,8 +61,15 @@ MEM_ITEMS = 2000
 
 
 # ---------------------------------------------------------------------- throughput
-def time_loader(index, n: int, workers: int) -> tuple[float, float]:
-    """(seconds for the timed epoch, seconds for the warm-up epoch incl. worker start)."""
+def _cpu_self() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def time_loader(index, n: int, workers: int) -> tuple[float, float, float]:
+    """(wall seconds of the timed epoch, CPU seconds of main process + workers during it,
+    wall seconds of the warm-up epoch incl. worker start)."""
+    import psutil
     import torch
     from torch.utils.data import DataLoader
 
@@ -71,25 +79,37 @@ def time_loader(index, n: int, workers: int) -> tuple[float, float]:
     ds = MixtureDataset(RECIPE, index, length=n, seed=0)
     loader = DataLoader(ds, batch_size=BATCH, num_workers=workers,
                         persistent_workers=workers > 0)
-    out = []
+
+    def worker_cpu() -> float:
+        it = getattr(loader, "_iterator", None)
+        if workers == 0 or it is None:
+            return 0.0
+        tot = 0.0
+        for w in it._workers:
+            c = psutil.Process(w.pid).cpu_times()
+            tot += c.user + c.system
+        return tot
+
+    walls, cpus = [], []
     for epoch in (0, 1):
         ds.set_epoch(epoch)
-        t0 = time.perf_counter()
+        t0, c0, w0 = time.perf_counter(), _cpu_self(), worker_cpu()
         for mix, targets in loader:
             assert targets.shape[1:] == (4, 2, ds.frames)
-        out.append(time.perf_counter() - t0)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(_cpu_self() - c0 + worker_cpu() - w0)
     del loader
-    return out[1], out[0]
+    return walls[1], cpus[1], walls[0]
 
 
-def time_mixer(index, n: int) -> float:
+def time_mixer(index, n: int) -> tuple[float, float]:
     from stemforge.mixing.mixer import Mixer
 
     mixer = Mixer(RECIPE, index, seed=0)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_self()
     for i in range(n):
         mixer.mixture(i, epoch=1)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _cpu_self() - c0
 
 
 # ---------------------------------------------------------------------- memory
@@ -135,7 +155,20 @@ def memory_child(root: Path, tracks: int) -> dict:
     mem = [p.memory_full_info() for p in procs]
     main = psutil.Process().memory_full_info()
     mb = 1 / 2 ** 20
-    return {"tracks": tracks, "items": MEM_ITEMS, "seconds": seconds, "pickled_bytes": pickled,
+
+    def status(pid: int) -> dict:
+        """RssAnon / RssFile / RssShmem in MB from /proc/<pid>/status (Linux)."""
+        out = {}
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            k, _, v = line.partition(":")
+            if k in ("RssAnon", "RssFile", "RssShmem"):
+                out[k] = int(v.split()[0]) / 1024
+        return out
+
+    st = [status(p.pid) for p in procs]
+    return {"worker_anon_mb": float(np.mean([x["RssAnon"] for x in st])),
+            "worker_file_mb": float(np.mean([x["RssFile"] for x in st])),
+            "worker_shmem_mb": float(np.mean([x["RssShmem"] for x in st])),"tracks": tracks, "items": MEM_ITEMS, "seconds": seconds, "pickled_bytes": pickled,
             "worker_rss_mb": float(np.mean([m.rss for m in mem]) * mb),
             "worker_pss_mb": float(np.mean([m.pss for m in mem]) * mb),
             "worker_uss_mb": float(np.mean([m.uss for m in mem]) * mb),
@@ -156,6 +189,23 @@ def memory_rows(mem_root: Path, sizes) -> list[dict]:
     return rows
 
 
+def print_memory(mem: list[dict]) -> None:
+    print(f"\nWorker memory: DataLoader(num_workers=2, persistent_workers=True), "
+          f"{MEM_ITEMS} incoherent 0.5 s mixtures (batch 16); mean per worker after the epoch")
+    print("(RssAnon = heap/anonymous memory; RssFile = file-backed pages mapped, mostly the "
+          "StemCache memmaps: shared page cache, reclaimable, bounded by the cache size)")
+    print("\n| tracks | StemCache MB | pickled dataset KB | worker RssAnon MB | "
+          "worker RssFile MB | worker RssShmem MB | worker RSS MB | worker PSS MB | "
+          "worker USS MB | main RSS MB | epoch s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for m in mem:
+        print(f"| {m['tracks']} | {m['cache_mb']:.1f} | {m['pickled_bytes'] / 1024:.1f} | "
+              f"{m['worker_anon_mb']:.1f} | {m['worker_file_mb']:.1f} | "
+              f"{m['worker_shmem_mb']:.1f} | {m['worker_rss_mb']:.1f} | "
+              f"{m['worker_pss_mb']:.1f} | {m['worker_uss_mb']:.1f} | "
+              f"{m['main_rss_mb']:.1f} | {m['seconds']:.2f} |")
+
+
 # ---------------------------------------------------------------------- main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="loader throughput and worker memory")
@@ -166,36 +216,40 @@ def main(argv=None) -> int:
     ap.add_argument("--venv", type=Path, default=None, help="Scaper peer venv")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--memory-only", action="store_true", help="skip the throughput part")
     ap.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.memory_child is not None:
         print(json.dumps(memory_child(a.mem_root / f"n{a.memory_child}", a.memory_child)))
         return 0
 
+    if a.memory_only:
+        print_memory(memory_rows(a.mem_root, (10, 100, 1000)))
+        return 0
     index = _data.build(a.root, 20, 30.0)
     _data.warm_page_cache(a.root)
     rows, notes = [], []
     for w in (0, 1, 2):
-        sec, warm = time_loader(index, a.n, w)
-        cores = max(1, w)
+        sec, cpu, warm = time_loader(index, a.n, w)
         rows.append({"name": f"MixtureDataset, DataLoader num_workers={w}", "items": a.n,
-                     "seconds": sec, "audio_seconds": a.n * DURATION, "cores": cores})
+                     "seconds": sec, "cpu_seconds": cpu, "audio_seconds": a.n * DURATION})
         notes.append(f"num_workers={w}: warm-up epoch (incl. worker start) {warm:.2f} s")
         print(f"loader num_workers={w} done", file=sys.stderr)
-    rows.append({"name": "Mixer.mixture loop (no DataLoader)", "items": a.n,
-                 "seconds": time_mixer(index, a.n), "audio_seconds": a.n * DURATION, "cores": 1})
+    sec, cpu = time_mixer(index, a.n)
+    rows.append({"name": "Mixer.mixture loop (no DataLoader, no tensors)", "items": a.n,
+                 "seconds": sec, "cpu_seconds": cpu, "audio_seconds": a.n * DURATION})
     from stemforge.mixing.mixer import Mixer
 
     maps, plan, frames = mixing.floor_plan(Mixer(RECIPE, index, seed=0), index, a.n)
-    rows.append({"name": "floor (memmap read + sum)", "items": a.n,
-                 "seconds": mixing.time_floor(maps, plan, frames),
-                 "audio_seconds": a.n * DURATION, "cores": 1})
+    sec, cpu = mixing.time_floor(maps, plan, frames)
+    rows.append({"name": "floor (memmap read + sum)", "items": a.n, "seconds": sec,
+                 "cpu_seconds": cpu, "audio_seconds": a.n * DURATION})
     peer = None
     if not a.no_peer:
         peer = _data.run_scaper(a.root, a.n_peer, a.venv, source_max=30.0 - DURATION)
-        rows.append({"name": "Scaper 1.6.5 (on the fly)", "items": a.n_peer,
-                     "seconds": peer["seconds"], "audio_seconds": a.n_peer * DURATION,
-                     "cores": 1})
+        rows.append({"name": "Scaper 1.6.5 (on the fly, one core)", "items": a.n_peer,
+                     "seconds": peer["seconds"], "cpu_seconds": peer["cpu_seconds"],
+                     "audio_seconds": a.n_peer * DURATION})
 
     print(f"\nLoader: coherent 4-stem {DURATION:g} s stereo 44.1 kHz mixtures, snr + ref_db "
           f"loudness, fix_clipping; batch {BATCH}; one run")
@@ -204,29 +258,20 @@ def main(argv=None) -> int:
         print(f"peer: {peer['tool']} (numpy {peer['numpy']})")
     print()
     scaper = next((r for r in rows if r["name"].startswith("Scaper")), None)
-    rate = lambda r: r["audio_seconds"] / r["seconds"]  # noqa: E731
-    print("| | items | seconds | batches/s | audio-s per s | per core | per core vs Scaper |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    per_cpu = lambda r: r["audio_seconds"] / r["cpu_seconds"]  # noqa: E731
+    print("| | items | wall s | CPU s (main + workers) | batches/s (wall) | audio-s per wall-s "
+          "| audio-s per CPU-s (per core) | per core vs Scaper |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        per_core = rate(r) / r["cores"]
-        vs = f"{per_core / rate(scaper):.0f}x" if scaper else "-"
+        vs = f"{per_cpu(r) / per_cpu(scaper):.0f}x" if scaper else "-"
         bps = f"{r['items'] / BATCH / r['seconds']:.1f}" if "DataLoader" in r["name"] else ""
-        print(f"| {r['name']} | {r['items']} | {r['seconds']:.2f} | {bps} | {rate(r):,.0f} | "
-              f"{per_core:,.0f} | {vs} |")
+        print(f"| {r['name']} | {r['items']} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | "
+              f"{bps} | {r['audio_seconds'] / r['seconds']:,.0f} | {per_cpu(r):,.0f} | {vs} |")
     for n in notes:
         print(f"- {n}")
 
     if not a.no_memory:
-        mem = memory_rows(a.mem_root, (10, 100, 1000))
-        print(f"\nWorker memory: DataLoader(num_workers=2, persistent_workers=True), "
-              f"{MEM_ITEMS} incoherent 0.5 s mixtures (batch 16); mean per worker after the epoch")
-        print("\n| tracks | StemCache MB | pickled dataset KB | worker RSS MB | worker PSS MB | "
-              "worker USS MB | main RSS MB | epoch s |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for m in mem:
-            print(f"| {m['tracks']} | {m['cache_mb']:.1f} | {m['pickled_bytes'] / 1024:.1f} | "
-                  f"{m['worker_rss_mb']:.1f} | {m['worker_pss_mb']:.1f} | "
-                  f"{m['worker_uss_mb']:.1f} | {m['main_rss_mb']:.1f} | {m['seconds']:.2f} |")
+        print_memory(memory_rows(a.mem_root, (10, 100, 1000)))
     return 0
 
 
