@@ -70,8 +70,9 @@ def _split_table(tracks, names) -> str:
     rows = []
     for t in tracks:
         w = track_warnings(t)
-        stems = [(f"{plots.fmt(t.stems[n].loudness)} / {100 * (1 - t.stems[n].silent_fraction):.0f} %"
-                  if n in t.stems else "–") for n in names]
+        stems = [(f"{plots.fmt(t.stems[n].loudness)} / "
+                  f"{100 * (1 - t.stems[n].silent_fraction):.0f} %" if n in t.stems else "–")
+                 for n in names]
         mix = t.mixture
         rows.append([f'<a href="#t-{esc(slug(t.id))}">{esc(t.id)}</a>', f"{t.duration:.2f}",
                      t.sample_rate, t.channels,

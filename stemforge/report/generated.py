@@ -134,10 +134,12 @@ def params_html(spec: MixSpec) -> str:
     """The drawn parameters of one spec: a summary line and one row per source."""
     head = (f"<p>mode <b>{esc(spec.mode)}</b>, {spec.duration:.2f} s at {spec.sample_rate} Hz, "
             f"ref_db {plots.fmt(spec.ref_db)} LUFS, peak before clip fix {spec.peak:.3f}, "
-            f"scale {spec.scale:.3f} ({esc(spec.clipping)}), recipe <b>{esc(spec.recipe_name)}</b> "
+            f"scale {spec.scale:.3f} ({esc(spec.clipping)}), "
+            f"recipe <b>{esc(spec.recipe_name)}</b> "
             f"<code>{esc(spec.recipe_hash[:12])}</code>, seed {spec.seed} epoch {spec.epoch} "
             f"item {spec.item}, attempts {spec.attempts}</p>")
-    rows = [[s.stem, s.target, s.track, f"{s.start / (s.track_sample_rate or spec.sample_rate):.2f}",
+    rows = [[s.stem, s.target, s.track,
+             f"{s.start / (s.track_sample_rate or spec.sample_rate):.2f}",
              plots.fmt(s.gain_db), plots.fmt(s.snr), plots.fmt(s.loudness), plots.fmt(s.boost),
              plots.fmt(s.active_fraction, 2), "yes" if s.dropped else "", _steps_text(s.steps)]
             for s in spec.sources]
@@ -188,7 +190,8 @@ def _job_html(path: Path, problems: list[str]) -> str:
 
         try:
             df = pd.read_csv(man, dtype={"id": str})
-            parts.append(f"<p>manifest: {len(df)} rows, columns {esc(', '.join(map(str, df.columns)))}</p>")
+            cols = esc(", ".join(map(str, df.columns)))
+            parts.append(f"<p>manifest: {len(df)} rows, columns {cols}</p>")
             if "id" in df.columns:
                 missing = sorted(set(map(str, df["id"])) - {p.name for p in path.iterdir()})
                 if missing:

@@ -108,7 +108,8 @@ def results_section(path: Path, assets: Assets, max_items: int = 100) -> Section
             assets.figure(f, f"res-{slug(path.name)}-{k}", k, prefix="res")
             for k, f in results_figures(frames).items()) + "</div>")
         sec.rendered = n_tracks
-    csvs = [path] if path.suffix == ".csv" else (sorted(path.rglob("*.csv")) if path.is_dir() else [])
+    csvs = ([path] if path.suffix == ".csv"
+            else sorted(path.rglob("*.csv")) if path.is_dir() else [])
     for c in csvs:
         try:
             df = pd.read_csv(c)
