@@ -27,7 +27,8 @@ from pathlib import Path
 from ..mixing.mixer import Mixer
 from ..mixing.recipe import Recipe
 from .atomic import fsync_dir, write_bytes_atomic
-from .dask_runner import check_scheduler, run_items, seed_state, worker_state
+from .dask_runner import (check_scheduler, run_items, seed_state, tune_worker_malloc,
+                          worker_state)
 from .layout import (FORMATS, JOB_FILE, LOCK_FILE, SPEC_FILE, JobError, audio_names,
                      clean_temp, encode, is_complete, item_dir)
 from .manifest import Job, check_compatible, write_manifest
@@ -66,6 +67,7 @@ class GenerateResult:
 def _open_mixer(task: Task) -> Mixer:
     from ..index import Index
 
+    tune_worker_malloc()  # once per worker process (see its docstring: 2x CPU otherwise)
     recipe = Recipe.from_dict(task.recipe)
     recipe.name = task.recipe_name
     index = Index.load(task.index_file, refresh=False)

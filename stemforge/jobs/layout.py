@@ -70,22 +70,29 @@ def encode(audio: np.ndarray, sample_rate: int, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def wav_float32(audio: np.ndarray, sample_rate: int) -> bytes:
+def wav_float32(audio: np.ndarray, sample_rate: int) -> bytearray:
     """``(channels, frames)`` -> a canonical WAVE_FORMAT_IEEE_FLOAT file (RIFF, ``fmt `` of 18
     bytes, ``fact``, ``data``; little-endian float32 interleaved). Deterministic: no clock, no
-    PEAK chunk. Read back by soundfile/libsndfile, scipy, ffmpeg."""
+    PEAK chunk. Read back by soundfile/libsndfile, scipy, ffmpeg.
+
+    One buffer of the file's size is allocated and the samples are interleaved straight into it
+    (no intermediate copies: large short-lived allocations cost page faults)."""
     a = np.asarray(audio)
     if a.ndim != 2:
         raise JobError(f"audio to encode must be (channels, frames), got shape {a.shape}")
     channels, frames = a.shape
-    data = np.ascontiguousarray(a.T, dtype="<f4").tobytes()
     block = 4 * channels
+    nbytes = block * frames
     fmt_chunk = struct.pack("<HHIIHHH", 3, channels, int(sample_rate),
                             int(sample_rate) * block, block, 32, 0)
-    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt_chunk)) + fmt_chunk
+    head = (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt_chunk) + 12 + 8 + nbytes) + b"WAVE"
+            + b"fmt " + struct.pack("<I", len(fmt_chunk)) + fmt_chunk
             + b"fact" + struct.pack("<II", 4, frames)
-            + b"data" + struct.pack("<I", len(data)) + data)
-    return b"RIFF" + struct.pack("<I", len(body)) + body
+            + b"data" + struct.pack("<I", nbytes))
+    buf = bytearray(len(head) + nbytes)
+    buf[:len(head)] = head
+    np.frombuffer(buf, dtype="<f4", offset=len(head)).reshape(frames, channels)[...] = a.T
+    return buf
 
 
 def temp_files(out: Path) -> list[Path]:
