@@ -14,7 +14,7 @@ import soundfile as sf
 from conftest import make_musdb18hq, tone, write_wav
 from stemforge.audio import io
 from stemforge.cli import main
-from stemforge.errors import StemforgeError
+from stemforge.errors import AudioError, StemforgeError
 from stemforge.index import Index
 from stemforge.mixing.mixer import Mixer
 from stemforge.mixing.spec import MixSpec
@@ -114,6 +114,8 @@ def test_preview_keeps_the_signal_and_is_compact(codec, monkeypatch):
     assert np.abs(right).max() < 1.15  # a wrapped integer path would jump sign instead
     assert np.mean(np.abs(right) > 0.9) > 0.2  # flat tops where the input exceeded 1.0
     assert preview_codec().startswith("Ogg/Opus" if codec == "OPUS" else "Ogg/Vorbis")
+    with pytest.raises(AudioError, match=r"no audio to preview \(shape \(2, 0\)"):
+        encode_preview(np.zeros((2, 0), np.float32), 44100)
 
 
 def codec_name(data: bytes) -> str:
@@ -216,6 +218,19 @@ def test_missing_spec_and_unreadable_audio_are_shown(tmp_path, gen_set):
                for p in page.problems)
     # 000001 without a spec: its wav files still play; 000002 lost only its mix
     assert len(page.audio) == 3 + 3 + 2
+
+
+def test_empty_audio_file_is_reported(tmp_path, gen_set):
+    """A 0-frame target file: a problem naming the mixture, the other players still work."""
+    write_wav(gen_set / "000001" / "vocals.wav", np.zeros((2, 0), np.float32))
+    res = build_report(gen_set, tmp_path / "rep")
+    page = Page(res.index_html)
+    vocals = gen_set / "000001" / "vocals.wav"
+    assert any(f"mixture 000001: cannot read vocals: {vocals}: audio file holds no samples" in p
+               for p in page.problems)
+    assert len(page.audio) == 3 * 3 - 1 and res.rendered == 3
+    for src in page.audio:
+        assert sf.info(str(tmp_path / "rep" / src)).frames > 0
 
 
 def test_invalid_spec_is_reported(tmp_path, gen_set):

@@ -93,11 +93,11 @@ def _track_card(index, track, assets: Assets) -> tuple[str, list[str]]:
         try:
             a = (index.read_mixture(track.id, 0, n) if name == "mixture"
                  else index.read(track.id, name, 0, n))
+            players.append(assets.audio(a, track.sample_rate, f"ds-{track.id}-{name}",
+                                        "real mixture" if name == "mixture" else name,
+                                        prefix="ds"))
         except StemforgeError as e:
             problems.append(f"track {track.id}: cannot read {name}: {e}")
-            continue
-        players.append(assets.audio(a, track.sample_rate, f"ds-{track.id}-{name}",
-                                    "real mixture" if name == "mixture" else name, prefix="ds"))
     try:
         img = assets.figure(track_activity_figure(index, track), f"ds-{track.id}-activity",
                             f"stem activity of {track.id}", prefix="ds")

@@ -157,12 +157,12 @@ def _item_card(item: Item, assets: Assets) -> tuple[str, list[str], bool]:
     for name, p in files.items():
         try:
             a, sr_ = _read_preview(p, assets.preview_seconds)
+            players.append(assets.audio(a, sr_, f"gen-{item.id}-{name}", name, prefix="gen"))
         except StemforgeError as e:
             problems.append(f"mixture {item.id}: cannot read {name}: {e}")
             continue
         sr = sr_
         signals[name] = a
-        players.append(assets.audio(a, sr_, f"gen-{item.id}-{name}", name, prefix="gen"))
     img = ""
     if signals:
         img = assets.figure(plots.spectrogram_figure(signals, sr), f"gen-{item.id}-spec",

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import AudioError
 from ..types import Hz, Seconds
 from .plots import image_bytes
 
@@ -143,6 +144,9 @@ def encode_preview(audio: np.ndarray, sample_rate: Hz,
     import soundfile as sf
 
     a = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    if a.ndim != 2 or a.shape[1] == 0:
+        raise AudioError(f"no audio to preview (shape {a.shape}; expected (channels, frames) "
+                         "with frames > 0)")
     buf = _io.BytesIO()
     if "OPUS" in sf.available_subtypes("OGG"):
         if sample_rate != OPUS_RATE:
