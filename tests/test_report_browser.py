@@ -54,7 +54,8 @@ def _chromium() -> str | None:
 
 
 def check_page(index_html: Path, screenshot: Path) -> dict:
-    """Open ``index_html`` from the file system; return CHECK_JS's findings; save a screenshot."""
+    """Open ``index_html`` from the file system; return CHECK_JS's findings plus failed
+    requests and console errors; save a screenshot."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -62,9 +63,14 @@ def check_page(index_html: Path, screenshot: Path) -> dict:
                                      headless=True)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
+            failed, errors = [], []
+            page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}"))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(Path(index_html).resolve().as_uri(), wait_until="load")
             found = page.evaluate(CHECK_JS)
             page.screenshot(path=str(screenshot), full_page=True)
+            found["failed_requests"], found["errors"] = failed, errors
         finally:
             browser.close()
     return found
@@ -104,4 +110,5 @@ def test_report_plays_and_decodes_in_chromium(tmp_path, musdb_excerpt):
     assert len(found["images"]) == len(html.images) >= 10
     bad_img = [i for i in found["images"] if not i["width"] > 0]
     assert bad_img == [], bad_img
+    assert found["failed_requests"] == [] and found["errors"] == [], found
     assert shot.stat().st_size > 50_000
