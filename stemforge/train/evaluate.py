@@ -72,7 +72,7 @@ def score_tracks(index, targets: Sequence[str], estimators: Mapping[str, Estimat
             sisdr = si_sdr(ref_stack, est_stack, names=list(targets))
             for j, t in enumerate(targets):
                 sdr = scores.sdr[j]
-                ok = np.isfinite(sdr)
+                ok = ~np.isnan(sdr)  # +inf (a perfect window) counts, NaN (silent) does not
                 rows.append({"method": method, "track": track.id, "target": t,
                              "SDR": float(np.median(sdr[ok])) if ok.any() else float("nan"),
                              "SI-SDR": float(sisdr[j]), "windows": int(ok.sum())})

@@ -16,9 +16,10 @@ progression (four chords, one per bar, looped) and mix levels; all randomness co
   an arpeggio of chord tones on eighth notes in half of the songs.
 
 Stems are panned (constant power) and scaled to random levels (-26 to -18 dBFS RMS), and get a
--80 dBFS white noise floor, like a recording's (it also keeps BSS Eval's distortion-filter system
-well conditioned: on purely tonal, band-limited stems its block-Toeplitz solve is near singular
-and falls back to a ~20x slower dense solve); ``mixture.wav`` is their sum
+-80 dBFS white noise floor wherever they are not digitally silent, like a recording's (it also
+keeps BSS Eval's distortion-filter system well conditioned: on purely tonal, band-limited stems
+its block-Toeplitz solve is near singular and falls back to a ~20x slower dense solve; digital
+silence is kept so museval's silent-window rule still applies); ``mixture.wav`` is their sum
 (peak-normalised together if it would clip). :func:`write_dataset` writes
 ``<root>/{train,test}/<Synth - NNN>/{mixture,drums,bass,other,vocals}.wav`` (float WAV), which
 ``stemforge`` reads with its ``musdb18hq`` layout.
@@ -200,7 +201,8 @@ def render_song(rng: np.random.Generator, seconds: Seconds = 12.0, sample_rate: 
         x = x / (np.sqrt(np.mean(x ** 2)) + 1e-9)  # unit RMS, then a random level
         level = 10 ** (float(rng.uniform(-26, -18)) / 20)
         pan = float(rng.uniform(-0.15, 0.15) if name in ("vocals", "bass") else rng.uniform(-0.7, 0.7))
-        stems[name] = _pan(level * x, pan) + NOISE_FLOOR * rng.standard_normal((2, n))
+        floor = NOISE_FLOOR * rng.standard_normal((2, n)) * (x != 0)  # none in digital silence
+        stems[name] = _pan(level * x, pan) + floor
     peak = np.max(np.abs(sum(stems.values())))
     scale_all = 0.95 / peak if peak > 0.95 else 1.0
     return {k: (v * scale_all).astype(np.float32) for k, v in stems.items()}
