@@ -443,3 +443,55 @@ def test_malloc_tuning_only_under_dask_nanny_env(tmp_path):
     assert plain[0] == "False" and dask_env[0] == "True"
     # a 1.7 MB buffer per encode: without the tuning every one is ~430 fresh pages
     assert int(dask_env[1]) < 100, dask_env
+
+
+# ---------------------------------------------------------------------------- shards
+def test_export_shards_webdataset_layout_deterministic(data, tmp_path):
+    import hashlib
+    import tarfile
+
+    root, index, recipe, ref = data
+    out = tmp_path / "o"
+    shutil.copytree(ref, out)
+    assert cli("export-shards", out, "--per-shard", 4) == 0
+    shards = sorted((out / "shards").glob("*.tar"))
+    assert [p.name for p in shards] == ["shard-000000.tar", "shard-000001.tar"]
+    with tarfile.open(shards[1]) as tar:
+        names = tar.getnames()
+        assert names == [f"00000{i}.{f}" for i in (4, 5) for f in
+                         ("spec.json", "mixture.wav", "vocals.wav", "accompaniment.wav")]
+        for m in tar.getmembers():
+            key, rest = m.name.split(".", 1)
+            assert tar.extractfile(m).read() == (ref / key / rest).read_bytes()
+            assert (m.mtime, m.uid, m.uname) == (0, 0, "")
+    index_doc = json.loads((out / "shards" / "shards.json").read_text())
+    assert [(s["first"], s["count"]) for s in index_doc["shards"]] == [(0, 4), (4, 2)]
+    for s, p in zip(index_doc["shards"], shards):
+        assert s["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
+        assert s["bytes"] == p.stat().st_size
+    first = tree(out / "shards")
+    assert cli("export-shards", out, "--per-shard", 4, "--dest", tmp_path / "s2") == 0
+    assert tree(tmp_path / "s2") == first  # byte-identical on every export
+    assert cli("export-shards", out, "--per-shard", 6) == 0
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["shard-000000.tar",
+                                                                   "shards.json"]
+    wds = pytest.importorskip("webdataset")
+    samples = list(wds.WebDataset(str(out / "shards" / "shard-000000.tar"),
+                                  shardshuffle=False))
+    assert [s["__key__"] for s in samples] == [f"{i:06d}" for i in range(6)]
+    assert samples[2]["vocals.wav"] == (ref / "000002" / "vocals.wav").read_bytes()
+
+
+def test_export_shards_refuses_incomplete_set_or_bad_size(data, tmp_path, capsys):
+    root, index, recipe, ref = data
+    out = tmp_path / "o"
+    shutil.copytree(ref, out)
+    (out / "000001" / "vocals.wav").unlink()
+    assert cli("export-shards", out) == 2
+    assert f"{out}: item 000001 lacks vocals.wav" in capsys.readouterr().err
+    (out / "000002" / "spec.json").unlink()
+    assert cli("export-shards", out) == 2
+    assert "1 of 6 items are incomplete (first: 000002)" in capsys.readouterr().err
+    assert cli("export-shards", out, "--per-shard", 0) == 2
+    assert "--per-shard 0" in capsys.readouterr().err
+    assert not (out / "shards").exists()
