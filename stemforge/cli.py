@@ -19,6 +19,7 @@ COMMANDS = {
     "download": "download",
     "evaluate": "evaluate",
     "export-jams": "export_jams",
+    "export-shards": "export_shards",
     "generate": "generate",
     "experiment": "experiment",
     "index": "index",
