@@ -315,6 +315,12 @@ def test_results_tables_and_boxplots(tmp_path, capsys):
     assert [t.get_text() for t in ax.get_xticklabels()] == ["accompaniment", "vocals"]
 
 
+def test_dataset_from_index_file_is_titled_by_its_root(tmp_path, index):
+    res = build_report(index.index_file, tmp_path / "rep", max_items=0)
+    assert res.sections[0].title == f"Dataset {index.root.name}"
+    assert f"Dataset {index.root.name}" in Page(res.index_html).all_text
+
+
 def test_detect_kind(tmp_path, hq_root, index, gen_set):
     assert detect_kind(hq_root) == "dataset"
     assert detect_kind(index.index_file) == "dataset"

@@ -127,6 +127,7 @@ def dataset_section(path: Path, assets: Assets, max_items: int = 100) -> Section
     except StemforgeError as e:
         sec.problems.append(f"{path}: cannot open as a dataset: {e}")
         return sec
+    sec.title = f"Dataset {index.root.name}"  # the root's name, also when given index.jsonl
     if len(index) == 0:
         sec.problems.append(f"{path}: the dataset holds no tracks")
         return sec
