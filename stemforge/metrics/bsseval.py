@@ -85,17 +85,13 @@ def _parseval_weights(nfft: int) -> np.ndarray:
 
 
 def _filters(R, D, nsrc, nch, L, solver):
-    """Whole-track filters, stacked for one matmul: (L, m, 2q); [:q] all refs, [q:] own ref."""
-    m = nsrc * nch
-    H = np.zeros((L, m, 2 * m))
-    H[:, :, :m] = toeplitz.solve(R, D, method=solver)
+    """Whole-track filters: all references ``(L, m, m)`` (estimate channel ``c`` of ``D``'s
+    columns is column ``c``), and each source's own ``(L, nsrc, nch, nch)``."""
+    h_all = toeplitz.solve(R, D, method=solver)
     Rj = np.stack([R[:, j * nch : (j + 1) * nch, j * nch : (j + 1) * nch] for j in range(nsrc)])
     Dj = np.stack([D[:, j * nch : (j + 1) * nch, j * nch : (j + 1) * nch] for j in range(nsrc)])
-    Cj = toeplitz.solve(Rj, Dj, method=solver)  # (nsrc, L, nch, nch), one batched recursion
-    for j in range(nsrc):
-        idx = slice(j * nch, (j + 1) * nch)
-        H[:, idx, m + j * nch : m + (j + 1) * nch] = Cj[j]
-    return H
+    h_own = toeplitz.solve(Rj, Dj, method=solver)  # (nsrc, L, nch, nch), one batched recursion
+    return h_all, np.ascontiguousarray(h_own.transpose(1, 0, 2, 3))
 
 
 def _frame_spectra(x, y, bounds, nfft):
@@ -104,25 +100,30 @@ def _frame_spectra(x, y, bounds, nfft):
     return sfft.rfft(seg, n=nfft, axis=-1, workers=toeplitz.WORKERS)
 
 
+def _energy(z, w, nsrc):
+    """``sum_k w_k |z_k|^2`` per frame and source: ``z`` (K, fr, m) complex -> (fr, nsrc)."""
+    K, fr, m = z.shape
+    zv = z.view(np.float64) if z.strides[-1] == z.itemsize else np.stack([z.real, z.imag], -1)
+    e = np.einsum("k,kfj,kfj->fj", w, zv.reshape(K, fr, 2 * m), zv.reshape(K, fr, 2 * m))
+    return e.reshape(fr, nsrc, -1).sum(-1)
+
+
 def _projection_energies(spec, Hf, w, nsrc, nch):
-    """Energies per frame and source from frame spectra ``spec`` (fr, 2m, K); returns 5 x (fr, nsrc)."""
+    """Energies per frame and source from frame spectra ``spec`` (fr, 2m, K) and filter spectra
+    ``Hf`` (K, m, 2m) (``[:m]`` all references, ``[m:]`` own channels); returns 5 x (fr, nsrc)."""
     m = nsrc * nch
-    xs = spec[:, :m].transpose(2, 0, 1)  # (K, fr, m)
-    es = spec[:, m:].transpose(2, 0, 1)
+    xs = np.ascontiguousarray(spec[:, :m].transpose(2, 0, 1))  # (K, fr, m)
     p = np.matmul(xs, Hf)  # (K, fr, 2m)
     p_all, p_own = p[..., :m], p[..., m:]
-
-    def energy(z):  # (K, fr, m) -> (fr, nsrc)
-        e = np.einsum("k,kfm->fm", w, z.real**2 + z.imag**2)
-        return e.reshape(e.shape[0], nsrc, nch).sum(-1)
-
-    return (
-        energy(p_own - xs),
-        energy(p_own),
-        energy(p_all - p_own),
-        energy(p_all),
-        energy(es - p_all),
-    )
+    sir_num = _energy(p_own, w, nsrc)
+    sar_num = _energy(p_all, w, nsrc)
+    xs -= p_own
+    isr_den = _energy(xs, w, nsrc)
+    p_own -= p_all
+    sir_den = _energy(p_own, w, nsrc)
+    np.subtract(spec[:, m:].transpose(2, 0, 1), p_all, out=xs)
+    sar_den = _energy(xs, w, nsrc)
+    return isr_den, sir_num, sir_den, sar_num, sar_den
 
 
 def bss_eval_v4(
@@ -154,16 +155,20 @@ def bss_eval_v4(
     bounds = frame_bounds(n, win, hop)
     nwin = len(bounds)
 
-    aligned = win >= n or hop == win
-    block = min(win, n) if aligned else toeplitz.BLOCK
-    nfft_guess = sfft.next_fast_len(block + 2 * (L - 1), real=True)
+    aligned = win >= n or (hop == win and win >= L - 1)  # frames = correlation chunks
+    block = min(win, n) if aligned else max(toeplitz.BLOCK, L)
+    nfft_guess = sfft.next_fast_len(block + L - 1, real=True)
     keep = nwin if aligned and nwin * 2 * m * (nfft_guess // 2 + 1) * 16 <= FRAME_CACHE_BYTES else 0
     R, D, kept, nfft = toeplitz.correlations(x, y, L, block=block, keep=keep)
-    H = _filters(R, D, nsrc, nch, L, solver)
+    h_all, h_own = _filters(R, D, nsrc, nch, L, solver)
 
     if kept is None:
         nfft = sfft.next_fast_len(bounds[0][1] - bounds[0][0] + L - 1, real=True)
-    Hf = sfft.rfft(H, n=nfft, axis=0)  # (K, m, 2m)
+    Hf = np.zeros((nfft // 2 + 1, m, 2 * m), np.complex128)  # [:m] all refs, [m:] own (block diag)
+    Hf[:, :, :m] = sfft.rfft(h_all, n=nfft, axis=0, workers=toeplitz.WORKERS)
+    own = sfft.rfft(h_own, n=nfft, axis=0, workers=toeplitz.WORKERS)  # (K, nsrc, nch, nch)
+    for j in range(nsrc):
+        Hf[:, j * nch : (j + 1) * nch, m + j * nch : m + (j + 1) * nch] = own[:, j]
     w = _parseval_weights(nfft)
     energies = np.zeros((5, nwin, nsrc))
     group = max(1, (1 << 21) // (m * (nfft // 2 + 1)))

@@ -31,35 +31,66 @@ def correlations(
     ``D`` (L, m, q) with ``D[l][p, c] = sum_n x_p[n] y_c[n + l]``, the spectra of the first
     ``keep`` chunks (``block`` samples each, zero-padded to ``nfft``) of x and y as
     (keep, m + q, nfft // 2 + 1) or None, and ``nfft``.
-    Chunk ``c`` of every signal ("narrow", ``block`` samples) is correlated with chunk ``c`` of
-    the references extended by L-1 samples on both sides ("wide"); cross-spectra are summed over
-    chunks, so only m (m + q) short inverse FFTs remain. D comes from estimate-narrow x
-    reference-wide, so estimates need no wide transform.
+
+    The signals are cut into chunks of ``block`` samples (needs ``block >= L - 1`` when there
+    is more than one chunk). Within-chunk correlations come from the chunk spectra (cross-spectra
+    summed over chunks, ``nfft >= block + L - 1`` so lags up to ``L - 1`` do not alias); the
+    pairs ``(n, n + k)`` that straddle a chunk boundary involve only the ``L - 1`` samples on
+    either side of it, and are added from short FFTs of those edges. So every signal is
+    transformed once (the chunk spectra are also what the frame projections reuse), and only
+    ``m (m + 1) / 2 + m q`` inverse FFTs remain (``R(-k) = R(k).T``: pairs ``p <= r`` only).
     """
     m, n = x.shape
     q = y.shape[0]
     B = min(block, max(n, 1))
     nc = -(-n // B)
-    W = B + 2 * (L - 1)
-    nfft = sfft.next_fast_len(W, real=True)
-    pad = np.zeros((m + q, (L - 1) + nc * B + (L - 1)))
-    pad[:m, L - 1 : L - 1 + n] = x
-    pad[m:, L - 1 : L - 1 + n] = y
-    wide_view = np.lib.stride_tricks.sliding_window_view(pad[:m], W, axis=1)[:, ::B]  # (m, nc, W)
-    narrow_view = pad[:, L - 1 : L - 1 + nc * B].reshape(m + q, nc, B)
-    acc = np.zeros((nfft // 2 + 1, m + q, m), dtype=np.complex128)
-    kept = np.zeros((keep, m + q, nfft // 2 + 1), np.complex128) if keep else None
+    if nc > 1 and B < L - 1:
+        raise ValueError(f"block {B} must be >= filters_len - 1 ({L - 1})")
+    nfft = sfft.next_fast_len(max(B + L - 1, 2 * L - 1), real=True)
+    F = nfft // 2 + 1
+    sig = np.zeros((m + q, nc * B))
+    sig[:m, :n] = x
+    sig[m:, :n] = y
+    chunks = sig.reshape(m + q, nc, B)
+    iu, ju = np.triu_indices(m)
+    rows = [slice(p * m - p * (p - 1) // 2, (p + 1) * m - (p + 1) * p // 2) for p in range(m)]
+    acc_r = np.zeros((len(iu), F), dtype=np.complex128)  # ref x ref, pairs p <= r
+    acc_d = np.zeros((m, q, F), dtype=np.complex128)  # ref x estimate
+    kept = np.zeros((keep, m + q, F), np.complex128) if keep else None
     step = max(1, (1 << 22) // ((m + q) * nfft))
     for c0 in range(0, nc, step):
         c1 = min(nc, c0 + step)
-        fw = sfft.rfft(wide_view[:, c0:c1], n=nfft, axis=-1, workers=WORKERS)  # (m, k, F)
-        fn = sfft.rfft(narrow_view[:, c0:c1], n=nfft, axis=-1, workers=WORKERS)  # (m+q, k, F)
+        fn = sfft.rfft(chunks[:, c0:c1], n=nfft, axis=-1, workers=WORKERS)  # (m+q, k, F)
         if keep > c0:
             kept[c0 : min(c1, keep)] = fn[:, : min(c1, keep) - c0].transpose(1, 0, 2)
-        acc += np.matmul(np.conj(fn).transpose(2, 0, 1), fw.transpose(2, 1, 0))
-    corr = sfft.irfft(acc, n=nfft, axis=0, workers=WORKERS)  # (nfft, m+q, m): lag k at k + L - 1
-    R = np.ascontiguousarray(corr[: 2 * L - 1, :m, :])
-    D = np.ascontiguousarray(corr[L - 1 :: -1, m:, :].transpose(0, 2, 1))
+        cf = np.conjugate(fn[:m])
+        for p in range(m):
+            acc_r[rows[p]] += np.einsum("kf,rkf->rf", cf[p], fn[p:m])
+        acc_d += np.einsum("pkf,ckf->pcf", cf, fn[m:])
+    cr = sfft.irfft(acc_r, n=nfft, axis=-1, workers=WORKERS)
+    lags = np.concatenate([cr[:, nfft - (L - 1) :], cr[:, :L]], axis=1)  # lags -(L-1)..L-1
+    d = sfft.irfft(acc_d, n=nfft, axis=-1, workers=WORKERS)[..., :L]  # (m, q, L)
+    if nc > 1:  # pairs straddling the nc - 1 chunk boundaries
+        e = L - 1
+        ns = sfft.next_fast_len(3 * e, real=True)
+        at = np.arange(1, nc) * B
+        left = np.zeros((m + q, nc - 1, 2 * e))
+        right = np.zeros((m + q, nc - 1, 2 * e))
+        idx = at[:, None] + np.arange(-e, 0)[None, :]
+        left[:, :, :e] = sig[:, idx]
+        right[:, :, e:] = sig[:, idx + e]
+        lf = sfft.rfft(left, n=ns, axis=-1)  # (m+q, nb, Fs)
+        rf = sfft.rfft(right, n=ns, axis=-1)
+        er = np.einsum("pbf,rbf->prf", np.conj(lf[:m]), rf[:m])
+        er += np.conj(er.transpose(1, 0, 2))  # + conj(R_p) L_r
+        ce = sfft.irfft(er[iu, ju], n=ns, axis=-1)
+        lags += np.concatenate([ce[:, ns - e :], ce[:, :L]], axis=1)
+        ed = np.einsum("pbf,cbf->pcf", np.conj(lf[:m]), rf[m:])  # conj(L_x) R_y (lags >= 0)
+        d += sfft.irfft(ed, n=ns, axis=-1)[..., :L]
+    R = np.empty((2 * L - 1, m, m))
+    R[:, iu, ju] = lags.T
+    R[:, ju, iu] = lags[:, ::-1].T  # R(k)[r, p] = R(-k)[p, r]
+    D = np.ascontiguousarray(d.transpose(2, 0, 1))  # (L, m, q)
     return R, D, kept, nfft
 
 
