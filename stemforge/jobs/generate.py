@@ -9,10 +9,14 @@ Guarantees:
   point and rerun ends byte-identical to an uninterrupted one;
 * item ``i`` is a pure function of (recipe, index, seed, epoch, i), so the bytes are the same
   whatever the number of workers, in-process or on a Dask cluster;
-* the recipe and index are validated before anything is created; a folder holding another job's
-  output is refused (see :func:`~stemforge.jobs.manifest.check_compatible`); one run at a time
-  per folder (an advisory lock); I/O failures (disk full, permissions) raise
-  :class:`~stemforge.jobs.layout.JobError` saying how many items are complete.
+* the recipe, the index and a ``scheduler`` address are checked before anything is created;
+  a folder holding another job's output is refused (:func:`~stemforge.jobs.manifest.
+  check_compatible`: another recipe, seed, epoch or format always — two sets never share a
+  folder —, another index location or stemforge version unless ``allow_continue``); a set can
+  grow (a larger ``n`` adds items) but not shrink; one run at a time per folder (an advisory
+  lock); I/O failures (disk full, read-only, permissions) raise
+  :class:`~stemforge.jobs.layout.JobError` saying how many items are complete and intact; the
+  item being written when it failed is removed again (no half items).
 """
 from __future__ import annotations
 
