@@ -97,14 +97,83 @@ def test_levinson_path_equals_dense_solve():
         np.testing.assert_allclose(x, y, atol=1e-6)
 
 
-def test_correlations_match_direct_sums():
+@pytest.mark.parametrize("n,block", [(5000, 1234), (5000, 7), (5000, 5000), (5, 1234), (4999, 1000)])
+def test_correlations_match_direct_sums(n, block):
+    """Every lag, every pair, against np.correlate; chunk boundaries included (block >= L - 1)."""
     rng = np.random.default_rng(5)
-    x, y, L = rng.standard_normal((3, 5000)), rng.standard_normal((3, 5000)), 8
-    R, D, _, _ = toeplitz.correlations(x, y, L, block=1234)
-    for k in (-7, -2, 0, 3, 7):
-        direct = x[1, : 5000 - k] @ x[2, k:] if k >= 0 else x[1, -k:] @ x[2, : 5000 + k]
-        assert R[k + L - 1][1, 2] == pytest.approx(direct, rel=1e-10)
-    assert D[5][0, 2] == pytest.approx(x[0, :-5] @ y[2, 5:], rel=1e-10)
+    x, y, L = rng.standard_normal((3, n)), rng.standard_normal((2, n)), 8
+    R, D, _, _ = toeplitz.correlations(x, y, L, block=block)
+    assert R.shape == (2 * L - 1, 3, 3) and D.shape == (L, 3, 2)
+    for p in range(3):
+        for r in range(3):
+            full = np.correlate(x[r], x[p], mode="full")  # index n - 1 + k: sum x_p[i] x_r[i + k]
+            want = [full[n - 1 + k] if abs(k) < n else 0.0 for k in range(-(L - 1), L)]
+            np.testing.assert_allclose(R[:, p, r], want, atol=1e-9)
+        for c in range(2):
+            full = np.correlate(y[c], x[p], mode="full")
+            want = [full[n - 1 + k] if k < n else 0.0 for k in range(L)]
+            np.testing.assert_allclose(D[:, p, c], want, atol=1e-9)
+    if n > 6:  # several chunks shorter than the filters would miss boundary pairs: refused
+        with pytest.raises(ValueError, match="block 6 must be >= filters_len - 1"):
+            toeplitz.correlations(x, y, L, block=6)
+
+
+def plain_v4(refs, ests, win, hop, L):
+    """BSS Eval v4 images written out plainly (museval's algorithm, dense, no FFT tricks):
+    delayed-reference matrix, normal equations solved once per estimate, per-frame np.convolve."""
+    nsrc, nch, n = refs.shape
+    m = nsrc * nch
+    x = refs.reshape(m, n)
+    A = np.zeros((n + L - 1, m * L))  # column i*L + l: reference channel i delayed by l
+    for i in range(m):
+        for lag in range(L):
+            A[lag : lag + n, i * L + lag] = x[i]
+    eps = np.finfo(float).eps
+    nwin = int(np.floor((n - win + hop) / hop)) if win < n else 1
+    bounds = [(t * hop, min(t * hop + win, n)) for t in range(nwin)] if win < n else [(0, n)]
+    out = np.zeros((4, nsrc, nwin))
+    for j in range(nsrc):
+        yp = np.vstack([ests[j].T, np.zeros((L - 1, nch))])  # (n + L - 1, nch)
+        own = np.arange(j * nch * L, (j + 1) * nch * L)
+        C = np.linalg.solve(A.T @ A + eps * np.eye(m * L), A.T @ yp).reshape(m, L, nch)
+        Aj = A[:, own]
+        Cj = np.linalg.solve(Aj.T @ Aj + eps * np.eye(len(own)), Aj.T @ yp).reshape(nch, L, nch)
+        for t, (a, b) in enumerate(bounds):
+            def proj(chans, filt):
+                return np.array([sum(np.convolve(x[i, a:b], filt[k, :, c]) for k, i in enumerate(chans))
+                                 for c in range(nch)])
+            p_all = proj(range(m), C)
+            p_own = proj(range(j * nch, (j + 1) * nch), Cj)
+            s = np.pad(refs[j, :, a:b], ((0, 0), (0, L - 1)))
+            e = np.pad(ests[j, :, a:b], ((0, 0), (0, L - 1)))
+            silent = any(not refs[k, :, a:b].sum(0).any() or not ests[k, :, a:b].sum(0).any()
+                         for k in range(nsrc))
+            vals = [(s, e - s), (s, p_own - s), (p_own, p_all - p_own), (p_all, e - p_all)]
+            out[:, j, t] = [np.nan if silent else 10 * np.log10(np.sum(u**2) / np.sum(v**2))
+                            for u, v in vals]
+    return out  # SDR, ISR, SIR, SAR
+
+
+@pytest.mark.parametrize("win,hop,block", [
+    (1000, 1000, None),  # frames = correlation chunks (spectra reused)
+    (1000, 400, 700),  # overlapping frames; several correlation chunks with boundary pairs
+    (10, 10, None),  # frames shorter than the filters
+    (5000, 5000, None),  # one frame over the whole signal
+])
+def test_matches_plain_dense_implementation(monkeypatch, win, hop, block):
+    """Every framing path against an independent dense implementation (cheap: L = 16)."""
+    if block:
+        monkeypatch.setattr(toeplitz, "BLOCK", block)
+    rng = np.random.default_rng(win + hop)
+    refs = _sources(rng, 3, 3100 / 44100, nch=2)
+    ests = _estimates(rng, refs)
+    refs[2, :, 1200:1500] = 0.0  # a silent stretch: frames touching it are NaN
+    ours = bss_eval_v4(refs, ests, win=win, hop=hop, filters_len=16)
+    want = plain_v4(refs, ests, win, hop, 16)
+    for name, a, b in zip(("SDR", "ISR", "SIR", "SAR"), (ours.sdr, ours.isr, ours.sir, ours.sar), want):
+        assert a.shape == b.shape, name
+        assert np.array_equal(np.isnan(a), np.isnan(b)), name
+        np.testing.assert_allclose(a[~np.isnan(a)], b[~np.isnan(b)], atol=1e-6, err_msg=name)
 
 
 def test_real_excerpt_with_oracle_estimates_matches_museval(real_excerpt):
