@@ -495,3 +495,24 @@ def test_export_shards_refuses_incomplete_set_or_bad_size(data, tmp_path, capsys
     assert cli("export-shards", out, "--per-shard", 0) == 2
     assert "--per-shard 0" in capsys.readouterr().err
     assert not (out / "shards").exists()
+
+
+def test_regenerate_refuses_edited_job_file_and_flags_foreign_specs(data, tmp_path, capsys):
+    root, index, recipe, ref = data
+    out = tmp_path / "o"
+    shutil.copytree(ref, out)
+    shutil.copy(ref / "000001" / "spec.json", out / "000002" / "spec.json")
+    assert cli("regenerate", out, "--verify", "--no-progress") == 1
+    assert ("MISMATCH 000002/spec.json: spec belongs to another item or job (item 1"
+            in capsys.readouterr().out)
+    job = json.loads((out / "stemforge-job.json").read_text())
+    job["recipe"]["ref_db"] = [str(x) for x in job["recipe"]["ref_db"]][:1] + [-20, -10]
+    (out / "stemforge-job.json").write_text(json.dumps(job))
+    before = tree(out)
+    assert cli("regenerate", out, "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert f"{out}: job file recipe hashes to" in err and "the job file was edited" in err
+    assert tree(out) == before
+    (out / "stemforge-job.json").write_text("{not json")
+    assert cli("regenerate", out, "--verify") == 2
+    assert f"{out / 'stemforge-job.json'}: not valid JSON" in capsys.readouterr().err
