@@ -6,6 +6,7 @@ import importlib.util
 
 import pytest
 import soundfile as sf
+import yaml
 
 from conftest import cache_files
 from stemforge.cli import main
@@ -26,8 +27,10 @@ def test_demo_generates_and_reports_then_resumes(tmp_path, capsys):
     assert (out / "musdb18-excerpt" / "test" / excerpt.name).stat().st_size == \
         excerpt.stat().st_size
     assert "layout musdb18, 1 tracks" in text
-    # the tutorial recipe restricted to the excerpt's split
-    assert "split:\n- test" in (out / "musdb_vocals.yaml").read_text()
+    # the tutorial recipe restricted to the excerpt's split, otherwise unchanged
+    written = yaml.safe_load((out / "musdb_vocals.yaml").read_text())
+    packaged = yaml.safe_load(demo.packaged_recipe().read_text())
+    assert written == {**packaged, "split": ["test"]}
     # two complete mixtures, 5 s stereo at 44.1 kHz, re-renderable from their specs
     index = Index.open(out / "musdb18-excerpt", cache_dir=out / "cache")
     for i in range(2):
@@ -107,3 +110,20 @@ def test_bundled_excerpt_is_found_without_importing_stempeg():
 def test_missing_packaged_recipe_is_named():
     with pytest.raises(StemforgeError, match=r"no_such_recipe.yaml: packaged recipe not found"):
         demo.packaged_recipe("no_such_recipe.yaml")
+
+
+BLOCK_SPLIT = "split:\n  - train\n  - valid\n"
+
+
+@pytest.mark.parametrize("split_text", ["", "split: [train]\n", BLOCK_SPLIT])
+def test_demo_recipe_changes_only_the_split(tmp_path, split_text):
+    """Comments kept when the split is one line; a block-style or missing split still ends as
+    exactly the source recipe with split [test]."""
+    src = tmp_path / "r.yaml"
+    src.write_text("# my recipe\nname: r\n" + split_text + "targets: [vocals]\nduration: 2.0\n")
+    (tmp_path / "out").mkdir()
+    dst = demo.demo_recipe(tmp_path / "out", src)
+    assert yaml.safe_load(dst.read_text()) == {"name": "r", "targets": ["vocals"],
+                                               "duration": 2.0, "split": ["test"]}
+    assert dst.read_text().startswith("# r.yaml with split: [test]" if split_text == BLOCK_SPLIT
+                                      else "# my recipe")

@@ -64,17 +64,30 @@ def packaged_recipe(name: str = DEMO_RECIPE) -> Path:
     return p
 
 
-def demo_recipe(out: Path) -> Path:
-    """Write the tutorial recipe, restricted to the excerpt's split, to ``out``; return it."""
-    src = packaged_recipe()
-    data = yaml.safe_load(src.read_text())
-    data["split"] = [EXCERPT_SPLIT]
-    text = (f"# {src.name} as shipped with stemforge, with split: [{EXCERPT_SPLIT}] (the bundled "
-            f"excerpt is a MUSDB18 test track)\n" + yaml.safe_dump(data, sort_keys=False))
+def demo_recipe(out: Path, src: Path | None = None) -> Path:
+    """Write the tutorial recipe (or ``src``), restricted to the excerpt's split, to ``out``;
+    return it. The file's text (and its comments) is kept; only its ``split`` line changes."""
+    import re
+
+    src = src or packaged_recipe()
+    text = src.read_text()
+    line = f"split: [{EXCERPT_SPLIT}]   # the bundled excerpt is a MUSDB18 {EXCERPT_SPLIT} track"
+    new, n = re.subn(r"(?m)^split:.*$", line, text, count=1)
+    if n == 0:
+        new = text.rstrip("\n") + "\n" + line + "\n"
+    want = yaml.safe_load(text)
+    want["split"] = [EXCERPT_SPLIT]
+    try:
+        same = yaml.safe_load(new) == want  # the edit must change nothing but the split
+    except yaml.YAMLError:
+        same = False
+    if not same:
+        new = (f"# {src.name} with split: [{EXCERPT_SPLIT}]\n"
+               + yaml.safe_dump(want, sort_keys=False))
     dst = out / src.name
-    if not dst.is_file() or dst.read_text() != text:
+    if not dst.is_file() or dst.read_text() != new:
         tmp = dst.with_name(f".{dst.name}.part")
-        tmp.write_text(text)
+        tmp.write_text(new)
         tmp.replace(dst)
     return dst
 
