@@ -176,20 +176,33 @@ def table(rows: list[dict], refs: list[tuple[str, str]]) -> str:
     ``(column label, reference row name)`` in ``refs`` (throughput of the row / of the reference).
 
     ``rows``: dicts with ``name``, ``items``, ``seconds`` (wall), ``audio_seconds`` and
-    optionally ``cpu_seconds`` (process + children CPU time: robust on a shared machine)."""
+    optionally ``cpu_seconds`` (process + children CPU time: robust on a shared machine); when
+    every row has it, CPU throughput and the same ratios computed from CPU time follow."""
     by = {r["name"]: r for r in rows}
 
     def rate(r):
         return r["audio_seconds"] / r["seconds"] if r["seconds"] > 0 else float("nan")
 
+    def cpu_rate(r):
+        c = r.get("cpu_seconds")
+        return r["audio_seconds"] / c if c else float("nan")
+
     refs = [(label, name) for label, name in refs if name in by]
+    with_cpu = all(r.get("cpu_seconds") for r in rows)
     head = "| | items | seconds | audio-s per s |" + "".join(f" {lab} |" for lab, _ in refs)
     head += " CPU-s per item |"
-    lines = [head, "|---|---:|---:|---:|" + "---:|" * (len(refs) + 1)]
+    if with_cpu:  # ratios of CPU throughput: what one core gives, robust on a loaded machine
+        head += " audio-s per CPU-s |" + "".join(f" {lab} (CPU) |" for lab, _ in refs)
+    ncol = 2 * len(refs) + 2 if with_cpu else len(refs) + 1
+    lines = [head, "|---|---:|---:|---:|" + "---:|" * ncol]
     for r in rows:
         ratios = "".join(f" {_ratio(rate(r) / rate(by[n]))} |" for _, n in refs)
-        lines.append(f"| {r['name']} | {r['items']} | {r['seconds']:.3f} | {rate(r):,.1f} |"
-                     + ratios + f" {_cpu(r)} |")
+        line = (f"| {r['name']} | {r['items']} | {r['seconds']:.3f} | {rate(r):,.1f} |"
+                + ratios + f" {_cpu(r)} |")
+        if with_cpu:
+            line += f" {cpu_rate(r):,.1f} |" + "".join(
+                f" {_ratio(cpu_rate(r) / cpu_rate(by[n]))} |" for _, n in refs)
+        lines.append(line)
     return "\n".join(lines)
 
 

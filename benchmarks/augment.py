@@ -22,6 +22,9 @@ single-threaded):
 * stemforge ``quick``: ``pitch_shift`` then ``time_stretch`` steps in ``quick`` mode, i.e. two
   soxr tape speed changes: pitch and tempo move together (NOT independent: a different, cheaper
   effect than the rows above; see ``stemforge/augment/pitch.py``).
+* stemforge ``quick, one tape step`` (informative): only the ``pitch_shift`` quick step — one
+  soxr speed change per stem, which already moves pitch AND tempo (by the same factor); this is
+  what a tape-style augmentation costs when one speed change is all a recipe asks for.
 * Scaper 1.6.5 default: ``pitch_shift`` + ``time_stretch`` through pyrubberband (the
   ``rubberband`` CLI, R2 engine, temp files), ``generate(fix_clipping=True)``.
 * Scaper 1.6.5 ``quick_pitch_time=True``: SoX's quick ``pitch``/``tempo`` algorithms (pysox).
@@ -63,7 +66,10 @@ TEMPO = ["uniform", 0.9, 1.1]
 
 def recipe(mode: str) -> dict:
     """The mixing benchmark's recipe plus shared pitch/tempo on every stem in ``mode``."""
-    if mode == "quick":
+    if mode == "quick1":  # informative: ONE tape step (pitch and tempo change together)
+        aug = [{"step": "pitch_shift", "p": 1.0, "stems": "all", "shared": True,
+                "semitones": SEMITONES, "mode": "quick"}]
+    elif mode == "quick":
         aug = [{"step": "pitch_shift", "p": 1.0, "stems": "all", "shared": True,
                 "semitones": SEMITONES, "mode": "quick"},
                {"step": "time_stretch", "p": 1.0, "stems": "all", "shared": True,
@@ -135,13 +141,18 @@ def main(argv=None) -> int:
     _data.warm_page_cache(a.root)
     rows = []
     mixers = {}
-    for mode, n in (("quick", a.n_quick), ("fast", a.n_fast), ("hq", a.n_hq)):
+    for mode, n in (("quick", a.n_quick), ("quick1", a.n_quick), ("fast", a.n_fast),
+                    ("hq", a.n_hq)):
         mixer = mixers[mode] = Mixer(recipe(mode), index, seed=0)
         m = mixer.mixture(10_000)  # warm-up: imports, Rubber Band/soxr set-up
         assert m.mix.shape == (2, mixer.recipe.frames) and m.mix.dtype == np.float32
         assert all(s.steps for s in m.spec.sources)
+        if mode == "quick1":
+            assert all(len(s.steps) == 1 for s in m.spec.sources)
         w, c = time_stemforge(mixer, n)
-        rows.append({"name": f"stemforge {mode}", "items": n, "seconds": w, "cpu_seconds": c,
+        label = {"quick1": "stemforge quick, one tape step (pitch_shift only)"}.get(
+            mode, f"stemforge {mode}")
+        rows.append({"name": label, "items": n, "seconds": w, "cpu_seconds": c,
                      "audio_seconds": n * DURATION})
         print(f"stemforge {mode} done", file=sys.stderr)
     time_floor(index, mixers["quick"], 2)

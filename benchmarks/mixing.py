@@ -15,6 +15,10 @@ semantics) and fix_clipping, from the synthetic dataset of ``benchmarks/_data.py
   (``benchmarks/peers/scaper_run.py`` in the peer venv, via subprocess, JSON timings back).
 * floor: ``np.load(mmap_mode='r')`` maps opened once; per item the 4 stem slices at
   stemforge's drawn (track, start) are read and summed; no gains, no loudness, no clipping.
+* floor + outputs (informative): the floor plus what ``render`` has to return — each slice
+  times its gain written to its own target buffer, the mix as the sum of those; still no
+  loudness, no peak, no clip scaling. The gap between the two floors is the cost of returning
+  four targets besides the mix.
 
 One core: BLAS/OpenMP pools capped at 1 thread, one process per tool. The page cache is warmed
 (every file read once) first. Each row is the median of ``--repeat`` interleaved rounds.
@@ -87,6 +91,26 @@ def time_floor(maps, plan, frames: int) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def outputs_plan(mixer: Mixer, n: int):
+    """Per item: the (track, stem, start, gain) of stemforge's drawn sources."""
+    return [[(s.track, s.stem, s.start, np.float32(s.gain)) for s in mixer.spec(i).sources]
+            for i in range(n)]
+
+
+def time_floor_outputs(maps, plan, frames: int) -> tuple[float, float]:
+    """The floor plus what render must return: each slice times its gain into its own target
+    row of one (5, 2, T) buffer, and the mix as their sum. No loudness, peak or clip scaling."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    for item in plan:
+        buf = np.empty((len(item) + 1, 2, frames), np.float32)
+        for j, (tid, stem, start, g) in enumerate(item):
+            np.multiply(maps[(tid, stem)][:, start:start + frames], g, out=buf[j])
+        np.add(buf[0], buf[1], out=buf[-1])
+        for j in range(2, len(item)):
+            buf[-1] += buf[j]
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="mixing throughput: stemforge vs Scaper vs floor")
     ap.add_argument("--n", type=int, default=400, help="items for stemforge and the floor")
@@ -113,9 +137,12 @@ def main(argv=None) -> int:
     maps, plan, frames = floor_plan(mixer, index, a.n)
     time_floor(maps, plan[:10], frames)
 
-    runs = {"stemforge": [], "Scaper 1.6.5": [], "floor (memmap read + sum)": []}
+    oplan = outputs_plan(mixer, a.n)
+    outs = "floor + outputs (gains into 4 target buffers + sum)"
+    runs = {"stemforge": [], "Scaper 1.6.5": [], "floor (memmap read + sum)": [], outs: []}
     for r in range(a.repeat):
         runs["floor (memmap read + sum)"].append(time_floor(maps, plan, frames))
+        runs[outs].append(time_floor_outputs(maps, oplan, frames))
         runs["stemforge"].append(time_stemforge(mixer, a.n))
         if not a.no_peer:
             out = _data.run_scaper(a.root, a.n_peer, a.venv, source_max=a.seconds - DURATION)
@@ -123,7 +150,8 @@ def main(argv=None) -> int:
             peer_info = out
         print(f"round {r + 1}/{a.repeat} done", file=sys.stderr)
 
-    n_for = {"stemforge": a.n, "Scaper 1.6.5": a.n_peer, "floor (memmap read + sum)": a.n}
+    n_for = {"stemforge": a.n, "Scaper 1.6.5": a.n_peer, "floor (memmap read + sum)": a.n,
+             outs: a.n}
     rows = [{"name": k, "items": n_for[k], "seconds": statistics.median(w for w, _ in v),
              "cpu_seconds": statistics.median(c for _, c in v),
              "audio_seconds": n_for[k] * DURATION} for k, v in runs.items() if v]

@@ -141,18 +141,18 @@ def read_streams(path: str | os.PathLike, expected: int | None = None) -> list[n
         want = None
         if declared and streams[0].time_base is not None:
             want = int(round(declared * streams[0].time_base * streams[0].codec_context.sample_rate))
-        chunks: dict[int, list[np.ndarray]] = {i: [] for i in ids}
+        chunks: dict[int, list] = {i: [] for i in ids}
         try:
             for packet in c.demux(streams):
                 for frame in packet.decode():
-                    chunks[packet.stream.index].append(_frame_to_array(frame))
+                    chunks[packet.stream.index].append(_frame_chunk(frame))
         except Exception as e:
             raise AudioError(f"{path}: corrupt or truncated MP4 ({e})") from e
     out = []
     for i in ids:
         if not chunks[i]:
             raise AudioError(f"{path}: audio stream {i} decodes to no samples (truncated?)")
-        out.append(_check_finite(np.concatenate(chunks[i], axis=1), path, i))
+        out.append(_check_finite(_join_chunks(chunks[i]), path, i))
     n = {a.shape[1] for a in out}
     if want is not None:
         if min(n) < want - 2048:
@@ -160,6 +160,26 @@ def read_streams(path: str | os.PathLike, expected: int | None = None) -> list[n
                 f"{path}: truncated: streams declare {want} frames, decoded only {min(n)}"
             )
     return out
+
+
+def _frame_chunk(frame):
+    """One decoded frame as either a tuple of per-channel float32 views of its planes (planar
+    float, e.g. AAC's ``fltp``: no copy, no ``to_ndarray`` stacking) or a ``(C, n)`` array."""
+    if frame.format.name == "fltp":
+        n = frame.samples
+        return tuple(np.frombuffer(p, np.float32, count=n) for p in frame.planes)
+    return _frame_to_array(frame)
+
+
+def _join_chunks(chunks: list) -> np.ndarray:
+    """``(C, T)`` float32 from the chunks of :func:`_frame_chunk`, in order (one copy)."""
+    if all(isinstance(c, tuple) for c in chunks) and len({len(c) for c in chunks}) == 1:
+        n_ch = len(chunks[0])
+        out = np.empty((n_ch, sum(c[0].shape[0] for c in chunks)), np.float32)
+        for ch in range(n_ch):
+            np.concatenate([c[ch] for c in chunks], out=out[ch])
+        return out
+    return np.concatenate([np.stack(c) if isinstance(c, tuple) else c for c in chunks], axis=1)
 
 
 def _frame_to_array(frame) -> np.ndarray:

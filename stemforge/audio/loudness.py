@@ -93,7 +93,10 @@ def _check_energies(energies) -> np.ndarray:
         raise AudioError(
             f"energies must be a non-empty 1-D array from block_energies(), got {shape}"
         )
-    return energies
+    # a plain ndarray view of a memmap (same buffer, same values): numpy's memmap subclass hooks
+    # (__array_finalize__/__array_wrap__ on every slice and ufunc result) cost more than the
+    # arithmetic on these short arrays
+    return energies if type(energies) is np.ndarray else energies.view(np.ndarray)
 
 
 def _check_span(energies: np.ndarray, sr: int, start, frames) -> tuple[int, int]:
