@@ -7,7 +7,8 @@ fix_clipping), written as WAV float32 (mixture + 2 targets + spec per item, fsyn
 
 Rows (each a fresh output folder, N mixtures):
 
-* ``in-process``  ``workers=1``: a plain loop, no Dask;
+* ``in-process``  ``workers=1``: a plain loop, no Dask (and once with ``fsync=False``: the cost
+  of flushing every file to the device);
 * ``dask 1 worker`` / ``dask 2 workers``: a ``LocalCluster`` of 1 or 2 single-thread processes,
   started and warmed (2 items per worker: imports, index, memmaps) *before* timing, passed as
   ``scheduler=`` (cluster start-up is reported apart);
@@ -97,6 +98,8 @@ def main(argv=None) -> int:
     rows = []
     _run(recipe, index, 4, a.out / "warm")  # imports, memmaps, page cache of the output path
     rows.append({"name": "in-process (workers=1)", **_run(recipe, index, n, a.out / "w1")})
+    rows.append({"name": "in-process, --no-fsync",
+                 **_run(recipe, index, n, a.out / "nf", fsync=False)})
     one, start1 = _run_on_cluster(recipe, index, n, a.out / "d1", 1)
     rows.append({"name": "dask 1 worker", **one})
     two, start2 = _run_on_cluster(recipe, index, n, a.out / "d2", 2)
@@ -109,7 +112,7 @@ def main(argv=None) -> int:
     # identical bytes whatever the workers (the guarantee the tests check; cheap to re-check)
     ref = {p.relative_to(a.out / "w1"): p.read_bytes() for p in (a.out / "w1").rglob("*")
            if p.is_file()}
-    for d in ("d1", "d2", "w2"):
+    for d in ("nf", "d1", "d2", "w2"):
         got = {p.relative_to(a.out / d): p.read_bytes() for p in (a.out / d).rglob("*")
                if p.is_file()}
         assert got == ref, f"{d}: output differs from the in-process run"

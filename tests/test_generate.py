@@ -516,3 +516,15 @@ def test_regenerate_refuses_edited_job_file_and_flags_foreign_specs(data, tmp_pa
     (out / "stemforge-job.json").write_text("{not json")
     assert cli("regenerate", out, "--verify") == 2
     assert f"{out / 'stemforge-job.json'}: not valid JSON" in capsys.readouterr().err
+
+
+def test_no_fsync_same_bytes_and_only_set_files_synced(data, tmp_path, monkeypatch):
+    root, index, recipe, ref = data
+    real, calls = os.fsync, []
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    assert cli(*gen_args(root, tmp_path / "fast", 6, 7, "--no-fsync")) == 0
+    assert len(calls) == 2  # the job file and the manifest only
+    assert tree(tmp_path / "fast") == tree(ref)
+    calls.clear()
+    generate(recipe, index, 2, tmp_path / "safe", seed=7, progress=False)
+    assert len(calls) == 2 + 2 * 5  # per item: 3 audio files, the folder, the spec

@@ -21,8 +21,11 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def write_bytes_atomic(path: Path, data: bytes | bytearray) -> Path:
-    """Write ``data`` to ``path``: readers see either the old file or the whole new one."""
+def write_bytes_atomic(path: Path, data: bytes | bytearray, fsync: bool = True) -> Path:
+    """Write ``data`` to ``path``: readers see either the old file or the whole new one.
+
+    ``fsync=False`` skips flushing the data to the device: still atomic if the *process* dies
+    (the page cache survives it), but not across a power loss or kernel crash."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -33,7 +36,8 @@ def write_bytes_atomic(path: Path, data: bytes | bytearray) -> Path:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
@@ -45,8 +49,8 @@ def write_bytes_atomic(path: Path, data: bytes | bytearray) -> Path:
     return path
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    return write_bytes_atomic(path, text.encode())
+def write_text_atomic(path: Path, text: str, fsync: bool = True) -> Path:
+    return write_bytes_atomic(path, text.encode(), fsync=fsync)
 
 
 def fsync_dir(path: Path) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..mixing.mixer import Mixer
 from ..mixing.recipe import Recipe
-from .atomic import fsync_dir, write_bytes_atomic
+from .atomic import fsync_dir, write_bytes_atomic, write_text_atomic
 from .dask_runner import (check_scheduler, run_items, seed_state, tune_worker_malloc,
                           worker_state)
 from .layout import (FORMATS, JOB_FILE, LOCK_FILE, SPEC_FILE, JobError, audio_names,
@@ -51,6 +51,7 @@ class Task:
     seed: int
     epoch: int
     fmt: str
+    fsync: bool = True  # False: atomic against process death only (not power loss)
 
     @property
     def key(self) -> tuple:
@@ -86,11 +87,12 @@ def generate_item(i: int, task: Task) -> int:
         return 0
     mixer = worker_state(task.key, lambda: _open_mixer(task))
     m = mixer.mixture(i, epoch=task.epoch)
-    write_item(out, i, m.spec, [m.mix, *(m.targets[t] for t in m.spec.targets)], task.fmt)
+    write_item(out, i, m.spec, [m.mix, *(m.targets[t] for t in m.spec.targets)], task.fmt,
+               fsync=task.fsync)
     return len(m.spec.warnings)
 
 
-def write_item(out: Path, i: int, spec, arrays: list, fmt: str) -> None:
+def write_item(out: Path, i: int, spec, arrays: list, fmt: str, fsync: bool = True) -> None:
     """Write item ``i``: ``arrays`` = mixture then targets in ``spec.targets`` order, each
     ``(C, T)`` float32, then ``spec.json`` last (it marks the item complete). On any failure
     before the spec is written, the audio written by this call is removed again."""
@@ -99,9 +101,11 @@ def write_item(out: Path, i: int, spec, arrays: list, fmt: str) -> None:
     written = []
     try:
         for name, audio in zip(audio_names(spec.targets, fmt), arrays):
-            written.append(write_bytes_atomic(d / name, encode(audio, spec.sample_rate, fmt)))
-        fsync_dir(d)  # the audio renames are durable before the spec marks the item complete
-        spec.save(d / SPEC_FILE)
+            written.append(write_bytes_atomic(d / name, encode(audio, spec.sample_rate, fmt),
+                                              fsync=fsync))
+        if fsync:
+            fsync_dir(d)  # the audio renames are durable before the spec marks it complete
+        write_text_atomic(d / SPEC_FILE, spec.to_json() + "\n", fsync=fsync)  # = spec.save
     except BaseException:
         if not (d / SPEC_FILE).exists():  # leave no half item behind under final names
             for p in written:
@@ -157,19 +161,24 @@ def prepare_out(out: Path) -> None:
         raise JobError(f"{out}: cannot create the output folder ({e.strerror})") from e
 
 
-def make_task(job: Job, out: Path) -> Task:
+def make_task(job: Job, out: Path, fsync: bool = True) -> Task:
     """The plain-data task workers need to produce items of ``job`` into ``out``."""
     st = Path(job.index_file).stat()
     return Task(out=str(Path(out).resolve()), recipe=job.recipe, recipe_name=job.recipe_name,
                 recipe_hash=job.recipe_hash, index_file=job.index_file,
                 index_stamp=(st.st_size, st.st_mtime_ns), seed=job.seed, epoch=job.epoch,
-                fmt=job.format)
+                fmt=job.format, fsync=fsync)
 
 
 def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 0,
              fmt: str = "wav", workers: int = 1, scheduler: str | None = None,
-             allow_continue: bool = False, progress: bool = True) -> GenerateResult:
-    """Write items ``0..n-1`` of (recipe, index, seed, epoch) to ``out``; see module docs."""
+             allow_continue: bool = False, progress: bool = True,
+             fsync: bool = True) -> GenerateResult:
+    """Write items ``0..n-1`` of (recipe, index, seed, epoch) to ``out``; see module docs.
+
+    ``fsync=False`` (``--no-fsync``) skips flushing each file to the device: writes stay atomic
+    if the process is killed, but a power loss may lose or truncate recent files; ~2-3x faster
+    on slow-fsync storage (see docs/benchmarks.md)."""
     out = Path(out)
     if fmt not in FORMATS:
         raise JobError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -188,7 +197,7 @@ def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 
     if scheduler:
         check_scheduler(scheduler)
     prepare_out(out)
-    task = make_task(job, out)
+    task = make_task(job, out, fsync=fsync)
     t0 = time.perf_counter()
     with job_lock(out):
         done = 0
