@@ -332,8 +332,12 @@ def test_cli_report_prints_path(tmp_path, gen_set, hq_root, capsys):
     rc = main(["report", str(hq_root), str(gen_set), "--out", str(tmp_path / "rep"),
                "--excerpt", "0.5", "--max-items", "1"])
     assert rc == 0
-    out = capsys.readouterr().out
-    assert f"report: {tmp_path / 'rep' / 'index.html'}" in out
+    cap = capsys.readouterr()
+    assert f"report: {tmp_path / 'rep' / 'index.html'}" in cap.out
+    assert "report tracks" in cap.err and "report mixtures" in cap.err  # progress bars
+    assert main(["report", str(gen_set), "--out", str(tmp_path / "rep2"), "--excerpt", "0.5",
+                 "--max-items", "1", "--no-progress"]) == 0
+    assert "report mixtures" not in capsys.readouterr().err
     page = Page(tmp_path / "rep" / "index.html")
     assert len(page.audio) == 5 + 3  # one track, one mixture
     assert "mixtures: listen and look (1 of 3)" in page.all_text

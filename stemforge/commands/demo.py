@@ -149,7 +149,7 @@ def run(args) -> int:
     print(f"  each folder: mixture.wav, {', '.join(f'{t}.wav' for t in recipe.targets)}, "
           f"spec.json (every drawn value; re-render with stemforge.render(spec, index))")
 
-    rep = build_report([root, gen], out / "report", title="stemforge demo")
+    rep = build_report([root, gen], out / "report", title="stemforge demo", progress=progress)
     for p in rep.problems:
         print(f"stemforge demo: report problem: {p}", file=sys.stderr)
     if not rep.rendered:

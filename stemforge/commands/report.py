@@ -18,6 +18,7 @@ def add_parser(sub):
     p.add_argument("--excerpt", type=float, default=10.0,
                    help="seconds of audio per preview (default 10)")
     p.add_argument("--title", default=None, help="page title")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
 
@@ -25,7 +26,8 @@ def run(args) -> int:
     from ..report import build_report
 
     res = build_report(args.paths, args.out, kind=args.kind, max_items=args.max_items,
-                       preview_seconds=args.excerpt, title=args.title)
+                       preview_seconds=args.excerpt, title=args.title,
+                       progress=not args.no_progress)
     for p in res.problems:
         print(f"stemforge report: problem: {p}", file=sys.stderr)
     if not res.rendered:

@@ -152,7 +152,7 @@ def dataset_section(path: Path, assets: Assets, max_items: int = 100) -> Section
         parts.append(table(["track", "warning"], all_warn, left=2))
     shown = index.tracks[:max_items]
     parts.append(f"<h3>tracks: listen and look ({len(shown)} of {len(index)})</h3>")
-    for t in shown:
+    for t in assets.bar(shown, "report tracks"):
         card, probs = _track_card(index, t, assets)
         parts.append(card)
         sec.problems.extend(probs)

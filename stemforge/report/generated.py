@@ -222,7 +222,7 @@ def generated_section(path: Path, assets: Assets, max_items: int = 100) -> Secti
             for k, f in generated_figures(specs).items()) + "</div>")
     shown = items[:max_items]
     parts.append(f"<h3>mixtures: listen and look ({len(shown)} of {len(items)})</h3>")
-    for item in shown:
+    for item in assets.bar(shown, "report mixtures"):
         card, probs, ok = _item_card(item, assets)
         parts.append(card)
         sec.problems.extend(probs)

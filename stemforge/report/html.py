@@ -86,6 +86,14 @@ class Assets:
     kbps_per_channel: float = PREVIEW_KBPS_PER_CHANNEL
     sub: str = ""            # sub-folder of assets/ (one per report section: no name clashes)
     bytes_by_prefix: dict[str, int] = field(default_factory=dict)
+    progress: bool = False   # sections show a progress bar over their tracks / mixtures
+
+    def bar(self, items, desc: str):
+        """``items`` wrapped in a tqdm progress bar (a no-op unless ``progress``)."""
+        from tqdm import tqdm
+
+        return tqdm(items, desc=desc, unit="item", disable=not self.progress,
+                    dynamic_ncols=True)
 
     def __post_init__(self):
         self.out = Path(self.out)
