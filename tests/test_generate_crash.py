@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from stemforge.index import Index
 from stemforge.jobs.generate import generate

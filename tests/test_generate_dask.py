@@ -20,7 +20,6 @@ pytest.importorskip("distributed")
 
 from stemforge.index import Index  # noqa: E402
 from stemforge.jobs.generate import generate  # noqa: E402
-from stemforge.jobs.layout import JobError  # noqa: E402
 from stemforge.mixing.recipe import Recipe  # noqa: E402
 from test_generate import cli, gen_args, make_dataset, tree  # noqa: E402
 
