@@ -321,6 +321,29 @@ def test_dataset_from_index_file_is_titled_by_its_root(tmp_path, index):
     assert f"Dataset {index.root.name}" in Page(res.index_html).all_text
 
 
+def test_report_of_stemforge_evaluate_output(tmp_path, hq_root, capsys):
+    """What `stemforge oracle` + `stemforge evaluate` write is read as results: the medians on
+    the page are the ones in evaluate's own summary CSV."""
+    import pandas as pd
+
+    est, res_dir = tmp_path / "est", tmp_path / "res"
+    assert main(["oracle", str(hq_root), "--method", "irm1", "--targets", "vocals", "bass",
+                 "--split", "all", "--out", str(est), "--no-progress"]) == 0
+    assert main(["evaluate", "--references", str(hq_root), "--estimates", str(est),
+                 "--split", "all", "--metrics", "bsseval", "--out", str(res_dir),
+                 "--no-progress"]) == 0
+    assert detect_kind(res_dir) == "results"
+    assert main(["report", str(res_dir), "--out", str(tmp_path / "rep"), "--no-progress"]) == 0
+    page = Page(tmp_path / "rep" / "index.html")
+    assert page.problems == []
+    summary = pd.read_csv(res_dir / "summary_targets.csv")
+    text = page.all_text
+    for _, row in summary.iterrows():
+        assert f"{row['SDR']:.2f}" in text and f"{row['SIR']:.2f}" in text
+    assert len(page.images) == 8
+    capsys.readouterr()
+
+
 def test_detect_kind(tmp_path, hq_root, index, gen_set):
     assert detect_kind(hq_root) == "dataset"
     assert detect_kind(index.index_file) == "dataset"
