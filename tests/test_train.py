@@ -280,6 +280,9 @@ def test_experiment_cli_end_to_end(data, capsys):
     assert main(argv) == 0  # finished runs are reused, not retrained
     assert "plain: reusing the finished run" in capsys.readouterr().out
     assert main([*argv[:-2], "--conditions", "fancy"]) == 2
+    capsys.readouterr()
+    assert main(["experiment", "synth", str(root)]) == 2  # never writes into existing data
+    assert "exists and is not empty" in capsys.readouterr().err
 
 
 def test_train_cli_and_refusal(data, capsys, tmp_path):
