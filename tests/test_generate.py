@@ -129,6 +129,7 @@ def test_same_job_same_bytes_later_and_flac(data, tmp_path):
     assert cli(*gen_args(root, tmp_path / "again")) == 0
     assert tree(tmp_path / "again") == tree(ref)
     generate(recipe, index, 2, tmp_path / "f1", seed=7, fmt="flac", progress=False)
+    time.sleep(1.05)
     generate(recipe, index, 2, tmp_path / "f2", seed=7, fmt="flac", progress=False)
     assert tree(tmp_path / "f1") == tree(tmp_path / "f2")
     x, sr = sf.read(tmp_path / "f1" / "000001" / "mixture.flac", dtype="float32")
