@@ -89,6 +89,10 @@ def test_end_to_end_museval_compatible(data, tmp_path, capsys):
     for (target, metric), value in mv.items():
         assert targets.loc[target, metric] == pytest.approx(value, abs=1e-4), (target, metric)
     assert (targets["tracks"] == 2).all()
+    methods = museval.MethodStore()
+    methods.add_eval_dir(res)  # the method-comparison loader reads the folder too
+    agg = methods.agg_frames_tracks_scores()
+    assert agg.loc[("res", "vocals", "SDR")] == pytest.approx(targets.loc["vocals", "SDR"], abs=1e-4)
 
     # frame values: the joint problems of museval's eval_mus_track (the four stems, reporting
     # drums/bass/other; then vocals/accompaniment, reporting both), checked against our metric

@@ -39,6 +39,7 @@ from . import toeplitz
 from .validate import as_stack, check_pair
 
 FRAME_CACHE_BYTES = 768 * 2**20  # keep per-frame spectra from the correlation pass up to this
+GROUP_ELEMS = 1 << 21  # frame-spectrum elements projected per step
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def bss_eval_v4(
         Hf[:, j * nch : (j + 1) * nch, m + j * nch : m + (j + 1) * nch] = own[:, j]
     w = _parseval_weights(nfft)
     energies = np.zeros((5, nwin, nsrc))
-    group = max(1, (1 << 21) // (m * (nfft // 2 + 1)))
+    group = max(1, GROUP_ELEMS // (m * (nfft // 2 + 1)))
     for f0 in range(0, nwin, group):
         f1 = min(nwin, f0 + group)
         spec = kept[f0:f1] if kept is not None else _frame_spectra(x, y, bounds[f0:f1], nfft)

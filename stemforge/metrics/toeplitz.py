@@ -19,6 +19,7 @@ EPS = np.finfo(float).eps  # museval adds eps * I to the Gram matrix before solv
 BLOCK = 16384  # correlation chunk length (samples)
 WORKERS = 2  # scipy.fft threads
 MAX_REFINE = 3  # iterative-refinement steps of the Levinson solution
+STEP_ELEMS = 1 << 22  # chunk spectra transformed per step (elements)
 
 
 def correlations(
@@ -57,7 +58,7 @@ def correlations(
     acc_r = np.zeros((len(iu), F), dtype=np.complex128)  # ref x ref, pairs p <= r
     acc_d = np.zeros((m, q, F), dtype=np.complex128)  # ref x estimate
     kept = np.zeros((keep, m + q, F), np.complex128) if keep else None
-    step = max(1, (1 << 22) // ((m + q) * nfft))
+    step = max(1, STEP_ELEMS // ((m + q) * nfft))
     for c0 in range(0, nc, step):
         c1 = min(nc, c0 + step)
         fn = sfft.rfft(chunks[:, c0:c1], n=nfft, axis=-1, workers=WORKERS)  # (m+q, k, F)
