@@ -397,6 +397,8 @@ def test_export_jams_validates_with_jams(data, tmp_path):
         sb = ann.sandbox.scaper
         assert sb["ref_db"] == spec["ref_db"] and sb["sr"] == SR and sb["fix_clipping"] is True
         assert ann.sandbox.stemforge == spec  # the JAMS alone re-renders the item
+        assert [(w["stem"], w["track"], w["stream"]) for w in ann.sandbox.stemforge_sources] \
+            == [(s["stem"], s["track"], None) for s in live]
     # vocals were boosted by 2 dB: the recorded snr says so
     assert {o.value["snr"] - 2 for o in ann.data if o.value["label"] == "vocals"} == {
         s["snr"] for s in spec["sources"] if s["stem"] == "vocals"}

@@ -7,8 +7,8 @@ stem that was mixed (dropped stems are left out, as Scaper never instantiates th
 value field        stemforge source
 =================  ===========================================================================
 ``label``          stem name (Scaper: the foreground folder's label)
-``source_file``    the stem's file in the index (for ``.stem.mp4`` the container; the stream
-                   index is in the stemforge sandbox)
+``source_file``    the stem's file in the index (for ``.stem.mp4`` the container; its stream
+                   index is in the sandbox's ``stemforge_sources``)
 ``source_time``    ``start / track_sample_rate`` seconds
 ``event_time``     0 (every stem spans the whole mixture, as in the seed tutorial)
 ``event_duration`` the mixture's duration
@@ -20,8 +20,9 @@ value field        stemforge source
 =================  ===========================================================================
 
 The annotation sandbox has ``scaper`` (Scaper's synthesis fields: duration, sr, ref_db,
-n_channels, fix_clipping / peak_normalization and the scale applied, ...) and ``stemforge``
-(the complete MixSpec, so the JAMS file alone re-renders the item with ``stemforge.render``).
+n_channels, fix_clipping / peak_normalization and the scale applied, ...), ``stemforge`` (the
+complete MixSpec, so the JAMS file alone re-renders the item with ``stemforge.render``) and
+``stemforge_sources`` (per mixed stem: track id, file, stream index inside a container).
 
 Written without the ``jams`` package (plain JSON in the JAMS 0.3 schema); the tests validate the
 files with ``jams``.
@@ -59,12 +60,15 @@ def _pitch_stretch(steps: list[dict]) -> tuple[float | None, float | None]:
 def spec_to_jams(spec: MixSpec, index, mixture_path: str = "") -> dict:
     """One item's spec -> a JAMS document (plain dict in the JAMS 0.3 schema)."""
     dur = spec.duration
-    data = []
+    data, where = [], []
     for s in spec.sources:
         if s.dropped:
             continue
         try:
-            source_file = str(index.track(s.track).stems[s.stem].path)
+            stem = index.track(s.track).stems[s.stem]
+            source_file = str(stem.path)
+            where.append({"stem": s.stem, "track": s.track, "path": source_file,
+                          "stream": stem.stream})
         except (KeyError, StemforgeError) as e:
             raise JobError(f"item {spec.item}: stem {s.stem!r} of track {s.track!r} is not in "
                            f"the index of {index.root} ({e})") from None
@@ -96,7 +100,7 @@ def spec_to_jams(spec: MixSpec, index, mixture_path: str = "") -> dict:
             "corpus": "", "annotation_tools": f"stemforge {__version__}",
             "annotation_rules": "", "validation": "", "data_source": "stemforge generate"},
         "namespace": "scaper", "data": data,
-        "sandbox": {"scaper": scaper, "stemforge": spec.to_dict()},
+        "sandbox": {"scaper": scaper, "stemforge": spec.to_dict(), "stemforge_sources": where},
         "time": 0.0, "duration": dur,
     }
     return {"annotations": [ann],
