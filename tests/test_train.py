@@ -282,7 +282,7 @@ def test_experiment_cli_end_to_end(data, capsys):
     assert main([*argv[:-2], "--conditions", "fancy"]) == 2
     capsys.readouterr()
     assert main(["experiment", "synth", str(root)]) == 2  # never writes into existing data
-    assert "exists and is not empty" in capsys.readouterr().err
+    assert "exists and is not an empty folder" in capsys.readouterr().err
 
 
 def test_train_cli_and_refusal(data, capsys, tmp_path):
@@ -322,6 +322,25 @@ def test_synth_songs_deterministic_and_consistent(tmp_path):
     mix, _ = sf.read(str(d / "mixture.wav"), always_2d=True)
     stems = sum(sf.read(str(d / f"{s}.wav"), always_2d=True)[0] for s in synth.STEMS)
     np.testing.assert_allclose(mix, stems, atol=1e-6)
+
+
+def test_synth_dataset_failure_leaves_nothing(tmp_path, monkeypatch):
+    real, calls = synth.render_song, []
+
+    def fail_second(*a, **kw):  # a crash while the second song is rendered
+        calls.append(1)
+        if len(calls) == 2:
+            raise StemforgeError("synthetic failure")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(synth, "render_song", fail_second)
+    with pytest.raises(StemforgeError, match="synthetic failure"):
+        synth.write_dataset(tmp_path / "s", np.random.default_rng(0), 1, 1, (1.0, 1.0), SR)
+    assert cache_files(tmp_path) == [] and list(tmp_path.iterdir()) == []
+    (tmp_path / "empty").mkdir()  # an empty folder is fine and gets filled
+    monkeypatch.setattr(synth, "render_song", real)
+    synth.write_dataset(tmp_path / "empty", np.random.default_rng(0), 1, 0, (1.0, 1.0), SR)
+    assert len(cache_files(tmp_path / "empty")) == 5
 
 
 def test_checkpoint_roundtrip_in_memory(trained):

@@ -77,12 +77,9 @@ def _synth(args) -> int:
 
     import numpy as np
 
-    from ..errors import StemforgeError
     from ..train.synth import write_dataset
 
     root = Path(args.root)
-    if root.exists() and any(root.iterdir()):
-        raise StemforgeError(f"{root}: exists and is not empty; choose a new folder")
     write_dataset(root, np.random.default_rng(np.random.SeedSequence(args.seed)), args.train,
                   args.test, tuple(args.seconds), args.sample_rate)
     print(f"wrote {args.train} + {args.test} synthetic songs -> {root}")

@@ -26,6 +26,9 @@ silence is kept so museval's silent-window rule still applies); ``mixture.wav`` 
 """
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -212,17 +215,36 @@ def write_dataset(root: str | Path, rng: np.random.Generator, n_train: int = 24,
                   seconds: tuple[Seconds, Seconds] = (10.0, 20.0), sample_rate: Hz = 22050
                   ) -> Path:
     """Write ``n_train`` + ``n_test`` songs (durations uniform in ``seconds``) in the MUSDB18-HQ
-    layout under ``root``; returns ``root``. Song ``k`` is named ``Synth - NNN``."""
+    layout under ``root``; returns ``root``. Song ``k`` is named ``Synth - NNN``.
+
+    ``root`` must not exist or be an empty folder. Songs are written to a temporary sibling
+    folder renamed to ``root`` at the end, so a failure leaves nothing behind."""
     root = Path(root)
     if n_train < 1 or n_test < 0:
         raise StemforgeError(f"synth: need n_train >= 1 and n_test >= 0, got {n_train}, {n_test}")
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise StemforgeError(f"{root}: exists and is not an empty folder; choose a new folder")
     lo, hi = seconds
-    for k in range(n_train + n_test):
-        folder = "train" if k < n_train else "test"
-        song = render_song(rng, float(rng.uniform(lo, hi)), sample_rate)
-        d = root / folder / f"Synth - {k:03d}"
-        d.mkdir(parents=True, exist_ok=True)
-        for name, audio in song.items():
-            sf.write(str(d / f"{name}.wav"), audio.T, sample_rate, subtype="FLOAT")
-        sf.write(str(d / "mixture.wav"), sum(song.values()).T, sample_rate, subtype="FLOAT")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
+    try:
+        for k in range(n_train + n_test):
+            folder = "train" if k < n_train else "test"
+            song = render_song(rng, float(rng.uniform(lo, hi)), sample_rate)
+            d = tmp / folder / f"Synth - {k:03d}"
+            d.mkdir(parents=True)
+            for name, audio in song.items():
+                sf.write(str(d / f"{name}.wav"), audio.T, sample_rate, subtype="FLOAT")
+            sf.write(str(d / "mixture.wav"), sum(song.values()).T, sample_rate, subtype="FLOAT")
+        os.chmod(tmp, 0o777 & ~_umask())
+        os.replace(tmp, root)  # also replaces an empty folder
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return root
+
+
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
