@@ -229,6 +229,11 @@ def test_recipe_index_mismatches(multi_index, excerpt_index):
         Mixer(recipe(duration=60.0), multi_index)
     with pytest.raises(RecipeError, match=r"'targets': stem 'piano' is not in the index"):
         Mixer(Recipe.from_dict({"targets": ["piano"]}), multi_index)
+    assert multi_index.groups["accompaniment"] == ["drums", "bass", "other"]
+    with pytest.raises(RecipeError, match=r"stem 'accompaniment' is not in the index .* is a group "
+                       r"of the index: declare it in the recipe, groups: \{accompaniment: "
+                       r"\[drums, bass, other\]\}"):
+        Mixer(Recipe.from_dict({"targets": ["vocals", "accompaniment"]}), multi_index)
     with pytest.raises(RecipeError, match=r"'sample_rate': 48000 Hz but track .* is 44100 Hz; set resample: true"):
         Mixer(recipe(sample_rate=48000), multi_index)
     with pytest.raises(RecipeError, match=r"split\(s\) \['valid'\] not in the index|'split'"):

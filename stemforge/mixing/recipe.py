@@ -9,7 +9,7 @@ YAML form (every field optional except ``targets``; see recipes/ for examples)::
     resample: false               # allow index tracks at another sample rate (soxr)
     split: train                  # index split(s) to draw from (default: all)
     targets: [vocals, accompaniment]          # stems or group names; output order
-    groups: {accompaniment: [drums, bass, other]}   # extra groups (index groups also usable)
+    groups: {accompaniment: [drums, bass, other]}   # group targets (declared here: a recipe is self-contained)
     modes: {coherent: 0.5, incoherent: 0.5}
     ref_db: [uniform, -30, -10]               # Scaper's reference loudness (LUFS)
     stems:                                    # per-stem parameters

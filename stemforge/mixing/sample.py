@@ -56,8 +56,14 @@ class Sampler:
         for s in recipe.sources:
             if s not in have:
                 where = "targets" if s in recipe.targets else f"groups ({recipe.target_of(s)})"
+                hint = ""
+                if s in getattr(index, "groups", {}):
+                    members = ", ".join(index.groups[s])
+                    hint = (f"; {s!r} is a group of the index: declare it in the recipe, "
+                            f"groups: {{{s}: [{members}]}} (recipes are self-contained so that "
+                            "their hash defines the output)")
                 raise RecipeError(where, f"stem {s!r} is not in the index of {index.root} "
-                                  f"(it has {', '.join(sorted(have))})")
+                                  f"(it has {', '.join(sorted(have))}){hint}")
         for t in idx.tracks:
             if t.sample_rate != recipe.sample_rate and not recipe.resample:
                 raise RecipeError("sample_rate", f"{recipe.sample_rate} Hz but track '{t.id}' is "
