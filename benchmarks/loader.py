@@ -4,6 +4,7 @@ Run from the repository root::
 
     bash benchmarks/peers/setup_scaper.sh          # once: Scaper 1.6.5 + numpy<2 in its own venv
     python benchmarks/loader.py [--n 320] [--n-peer 16] [--no-peer] [--no-memory]
+    python benchmarks/loader.py --no-memory --malloc-tune   # same, glibc malloc tunables set
 
 Part 1 — throughput. Workload (same for every row; the one of ``benchmarks/mixing.py``):
 coherent 4-stem (vocals, drums, bass, other) 5 s stereo 44.1 kHz mixtures, loudness gains (snr
@@ -17,6 +18,9 @@ synthetic prepared dataset of ``benchmarks/_data.py`` (20 tracks x 30 s, StemCac
   wall time with 2 workers on 2 busy cores is not.
 * ``Mixer.mixture`` loop in-process (no DataLoader, no tensors): the engine alone.
 * floor: memmap slices at the drawn (track, start) read and summed (``mixing.time_floor``).
+* floor through DataLoader: the same slices stacked as targets and summed as the mix, served
+  by a trivial Dataset through the same DataLoader (batch 8) at 0 and 2 workers: what the
+  DataLoader's collate and worker IPC cost for tensors of these shapes.
 * Scaper 1.6.5 (one core, the seed tutorial's on-the-fly generation) via
   ``benchmarks/peers/scaper_run.py`` in the peer venv.
 
@@ -29,6 +33,15 @@ RSS, PSS and USS (psutil ``memory_full_info``) and the pickled dataset size.
 from __future__ import annotations
 
 import os
+import sys
+
+# --malloc-tune: re-run this script under glibc malloc tunables that keep large freed blocks
+# in the heap (no mmap/munmap per batch, no trimming): on this VM the page faults of freshly
+# mapped batch buffers were the main cost of DataLoader's collate. Must act before imports.
+MALLOC_TUNE = {"MALLOC_MMAP_THRESHOLD_": str(2 ** 32), "MALLOC_TRIM_THRESHOLD_": str(2 ** 32),
+               "MALLOC_TOP_PAD_": str(2 ** 28)}
+if "--malloc-tune" in sys.argv and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_TUNE})
 
 for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_v] = "1"
@@ -37,7 +50,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import pickle  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -100,6 +112,55 @@ def time_loader(index, n: int, workers: int) -> tuple[float, float, float]:
         cpus.append(_cpu_self() - c0 + worker_cpu() - w0)
     del loader
     return walls[1], cpus[1], walls[0]
+
+
+class FloorDataset:
+    """The DataLoader floor: item i = the 4 stem slices at stemforge's drawn (track, start),
+    stacked as targets ``(4, C, T)`` and summed as the mix; no gains, loudness or clipping.
+    Same shapes and batch sizes as ``MixtureDataset``, so the loader + collate + worker IPC
+    cost is the same."""
+
+    def __init__(self, index, plan):
+        self.keys = {(t.id, s): t.stems[s].key for t in index.tracks for s in mixing.TARGETS}
+        self.folder, self.plan, self.frames = index.cache.folder, plan, mixing.RECIPE_FRAMES
+        self.cache = None
+
+    def __len__(self):
+        return len(self.plan)
+
+    def __getitem__(self, i):
+        import torch
+
+        from stemforge.audio.cache import StemCache
+
+        if self.cache is None:
+            self.cache = StemCache(self.folder)
+        tid, start = self.plan[i]
+        t = np.stack([self.cache.get(self.keys[(tid, s)])[:, start:start + self.frames]
+                      for s in mixing.TARGETS])
+        return torch.from_numpy(t.sum(0)), torch.from_numpy(t)
+
+
+def time_floor_loader(index, plan, workers: int) -> tuple[float, float]:
+    """(wall, CPU main + workers) of one epoch of ``FloorDataset`` after a warm-up epoch."""
+    import psutil
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(FloorDataset(index, plan), batch_size=BATCH, num_workers=workers,
+                        persistent_workers=workers > 0)
+
+    def worker_cpu() -> float:
+        it = getattr(loader, "_iterator", None)
+        if workers == 0 or it is None:
+            return 0.0
+        return sum(sum(psutil.Process(w.pid).cpu_times()[:2]) for w in it._workers)
+
+    for _ in loader:
+        pass
+    t0, c0, w0 = time.perf_counter(), _cpu_self(), worker_cpu()
+    for _ in loader:
+        pass
+    return time.perf_counter() - t0, _cpu_self() - c0 + worker_cpu() - w0
 
 
 def time_mixer(index, n: int) -> tuple[float, float]:
@@ -217,6 +278,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--memory-only", action="store_true", help="skip the throughput part")
+    ap.add_argument("--malloc-tune", action="store_true",
+                    help="run under glibc MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_/"
+                         "MALLOC_TOP_PAD_ (inherited by workers and Scaper)")
     ap.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.memory_child is not None:
@@ -244,6 +308,11 @@ def main(argv=None) -> int:
     sec, cpu = mixing.time_floor(maps, plan, frames)
     rows.append({"name": "floor (memmap read + sum)", "items": a.n, "seconds": sec,
                  "cpu_seconds": cpu, "audio_seconds": a.n * DURATION})
+    for w in (0, 2):
+        sec, cpu = time_floor_loader(index, plan, w)
+        rows.append({"name": f"floor through DataLoader num_workers={w} (read + stack + sum)",
+                     "items": a.n, "seconds": sec, "cpu_seconds": cpu,
+                     "audio_seconds": a.n * DURATION})
     peer = None
     if not a.no_peer:
         peer = _data.run_scaper(a.root, a.n_peer, a.venv, source_max=30.0 - DURATION)
@@ -254,6 +323,8 @@ def main(argv=None) -> int:
     print(f"\nLoader: coherent 4-stem {DURATION:g} s stereo 44.1 kHz mixtures, snr + ref_db "
           f"loudness, fix_clipping; batch {BATCH}; one run")
     print(f"machine: {_data.machine()}")
+    tuned = {k: os.environ[k] for k in MALLOC_TUNE if k in os.environ}
+    print(f"glibc malloc tunables: {tuned or 'none (defaults)'}")
     if peer:
         print(f"peer: {peer['tool']} (numpy {peer['numpy']})")
     print()
@@ -264,7 +335,8 @@ def main(argv=None) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         vs = f"{per_cpu(r) / per_cpu(scaper):.0f}x" if scaper else "-"
-        bps = f"{r['items'] / BATCH / r['seconds']:.1f}" if "DataLoader" in r["name"] else ""
+        bps = (f"{r['items'] / BATCH / r['seconds']:.1f}" if r["name"].startswith("MixtureDataset")
+               or "through DataLoader" in r["name"] else "")
         print(f"| {r['name']} | {r['items']} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | "
               f"{bps} | {r['audio_seconds'] / r['seconds']:,.0f} | {per_cpu(r):,.0f} | {vs} |")
     for n in notes:

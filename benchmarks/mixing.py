@@ -47,6 +47,7 @@ import _data  # noqa: E402
 from stemforge.mixing.mixer import Mixer  # noqa: E402
 
 DURATION = 5.0
+RECIPE_FRAMES = int(round(DURATION * 44100))
 TARGETS = ["vocals", "drums", "bass", "other"]
 RECIPE = {
     "name": "bench-coherent-4stem",
