@@ -80,17 +80,16 @@ class IndexRef:
     @classmethod
     def of(cls, index) -> "IndexRef":
         f = Path(index.index_file).resolve()
-        try:
-            st = f.stat()
-        except OSError as e:
-            raise StemforgeError(f"{f}: index file missing ({e.strerror}); workers open the "
-                                 "index from it — rebuild it with `stemforge index`") from e
+        st = f.stat() if f.is_file() else None  # in-process runs never re-open it
         groups = tuple(sorted((g, tuple(m)) for g, m in index.groups.items()))
-        return cls(str(f), (st.st_size, st.st_mtime_ns), groups)
+        return cls(str(f), (st.st_size, st.st_mtime_ns) if st else None, groups)
 
     def open(self):
         from ..index import Index
 
+        if self.stamp is None or not Path(self.index_file).is_file():
+            raise StemforgeError(f"{self.index_file}: index file missing; Dask workers open the "
+                                 "index from it (build it with `stemforge index ROOT`)")
         index = Index.load(self.index_file, refresh=False)
         index.groups.update({g: list(m) for g, m in self.groups})
         return index
