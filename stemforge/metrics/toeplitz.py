@@ -49,37 +49,38 @@ def correlations(
         raise ValueError(f"block {B} must be >= filters_len - 1 ({L - 1})")
     nfft = sfft.next_fast_len(max(B + L - 1, 2 * L - 1), real=True)
     F = nfft // 2 + 1
-    sig = np.zeros((m + q, nc * B))
-    sig[:m, :n] = x
-    sig[m:, :n] = y
-    chunks = sig.reshape(m + q, nc, B)
     iu, ju = np.triu_indices(m)
     rows = [slice(p * m - p * (p - 1) // 2, (p + 1) * m - (p + 1) * p // 2) for p in range(m)]
     acc_r = np.zeros((len(iu), F), dtype=np.complex128)  # ref x ref, pairs p <= r
     acc_d = np.zeros((m, q, F), dtype=np.complex128)  # ref x estimate
-    kept = np.zeros((keep, m + q, F), np.complex128) if keep else None
+    kept = np.empty((keep, m + q, F), np.complex128) if keep else None
     step = max(1, STEP_ELEMS // ((m + q) * nfft))
     for c0 in range(0, nc, step):
         c1 = min(nc, c0 + step)
-        fn = sfft.rfft(chunks[:, c0:c1], n=nfft, axis=-1, workers=WORKERS)  # (m+q, k, F)
+        fx = sfft.rfft(_chunks(x, c0, c1, B), n=nfft, axis=-1, workers=WORKERS)  # (m, k, F)
+        fy = sfft.rfft(_chunks(y, c0, c1, B), n=nfft, axis=-1, workers=WORKERS)  # (q, k, F)
         if keep > c0:
-            kept[c0 : min(c1, keep)] = fn[:, : min(c1, keep) - c0].transpose(1, 0, 2)
-        cf = np.conjugate(fn[:m])
+            k1 = min(c1, keep)
+            kept[c0:k1, :m] = fx[:, : k1 - c0].transpose(1, 0, 2)
+            kept[c0:k1, m:] = fy[:, : k1 - c0].transpose(1, 0, 2)
+        cf = np.conjugate(fx)
         for p in range(m):
-            acc_r[rows[p]] += np.einsum("kf,rkf->rf", cf[p], fn[p:m])
-        acc_d += np.einsum("pkf,ckf->pcf", cf, fn[m:])
+            acc_r[rows[p]] += np.einsum("kf,rkf->rf", cf[p], fx[p:])
+        acc_d += np.einsum("pkf,ckf->pcf", cf, fy)
     cr = sfft.irfft(acc_r, n=nfft, axis=-1, workers=WORKERS)
     lags = np.concatenate([cr[:, nfft - (L - 1) :], cr[:, :L]], axis=1)  # lags -(L-1)..L-1
     d = sfft.irfft(acc_d, n=nfft, axis=-1, workers=WORKERS)[..., :L]  # (m, q, L)
     if nc > 1:  # pairs straddling the nc - 1 chunk boundaries
         e = L - 1
         ns = sfft.next_fast_len(3 * e, real=True)
-        at = np.arange(1, nc) * B
+        idx = (np.arange(1, nc) * B)[:, None] + np.arange(-e, e)[None, :]  # (nb, 2e)
+        inside = idx < n  # the last chunk may be shorter than e: zeros beyond the signal
+        idx = np.minimum(idx, n - 1)
         left = np.zeros((m + q, nc - 1, 2 * e))
         right = np.zeros((m + q, nc - 1, 2 * e))
-        idx = at[:, None] + np.arange(-e, 0)[None, :]
-        left[:, :, :e] = sig[:, idx]
-        right[:, :, e:] = sig[:, idx + e]
+        left[:m, :, :e], left[m:, :, :e] = x[:, idx[:, :e]], y[:, idx[:, :e]]
+        right[:m, :, e:] = x[:, idx[:, e:]] * inside[:, e:]
+        right[m:, :, e:] = y[:, idx[:, e:]] * inside[:, e:]
         lf = sfft.rfft(left, n=ns, axis=-1)  # (m+q, nb, Fs)
         rf = sfft.rfft(right, n=ns, axis=-1)
         er = np.einsum("pbf,rbf->prf", np.conj(lf[:m]), rf[:m])
@@ -93,6 +94,17 @@ def correlations(
     R[:, ju, iu] = lags[:, ::-1].T  # R(k)[r, p] = R(-k)[p, r]
     D = np.ascontiguousarray(d.transpose(2, 0, 1))  # (L, m, q)
     return R, D, kept, nfft
+
+
+def _chunks(a: np.ndarray, c0: int, c1: int, B: int) -> np.ndarray:
+    """Chunks ``c0..c1-1`` of ``B`` samples of ``a`` (rows, N) as (rows, k, B): a view, or a
+    zero-padded copy when the last chunk runs past the end."""
+    n = a.shape[1]
+    if c1 * B <= n:
+        return a[:, c0 * B : c1 * B].reshape(a.shape[0], c1 - c0, B)
+    out = np.zeros((a.shape[0], c1 - c0, B))
+    out.reshape(a.shape[0], -1)[:, : n - c0 * B] = a[:, c0 * B :]
+    return out
 
 
 def dense(R: np.ndarray) -> np.ndarray:
