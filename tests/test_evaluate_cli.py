@@ -189,6 +189,22 @@ def test_dask_workers_give_the_same_results(data, tmp_path, capsys):
         assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes()
 
 
+def test_existing_dask_scheduler(data, tmp_path, capsys):
+    """--scheduler ADDR: tracks go to a running cluster (here an in-process one, cheap)."""
+    distributed = pytest.importorskip("distributed")
+    root, est = data
+    args = ["--references", root, "--estimates", est, "--targets", "vocals", "bass",
+            "--no-progress"]
+    assert _run(capsys, *args, "--out", tmp_path / "one")[0] == 0
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        rc, _, err = _run(capsys, *args, "--out", tmp_path / "two", "--scheduler",
+                          cluster.scheduler_address)
+    assert rc == 0, err
+    for f in ("test/A - One.json", "test/B - Two.json", "summary_tracks.csv"):
+        assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes()
+
+
 def _fails(capsys, root, est, res, *extra, match):
     rc, out, err = _run(capsys, "--references", root, "--estimates", est, "--out", res,
                         "--no-progress", *extra)
