@@ -154,21 +154,28 @@ def plain_v4(refs, ests, win, hop, L):
     return out  # SDR, ISR, SIR, SAR
 
 
-@pytest.mark.parametrize("win,hop,block", [
-    (1000, 1000, None),  # frames = correlation chunks (spectra reused)
-    (1000, 400, 700),  # overlapping frames; several correlation chunks with boundary pairs
-    (10, 10, None),  # frames shorter than the filters
-    (5000, 5000, None),  # one frame over the whole signal
+@pytest.mark.parametrize("win,hop,block,threads", [
+    (1000, 1000, None, 1),  # frames = correlation chunks (spectra reused)
+    (1000, 1000, None, 2),  # the same, chunks and frames split over 2 threads
+    (1000, 400, 700, 1),  # overlapping frames; several correlation chunks with boundary pairs
+    (1000, 400, 700, 2),
+    (10, 10, None, 1),  # frames shorter than the filters
+    (5000, 5000, None, 1),  # one frame over the whole signal
 ])
-def test_matches_plain_dense_implementation(monkeypatch, win, hop, block):
+def test_matches_plain_dense_implementation(monkeypatch, win, hop, block, threads):
     """Every framing path against an independent dense implementation (cheap: L = 16)."""
+    from stemforge.metrics import bsseval
+
     if block:
         monkeypatch.setattr(toeplitz, "BLOCK", block)
+    if threads > 1:  # one chunk / frame per work item, so that the threads share the work
+        monkeypatch.setattr(toeplitz, "STEP_ELEMS", 1)
+        monkeypatch.setattr(bsseval, "GROUP_ELEMS", 1)
     rng = np.random.default_rng(win + hop)
     refs = _sources(rng, 3, 3100 / 44100, nch=2)
     ests = _estimates(rng, refs)
     refs[2, :, 1200:1500] = 0.0  # a silent stretch: frames touching it are NaN
-    ours = bss_eval_v4(refs, ests, win=win, hop=hop, filters_len=16)
+    ours = bss_eval_v4(refs, ests, win=win, hop=hop, filters_len=16, threads=threads)
     want = plain_v4(refs, ests, win, hop, 16)
     for name, a, b in zip(("SDR", "ISR", "SIR", "SAR"), (ours.sdr, ours.isr, ours.sir, ours.sar), want):
         assert a.shape == b.shape, name

@@ -23,7 +23,7 @@ STEP_ELEMS = 1 << 22  # chunk spectra transformed per step (elements)
 
 
 def correlations(
-    x: np.ndarray, y: np.ndarray, L: int, block: int = BLOCK, keep: int = 0
+    x: np.ndarray, y: np.ndarray, L: int, block: int = BLOCK, keep: int = 0, threads: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
     """Lagged inner products over the whole (zero-extended) signals.
 
@@ -51,22 +51,38 @@ def correlations(
     F = nfft // 2 + 1
     iu, ju = np.triu_indices(m)
     rows = [slice(p * m - p * (p - 1) // 2, (p + 1) * m - (p + 1) * p // 2) for p in range(m)]
-    acc_r = np.zeros((len(iu), F), dtype=np.complex128)  # ref x ref, pairs p <= r
-    acc_d = np.zeros((m, q, F), dtype=np.complex128)  # ref x estimate
     kept = np.empty((keep, m + q, F), np.complex128) if keep else None
     step = max(1, STEP_ELEMS // ((m + q) * nfft))
-    for c0 in range(0, nc, step):
-        c1 = min(nc, c0 + step)
-        fx = sfft.rfft(_chunks(x, c0, c1, B), n=nfft, axis=-1, workers=WORKERS)  # (m, k, F)
-        fy = sfft.rfft(_chunks(y, c0, c1, B), n=nfft, axis=-1, workers=WORKERS)  # (q, k, F)
-        if keep > c0:
-            k1 = min(c1, keep)
-            kept[c0:k1, :m] = fx[:, : k1 - c0].transpose(1, 0, 2)
-            kept[c0:k1, m:] = fy[:, : k1 - c0].transpose(1, 0, 2)
-        cf = np.conjugate(fx)
-        for p in range(m):
-            acc_r[rows[p]] += np.einsum("kf,rkf->rf", cf[p], fx[p:])
-        acc_d += np.einsum("pkf,ckf->pcf", cf, fy)
+    starts = list(range(0, nc, step))
+    workers = WORKERS if threads <= 1 else 1
+
+    def accumulate(part):  # chunk groups ``part``: own accumulators, disjoint ``kept`` slices
+        a_r = np.zeros((len(iu), F), dtype=np.complex128)  # ref x ref, pairs p <= r
+        a_d = np.zeros((m, q, F), dtype=np.complex128)  # ref x estimate
+        for c0 in part:
+            c1 = min(nc, c0 + step)
+            fx = sfft.rfft(_chunks(x, c0, c1, B), n=nfft, axis=-1, workers=workers)  # (m, k, F)
+            fy = sfft.rfft(_chunks(y, c0, c1, B), n=nfft, axis=-1, workers=workers)  # (q, k, F)
+            if keep > c0:
+                k1 = min(c1, keep)
+                kept[c0:k1, :m] = fx[:, : k1 - c0].transpose(1, 0, 2)
+                kept[c0:k1, m:] = fy[:, : k1 - c0].transpose(1, 0, 2)
+            cf = np.conjugate(fx)
+            for p in range(m):
+                a_r[rows[p]] += np.einsum("kf,rkf->rf", cf[p], fx[p:])
+            a_d += np.einsum("pkf,ckf->pcf", cf, fy)
+        return a_r, a_d
+
+    parts = [starts[i::threads] for i in range(min(max(threads, 1), len(starts)))]
+    if len(parts) == 1:
+        acc_r, acc_d = accumulate(parts[0])
+    else:
+        from concurrent.futures import ThreadPoolExecutor  # NumPy / pocketfft release the GIL
+
+        with ThreadPoolExecutor(len(parts)) as pool:
+            results = list(pool.map(accumulate, parts))
+        acc_r = sum(r[0] for r in results)
+        acc_d = sum(r[1] for r in results)
     cr = sfft.irfft(acc_r, n=nfft, axis=-1, workers=WORKERS)
     lags = np.concatenate([cr[:, nfft - (L - 1) :], cr[:, :L]], axis=1)  # lags -(L-1)..L-1
     d = sfft.irfft(acc_d, n=nfft, axis=-1, workers=WORKERS)[..., :L]  # (m, q, L)
