@@ -146,6 +146,14 @@ class Step:
         """Input frames needed to produce exactly ``out_frames`` output frames."""
         return out_frames
 
+    @classmethod
+    def tape_speed(cls, params: Mapping[str, Any]) -> float | None:
+        """The speed factor when the recorded step is a pure tape speed change (a resampling:
+        ``speed`` times faster, pitch x ``speed``), else None. Consecutive tape steps compose
+        into one speed change (speeds multiply), which :func:`~stemforge.augment.chain.apply_steps`
+        runs as a single resampling. Validates ``params`` like :meth:`apply` would."""
+        return None
+
     # ------------------------------------------------------------------ helpers
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> None:

@@ -35,7 +35,8 @@ import numpy as np
 from ..errors import AudioError, RecipeError
 from ..types import Frames, Hz
 from . import base
-from .base import Step, StepError
+from .base import Step, StepError, check_audio, fit_length
+from .pitch import tape
 
 RESERVED = ("step", "p", "stems", "shared")
 
@@ -215,6 +216,11 @@ def apply_steps(audio: np.ndarray, sample_rate: Hz, steps: Sequence[Mapping[str,
     """Apply recorded steps in order: float32 ``(C, source_frames(steps, out_frames))`` ->
     float32 ``(C, out_frames)``. Deterministic; the input is never modified.
 
+    A run of consecutive tape steps (quick ``pitch_shift``/``time_stretch``: ``tape_speed`` is
+    not None) is applied as one tape speed change by the product of their speeds: one
+    resampling instead of one per step (same effect, cheaper; bytes differ from chaining them).
+    Its input is the run's first step's input (``plan``), so the lengths are unchanged.
+
     Raises AudioError when the input length is not ``source_frames(steps, out_frames)`` (the
     caller must read exactly that much; short sources go to the silence policy, never padding),
     and StepError for an unknown step or params that do not match its schema.
@@ -225,11 +231,24 @@ def apply_steps(audio: np.ndarray, sample_rate: Hz, steps: Sequence[Mapping[str,
             f"augmentation chain {[s['step'] for s in steps]}: expected ({'C'}, {plan[0]}) input "
             f"frames to produce {out_frames}, got shape {audio.shape}"
         )
-    for step, n_out in zip(steps, plan[1:]):
-        cls, params = _split(step)
-        audio = cls.apply(audio, sample_rate, params, n_out)
+    split = [_split(s) for s in steps]
+    i = 0
+    while i < len(split):
+        cls, params = split[i]
+        speed = cls.tape_speed(params)
+        j = i + 1
+        if speed is not None:  # fuse a run of tape speed changes into one resampling
+            while j < len(split) and (s := split[j][0].tape_speed(split[j][1])) is not None:
+                speed, j = speed * s, j + 1
+        n_out = plan[j]
+        if j - i > 1:
+            names = "+".join(c.name for c, _ in split[i:j])
+            audio = fit_length(names, tape(check_audio(names, audio), sample_rate, speed), n_out)
+        else:
+            audio = cls.apply(audio, sample_rate, params, n_out)
         if audio.shape[1] != n_out:  # a step breaking its own contract is a bug, not user error
             raise AssertionError(f"{cls.name} returned {audio.shape[1]} frames, not {n_out}")
+        i = j
     if not steps:
         audio = np.ascontiguousarray(audio, dtype=np.float32)
     return audio

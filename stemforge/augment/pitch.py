@@ -12,7 +12,10 @@ Modes (a fixed recipe option, recorded in every drawn step):
   tempo change *together*. ``pitch_shift`` by ``s`` semitones plays ``2 ** (s / 12)`` times
   faster; ``time_stretch`` by ``rate`` raises the pitch by ``12 * log2(rate)`` semitones.
   ``pitch_tempo`` cannot honour an independent pair with one speed change, so it refuses
-  ``quick`` at recipe load time.
+  ``quick`` at recipe load time. Consecutive quick steps of a chain (e.g. ``pitch_shift`` then
+  ``time_stretch``) are run by ``apply_steps`` as ONE speed change by the product of their
+  speeds (the composition of two ideal tape changes is one tape change), so a stem is resampled
+  once, not once per step.
 
 Length: every mode returns exactly ``out_frames``. The input needed is
 ``ceil(out_frames * speed) + PAD`` frames, where ``speed`` is how many input frames one output
@@ -57,6 +60,13 @@ def _stretch_then_tape(audio: np.ndarray, sr: Hz, tempo: float, semitones: float
     ratio = 2.0 ** (semitones / 12.0)
     y = _rubberband(audio, sr, tempo / ratio, 0.0, hq=False)
     return y if semitones == 0 else _tape(y, sr, ratio)
+
+
+def tape(audio: np.ndarray, sr: Hz, speed: float) -> np.ndarray:
+    """Play float32 ``(C, T)`` ``speed`` times faster (one soxr HQ resampling from ``sr`` to
+    ``sr / speed``, read back at ``sr``): float32 ``(C, round(T / speed))``, pitch and tempo
+    x ``speed``."""
+    return _tape(audio, sr, speed)
 
 
 def _tape(audio: np.ndarray, sr: Hz, speed: float) -> np.ndarray:
@@ -113,6 +123,11 @@ class PitchShift(Step):
         return _need(cls._speed(params), out_frames)
 
     @classmethod
+    def tape_speed(cls, params):
+        cls.check_params(params)
+        return cls._speed(params) if _check_mode(params, cls.name) == "quick" else None
+
+    @classmethod
     def apply(cls, audio, sample_rate, params, out_frames=None):
         cls.check_params(params)
         mode, s = _check_mode(params, cls.name), float(params["semitones"])
@@ -141,12 +156,22 @@ class TimeStretch(Step):
         return _need(float(params["rate"]), out_frames)
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
+    def _checked(cls, params) -> tuple[str, float]:
         cls.check_params(params)
         mode, rate = _check_mode(params, cls.name), float(params["rate"])
         if not MIN_RATE <= rate <= MAX_RATE:
             raise StepError(f"augmentation step 'time_stretch': rate must be in "
                             f"[{MIN_RATE}, {MAX_RATE}], got {rate!r}")
+        return mode, rate
+
+    @classmethod
+    def tape_speed(cls, params):
+        mode, rate = cls._checked(params)
+        return rate if mode == "quick" else None
+
+    @classmethod
+    def apply(cls, audio, sample_rate, params, out_frames=None):
+        mode, rate = cls._checked(params)
         if mode == "quick":
             return _run(cls.name, audio, sample_rate, out_frames, rate,
                         lambda x: _tape(x, sample_rate, rate))
