@@ -107,3 +107,20 @@ def test_failure_mid_run_leaves_nothing(tmp_path):
     with pytest.raises(AudioError):
         run_oracle(index, out, "irm2")
     assert cache_files(out) == ["keep.txt"]  # an existing folder keeps only what it had
+
+
+def test_dask_scheduler_gives_the_same_files(tmp_path, capsys):
+    """--scheduler ADDR (a running, here in-process, cluster): same audio, no staging left."""
+    distributed = pytest.importorskip("distributed")
+    root = make_musdb18hq(tmp_path / "hq", {"A - One": "test", "B - Two": "test"}, seconds=1.0)
+    args = ["oracle", str(root), "--method", "ibm", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster:
+        assert main([*args, "--out", str(tmp_path / "two"),
+                     "--scheduler", cluster.scheduler_address]) == 0
+    capsys.readouterr()
+    files = cache_files(tmp_path / "one")
+    assert files == cache_files(tmp_path / "two") and len(files) == 8
+    for f in files:
+        np.testing.assert_array_equal(_read(tmp_path / "one" / f), _read(tmp_path / "two" / f))
