@@ -105,3 +105,20 @@ def test_demo(tmp_path, capsys):
     assert run_cli("demo", "--out", tmp_path / "demo") == 0
     out = capsys.readouterr().out
     assert "The Easton Ellises" in out or "1 tracks" in out
+
+
+def test_cli_parser_is_light_and_oracle_methods_match():
+    """Building the parser imports no heavy module (every `stemforge` start pays for it), and the
+    oracle command's method list is the job module's."""
+    import subprocess
+    import sys
+
+    from stemforge.commands.oracle import METHODS
+    from stemforge.jobs.oracle import ALL_METHODS
+
+    assert tuple(METHODS) == tuple(ALL_METHODS)
+    code = ("import sys; from stemforge.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('scipy.signal', 'torch', 'pandas', 'matplotlib', 'distributed')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

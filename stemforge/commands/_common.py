@@ -15,7 +15,7 @@ def add_dataset_args(p: argparse.ArgumentParser, positional: bool = True) -> Non
                    "(default: $STEMFORGE_CACHE_DIR or ~/.cache/stemforge/<root>-<hash>)")
     p.add_argument("--group", action="append", default=[], metavar="NAME=STEM,STEM",
                    help="define a group of stems, e.g. accompaniment=drums,bass,other")
-    p.add_argument("--workers", type=int, default=None, help="processes for analysis")
+    p.add_argument("--workers", type=int, default=None, help="worker processes: for indexing, the analysis pool; for evaluate/oracle, the size of the local Dask cluster (1 = in-process)")
     p.add_argument("--taxonomy", metavar="FILE.yaml", help="map instrument labels to targets "
                    "(target: [labels] or '*'; see docs/datasets.md)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
