@@ -101,10 +101,132 @@ def test_hq_steps_are_not_tape():
     ({"step": "time_stretch", "rate": 1.0, "mode": "tape"},
      "'time_stretch': mode must be one of hq, fast, quick, got 'tape'"),
     ({"step": "time_stretch", "rate": 1.0},
-     r"'time_stretch': expected parameters \['mode', 'rate'\], got \['rate'\]"),
+     r"'time_stretch': expected parameters \['mode', 'rate'\] \(and optionally loudness\), got \['rate'\]"),
 ])
 def test_bad_params_in_a_fused_run_raise_the_steps_error(bad, msg):
     steps = [quick(1.0, 1.0)[0], bad]
     x = np.zeros((2, source_frames(steps, 100)), np.float32)
     with pytest.raises(StepError, match=msg):
         apply_steps(x, SR, steps, 100)
+
+
+# ---------------------------------------------------------------------- loudness: source
+from stemforge.augment import parse_chain  # noqa: E402
+from stemforge.augment.chain import loudness_span  # noqa: E402
+from stemforge.errors import RecipeError  # noqa: E402
+
+
+def test_loudness_option_recorded_only_when_source():
+    ctx = {"sample_rate": SR, "channels": 2, "mode": "incoherent", "shared": {}}
+    measured = parse_chain([{"step": "pitch_shift", "mode": "quick"}], sample_rate=SR)
+    source = parse_chain([{"step": "pitch_shift", "mode": "quick", "loudness": "source"},
+                          {"step": "time_stretch", "mode": "quick", "loudness": "source"}],
+                         sample_rate=SR)
+    a = measured.draw(np.random.default_rng(0), "v", ctx)
+    b = source.draw(np.random.default_rng(0), "v", ctx)
+    assert set(a[0]) == {"step", "semitones", "mode"}  # specs of existing recipes unchanged
+    assert b[0]["loudness"] == "source" and b[1]["loudness"] == "source"
+    assert b[0]["semitones"] == a[0]["semitones"]  # the option draws nothing
+    out = 1000
+    speed = 2 ** (b[0]["semitones"] / 12) * b[1]["rate"]
+    assert loudness_span(b, out) == round(out * speed)
+    assert loudness_span(a, out) is None  # measured on the processed audio
+    assert loudness_span([b[0], {"step": "polarity"}], out) == round(out * 2 ** (b[0]["semitones"] / 12))
+    assert loudness_span([b[0], {"step": "gain", "db": 1.0}], out) is None
+    assert loudness_span([{"step": "channel_swap"}], out) == out
+    assert loudness_span([], out) == out
+    # the option does not change the audio
+    x = np.random.default_rng(1).standard_normal((2, source_frames(b, out))).astype(np.float32)
+    plain = [{k: v for k, v in s.items() if k != "loudness"} for s in b]
+    assert np.array_equal(apply_steps(x, SR, b, out), apply_steps(x, SR, plain, out))
+
+
+@pytest.mark.parametrize("raw,field,msg", [
+    ({"step": "pitch_shift", "loudness": "source"}, "augment[0].loudness",
+     "loudness: source is only for mode quick"),
+    ({"step": "time_stretch", "mode": "fast", "loudness": "source"}, "augment[0].loudness",
+     "only for mode quick"),
+    ({"step": "time_stretch", "mode": "quick", "loudness": "guess"}, "augment[0].loudness",
+     "expected one of measured, source, got 'guess'"),
+    ({"step": "pitch_tempo", "loudness": "source"}, "augment[0].loudness",
+     "unknown parameter for step 'pitch_tempo'"),
+])
+def test_loudness_option_errors_at_recipe_load(raw, field, msg):
+    with pytest.raises(RecipeError) as e:
+        parse_chain([raw], sample_rate=SR)
+    assert e.value.field == field and msg in str(e.value)
+
+
+def test_recorded_loudness_checked_when_applied():
+    x = np.zeros((2, 3000), np.float32)
+    with pytest.raises(StepError, match="'pitch_shift': loudness must be one of measured, source "
+                                        r"\(source with mode quick only\), got 'source' with mode 'hq'"):
+        apply_steps(x, SR, [{"step": "pitch_shift", "semitones": 0.0, "mode": "hq",
+                             "loudness": "source"}], 3000 - 1024)
+    with pytest.raises(StepError, match="loudness must be one of .* got 'x'"):
+        get("time_stretch").tape_speed({"rate": 1.0, "mode": "quick", "loudness": "x"})
+
+
+def test_source_loudness_approximation_on_real_stems():
+    """The opt-in approximation against measuring the processed audio, on the real MUSDB18
+    excerpt's stems: tape speeds 0.9..1.1 (and 0.8..1.25) at random starts."""
+    import stempeg
+
+    from stemforge.audio import loudness as lufs
+
+    stems, sr = stempeg.read_stems(stempeg.example_stem_path())
+    sr, out = int(sr), 2 * int(sr)
+    rng = np.random.default_rng(1)
+    for lo, hi, median, worst in ((0.9, 1.1, 0.15, 0.6), (0.8, 1.25, 0.3, 1.3)):
+        errs = []
+        for k in range(1, 5):
+            x = np.ascontiguousarray(stems[k].T, dtype=np.float32)
+            energies = lufs.block_energies(x, sr)
+            for _ in range(6):
+                sp = float(rng.uniform(lo, hi))
+                n = source_frames([{"step": "time_stretch", "rate": sp, "mode": "quick"}], out)
+                st = int(rng.integers(0, x.shape[1] - n))
+                steps = [{"step": "time_stretch", "rate": sp, "mode": "quick",
+                          "loudness": "source"}]
+                y = apply_steps(x[:, st:st + n], sr, steps, out)
+                approx = lufs.excerpt_loudness(energies, sr, st, loudness_span(steps, out))
+                errs.append(approx - lufs.integrated_loudness(y, sr))
+        e = np.abs(errs)
+        assert np.isfinite(e).all()
+        assert np.median(e) < median and e.max() < worst, (lo, hi, np.sort(e))
+        assert e.max() > 0.01  # it IS an approximation, not an identity
+
+
+def test_mixer_with_source_loudness(tmp_path):
+    """End to end: the spec's loudness is the stored-energy loudness of the covered source span
+    (no filtering), gains follow it, the mix is the sum of the targets, re-render is bit-exact."""
+    from conftest import make_musdb18hq
+
+    from stemforge import Index, Mixer, Recipe, render
+    from stemforge.audio import loudness as lufs
+    from stemforge.mixing.spec import MixSpec
+
+    root = make_musdb18hq(tmp_path / "hq", {f"T{k} - Song": "train" for k in range(3)},
+                          seconds=3.0)
+    idx = Index.build(root, cache_dir=tmp_path / "cache")
+    aug = [{"step": "pitch_shift", "mode": "quick", "loudness": "source"},
+           {"step": "time_stretch", "mode": "quick", "loudness": "source"}]
+    r = Recipe.from_dict({"targets": ["vocals", "accompaniment"],
+                          "groups": {"accompaniment": ["drums", "bass", "other"]},
+                          "duration": 1.5, "modes": {"coherent": 1.0}, "augment": aug,
+                          "ref_db": ["uniform", -30, -10],
+                          "stems": {"default": {"snr": ["uniform", -5, 5]}}})
+    mixer = Mixer(r, idx, seed=5)
+    for i in range(3):
+        m = mixer.mixture(i, keep_sources=True)
+        np.testing.assert_array_equal(m.mix, sum(m.targets.values()))
+        for s in m.spec.sources:
+            assert [x["loudness"] for x in s.steps] == ["source", "source"]
+            span = loudness_span(s.steps, r.frames)
+            assert s.loudness == idx.loudness(s.track, s.stem, s.start, span)
+            assert s.gain_db == pytest.approx(m.spec.ref_db + s.snr + s.boost - s.loudness)
+            # the processed stem's measured level is close to the intended one (approximation)
+            got = lufs.integrated_loudness(m.sources[s.stem], r.sample_rate)
+            assert abs(got - (m.spec.ref_db + s.snr + s.boost)) < 0.5, (s.stem, got)
+        again = render(MixSpec.from_json(m.spec.to_json()), idx)
+        assert again.mix.tobytes() == m.mix.tobytes()

@@ -211,6 +211,28 @@ def source_frames(steps: Sequence[Mapping[str, Any]], out_frames: Frames) -> Fra
     return frame_plan(steps, out_frames)[0]
 
 
+def loudness_span(steps: Sequence[Mapping[str, Any]], out_frames: Frames,
+                  preserving=("polarity", "channel_swap")) -> Frames | None:
+    """How many source frames (from the read start) to take the stem's loudness from, via the
+    index's stored energies, instead of measuring the processed audio; None = measure it.
+
+    Every step must be in ``preserving`` (K-weighted energy unchanged: ``out_frames``) or a tape
+    step recorded with ``loudness: source`` (opt-in approximation, see
+    :class:`~stemforge.augment.pitch.TapeLoudness`): the output then covers
+    ``round(out_frames * speed)`` source frames, ``speed`` the product of the tape speeds.
+    """
+    speed = 1.0
+    for step in steps:
+        cls, params = _split(step)
+        if cls.name in preserving:
+            continue
+        sp = cls.tape_speed(params) if params.get("loudness") == "source" else None
+        if sp is None:
+            return None
+        speed *= sp
+    return int(out_frames) if speed == 1.0 else int(round(out_frames * speed))
+
+
 def apply_steps(audio: np.ndarray, sample_rate: Hz, steps: Sequence[Mapping[str, Any]],
                 out_frames: Frames) -> np.ndarray:
     """Apply recorded steps in order: float32 ``(C, source_frames(steps, out_frames))`` ->

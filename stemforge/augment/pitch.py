@@ -101,17 +101,61 @@ def _check_mode(params: Mapping[str, Any], name: str, allowed=MODES) -> str:
     return mode
 
 
+LOUDNESS = ("measured", "source")
+_LOUDNESS = Param("loudness", "measured", choices=LOUDNESS,
+                  doc="measured | source (quick only): how the mixer measures the stem's "
+                      "loudness for snr levels, see TapeLoudness")
+
+
+class TapeLoudness(Step):
+    """The ``loudness`` option of the tape-capable steps (``pitch_shift``, ``time_stretch``).
+
+    ``measured`` (default): the mixer measures BS.1770 loudness on the processed audio, as
+    Scaper does after pitch/tempo. ``source`` (mode ``quick`` only, opt-in): the mixer takes
+    the loudness of the source frames the tape output covers, from the index's stored
+    K-weighted energies, so no K-weighting filter runs at mix time. A tape speed change keeps
+    the mean square but moves the spectrum by the speed factor under the K-weighting's 1.5 kHz
+    shelf / 38 Hz high pass, so this is an APPROXIMATION (docs/augmentation.md gives the
+    measured error: a few tenths of an LU at +-10 % speed, tests/test_augment_tape.py bounds it).
+    Recorded in the step only when ``source`` (specs of ``measured`` steps are unchanged).
+    """
+
+    def validate(self, field, sample_rate):
+        if self.options["loudness"] == "source" and self.options["mode"] != "quick":
+            raise RecipeError(f"{field}.loudness", "loudness: source is only for mode quick "
+                              "(a tape speed change); Rubber Band modes are measured")
+
+    def draw(self, rng, context):
+        out = super().draw(rng, context)
+        if out["loudness"] == "measured":
+            del out["loudness"]
+        return out
+
+    @classmethod
+    def check_params(cls, params):
+        if "loudness" in params:
+            if params["loudness"] not in LOUDNESS or params.get("mode") != "quick":
+                raise StepError(f"augmentation step '{cls.name}': loudness must be one of "
+                                f"{', '.join(LOUDNESS)} (source with mode quick only), got "
+                                f"{params['loudness']!r} with mode {params.get('mode')!r}")
+            params = {k: v for k, v in params.items() if k != "loudness"}
+        want = {p.name for p in cls.schema if p.name != "loudness"}
+        if set(params) != want:
+            raise StepError(f"augmentation step '{cls.name}': expected parameters "
+                            f"{sorted(want)} (and optionally loudness), got {sorted(params)}")
+
+
 _SEMITONES = Param("semitones", ["uniform", -2.0, 2.0], low=-MAX_SEMITONES, high=MAX_SEMITONES,
                    doc="pitch shift in semitones")
 _MODE = Param("mode", "hq", choices=MODES, doc="hq | fast | quick (tape)")
 
 
 @register
-class PitchShift(Step):
+class PitchShift(TapeLoudness):
     """Shift pitch by ``semitones`` (hq/fast: tempo kept; quick: tape, tempo follows)."""
 
     name = "pitch_shift"
-    schema = (_SEMITONES, _MODE)
+    schema = (_SEMITONES, _MODE, _LOUDNESS)
     shared_default = True
 
     @classmethod
@@ -143,12 +187,12 @@ class PitchShift(Step):
 
 
 @register
-class TimeStretch(Step):
+class TimeStretch(TapeLoudness):
     """Change tempo by ``rate`` (speed factor; hq/fast: pitch kept; quick: tape, pitch follows)."""
 
     name = "time_stretch"
     schema = (Param("rate", ["uniform", 0.9, 1.1], low=MIN_RATE, high=MAX_RATE,
-                    doc="speed factor: 1.1 = 10 % faster"), _MODE)
+                    doc="speed factor: 1.1 = 10 % faster"), _MODE, _LOUDNESS)
     shared_default = True
 
     @classmethod

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import __version__
 from ..audio import dsp, loudness as lufs
-from ..augment.chain import apply_steps, source_frames
+from ..augment.chain import apply_steps, loudness_span, source_frames
 from ..errors import IndexError_, RecipeError, SamplingError
 from .recipe import Recipe
 from .spec import MixSpec, SourceSpec
@@ -229,14 +229,15 @@ class Sampler:
 
     def _loudness(self, src: SourceSpec, track, keep_audio: bool):
         """LUFS of the stem as it enters the gain: from index energies when nothing changes the
-        signal's K-weighted energy, else measured on the processed audio (as Scaper measures
-        after pitch/tempo)."""
+        signal's K-weighted energy (or quick tape steps opt in with ``loudness: source``: the
+        covered source span, an approximation; ``augment.chain.loudness_span``), else measured
+        on the processed audio (as Scaper measures after pitch/tempo)."""
         r = self.recipe
         fast = track.sample_rate == r.sample_rate and \
             (track.channels == r.channels or track.channels == 1) and \
-            all(s["step"] in ENERGY_PRESERVING for s in src.steps)
+            (span := loudness_span(src.steps, r.frames, ENERGY_PRESERVING)) is not None
         if fast:
-            L = self.index.loudness(track.id, src.stem, src.start, src.source_frames)
+            L = self.index.loudness(track.id, src.stem, src.start, span)
             if track.channels == 1 and r.channels > 1 and math.isfinite(L):
                 L += 10 * math.log10(r.channels)  # duplicated channels: powers add
             return float(L), None
