@@ -4,6 +4,9 @@
   the reference decodes every frame with PyAV's ``to_ndarray`` and concatenates.
 * ``_join_chunks`` with a mix of plane tuples and ``(C, n)`` arrays keeps frame order.
 * excerpt loudness from an energies memmap equals the value from an in-RAM copy.
+* ``excerpt_loudness_many`` (all stems of an item in one set of numpy calls) equals one
+  ``excerpt_loudness`` per row, bit for bit, whatever the other rows; the sampler's batched
+  look-up records exactly ``Index.loudness`` of each source.
 * the render's target sum equals the sequential float32 sum ``((t0 + t1) + t2) + t3``.
 """
 from __future__ import annotations
@@ -77,3 +80,85 @@ def test_render_sum_is_the_sequential_float32_sum():
     one = {"mix": ts["bass"]}
     assert np.array_equal(_sum(one, out=np.empty((2, 1000), np.float32)), ts["bass"])
     assert _sum(one) is not ts["bass"]
+
+
+def _energies_set(rng, sr=44100, seconds=8):
+    """Energies of four stems: loud noise, quiet noise with a silent second, digital silence,
+    a short burst in silence (blocks on both sides of the gates)."""
+    out = []
+    for kind in range(4):
+        x = (0.1 * rng.standard_normal((2, seconds * sr))).astype(np.float32)
+        if kind == 1:
+            x *= 0.003
+            x[:, 2 * sr:3 * sr] = 0.0
+        elif kind == 2:
+            x[:] = 0.0
+        elif kind == 3:
+            x[:, : 4 * sr] = 0.0
+            x[:, 5 * sr:] = 0.0
+        out.append(lufs.block_energies(x, sr))
+    return out
+
+
+def test_excerpt_loudness_many_equals_one_call_per_row(tmp_path):
+    rng = np.random.default_rng(3)
+    sr = 44100
+    es = _energies_set(rng, sr)
+    np.save(tmp_path / "e0.npy", es[0])
+    es[0] = np.load(tmp_path / "e0.npy", mmap_mode="r")  # memmap rows too
+    span = es[1].shape[0] * lufs.sub_block_frames(sr)
+    finite = inf = 0
+    for frames in (100, 9000, 17640, sr, 5 * sr, span):  # < 1 block, 1 block, exact, whole
+        for _ in range(15):
+            starts = [int(rng.integers(0, span - frames + 1)) for _ in es]
+            many = lufs.excerpt_loudness_many(es, sr, starts, frames)
+            one = np.array([lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(es, starts)])
+            assert many.shape == (4,) and many.dtype == np.float64
+            assert np.array_equal(many, one), (frames, starts, many, one)
+            # a row does not depend on the others: reversed order, and each row alone
+            rev = lufs.excerpt_loudness_many(es[::-1], sr, starts[::-1], frames)
+            assert np.array_equal(rev[::-1], one)
+            finite += int(np.isfinite(one).sum())
+            inf += int(np.isinf(one).sum())
+    assert finite > 100 and inf > 20  # both outcomes exercised
+    assert lufs.excerpt_loudness_many([], sr, [], 1000).shape == (0,)
+
+
+def test_excerpt_loudness_many_bad_input_names_the_problem():
+    from stemforge.errors import AudioError
+
+    e = lufs.block_energies(np.zeros((2, 44100), np.float32) + 0.1, 44100)
+    with pytest.raises(AudioError, match="2 energy arrays but 1 starts"):
+        lufs.excerpt_loudness_many([e, e], 44100, [0], 1000)
+    with pytest.raises(AudioError, match=r"excerpt \[44000, 45000\) runs past the end"):
+        lufs.excerpt_loudness_many([e, e], 44100, [0, 44000], 1000)
+    with pytest.raises(AudioError, match="excerpt start must be >= 0"):
+        lufs.excerpt_loudness_many([e], 44100, [-1], 1000)
+    with pytest.raises(AudioError, match="energies must be a non-empty 1-D array"):
+        lufs.excerpt_loudness_many([e, e[None, :]], 44100, [0, 0], 1000)
+
+
+def test_sampler_batched_loudness_is_index_loudness(tmp_path):
+    """Coherent items (one batched look-up for all stems) and incoherent ones (different
+    tracks and starts in one batch) record exactly ``Index.loudness`` of every source."""
+    from conftest import make_musdb18hq
+
+    from stemforge.index import Index
+    from stemforge.mixing.mixer import Mixer
+
+    root = make_musdb18hq(tmp_path / "hq", {"A - One": "train", "B - Two": "train",
+                                            "C - Three": "train"}, seconds=3.0)
+    idx = Index.build(root, cache_dir=tmp_path / "cache")
+    recipe = {"name": "t", "duration": 1.5, "targets": ["vocals", "drums", "bass", "other"],
+              "modes": {"coherent": 0.5, "incoherent": 0.5}, "ref_db": ["uniform", -30, -10],
+              "stems": {"default": {"snr": ["uniform", -5, 5]}}, "clipping": "fix_clipping"}
+    mixer = Mixer(recipe, idx, seed=7)
+    modes = set()
+    for i in range(12):
+        spec = mixer.spec(i)
+        modes.add(spec.mode)
+        for s in spec.sources:
+            want = idx.loudness(s.track, s.stem, s.start, s.source_frames)
+            assert s.loudness == want, (i, s.stem, s.loudness, want)
+            assert s.gain_db == spec.ref_db + s.snr + s.boost - max(want, -70.0)
+    assert modes == {"coherent", "incoherent"}

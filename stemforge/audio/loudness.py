@@ -234,12 +234,39 @@ def _gate(block_energy: np.ndarray, sr: int) -> LUFS:
     for emptiness: the largest kept block always exceeds a tenth of the kept blocks' mean.
     """
     norm = BLOCK_SECONDS * sr
-    kept = block_energy[block_energy >= _ABS_GATE_POWER * norm]
-    if kept.shape[0] == 0:
+    floor = _ABS_GATE_POWER * norm
+    kept = block_energy >= floor
+    n1 = np.count_nonzero(kept)
+    if n1 == 0:
         return float("-inf")
-    rel = _REL_GATE_FACTOR * kept.sum() / kept.shape[0]
-    kept = kept[(kept > rel) & (kept > _ABS_GATE_POWER * norm)]
-    return float(-0.691 + 10.0 * math.log10(kept.sum() / (kept.shape[0] * norm)))
+    rel = _REL_GATE_FACTOR * np.where(kept, block_energy, 0.0).sum() / n1
+    kept = (block_energy > rel) & (block_energy > floor)
+    s2 = np.where(kept, block_energy, 0.0).sum()
+    return float(-0.691 + 10.0 * math.log10(s2 / (np.count_nonzero(kept) * norm)))
+
+
+def _gate_rows(block_energy: np.ndarray, sr: int) -> np.ndarray:
+    """:func:`_gate` of each row of ``(R, n_blocks)`` block energies -> float64 ``(R,)`` LUFS.
+
+    The same sums as :func:`_gate` (``where(kept, z, 0)`` summed along the row, so the same
+    pairwise summation and identical values) in one set of numpy calls for every row; a row's
+    value does not depend on the other rows.
+    """
+    norm = BLOCK_SECONDS * sr
+    floor = _ABS_GATE_POWER * norm
+    kept = block_energy >= floor
+    n1 = np.count_nonzero(kept, axis=1)
+    s1 = np.where(kept, block_energy, 0.0).sum(axis=1)
+    out = np.full(block_energy.shape[0], -np.inf)
+    ok = n1 > 0
+    if not ok.any():
+        return out
+    rel = _REL_GATE_FACTOR * s1[ok] / n1[ok]
+    z = block_energy[ok]
+    kept2 = (z > rel[:, None]) & (z > floor)
+    s2 = np.where(kept2, z, 0.0).sum(axis=1)
+    out[ok] = -0.691 + 10.0 * np.log10(s2 / (np.count_nonzero(kept2, axis=1) * norm))
+    return out
 
 
 def _loudness_from_segments(seg: np.ndarray, frames: int, sr: int) -> LUFS:
@@ -283,18 +310,12 @@ def _short_loudness(energy: float, frames: int) -> LUFS:
     return lufs if lufs >= ABSOLUTE_GATE else float("-inf")
 
 
-def _cumulative(energies: np.ndarray, b: int, positions: np.ndarray, k0: int) -> np.ndarray:
-    """Energy from frame ``k0*b`` up to each absolute frame in ``positions`` (sorted).
-
-    Inside a sub-block the cumulative energy is a monotone cubic (Fritsch-Carlson / PCHIP on
-    the sub-block sums): with energies ``p, e, n`` of the previous, this and the next
-    sub-block, the part of ``e`` before relative position ``u`` in [0, 1] is
-    ``e u^2 (3 - 2u) + h(p, e) u (1-u)^2 - h(e, n) u^2 (1-u)`` with ``h(x, y) = 2xy/(x+y)``.
-    For steady signals this is ``e u`` (linear); next to silence it puts the energy on the
-    loud side (fades, onsets). Sums start at sub-block ``k0`` to limit cancellation.
-    ``positions`` must lie in ``[k0*b, len(energies)*b]``.
-    """
+def _cumulative(energies: np.ndarray, b: int, positions: np.ndarray) -> np.ndarray:
+    """:func:`_cumulative_rows` of one energy array, ``(M,)`` positions -> ``(M,)``: the same
+    element-wise arithmetic on 1-D arrays (fewer, cheaper numpy calls for a single excerpt;
+    identical values, tested)."""
     n = energies.shape[0]
+    k0 = int(positions[0]) // b
     k = np.minimum(positions // b, n - 1)
     u = (positions - k * b) / b
     cur = energies.take(k)
@@ -309,6 +330,50 @@ def _cumulative(energies: np.ndarray, b: int, positions: np.ndarray, k0: int) ->
     cum[0] = 0.0
     np.cumsum(energies[k0: int(k[-1])], out=cum[1:])
     return cum[k - k0] + part
+
+
+def _cumulative_rows(rows, b: int, positions: np.ndarray) -> np.ndarray:
+    """Energy from frame ``k0*b`` up to each absolute frame in ``positions``, row by row.
+
+    ``rows``: R float64 ``(n_i,)`` energy arrays (plain ndarrays); ``positions``: int64
+    ``(R, M)``, each row sorted, within ``[k0*b, n_i*b]`` where ``k0 = positions[:, 0] // b``
+    (sums start at sub-block ``k0`` to limit cancellation). Returns float64 ``(R, M)``.
+
+    Inside a sub-block the cumulative energy is a monotone cubic (Fritsch-Carlson / PCHIP on
+    the sub-block sums): with energies ``p, e, n`` of the previous, this and the next
+    sub-block, the part of ``e`` before relative position ``u`` in [0, 1] is
+    ``e u^2 (3 - 2u) + h(p, e) u (1-u)^2 - h(e, n) u^2 (1-u)`` with ``h(x, y) = 2xy/(x+y)``.
+    For steady signals this is ``e u`` (linear); next to silence it puts the energy on the
+    loud side (fades, onsets). The first/last sub-block of an array is its own neighbour.
+
+    Each row's window of sub-blocks ``k0 - 1 .. k_last + 1`` (indices clipped to the array) is
+    gathered into one ``(R, width)`` array, so the arithmetic runs once for all rows; a row's
+    values do not depend on the other rows.
+    """
+    R = positions.shape[0]
+    n = np.array([r.shape[0] for r in rows], dtype=np.int64)
+    k0 = positions[:, 0] // b
+    k = np.minimum(positions // b, (n - 1)[:, None])
+    local = k - k0[:, None]                      # (R, M), >= 0
+    width = int(local[:, -1].max()) + 3
+    win = np.empty((R, width))
+    idx = np.arange(-1, width - 1, dtype=np.int64)
+    for i, r in enumerate(rows):
+        r.take(idx + k0[i], mode="clip", out=win[i])
+    flat = local + (np.arange(R, dtype=np.int64) * width)[:, None]  # (R, M) into win.ravel()
+    prv = win.take(flat)
+    cur = win.take(flat + 1)
+    nxt = win.take(flat + 2)
+    u = (positions - k * b) / b
+    hp = 2.0 * prv * cur / (prv + cur + 1e-300)
+    hn = 2.0 * nxt * cur / (nxt + cur + 1e-300)
+    v = 1.0 - u
+    uu = u * u
+    part = cur * uu * (3.0 - 2.0 * u) + (hp * v - hn * u) * u * v
+    cum = np.empty((R, width))  # cum[:, j]: sum of sub-blocks k0 .. k0 + j - 1
+    cum[:, 0] = 0.0
+    np.cumsum(win[:, 1:], axis=1, out=cum[:, 1:])
+    return cum.take(flat) + part
 
 
 def excerpt_loudness(energies: np.ndarray, sample_rate: Hz, start: Frames, frames: Frames) -> LUFS:
@@ -335,13 +400,39 @@ def excerpt_loudness(energies: np.ndarray, sample_rate: Hz, start: Frames, frame
     e = _check_energies(energies)
     start, frames = _check_span(e, sr, start, frames)
     b = sub_block_frames(sr)
-    k0 = start // b
     if frames < BLOCK_SECONDS * sr:
-        pos = np.array([start, start + frames], dtype=np.int64)
-        c = _cumulative(e, b, pos, k0)
+        c = _cumulative(e, b, np.array([start, start + frames], dtype=np.int64))
         return _short_loudness(float(c[1] - c[0]), frames)
-    c = _cumulative(e, b, start + _block_bounds(frames, sr), k0)
+    c = _cumulative(e, b, start + _block_bounds(frames, sr))
     return _gate(c[4:] - c[:-4], sr)  # block j spans edges j .. j+4
+
+
+def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> np.ndarray:
+    """:func:`excerpt_loudness` of several excerpts of the same length at once.
+
+    ``energies``: a sequence of R float64 ``(n_sub_i,)`` arrays from :func:`block_energies`
+    (one per excerpt, e.g. the stems of one track); ``starts``: R start frames; ``frames``:
+    the common excerpt length. Returns float64 ``(R,)`` LUFS; entry ``i`` is exactly (bit for
+    bit) ``excerpt_loudness(energies[i], sample_rate, starts[i], frames)``: the same
+    arithmetic on ``(R, M)`` arrays, one set of numpy calls for all rows instead of R (the
+    mixer looks up every stem of an item together: 4 stems ~0.17 ms instead of ~0.24 ms).
+    """
+    sr = _check_rate(sample_rate)
+    es = [_check_energies(e) for e in energies]
+    if len(es) != len(starts):
+        raise AudioError(f"excerpt_loudness_many: {len(es)} energy arrays but "
+                         f"{len(starts)} starts")
+    if not es:
+        return np.empty(0)
+    spans = [_check_span(e, sr, s, frames) for e, s in zip(es, starts)]
+    frames = spans[0][1]
+    b = sub_block_frames(sr)
+    st = np.array([s for s, _ in spans], dtype=np.int64)[:, None]
+    if frames < BLOCK_SECONDS * sr:
+        c = _cumulative_rows(es, b, st + np.array([0, frames], dtype=np.int64))
+        return np.array([_short_loudness(float(x), frames) for x in c[:, 1] - c[:, 0]])
+    c = _cumulative_rows(es, b, st + _block_bounds(frames, sr))
+    return _gate_rows(c[:, 4:] - c[:, :-4], sr)  # block j spans edges j .. j+4
 
 
 # ----------------------------------------------------------------------------- activity
@@ -361,7 +452,7 @@ def _window_loudness(e: np.ndarray, sr: int, start: int, frames: int, window: Se
     w = int(round(float(window) * sr))
     pos = np.minimum(np.arange(start, start + frames + w, w, dtype=np.int64), start + frames)
     pos = pos[: -(-frames // w) + 1]
-    c = _cumulative(e, sub_block_frames(sr), pos, start // sub_block_frames(sr))
+    c = _cumulative(e, sub_block_frames(sr), pos)
     energy = np.maximum(np.diff(c), 0.0)
     with np.errstate(divide="ignore"):
         return -0.691 + 10.0 * np.log10(energy / np.diff(pos))

@@ -183,22 +183,23 @@ class Sampler:
             track, start = placement[s]
             d = per[s]
             nsrc = self._src_frames(track, d["need"])
-            spec_s = SourceSpec(stem=s, target=r.target_of(s), track=track.id, start=start,
-                                source_frames=nsrc, gain_db=0.0, gain=1.0, level=r.stems[s].level[0],
-                                boost=d["boost"], dropped=d["dropped"],
-                                track_sample_rate=track.sample_rate, steps=d["steps"],
-                                active_fraction=d.get("active"))
+            sources.append(SourceSpec(
+                stem=s, target=r.target_of(s), track=track.id, start=start, source_frames=nsrc,
+                gain_db=0.0, gain=1.0, level=r.stems[s].level[0], boost=d["boost"],
+                dropped=d["dropped"], track_sample_rate=track.sample_rate, steps=d["steps"],
+                active_fraction=d.get("active")))
+        loud = self._loudness_all([x for x in sources if x.level == "snr"], placement,
+                                  keep_audio, processed)
+        for spec_s in sources:
+            s, d = spec_s.stem, per[spec_s.stem]
             if spec_s.level == "snr":
-                L, audio = self._loudness(spec_s, track, keep_audio)
-                if audio is not None:
-                    processed[s] = audio
+                L = loud[s]
                 spec_s.loudness = L
                 spec_s.snr = d["level"]
                 spec_s.gain_db = ref_db + d["level"] + d["boost"] - max(L, LOUDNESS_FLOOR)
             else:
                 spec_s.gain_db = d["level"] + d["boost"]
             spec_s.gain = float(10.0 ** (spec_s.gain_db / 20.0))
-            sources.append(spec_s)
         spec = MixSpec(sample_rate=r.sample_rate, channels=r.channels, frames=n, mode=mode,
                        targets=list(r.targets), sources=sources,
                        ref_db=ref_db if any(x.level == "snr" for x in sources) else None,
@@ -226,6 +227,44 @@ class Sampler:
                                                    if s in per):
                 failing.append(t)
         return failing
+
+    def _loudness_all(self, srcs: list[SourceSpec], placement, keep_audio: bool,
+                      processed: dict) -> dict[str, float]:
+        """LUFS of each source in ``srcs`` (stem -> value), exactly what :meth:`_loudness`
+        gives for it, but the look-ups from index energies are made together: one
+        ``excerpt_loudness_many`` call per (sample rate, span) group (every stem of a coherent
+        item shares one). Audio measured on the way goes to ``processed``."""
+        out: dict[str, float] = {}
+        groups: dict[tuple[int, int], list] = {}
+        for src in srcs:
+            track = placement[src.stem][0]
+            stem = track.stems.get(src.stem)
+            span = self._energy_span(src, track) if stem is not None else None
+            if span is None:
+                L, audio = self._loudness(src, track, keep_audio)
+                if audio is not None:
+                    processed[src.stem] = audio
+                out[src.stem] = L
+            else:
+                groups.setdefault((stem.sample_rate, span), []).append((src, track))
+        for (sr, span), group in groups.items():
+            vals = lufs.excerpt_loudness_many(
+                [self.index.energies(t.id, x.stem) for x, t in group], sr,
+                [x.start for x, _ in group], span)
+            for (x, t), L in zip(group, vals.tolist()):
+                if t.channels == 1 and self.recipe.channels > 1 and math.isfinite(L):
+                    L += 10 * math.log10(self.recipe.channels)  # as in _loudness
+                out[x.stem] = float(L)
+        return out
+
+    def _energy_span(self, src: SourceSpec, track):
+        """The source frames whose stored energies give the stem's loudness (the condition
+        of :meth:`_loudness`'s look-up path), or None when it must be measured."""
+        r = self.recipe
+        if track.sample_rate == r.sample_rate and \
+                (track.channels == r.channels or track.channels == 1):
+            return loudness_span(src.steps, r.frames, ENERGY_PRESERVING)
+        return None
 
     def _loudness(self, src: SourceSpec, track, keep_audio: bool):
         """LUFS of the stem as it enters the gain: from index energies when nothing changes the
