@@ -20,8 +20,14 @@ single-threaded):
 * stemforge ``fast``: ``pitch_tempo`` step, Rubber Band R2 stretch + soxr tape speed change,
   same semantics as ``hq``.
 * stemforge ``quick``: ``pitch_shift`` then ``time_stretch`` steps in ``quick`` mode, i.e. two
-  soxr tape speed changes: pitch and tempo move together (NOT independent: a different, cheaper
+  tape speed changes, run as ONE soxr resampling by the product of the speeds (consecutive
+  quick steps are fused): pitch and tempo move together (NOT independent: a different, cheaper
   effect than the rows above; see ``stemforge/augment/pitch.py``).
+* stemforge ``quick, loudness: source``: the same two quick steps with the opt-in
+  ``loudness: source``: the stem's loudness for its snr gain is taken from the index's stored
+  K-weighted energies of the source span the tape output covers (no K-weighting filter at mix
+  time) instead of being measured on the processed audio: an APPROXIMATION of the level
+  (docs/augmentation.md gives its measured error), the audio effect is the same.
 * stemforge ``quick, one tape step`` (informative): only the ``pitch_shift`` quick step — one
   soxr speed change per stem, which already moves pitch AND tempo (by the same factor); this is
   what a tape-style augmentation costs when one speed change is all a recipe asks for.
@@ -70,11 +76,12 @@ def recipe(mode: str) -> dict:
     if mode == "quick1":  # informative: ONE tape step (pitch and tempo change together)
         aug = [{"step": "pitch_shift", "p": 1.0, "stems": "all", "shared": True,
                 "semitones": SEMITONES, "mode": "quick"}]
-    elif mode == "quick":
+    elif mode in ("quick", "quick_src"):
+        extra = {"loudness": "source"} if mode == "quick_src" else {}
         aug = [{"step": "pitch_shift", "p": 1.0, "stems": "all", "shared": True,
-                "semitones": SEMITONES, "mode": "quick"},
+                "semitones": SEMITONES, "mode": "quick", **extra},
                {"step": "time_stretch", "p": 1.0, "stems": "all", "shared": True,
-                "rate": TEMPO, "mode": "quick"}]
+                "rate": TEMPO, "mode": "quick", **extra}]
     else:
         aug = [{"step": "pitch_tempo", "p": 1.0, "stems": "all", "shared": True,
                 "semitones": SEMITONES, "tempo": TEMPO, "mode": mode}]
@@ -144,8 +151,8 @@ def main(argv=None) -> int:
     _data.warm_page_cache(a.root)
     rows = []
     mixers = {}
-    for mode, n in (("quick", a.n_quick), ("quick1", a.n_quick), ("fast", a.n_fast),
-                    ("hq", a.n_hq)):
+    for mode, n in (("quick", a.n_quick), ("quick_src", a.n_quick), ("quick1", a.n_quick),
+                    ("fast", a.n_fast), ("hq", a.n_hq)):
         mixer = mixers[mode] = Mixer(recipe(mode), index, seed=0)
         m = mixer.mixture(10_000)  # warm-up: imports, Rubber Band/soxr set-up
         assert m.mix.shape == (2, mixer.recipe.frames) and m.mix.dtype == np.float32
@@ -153,7 +160,8 @@ def main(argv=None) -> int:
         if mode == "quick1":
             assert all(len(s.steps) == 1 for s in m.spec.sources)
         w, c = time_stemforge(mixer, n)
-        label = {"quick1": "stemforge quick, one tape step (pitch_shift only)"}.get(
+        label = {"quick1": "stemforge quick, one tape step (pitch_shift only)",
+                 "quick_src": "stemforge quick, loudness: source (approximate levels)"}.get(
             mode, f"stemforge {mode}")
         rows.append({"name": label, "items": n, "seconds": w, "cpu_seconds": c,
                      "audio_seconds": n * DURATION})
