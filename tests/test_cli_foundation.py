@@ -101,12 +101,6 @@ def test_unreadable_file_as_unprivileged_user(tmp_path):
     assert not cache.exists()
 
 
-def test_demo(tmp_path, capsys):
-    assert run_cli("demo", "--out", tmp_path / "demo") == 0
-    out = capsys.readouterr().out
-    assert "The Easton Ellises" in out or "1 tracks" in out
-
-
 def test_cli_parser_is_light_and_oracle_methods_match():
     """Building the parser imports no heavy module (every `stemforge` start pays for it), and the
     oracle command's method list is the job module's."""
