@@ -28,6 +28,8 @@ single-threaded):
   K-weighted energies of the source span the tape output covers (no K-weighting filter at mix
   time) instead of being measured on the processed audio: an APPROXIMATION of the level
   (docs/augmentation.md gives its measured error), the audio effect is the same.
+* stemforge ``quick, loudness: source, quality: LQ``: as above with soxr ``LQ`` tape
+  resampling (16-bit, pass band to 80 % of Nyquist instead of HQ's 95 %).
 * stemforge ``quick, one tape step`` (informative): only the ``pitch_shift`` quick step — one
   soxr speed change per stem, which already moves pitch AND tempo (by the same factor); this is
   what a tape-style augmentation costs when one speed change is all a recipe asks for.
@@ -76,8 +78,10 @@ def recipe(mode: str) -> dict:
     if mode == "quick1":  # informative: ONE tape step (pitch and tempo change together)
         aug = [{"step": "pitch_shift", "p": 1.0, "stems": "all", "shared": True,
                 "semitones": SEMITONES, "mode": "quick"}]
-    elif mode in ("quick", "quick_src"):
-        extra = {"loudness": "source"} if mode == "quick_src" else {}
+    elif mode in ("quick", "quick_src", "quick_src_lq"):
+        extra = {"loudness": "source"} if mode != "quick" else {}
+        if mode == "quick_src_lq":
+            extra["quality"] = "LQ"
         aug = [{"step": "pitch_shift", "p": 1.0, "stems": "all", "shared": True,
                 "semitones": SEMITONES, "mode": "quick", **extra},
                {"step": "time_stretch", "p": 1.0, "stems": "all", "shared": True,
@@ -151,7 +155,8 @@ def main(argv=None) -> int:
     _data.warm_page_cache(a.root)
     rows = []
     mixers = {}
-    for mode, n in (("quick", a.n_quick), ("quick_src", a.n_quick), ("quick1", a.n_quick),
+    for mode, n in (("quick", a.n_quick), ("quick_src", a.n_quick),
+                    ("quick_src_lq", a.n_quick), ("quick1", a.n_quick),
                     ("fast", a.n_fast), ("hq", a.n_hq)):
         mixer = mixers[mode] = Mixer(recipe(mode), index, seed=0)
         m = mixer.mixture(10_000)  # warm-up: imports, Rubber Band/soxr set-up
@@ -161,7 +166,8 @@ def main(argv=None) -> int:
             assert all(len(s.steps) == 1 for s in m.spec.sources)
         w, c = time_stemforge(mixer, n)
         label = {"quick1": "stemforge quick, one tape step (pitch_shift only)",
-                 "quick_src": "stemforge quick, loudness: source (approximate levels)"}.get(
+                 "quick_src": "stemforge quick, loudness: source (approximate levels)",
+                 "quick_src_lq": "stemforge quick, loudness: source, quality: LQ"}.get(
             mode, f"stemforge {mode}")
         rows.append({"name": label, "items": n, "seconds": w, "cpu_seconds": c,
                      "audio_seconds": n * DURATION})

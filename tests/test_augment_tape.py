@@ -101,7 +101,7 @@ def test_hq_steps_are_not_tape():
     ({"step": "time_stretch", "rate": 1.0, "mode": "tape"},
      "'time_stretch': mode must be one of hq, fast, quick, got 'tape'"),
     ({"step": "time_stretch", "rate": 1.0},
-     r"'time_stretch': expected parameters \['mode', 'rate'\] \(and optionally loudness\), got \['rate'\]"),
+     r"'time_stretch': expected parameters \['mode', 'rate'\] \(and optionally loudness, quality\), got \['rate'\]"),
 ])
 def test_bad_params_in_a_fused_run_raise_the_steps_error(bad, msg):
     steps = [quick(1.0, 1.0)[0], bad]
@@ -230,3 +230,64 @@ def test_mixer_with_source_loudness(tmp_path):
             assert abs(got - (m.spec.ref_db + s.snr + s.boost)) < 0.5, (s.stem, got)
         again = render(MixSpec.from_json(m.spec.to_json()), idx)
         assert again.mix.tobytes() == m.mix.tobytes()
+
+
+# ---------------------------------------------------------------------- quality: LQ
+def band_energy(x, lo, hi):
+    spec = np.abs(np.fft.rfft(x[0].astype(np.float64))) ** 2
+    f = np.fft.rfftfreq(x.shape[1], 1 / SR)
+    return spec[(f >= lo) & (f < hi)].sum()
+
+
+def test_lq_tape_same_effect_narrower_band():
+    out = SR // 2
+    hq = quick(1.5, 1.05)
+    lq = [dict(s, quality="LQ") for s in hq]
+    speed = 2 ** (1.5 / 12) * 1.05
+    x = tone(source_frames(hq, out))
+    y = apply_steps(x, SR, lq, out)
+    assert y.shape == (2, out)
+    assert abs(measured_freq(y) / (F0 * speed) - 1) < 0.01
+    assert np.array_equal(y, tape(x, SR, speed, "LQ")[:, :out])  # fused, at LQ
+    assert not np.array_equal(y, apply_steps(x, SR, hq, out))
+    # white noise sped up: HQ's pass band runs to 95 % of Nyquist (20.9 kHz), LQ's to 80 %
+    # (17.6 kHz): 19.5-20.5 kHz is ~21 dB down with LQ, 2-15 kHz the same
+    noise = np.random.default_rng(0).standard_normal((2, source_frames(hq, out))).astype(np.float32)
+    a, b = apply_steps(noise, SR, hq, out), apply_steps(noise, SR, lq, out)
+    assert band_energy(b, 19500, 20500) < 0.05 * band_energy(a, 19500, 20500)
+    assert band_energy(b, 2000, 15000) == pytest.approx(band_energy(a, 2000, 15000), rel=0.02)
+
+
+def test_quality_recorded_only_when_not_hq_and_runs_split_by_quality():
+    ctx = {"sample_rate": SR, "channels": 2, "mode": "incoherent", "shared": {}}
+    chain = parse_chain([{"step": "pitch_shift", "mode": "quick", "quality": "LQ"},
+                         {"step": "time_stretch", "mode": "quick", "quality": "HQ"}],
+                        sample_rate=SR)
+    steps = chain.draw(np.random.default_rng(0), "v", ctx)
+    assert steps[0]["quality"] == "LQ" and "quality" not in steps[1]
+    out = 4000
+    plan = frame_plan(steps, out)
+    x = np.random.default_rng(2).standard_normal((2, plan[0])).astype(np.float32)
+    z = get("pitch_shift").apply(x, SR, {k: v for k, v in steps[0].items() if k != "step"}, plan[1])
+    z = get("time_stretch").apply(z, SR, {k: v for k, v in steps[1].items() if k != "step"}, plan[2])
+    assert np.array_equal(apply_steps(x, SR, steps, out), z)  # not fused across qualities
+
+
+@pytest.mark.parametrize("raw,field,msg", [
+    ({"step": "pitch_shift", "quality": "LQ"}, "augment[0].quality",
+     "quality: LQ is only for mode quick"),
+    ({"step": "time_stretch", "mode": "quick", "quality": "best"}, "augment[0].quality",
+     "expected one of HQ, MQ, LQ, got 'best'"),
+])
+def test_quality_errors_at_recipe_load(raw, field, msg):
+    with pytest.raises(RecipeError) as e:
+        parse_chain([raw], sample_rate=SR)
+    assert e.value.field == field and msg in str(e.value)
+
+
+def test_recorded_quality_checked_when_applied():
+    x = np.zeros((2, 3000), np.float32)
+    with pytest.raises(StepError, match=r"'time_stretch': quality must be one of HQ, MQ, LQ "
+                                        r"\(MQ, LQ with mode quick only\), got 'LQ' with mode 'fast'"):
+        apply_steps(x, SR, [{"step": "time_stretch", "rate": 1.0, "mode": "fast",
+                             "quality": "LQ"}], 3000 - 1024)

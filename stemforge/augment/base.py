@@ -154,6 +154,11 @@ class Step:
         runs as a single resampling. Validates ``params`` like :meth:`apply` would."""
         return None
 
+    @classmethod
+    def tape_quality(cls, params: Mapping[str, Any]) -> str:
+        """soxr quality of a tape step's resampling (only runs of equal quality are fused)."""
+        return "HQ"
+
     # ------------------------------------------------------------------ helpers
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> None:

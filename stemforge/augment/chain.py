@@ -239,8 +239,9 @@ def apply_steps(audio: np.ndarray, sample_rate: Hz, steps: Sequence[Mapping[str,
     float32 ``(C, out_frames)``. Deterministic; the input is never modified.
 
     A run of consecutive tape steps (quick ``pitch_shift``/``time_stretch``: ``tape_speed`` is
-    not None) is applied as one tape speed change by the product of their speeds: one
-    resampling instead of one per step (same effect, cheaper; bytes differ from chaining them).
+    not None) of the same ``tape_quality`` is applied as one tape speed change by the product
+    of their speeds: one resampling instead of one per step (same effect, cheaper; bytes differ
+    from chaining them).
     Its input is the run's first step's input (``plan``), so the lengths are unchanged.
 
     Raises AudioError when the input length is not ``source_frames(steps, out_frames)`` (the
@@ -260,12 +261,15 @@ def apply_steps(audio: np.ndarray, sample_rate: Hz, steps: Sequence[Mapping[str,
         speed = cls.tape_speed(params)
         j = i + 1
         if speed is not None:  # fuse a run of tape speed changes into one resampling
-            while j < len(split) and (s := split[j][0].tape_speed(split[j][1])) is not None:
+            quality = cls.tape_quality(params)
+            while j < len(split) and (s := split[j][0].tape_speed(split[j][1])) is not None \
+                    and split[j][0].tape_quality(split[j][1]) == quality:
                 speed, j = speed * s, j + 1
         n_out = plan[j]
         if j - i > 1:
             names = "+".join(c.name for c, _ in split[i:j])
-            audio = fit_length(names, tape(check_audio(names, audio), sample_rate, speed), n_out)
+            audio = fit_length(names, tape(check_audio(names, audio), sample_rate, speed, quality),
+                               n_out)
         else:
             audio = cls.apply(audio, sample_rate, params, n_out)
         if audio.shape[1] != n_out:  # a step breaking its own contract is a bug, not user error

@@ -62,18 +62,18 @@ def _stretch_then_tape(audio: np.ndarray, sr: Hz, tempo: float, semitones: float
     return y if semitones == 0 else _tape(y, sr, ratio)
 
 
-def tape(audio: np.ndarray, sr: Hz, speed: float) -> np.ndarray:
-    """Play float32 ``(C, T)`` ``speed`` times faster (one soxr HQ resampling from ``sr`` to
-    ``sr / speed``, read back at ``sr``): float32 ``(C, round(T / speed))``, pitch and tempo
-    x ``speed``."""
-    return _tape(audio, sr, speed)
+def tape(audio: np.ndarray, sr: Hz, speed: float, quality: str = "HQ") -> np.ndarray:
+    """Play float32 ``(C, T)`` ``speed`` times faster (one soxr resampling of ``quality`` from
+    ``sr`` to ``sr / speed``, read back at ``sr``): float32 ``(C, round(T / speed))``, pitch
+    and tempo x ``speed``."""
+    return _tape(audio, sr, speed, quality)
 
 
-def _tape(audio: np.ndarray, sr: Hz, speed: float) -> np.ndarray:
+def _tape(audio: np.ndarray, sr: Hz, speed: float, quality: str = "HQ") -> np.ndarray:
     """Play ``(C, T)`` ``speed`` times faster: ``(C, round(T / speed))``, pitch x ``speed``."""
     import soxr
 
-    out = soxr.resample(audio.T, float(sr), float(sr) / float(speed), quality="HQ")
+    out = soxr.resample(audio.T, float(sr), float(sr) / float(speed), quality=quality)
     return np.ascontiguousarray(np.asarray(out, dtype=np.float32).T)
 
 
@@ -102,13 +102,25 @@ def _check_mode(params: Mapping[str, Any], name: str, allowed=MODES) -> str:
 
 
 LOUDNESS = ("measured", "source")
+QUALITIES = ("HQ", "MQ", "LQ")
+_QUALITY = Param("quality", "HQ", choices=QUALITIES,
+                 doc="HQ | MQ | LQ (quick only): soxr quality of the tape resampling")
 _LOUDNESS = Param("loudness", "measured", choices=LOUDNESS,
                   doc="measured | source (quick only): how the mixer measures the stem's "
                       "loudness for snr levels, see TapeLoudness")
 
 
-class TapeLoudness(Step):
-    """The ``loudness`` option of the tape-capable steps (``pitch_shift``, ``time_stretch``).
+class TapeOptions(Step):
+    """The ``loudness`` and ``quality`` options of the tape-capable steps (``pitch_shift``,
+    ``time_stretch``); both recorded in the step only when not the default, so specs of
+    recipes that do not use them are unchanged.
+
+    ``quality`` (mode ``quick`` only): soxr quality of the tape resampling, ``HQ`` (default,
+    20-bit, pass band to 95 % of Nyquist), ``MQ`` (16-bit, 95 %) or ``LQ`` (16-bit, 80 %: in the
+    output, content above ``0.8 * sr/2 * min(1, speed)`` rolls off, 17.6 kHz when speeding up
+    at 44.1 kHz, ~14 kHz at speed 0.8; about a quarter cheaper than HQ).
+
+    ``loudness``:
 
     ``measured`` (default): the mixer measures BS.1770 loudness on the processed audio, as
     Scaper does after pitch/tempo. ``source`` (mode ``quick`` only, opt-in): the mixer takes
@@ -117,32 +129,45 @@ class TapeLoudness(Step):
     the mean square but moves the spectrum by the speed factor under the K-weighting's 1.5 kHz
     shelf / 38 Hz high pass, so this is an APPROXIMATION (docs/augmentation.md gives the
     measured error: a few tenths of an LU at +-10 % speed, tests/test_augment_tape.py bounds it).
-    Recorded in the step only when ``source`` (specs of ``measured`` steps are unchanged).
     """
 
+    #: optional recorded options: name -> (default, choices); a non-default value needs quick
+    OPTIONAL = {"loudness": ("measured", LOUDNESS), "quality": ("HQ", QUALITIES)}
+
     def validate(self, field, sample_rate):
-        if self.options["loudness"] == "source" and self.options["mode"] != "quick":
-            raise RecipeError(f"{field}.loudness", "loudness: source is only for mode quick "
-                              "(a tape speed change); Rubber Band modes are measured")
+        for name, (default, _) in self.OPTIONAL.items():
+            if self.options[name] != default and self.options["mode"] != "quick":
+                raise RecipeError(f"{field}.{name}", f"{name}: {self.options[name]} is only for "
+                                  "mode quick (a tape speed change)")
 
     def draw(self, rng, context):
         out = super().draw(rng, context)
-        if out["loudness"] == "measured":
-            del out["loudness"]
+        for name, (default, _) in self.OPTIONAL.items():
+            if out[name] == default:  # recorded only when not the default
+                del out[name]
         return out
 
     @classmethod
     def check_params(cls, params):
-        if "loudness" in params:
-            if params["loudness"] not in LOUDNESS or params.get("mode") != "quick":
-                raise StepError(f"augmentation step '{cls.name}': loudness must be one of "
-                                f"{', '.join(LOUDNESS)} (source with mode quick only), got "
-                                f"{params['loudness']!r} with mode {params.get('mode')!r}")
-            params = {k: v for k, v in params.items() if k != "loudness"}
-        want = {p.name for p in cls.schema if p.name != "loudness"}
-        if set(params) != want:
+        for name, (default, choices) in cls.OPTIONAL.items():
+            if name not in params:
+                continue
+            v = params[name]
+            if v not in choices or (v != default and params.get("mode") != "quick"):
+                others = ", ".join(c for c in choices if c != default)
+                raise StepError(f"augmentation step '{cls.name}': {name} must be one of "
+                                f"{', '.join(choices)} ({others} with mode quick only), got "
+                                f"{v!r} with mode {params.get('mode')!r}")
+        rest = {k for k in params if k not in cls.OPTIONAL}
+        want = {p.name for p in cls.schema if p.name not in cls.OPTIONAL}
+        if rest != want:
             raise StepError(f"augmentation step '{cls.name}': expected parameters "
-                            f"{sorted(want)} (and optionally loudness), got {sorted(params)}")
+                            f"{sorted(want)} (and optionally {', '.join(cls.OPTIONAL)}), got "
+                            f"{sorted(params)}")
+
+    @classmethod
+    def tape_quality(cls, params) -> str:
+        return params.get("quality", "HQ")
 
 
 _SEMITONES = Param("semitones", ["uniform", -2.0, 2.0], low=-MAX_SEMITONES, high=MAX_SEMITONES,
@@ -151,11 +176,11 @@ _MODE = Param("mode", "hq", choices=MODES, doc="hq | fast | quick (tape)")
 
 
 @register
-class PitchShift(TapeLoudness):
+class PitchShift(TapeOptions):
     """Shift pitch by ``semitones`` (hq/fast: tempo kept; quick: tape, tempo follows)."""
 
     name = "pitch_shift"
-    schema = (_SEMITONES, _MODE, _LOUDNESS)
+    schema = (_SEMITONES, _MODE, _LOUDNESS, _QUALITY)
     shared_default = True
 
     @classmethod
@@ -178,7 +203,7 @@ class PitchShift(TapeLoudness):
         speed = cls._speed(params)
         if mode == "quick":
             return _run(cls.name, audio, sample_rate, out_frames, speed,
-                        lambda x: _tape(x, sample_rate, speed))
+                        lambda x: _tape(x, sample_rate, speed, cls.tape_quality(params)))
         if mode == "fast":
             return _run(cls.name, audio, sample_rate, out_frames, speed,
                         lambda x: _stretch_then_tape(x, sample_rate, 1.0, s))
@@ -187,12 +212,13 @@ class PitchShift(TapeLoudness):
 
 
 @register
-class TimeStretch(TapeLoudness):
+class TimeStretch(TapeOptions):
     """Change tempo by ``rate`` (speed factor; hq/fast: pitch kept; quick: tape, pitch follows)."""
 
     name = "time_stretch"
     schema = (Param("rate", ["uniform", 0.9, 1.1], low=MIN_RATE, high=MAX_RATE,
-                    doc="speed factor: 1.1 = 10 % faster"), _MODE, _LOUDNESS)
+                    doc="speed factor: 1.1 = 10 % faster"), _MODE, _LOUDNESS,
+              _QUALITY)
     shared_default = True
 
     @classmethod
@@ -218,7 +244,7 @@ class TimeStretch(TapeLoudness):
         mode, rate = cls._checked(params)
         if mode == "quick":
             return _run(cls.name, audio, sample_rate, out_frames, rate,
-                        lambda x: _tape(x, sample_rate, rate))
+                        lambda x: _tape(x, sample_rate, rate, cls.tape_quality(params)))
         return _run(cls.name, audio, sample_rate, out_frames, rate,
                     lambda x: _rubberband(x, sample_rate, rate, 0.0, mode == "hq"))
 
