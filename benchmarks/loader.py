@@ -11,8 +11,12 @@ coherent 4-stem (vocals, drums, bass, other) 5 s stereo 44.1 kHz mixtures, loudn
 uniform(-5, 5) relative to ref_db uniform(-30, -10), Scaper semantics), fix_clipping, from the
 synthetic prepared dataset of ``benchmarks/_data.py`` (20 tracks x 30 s, StemCache memmaps).
 
-* ``MixtureDataset`` through ``DataLoader(batch_size=8, num_workers=W, persistent_workers)``
-  for W = 0, 1, 2; epoch 0 warms up (worker start-up), epoch 1 (``set_epoch(1)``) is timed.
+* three APIs, each for W = 0, 1, 2 workers (``persistent_workers`` when W > 0):
+  ``MixtureDataset`` through ``DataLoader(batch_size=8)`` with torch's default collate;
+  the same with ``collate_fn=stemforge.torch.collate`` (pooled batch buffers, items rendered
+  into them by ``MixtureDataset.__getitems__``); ``MixtureStream(batch_size=8)`` through
+  ``DataLoader(batch_size=None)``. Same items, same batches (tests/test_torch_collate.py).
+  Epoch 0 warms up (worker start-up), epoch 1 (``set_epoch(1)``) is timed.
   CPU time = main process + its DataLoader workers (psutil) over the timed epoch; "per core"
   is audio seconds per CPU second, which stays meaningful on a shared, loaded machine where
   wall time with 2 workers on 2 busy cores is not.
@@ -64,6 +68,7 @@ import mixing  # noqa: E402
 
 DURATION = mixing.DURATION
 RECIPE = mixing.RECIPE
+RECIPE_FRAMES = mixing.RECIPE_FRAMES
 BATCH = 8
 MEM_SR = 8000
 MEM_RECIPE = {"name": "bench-memory", "targets": ["vocals", "drums"], "sample_rate": MEM_SR,
@@ -78,19 +83,29 @@ def _cpu_self() -> float:
     return t.user + t.system
 
 
-def time_loader(index, n: int, workers: int) -> tuple[float, float, float]:
+def time_loader(index, n: int, workers: int, api: str = "default") -> tuple[float, float, float]:
     """(wall seconds of the timed epoch, CPU seconds of main process + workers during it,
-    wall seconds of the warm-up epoch incl. worker start)."""
+    wall seconds of the warm-up epoch incl. worker start).
+
+    ``api``: "default" = ``DataLoader(MixtureDataset, batch_size=8)`` (torch's default_collate);
+    "collate" = the same with ``collate_fn=stemforge.torch.collate``; "stream" =
+    ``DataLoader(MixtureStream(batch_size=8), batch_size=None)``."""
     import psutil
     import torch
     from torch.utils.data import DataLoader
 
-    from stemforge.torch import MixtureDataset
+    from stemforge.torch import MixtureDataset, MixtureStream, collate
 
     torch.set_num_threads(1)
-    ds = MixtureDataset(RECIPE, index, length=n, seed=0)
-    loader = DataLoader(ds, batch_size=BATCH, num_workers=workers,
-                        persistent_workers=workers > 0)
+    if api == "stream":
+        ds = MixtureStream(RECIPE, index, batch_size=BATCH, seed=0, batches=n // BATCH)
+        loader = DataLoader(ds, batch_size=None, num_workers=workers,
+                            persistent_workers=workers > 0)
+    else:
+        ds = MixtureDataset(RECIPE, index, length=n, seed=0)
+        kw = {"collate_fn": collate} if api == "collate" else {}
+        loader = DataLoader(ds, batch_size=BATCH, num_workers=workers,
+                            persistent_workers=workers > 0, **kw)
 
     def worker_cpu() -> float:
         it = getattr(loader, "_iterator", None)
@@ -107,7 +122,7 @@ def time_loader(index, n: int, workers: int) -> tuple[float, float, float]:
         ds.set_epoch(epoch)
         t0, c0, w0 = time.perf_counter(), _cpu_self(), worker_cpu()
         for mix, targets in loader:
-            assert targets.shape[1:] == (4, 2, ds.frames)
+            assert targets.shape[1:] == (4, 2, RECIPE_FRAMES)
         walls.append(time.perf_counter() - t0)
         cpus.append(_cpu_self() - c0 + worker_cpu() - w0)
     del loader
@@ -229,12 +244,14 @@ def memory_child(root: Path, tracks: int) -> dict:
     st = [status(p.pid) for p in procs]
     return {"worker_anon_mb": float(np.mean([x["RssAnon"] for x in st])),
             "worker_file_mb": float(np.mean([x["RssFile"] for x in st])),
-            "worker_shmem_mb": float(np.mean([x["RssShmem"] for x in st])),"tracks": tracks, "items": MEM_ITEMS, "seconds": seconds, "pickled_bytes": pickled,
+            "worker_shmem_mb": float(np.mean([x["RssShmem"] for x in st])),
+            "tracks": tracks, "items": MEM_ITEMS, "seconds": seconds, "pickled_bytes": pickled,
             "worker_rss_mb": float(np.mean([m.rss for m in mem]) * mb),
             "worker_pss_mb": float(np.mean([m.pss for m in mem]) * mb),
             "worker_uss_mb": float(np.mean([m.uss for m in mem]) * mb),
             "main_rss_mb": main.rss * mb,
-            "cache_mb": sum(p.stat().st_size for p in (root / "cache" / "audio").glob("*.npy")) * mb}
+            "cache_mb": sum(p.stat().st_size
+                            for p in (root / "cache" / "audio").glob("*.npy")) * mb}
 
 
 def memory_rows(mem_root: Path, sizes) -> list[dict]:
@@ -293,12 +310,18 @@ def main(argv=None) -> int:
     index = _data.build(a.root, 20, 30.0)
     _data.warm_page_cache(a.root)
     rows, notes = [], []
-    for w in (0, 1, 2):
-        sec, cpu, warm = time_loader(index, a.n, w)
-        rows.append({"name": f"MixtureDataset, DataLoader num_workers={w}", "items": a.n,
-                     "seconds": sec, "cpu_seconds": cpu, "audio_seconds": a.n * DURATION})
-        notes.append(f"num_workers={w}: warm-up epoch (incl. worker start) {warm:.2f} s")
-        print(f"loader num_workers={w} done", file=sys.stderr)
+    apis = {"default": "MixtureDataset, DataLoader(batch_size=8) default collate",
+            "collate": "MixtureDataset, DataLoader(batch_size=8, collate_fn=stemforge.torch."
+                       "collate)",
+            "stream": "MixtureStream(batch_size=8), DataLoader(batch_size=None)"}
+    for api, label in apis.items():
+        for w in (0, 1, 2):
+            sec, cpu, warm = time_loader(index, a.n, w, api)
+            rows.append({"name": f"{label}, num_workers={w}", "items": a.n, "seconds": sec,
+                         "cpu_seconds": cpu, "audio_seconds": a.n * DURATION})
+            notes.append(f"{api}, num_workers={w}: warm-up epoch (incl. worker start) "
+                         f"{warm:.2f} s")
+            print(f"loader {api} num_workers={w} done", file=sys.stderr)
     sec, cpu = time_mixer(index, a.n)
     rows.append({"name": "Mixer.mixture loop (no DataLoader, no tensors)", "items": a.n,
                  "seconds": sec, "cpu_seconds": cpu, "audio_seconds": a.n * DURATION})
@@ -335,7 +358,7 @@ def main(argv=None) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         vs = f"{per_cpu(r) / per_cpu(scaper):.0f}x" if scaper else "-"
-        bps = (f"{r['items'] / BATCH / r['seconds']:.1f}" if r["name"].startswith("MixtureDataset")
+        bps = (f"{r['items'] / BATCH / r['seconds']:.1f}" if r["name"].startswith("Mixture")
                or "through DataLoader" in r["name"] else "")
         print(f"| {r['name']} | {r['items']} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | "
               f"{bps} | {r['audio_seconds'] / r['seconds']:,.0f} | {per_cpu(r):,.0f} | {vs} |")

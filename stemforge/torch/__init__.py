@@ -8,6 +8,9 @@ This is the only part of stemforge that imports torch; ``import stemforge`` neve
   tiled over whole tracks, original gains, no augmentation.
 * :class:`MixtureStream` — iterable, endless or per epoch, yields whole batches; identical at
   any ``num_workers``.
+* :func:`collate` (a :class:`PooledCollate`) — ``DataLoader(..., collate_fn=collate)``: the
+  same batches as ``default_collate``, in reused shared-memory buffers (no page faults per
+  batch, no copy from workers); with ``MixtureDataset`` items are rendered straight into them.
 * :class:`BatchAugment` and its ops (:mod:`stemforge.torch.batch_augment`) — Demucs-style
   augmentation of ``(B, S, C, T)`` tensors on any device, seeded per ``(seed, epoch, batch)``.
 """
@@ -21,6 +24,7 @@ except ImportError as e:  # pragma: no cover - exercised by the no-torch subproc
 
 from .batch_augment import (AugmentError, BatchAugment, BatchOp, ChannelSwap, Gain, Polarity,
                             Remix, Shift)
+from .collate import CollateError, PooledCollate, collate
 from .dataset import MixtureDataset, spec_dict
 from .seeding import EpochError, SharedEpoch, batch_rng
 from .stream import MixtureStream
@@ -28,4 +32,4 @@ from .validation import ValidationDataset
 
 __all__ = ["MixtureDataset", "ValidationDataset", "MixtureStream", "BatchAugment", "BatchOp",
            "Gain", "Polarity", "ChannelSwap", "Shift", "Remix", "AugmentError", "EpochError",
-           "SharedEpoch", "batch_rng", "spec_dict"]
+           "SharedEpoch", "batch_rng", "spec_dict", "collate", "PooledCollate", "CollateError"]

@@ -23,7 +23,8 @@ import torch
 from torch.utils.data import IterableDataset
 
 from ..mixing.mixer import Mixer
-from .dataset import light_index, spec_dict
+from .collate import _Slot, _Struct, _supported, collate, layout_of
+from .dataset import _stacked, light_index, spec_dict
 from .seeding import EpochError, SharedEpoch, check_epoch, worker_info
 
 
@@ -67,12 +68,34 @@ class MixtureStream(IterableDataset):
     def batch(self, b: int, epoch: int):
         """Batch ``b`` of ``epoch``: ``mix (B, C, T)``, ``targets (B, S, C, T)`` [, specs]."""
         B = self.batch_size
-        items = [self.mixer.mixture(b * B + k, epoch) for k in range(B)]
-        mix = torch.from_numpy(np.stack([m.mix for m in items]))
-        targets = torch.from_numpy(np.stack([m.stacked() for m in items]))
-        if self.return_spec:
-            return mix, targets, [spec_dict(m.spec) for m in items]
-        return mix, targets
+        if not _supported():
+            items = [self.mixer.mixture(b * B + k, epoch) for k in range(B)]
+            mix = torch.from_numpy(np.stack([m.mix for m in items]))
+            targets = torch.from_numpy(np.stack([m.stacked() for m in items]))
+            if self.return_spec:
+                return mix, targets, [spec_dict(m.spec) for m in items]
+            return mix, targets
+        # Linux: items rendered one at a time straight into a pooled batch buffer (reused once
+        # the consumer drops the batch; shipped to the main process as a file descriptor from
+        # a DataLoader worker): see stemforge.torch.collate.
+        claimed, specs = None, []
+        for k in range(B):
+            m = self.mixer.mixture(b * B + k, epoch)
+            mix, targets = m.mix, _stacked(m)
+            if claimed is None:
+                layout, nbytes = layout_of([(mix.shape, torch.float32),
+                                            (targets.shape, torch.float32)], B)
+                claimed = collate.claim(layout, nbytes, None)
+                bmix, btargets = claimed.views
+            bmix[k].numpy()[...] = mix
+            btargets[k].numpy()[...] = targets
+            if self.return_spec:
+                specs.append(spec_dict(m.spec))
+            del m, mix, targets
+        del bmix, btargets
+        claimed.rest = _Struct("tuple", [_Slot(0), _Slot(1), specs] if self.return_spec
+                               else [_Slot(0), _Slot(1)])
+        return claimed.result()
 
     def __iter__(self):
         epoch = self._epoch.get()
