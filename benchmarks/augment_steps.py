@@ -116,6 +116,19 @@ def main(argv=None):
                     peer_ms = timed(cli(lambda s, d: ["sox", s, d, *sox_args], x5, tmp),
                                     args.repeat)
                 rows.append((f"{name} ({mode})", "", ours, peer, peer_ms))
+        # pitch_shift then time_stretch, both quick: ONE fused tape resampling (HQ, then LQ)
+        for quality in ("HQ", "LQ"):
+            extra = {} if quality == "HQ" else {"quality": quality}
+            steps = [{"step": "pitch_shift", "semitones": 1.5, "mode": "quick", **extra},
+                     {"step": "time_stretch", "rate": 1.08, "mode": "quick", **extra}]
+            x = np.ascontiguousarray(base[:, : source_frames(steps, OUT)])
+            ours = timed(lambda: apply_steps(x, SR, steps, OUT), args.repeat)
+            peer, peer_ms = "", None
+            if have_sox:
+                peer = "sox pitch 150 tempo 1.08"
+                peer_ms = timed(cli(lambda s, d: ["sox", s, d, "pitch", "150", "tempo", "1.08"],
+                                    base[:, :OUT], tmp), args.repeat)
+            rows.append((f"pitch+tempo (quick {quality}, fused)", "", ours, peer, peer_ms))
 
     print(f"augmentation steps on {SECONDS} s stereo {SR} Hz float32, median of {args.repeat}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")

@@ -268,8 +268,8 @@ def apply_steps(audio: np.ndarray, sample_rate: Hz, steps: Sequence[Mapping[str,
         n_out = plan[j]
         if j - i > 1:
             names = "+".join(c.name for c, _ in split[i:j])
-            audio = fit_length(names, tape(check_audio(names, audio), sample_rate, speed, quality),
-                               n_out)
+            audio = fit_length(names, tape(check_audio(names, audio), sample_rate, speed, quality,
+                                           n_out), n_out)
         else:
             audio = cls.apply(audio, sample_rate, params, n_out)
         if audio.shape[1] != n_out:  # a step breaking its own contract is a bug, not user error

@@ -62,19 +62,22 @@ def _stretch_then_tape(audio: np.ndarray, sr: Hz, tempo: float, semitones: float
     return y if semitones == 0 else _tape(y, sr, ratio)
 
 
-def tape(audio: np.ndarray, sr: Hz, speed: float, quality: str = "HQ") -> np.ndarray:
+def tape(audio: np.ndarray, sr: Hz, speed: float, quality: str = "HQ",
+         frames: Frames | None = None) -> np.ndarray:
     """Play float32 ``(C, T)`` ``speed`` times faster (one soxr resampling of ``quality`` from
     ``sr`` to ``sr / speed``, read back at ``sr``): float32 ``(C, round(T / speed))``, pitch
-    and tempo x ``speed``."""
-    return _tape(audio, sr, speed, quality)
+    and tempo x ``speed``; only the first ``frames`` frames when given (the rest is dropped
+    before the copy back to channel-first order)."""
+    return _tape(audio, sr, speed, quality, frames)
 
 
-def _tape(audio: np.ndarray, sr: Hz, speed: float, quality: str = "HQ") -> np.ndarray:
+def _tape(audio: np.ndarray, sr: Hz, speed: float, quality: str = "HQ",
+          frames: Frames | None = None) -> np.ndarray:
     """Play ``(C, T)`` ``speed`` times faster: ``(C, round(T / speed))``, pitch x ``speed``."""
     import soxr
 
     out = soxr.resample(audio.T, float(sr), float(sr) / float(speed), quality=quality)
-    return np.ascontiguousarray(np.asarray(out, dtype=np.float32).T)
+    return np.ascontiguousarray(np.asarray(out[:frames], dtype=np.float32).T)
 
 
 def _need(speed: float, out_frames: Frames) -> Frames:
@@ -203,7 +206,8 @@ class PitchShift(TapeOptions):
         speed = cls._speed(params)
         if mode == "quick":
             return _run(cls.name, audio, sample_rate, out_frames, speed,
-                        lambda x: _tape(x, sample_rate, speed, cls.tape_quality(params)))
+                        lambda x: _tape(x, sample_rate, speed, cls.tape_quality(params),
+                                          out_frames))
         if mode == "fast":
             return _run(cls.name, audio, sample_rate, out_frames, speed,
                         lambda x: _stretch_then_tape(x, sample_rate, 1.0, s))
@@ -244,7 +248,8 @@ class TimeStretch(TapeOptions):
         mode, rate = cls._checked(params)
         if mode == "quick":
             return _run(cls.name, audio, sample_rate, out_frames, rate,
-                        lambda x: _tape(x, sample_rate, rate, cls.tape_quality(params)))
+                        lambda x: _tape(x, sample_rate, rate, cls.tape_quality(params),
+                                          out_frames))
         return _run(cls.name, audio, sample_rate, out_frames, rate,
                     lambda x: _rubberband(x, sample_rate, rate, 0.0, mode == "hq"))
 
