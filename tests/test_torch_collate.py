@@ -210,3 +210,28 @@ def test_non_tensor_items_and_pool_reuse(index):
     again = pool(items)
     assert again["x"].data_ptr() == ptr  # the freed buffer is reused
     assert pool([1, 2]).tolist() == [1, 2]  # nothing to pool: default_collate
+
+
+def _drop(holder):
+    holder.clear()
+    gc.collect()
+
+
+def test_forked_child_dropping_an_inherited_batch_frees_nothing(index):
+    """The buffers are MAP_SHARED, so a forked child sees them: its copy of a batch being
+    freed must not mark the parent's buffer free (the parent still holds the batch)."""
+    import multiprocessing as mp
+
+    gc.collect()
+    ds = MixtureDataset(RECIPE, index, length=4, seed=9)
+    ref = _reference(ds, 0, 2)[0]
+    box = [collate(ds.__getitems__([0, 1]))]  # the only reference: the child drops its copy
+    used = collate.pooled()[1]
+    p = mp.get_context("fork").Process(target=_drop, args=(box,))
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0
+    assert collate.pooled()[1] == used >= 1
+    for s in range(0, 4, 2):  # new batches must not land in the held one
+        collate(ds.__getitems__([s, s + 1]))
+    _equal(box[0], ref)

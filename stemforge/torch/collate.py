@@ -102,15 +102,22 @@ class _Buffer:
         self._close_fd()  # last array over it
 
 
-def _clear(words: np.ndarray, k: int) -> None:
-    words[k] = 0
+def _clear(words: np.ndarray, k: int, pid: int) -> None:
+    if os.getpid() == pid:  # a forked child dropping its inherited copy frees nothing
+        words[k] = 0
+
+
+def _own(arr: np.ndarray, map_: mmap.mmap, k: int) -> None:
+    """Clear owner word ``k`` of ``map_`` when ``arr`` is freed in this process (not at
+    interpreter exit, and never from a forked child: the mapping is shared with it)."""
+    weakref.finalize(arr, _clear, np.frombuffer(map_, np.int64, 2), k, os.getpid()).atexit = False
 
 
 def _wrap(map_: mmap.mmap, nbytes: int, layout, rest, owner: int):
     """Tensors of ``layout`` over ``map_`` (owner word ``owner`` cleared when the last of
     them is freed); the batch structure ``rest`` rebuilt around them."""
     arr = np.frombuffer(map_, np.uint8, nbytes, HEADER)
-    weakref.finalize(arr, _clear, np.frombuffer(map_, np.int64, 2), owner)
+    _own(arr, map_, owner)
     base = torch.from_numpy(arr)
     tensors = [base[off:off + n].view(dtype).view(shape) for off, n, dtype, shape in layout]
     return _fill(rest, iter(tensors))
@@ -193,7 +200,7 @@ class Claimed:
     def __init__(self, buf: _Buffer, nbytes: int, layout, rest):
         self.buf, self.nbytes, self.layout, self.rest = buf, nbytes, layout, rest
         arr = np.frombuffer(buf.map, np.uint8, nbytes, HEADER)
-        weakref.finalize(arr, _clear, np.frombuffer(buf.map, np.int64, 2), LOCAL)
+        _own(arr, buf.map, LOCAL)
         base = torch.from_numpy(arr)
         self.views = [base[o:o + n].view(dtype).view(shape) for o, n, dtype, shape in layout]
 
