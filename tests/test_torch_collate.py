@@ -210,6 +210,9 @@ def test_non_tensor_items_and_pool_reuse(index):
     again = pool(items)
     assert again["x"].data_ptr() == ptr  # the freed buffer is reused
     assert pool([1, 2]).tolist() == [1, 2]  # nothing to pool: default_collate
+    grad = [torch.ones(2, requires_grad=True), torch.zeros(2, requires_grad=True)]
+    _equal(pool(grad), default_collate(grad))  # autograd tensors: torch's stack, as default
+    assert pool(grad).requires_grad
 
 
 def _drop(holder):

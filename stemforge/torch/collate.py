@@ -314,7 +314,8 @@ def _plan(batch, fields: list, where: str):
                     f"collate: {where} of item {k} is {tuple(t.shape)} {t.dtype} on "
                     f"{t.device}, item 0 has {tuple(elem.shape)} {elem.dtype} on "
                     f"{elem.device}: items of one batch must match")
-        if elem.device.type != "cpu" or elem.is_sparse or elem.is_nested:
+        if (elem.device.type != "cpu" or elem.is_sparse or elem.is_nested
+                or any(t.requires_grad for t in batch)):  # torch's own handling for these
             return default_collate(list(batch))
         fields.append(list(batch))
         return _Slot(len(fields) - 1)
