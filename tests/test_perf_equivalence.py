@@ -7,6 +7,8 @@
 * ``excerpt_loudness_many`` (all stems of an item in one set of numpy calls) equals one
   ``excerpt_loudness`` per row, bit for bit, whatever the other rows; the sampler's batched
   look-up records exactly ``Index.loudness`` of each source.
+* ``Mixer``'s read-ahead (specs of the next items drawn with item ``i`` when items come in
+  order) returns exactly what a mixer without it returns, in any access order.
 * the render's target sum equals the sequential float32 sum ``((t0 + t1) + t2) + t3``.
 """
 from __future__ import annotations
@@ -162,3 +164,47 @@ def test_sampler_batched_loudness_is_index_loudness(tmp_path):
             assert s.loudness == want, (i, s.stem, s.loudness, want)
             assert s.gain_db == spec.ref_db + s.snr + s.boost - max(want, -70.0)
     assert modes == {"coherent", "incoherent"}
+
+
+def _same_mixture(a, b):
+    assert a.spec.to_json() == b.spec.to_json()
+    assert np.array_equal(a.mix.view(np.uint32), b.mix.view(np.uint32))
+    assert list(a.targets) == list(b.targets)
+    for t in a.targets:
+        assert np.array_equal(a.targets[t].view(np.uint32), b.targets[t].view(np.uint32))
+
+
+def test_mixer_read_ahead_changes_no_value(tmp_path):
+    from conftest import make_musdb18hq
+
+    from stemforge.index import Index
+    from stemforge.mixing.mixer import Mixer
+
+    root = make_musdb18hq(tmp_path / "hq", {"A - One": "train", "B - Two": "train"},
+                          seconds=2.0)
+    idx = Index.build(root, cache_dir=tmp_path / "cache")
+    recipe = {"name": "t", "duration": 0.5, "targets": ["vocals", "drums", "bass", "other"],
+              "modes": {"coherent": 0.5, "incoherent": 0.5}, "ref_db": ["uniform", -30, -10],
+              "stems": {"default": {"snr": ["uniform", -5, 5]}}, "clipping": "fix_clipping"}
+    fast = Mixer(recipe, idx, seed=5)
+    plain = Mixer(recipe, idx, seed=5)
+    plain.READ_AHEAD = 1
+    # in order (read-ahead used), a jump, backwards, another epoch, a repeat, in order again
+    order = [(0, i) for i in range(11)] + [(0, 40), (0, 41), (0, 3), (1, 4), (1, 5), (1, 5),
+                                             (0, 11), (0, 12)]
+    used = 0
+    for epoch, i in order:
+        used += (epoch, i) in fast._ahead
+        _same_mixture(fast.mixture(i, epoch=epoch), plain.mixture(i, epoch=epoch))
+        assert len(fast._ahead) < Mixer.READ_AHEAD and not plain._ahead
+    assert used == 8  # items 2-8 and 10 came from the read-ahead
+    # a fresh mixer asked for single items agrees too (no state leaks between items)
+    for epoch, i in ((0, 7), (1, 5), (0, 40)):
+        _same_mixture(Mixer(recipe, idx, seed=5).mixture(i, epoch=epoch),
+                      plain.mixture(i, epoch=epoch))
+    # recipes whose draw measures processed audio hold nothing ahead
+    rev = dict(recipe, augment=[{"step": "reverse"}])
+    m = Mixer(rev, idx, seed=5)
+    for i in range(4):
+        m.mixture(i)
+        assert not m._ahead
