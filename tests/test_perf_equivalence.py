@@ -208,3 +208,41 @@ def test_mixer_read_ahead_changes_no_value(tmp_path):
     for i in range(4):
         m.mixture(i)
         assert not m._ahead
+
+
+def test_mixer_read_ahead_failing_later_item_fails_only_when_asked(tmp_path):
+    """Items whose silence policy is exhausted (on_exhausted: error) raise when they are asked
+    for, with the same message as without read-ahead; the items around them are unchanged."""
+    from conftest import tone, write_wav
+
+    from stemforge.errors import SamplingError
+    from stemforge.index import Index
+    from stemforge.mixing.mixer import Mixer
+
+    sr, secs = 44100, 6.0
+    d = tmp_path / "ds" / "train" / "S - Song"
+    for j, s in enumerate(["drums", "bass", "other"]):
+        write_wav(d / f"{s}.wav", tone(100 * (j + 1), secs, seed=j))
+    v = np.zeros((2, int(secs * sr)), np.float32)
+    v[:, : 3 * sr] = tone(440, 3.0, seed=9)  # vocals active in the first half only
+    write_wav(d / "vocals.wav", v)
+    idx = Index.build(tmp_path / "ds", cache_dir=tmp_path / "c")
+    recipe = {"name": "t", "duration": 1.0, "targets": ["vocals", "drums", "bass", "other"],
+              "modes": {"coherent": 1.0}, "stems": {"default": {"gain_db": 0.0}},
+              "silence": {"min_active": 0.9, "threshold_db": -50, "max_retries": 0,
+                          "on_exhausted": "error"}}
+    fast, plain = Mixer(recipe, idx, seed=1), Mixer(recipe, idx, seed=1)
+    plain.READ_AHEAD = 1
+    outcomes = []
+    for i in range(16):
+        try:
+            want = plain.mixture(i)
+        except SamplingError as e:
+            with pytest.raises(SamplingError) as got:
+                fast.mixture(i)
+            assert str(got.value) == str(e) and f"item {i}:" in str(e)
+            outcomes.append("error")
+            continue
+        _same_mixture(fast.mixture(i), want)
+        outcomes.append("ok")
+    assert "error" in outcomes and "ok" in outcomes

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import StemforgeError
 from .recipe import Recipe
 from .render import render as _render
 from .sample import Sampler
@@ -78,8 +77,8 @@ class Mixer:
             for j in range(i + 1, i + self.READ_AHEAD):
                 try:
                     nxt, proc = self.sampler.draw(self.seed, epoch, j)
-                except StemforgeError:
-                    break  # raised again when item j itself is asked for
+                except Exception:  # noqa: BLE001 - raised again when item j is asked for
+                    break
                 if proc:
                     break  # audio measured while drawing: do not hold it ahead
                 self._ahead[(epoch, j)] = nxt
