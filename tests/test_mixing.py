@@ -254,3 +254,39 @@ def test_resample_and_mono_sources(tmp_path):
     assert abs(np.argmax(spec) - 440) <= 1  # 1 Hz bins at 1 s
     meter = pyloudnorm.Meter(44100)
     assert abs(meter.integrated_loudness(m.sources["lead"].T.astype(np.float64)) + 20) < 0.1
+
+
+def test_render_into_given_arrays(multi_index):
+    """``out=(mix, targets)``: same values as a plain render, written into (views of) the given
+    arrays, also when the clip scaling applies; misfit arrays are refused naming the array."""
+    r = recipe(ref_db=-3.0, stems={"default": {"snr": ["uniform", 0, 4]}},
+               modes={"coherent": 0.5, "incoherent": 0.5})
+    mixer = Mixer(r, multi_index, seed=5)
+    S, C, T = len(r.targets), r.channels, r.frames
+    batch_mix = np.full((3, C, T), np.nan, np.float32)
+    batch_targets = np.full((3, S, C, T), np.nan, np.float32)
+    scales = []
+    for k in range(3):
+        plain = Mixer(r, multi_index, seed=5).mixture(k)
+        m = mixer.mixture(k, out=(batch_mix[k], batch_targets[k]))
+        assert m.spec.to_json() == plain.spec.to_json()
+        assert batch_mix[k].tobytes() == plain.mix.tobytes()
+        assert batch_targets[k].tobytes() == plain.stacked().tobytes()
+        assert np.shares_memory(m.mix, batch_mix) and m.mix.tobytes() == plain.mix.tobytes()
+        for j, t in enumerate(r.targets):
+            assert np.shares_memory(m.targets[t], batch_targets[k, j])
+        scales.append(m.spec.scale)
+    assert min(scales) < 1  # the clip scaling path is covered too
+    spec = mixer.spec(0)
+    for bad, word in [((np.zeros((C, T), np.float64), batch_targets[0]), "mix"),
+                      ((batch_mix[0], batch_targets[0, :1]), "targets"),
+                      ((batch_mix[0, :, ::2], batch_targets[0]), "mix"),
+                      ((batch_mix[0], batch_targets[0], batch_mix[1]), "pair")]:
+        with pytest.raises(ValueError, match=word):
+            render_into(spec, multi_index, bad)
+
+
+def render_into(spec, index, out):
+    from stemforge.mixing.render import render as low_level_render
+
+    return low_level_render(spec, index, out=out)

@@ -88,9 +88,12 @@ class Mixer:
         """Only the drawn values (cheap: no rendering, unless loudness needs processed audio)."""
         return self.sampler.draw(self.seed, epoch, i)[0]
 
-    def mixture(self, i: int, epoch: int = 0, keep_sources: bool = False) -> Mixture:
+    def mixture(self, i: int, epoch: int = 0, keep_sources: bool = False,
+                out: tuple[np.ndarray, np.ndarray] | None = None) -> Mixture:
+        """Item ``i`` of ``epoch``. ``out``: optional ``(mix (C, T), targets (S, C, T))`` float32
+        arrays to render into (no copy; see :func:`stemforge.mixing.render.render`)."""
         spec, processed = self._draw(int(i), int(epoch))
-        out = _render(spec, self.index, processed=processed, keep_sources=keep_sources)
+        out = _render(spec, self.index, processed=processed, keep_sources=keep_sources, out=out)
         m = Mixture(out.mix, out.targets, spec)
         if keep_sources:
             m.sources = out.sources  # type: ignore[attr-defined]

@@ -31,12 +31,25 @@ class Rendered:
 
 
 def render(spec: MixSpec, index, processed: dict | None = None,
-           keep_sources: bool = False) -> Rendered:
+           keep_sources: bool = False,
+           out: tuple[np.ndarray, np.ndarray] | None = None) -> Rendered:
+    """Audio of ``spec``: mix ``(C, T)`` and targets ``(C, T)`` each, float32.
+
+    ``out``: optional ``(mix (C, T), targets (S, C, T))`` float32 C-contiguous arrays to render
+    into (e.g. one item's rows of a batch buffer): the returned arrays are views of them, with
+    exactly the values a render without ``out`` gives. Raises ``ValueError`` naming the array
+    when a shape, dtype or layout does not fit.
+    """
     C, T = spec.channels, spec.frames
-    # One buffer for every target and the mix (views ``buf[j]``, ``buf[-1]``): a single
-    # allocation per item that the allocator reuses across items, instead of S + 1 separate
-    # ones it returns to the OS and page-faults back in each time (the dominant cost here).
-    buf = np.empty((len(spec.targets) + 1, C, T), np.float32)
+    S = len(spec.targets)
+    if out is None:
+        # One buffer for every target and the mix (views ``tbuf[j]``, ``mixbuf``): a single
+        # allocation per item that the allocator reuses across items, instead of S + 1 separate
+        # ones it returns to the OS and page-faults back in each time (the dominant cost here).
+        buf = np.empty((S + 1, C, T), np.float32)
+        tbuf, mixbuf = buf[:S], buf[S]
+    else:
+        mixbuf, tbuf = _check_out(out, S, C, T)
     slot = {t: j for j, t in enumerate(spec.targets)}
     targets: dict[str, np.ndarray | None] = {t: None for t in spec.targets}
     kept = {} if keep_sources else None
@@ -63,13 +76,13 @@ def render(spec: MixSpec, index, processed: dict | None = None,
             contrib = np.multiply(audio, g, dtype=np.float32)
             kept[src.stem] = contrib
             if out is None:
-                targets[src.target] = out = buf[slot[src.target]]
+                targets[src.target] = out = tbuf[slot[src.target]]
                 np.copyto(out, contrib)
             else:
                 out += contrib
         elif out is None:
             targets[src.target] = np.multiply(
-                audio, g, out=buf[slot[src.target]], dtype=np.float32)
+                audio, g, out=tbuf[slot[src.target]], dtype=np.float32)
         else:
             if scratch is None:
                 scratch = np.empty((C, T), np.float32)
@@ -77,9 +90,9 @@ def render(spec: MixSpec, index, processed: dict | None = None,
             out += scratch
     for name, t in targets.items():
         if t is None:  # every member dropped
-            targets[name] = buf[slot[name]]
+            targets[name] = tbuf[slot[name]]
             targets[name].fill(0.0)
-    mix = _sum(targets, out=buf[-1])
+    mix = _sum(targets, out=mixbuf)
     if spec.scale is None:
         peak = float(max(mix.max(), -mix.min())) if mix.size else 0.0
         spec.peak = peak
@@ -95,6 +108,20 @@ def render(spec: MixSpec, index, processed: dict | None = None,
             t *= k
         _sum(targets, out=mix)
     return Rendered(mix, targets, kept)
+
+
+def _check_out(out, S: int, C: int, T: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        mix, targets = out
+    except (TypeError, ValueError):
+        raise ValueError("render(out=...): expected a pair (mix (C, T), targets (S, C, T))") from None
+    for name, a, shape in (("mix", mix, (C, T)), ("targets", targets, (S, C, T))):
+        if not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.shape != shape \
+                or not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError(f"render(out=...): {name} must be a writable C-contiguous float32 "
+                             f"array of shape {shape}, got "
+                             f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+    return mix, targets
 
 
 def _sum(targets: dict[str, np.ndarray], out: np.ndarray | None = None) -> np.ndarray:

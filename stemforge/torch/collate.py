@@ -99,7 +99,10 @@ class _Buffer:
             self.fd = -1
 
     def __del__(self):  # one-off buffers: the fd goes with the object, the mapping with the
-        self._close_fd()  # last array over it
+        try:              # last array over it
+            self._close_fd()
+        except Exception:  # interpreter shutdown: os may already be torn down; the fd dies too
+            pass
 
 
 def _clear(words: np.ndarray, k: int, pid: int) -> None:
@@ -189,6 +192,13 @@ def layout_of(shapes_dtypes, batch: int):
         layout.append((off, n, dtype, (batch, *shape)))
         off += -(-n // ALIGN) * ALIGN
     return layout, max(off, ALIGN)
+
+
+def batch_layout(recipe, batch: int):
+    """``(layout, nbytes)`` of a ``(mix (B, C, T), targets (B, S, C, T))`` float32 batch of
+    ``recipe``'s mixtures (every mixture is exactly ``recipe.frames`` long)."""
+    C, T, S = recipe.channels, recipe.frames, len(recipe.targets)
+    return layout_of([((C, T), torch.float32), ((S, C, T), torch.float32)], batch)
 
 
 class Claimed:

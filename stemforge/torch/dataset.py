@@ -152,14 +152,14 @@ class MixtureDataset(Dataset):
 
     def __getitems__(self, indices):
         """Items ``indices`` of the current epoch for one DataLoader batch (torch >= 2.1 calls
-        this instead of ``__getitem__`` per index). Each item is rendered and copied straight
-        into one pooled batch buffer (see :mod:`stemforge.torch.collate`) before the next is
-        rendered, so only one item's render buffer is alive at a time (reused by malloc).
+        this instead of ``__getitem__`` per index). Each item is rendered straight into its rows
+        of one pooled batch buffer (``Mixer.mixture(out=...)``, see :mod:`stemforge.torch.collate`):
+        no per-item buffer, no copy.
 
         Returns a list of the same items ``__getitem__`` gives (views into that buffer): with
         ``collate_fn=stemforge.torch.collate`` the DataLoader returns the buffer as the batch
         with no further copy; any other collate function sees a plain list of items."""
-        from .collate import PooledItems, _Slot, _Struct, _supported, collate, layout_of
+        from .collate import PooledItems, _Slot, _Struct, _supported, batch_layout, collate
 
         epoch = self.current_epoch()
         indices = [int(i) for i in indices]
@@ -168,23 +168,18 @@ class MixtureDataset(Dataset):
                 raise IndexError(f"item {i} out of range for a dataset of length {self.length}")
         if not _supported() or not indices:
             return [self[i] for i in indices]
-        claimed, specs, items = None, [], PooledItems()
+        specs, items = [], PooledItems()
+        claimed = collate.claim(*batch_layout(self.mixer.recipe, len(indices)), None)
+        bmix, btargets = claimed.views
         for k, i in enumerate(indices):
-            m = self.mixer.mixture(i, epoch)
-            mix, targets = m.mix, _stacked(m)
-            if claimed is None:
-                layout, nbytes = layout_of([(mix.shape, torch.float32),
-                                            (targets.shape, torch.float32)], len(indices))
-                claimed = collate.claim(layout, nbytes, None)
-                bmix, btargets = claimed.views
-            bmix[k].numpy()[...] = mix
-            btargets[k].numpy()[...] = targets
+            # rendered straight into row k of the batch buffer (no copy)
+            m = self.mixer.mixture(i, epoch, out=(bmix[k].numpy(), btargets[k].numpy()))
             item = (bmix[k], btargets[k])
             if self.return_spec:
                 specs.append(spec_dict(m.spec))
                 item = (*item, specs[-1])
             items.append(item)
-            del m, mix, targets
+            del m
         fields = [_Slot(0), _Slot(1)]
         if self.return_spec:
             from torch.utils.data import default_collate

@@ -23,8 +23,8 @@ import torch
 from torch.utils.data import IterableDataset
 
 from ..mixing.mixer import Mixer
-from .collate import _Slot, _Struct, _supported, collate, layout_of
-from .dataset import _stacked, light_index, spec_dict
+from .collate import _Slot, _Struct, _supported, batch_layout, collate
+from .dataset import light_index, spec_dict
 from .seeding import EpochError, SharedEpoch, check_epoch, worker_info
 
 
@@ -78,20 +78,14 @@ class MixtureStream(IterableDataset):
         # Linux: items rendered one at a time straight into a pooled batch buffer (reused once
         # the consumer drops the batch; shipped to the main process as a file descriptor from
         # a DataLoader worker): see stemforge.torch.collate.
-        claimed, specs = None, []
+        specs = []
+        claimed = collate.claim(*batch_layout(self.mixer.recipe, B), None)
+        bmix, btargets = claimed.views
         for k in range(B):
-            m = self.mixer.mixture(b * B + k, epoch)
-            mix, targets = m.mix, _stacked(m)
-            if claimed is None:
-                layout, nbytes = layout_of([(mix.shape, torch.float32),
-                                            (targets.shape, torch.float32)], B)
-                claimed = collate.claim(layout, nbytes, None)
-                bmix, btargets = claimed.views
-            bmix[k].numpy()[...] = mix
-            btargets[k].numpy()[...] = targets
+            m = self.mixer.mixture(b * B + k, epoch, out=(bmix[k].numpy(), btargets[k].numpy()))
             if self.return_spec:
                 specs.append(spec_dict(m.spec))
-            del m, mix, targets
+            del m
         del bmix, btargets
         claimed.rest = _Struct("tuple", [_Slot(0), _Slot(1), specs] if self.return_spec
                                else [_Slot(0), _Slot(1)])
