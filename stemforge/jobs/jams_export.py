@@ -37,8 +37,8 @@ from .. import __version__
 from ..errors import StemforgeError
 from ..mixing.spec import MixSpec
 from .atomic import write_text_atomic
-from .layout import MIX_NAME, SPEC_FILE, JobError, audio_names, is_complete, item_dir, item_id
-from .manifest import Job
+from .layout import MIX_NAME, SPEC_FILE, JobError, audio_names, item_dir
+from .manifest import load_complete
 
 JAMS_FILE = f"{MIX_NAME}.jams"
 JAMS_VERSION = "0.3.4"
@@ -116,14 +116,7 @@ def export_jams(out, *, index=None) -> list[Path]:
     from ..index import Index
 
     out = Path(out)
-    if not out.is_dir():
-        raise JobError(f"{out}: no such folder (expected a folder written by `stemforge generate`)")
-    job = Job.load(out)
-    missing = [item_id(i) for i in range(job.n) if not is_complete(out, i)]
-    if missing:
-        raise JobError(f"{out}: {len(missing)} of {job.n} items are incomplete (first: "
-                       f"{missing[0]}); finish them with `stemforge generate` or "
-                       "`stemforge regenerate` first. Nothing was written")
+    job = load_complete(out)
     if index is None:
         if not Path(job.index_file).is_file():
             raise JobError(f"{out}: the index named in its job file is missing "

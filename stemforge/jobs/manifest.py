@@ -20,7 +20,8 @@ from pathlib import Path
 from .. import __version__
 from ..mixing.spec import MixSpec
 from .atomic import write_text_atomic
-from .layout import JOB_FILE, MANIFEST_FILE, SPEC_FILE, JobError, audio_names, item_id
+from .layout import (JOB_FILE, MANIFEST_FILE, SPEC_FILE, JobError, audio_names, is_complete,
+                     item_id)
 
 JOB_KIND = "stemforge-generate/1"
 # fields that decide every output byte: a mismatch is always refused
@@ -92,6 +93,21 @@ class Job:
                 else:
                     out.append(f"{f} {a!r} (this run: {b!r})")
         return out
+
+
+def load_complete(out: Path) -> Job:
+    """The job of the generated set in ``out``, after checking that every item ``0..n-1`` is
+    complete (exporters read whole sets; they refuse before writing anything)."""
+    out = Path(out)
+    if not out.is_dir():
+        raise JobError(f"{out}: no such folder (expected a folder written by `stemforge generate`)")
+    job = Job.load(out)
+    missing = [item_id(i) for i in range(job.n) if not is_complete(out, i)]
+    if missing:
+        raise JobError(f"{out}: {len(missing)} of {job.n} items are incomplete (first: "
+                       f"{missing[0]}); finish them with `stemforge generate` or "
+                       "`stemforge regenerate` first. Nothing was written")
+    return job
 
 
 def check_compatible(job: Job, out: Path, allow_loose: bool) -> None:

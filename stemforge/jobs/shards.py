@@ -25,8 +25,8 @@ from pathlib import Path
 from ..mixing.spec import MixSpec
 from .atomic import write_text_atomic
 from .generate import io_error
-from .layout import SPEC_FILE, JobError, audio_names, is_complete, item_dir, item_id
-from .manifest import Job
+from .layout import SPEC_FILE, JobError, audio_names, item_dir, item_id
+from .manifest import load_complete
 
 SHARDS_DIR = "shards"
 SHARDS_INDEX = "shards.json"
@@ -90,14 +90,7 @@ def export_shards(out, *, per_shard: int = 1000, dest=None) -> list[Path]:
     out = Path(out)
     if not isinstance(per_shard, int) or per_shard < 1:
         raise JobError(f"--per-shard {per_shard!r}: expected a positive number of items")
-    if not out.is_dir():
-        raise JobError(f"{out}: no such folder (expected a folder written by `stemforge generate`)")
-    job = Job.load(out)
-    missing = [item_id(i) for i in range(job.n) if not is_complete(out, i)]
-    if missing:
-        raise JobError(f"{out}: {len(missing)} of {job.n} items are incomplete (first: "
-                       f"{missing[0]}); finish them with `stemforge generate` or "
-                       "`stemforge regenerate` first. Nothing was written")
+    job = load_complete(out)
     items = [_members(out, i, job.format) for i in range(job.n)]
     for i, members in enumerate(items):
         for name, src in members:
