@@ -19,6 +19,7 @@ only the registry (``get(name).apply(...)``), no recipe needed.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
@@ -62,7 +63,7 @@ class Param:
         return distributions.parse(value, field, low=self.low, high=self.high)
 
 
-class Step:
+class Step(ABC):
     """Base class of every augmentation step. Subclasses set the class attributes below and
     implement :meth:`apply`; length-changing steps also implement :meth:`source_frames`."""
 
@@ -131,6 +132,7 @@ class Step:
         return out
 
     @classmethod
+    @abstractmethod
     def apply(
         cls, audio: np.ndarray, sample_rate: Hz, params: Mapping[str, Any],
         out_frames: Frames | None = None,
@@ -139,7 +141,6 @@ class Step:
 
         ``out_frames=None`` means "same as the input" (length-preserving steps only).
         """
-        raise NotImplementedError
 
     @classmethod
     def source_frames(cls, params: Mapping[str, Any], out_frames: Frames) -> Frames:

@@ -23,6 +23,7 @@ uniform(0.25, 1.25) per source.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,21 +52,25 @@ def _prob(p, what) -> float:
     return float(p)
 
 
-class BatchOp:
-    """Base of the batched ops. Params are a dict of CPU tensors with leading dims ``(B, S)``."""
+class BatchOp(ABC):
+    """Base of the batched ops. Params are a dict of CPU tensors with leading dims ``(B, S)``.
+    Subclasses implement :meth:`draw`, :meth:`apply` and :meth:`apply_item`."""
 
     def out_shape(self, shape: Shape) -> Shape:
         return shape
 
+    @abstractmethod
     def draw(self, rng: np.random.Generator, shape: Shape) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """Params for a batch of ``shape`` ``(B, S, C, T)``, drawn with ``rng`` only."""
 
+    @abstractmethod
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+        """The op on ``x (B, S, C, T)`` with ``params`` (deterministic)."""
 
+    @abstractmethod
     def apply_item(self, x: torch.Tensor, params: dict[str, torch.Tensor],
                    pool: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """The same op on one item ``x (S, C, T)``, written without batching."""
 
     @staticmethod
     def item_params(params: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
