@@ -18,13 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
+from .atomic import atomic_file
 from .audio import io, loudness
 from .audio.cache import StemCache
 from .errors import IndexError_
@@ -313,16 +313,9 @@ class Index:
 
     def save(self) -> Path:
         """Write ``index.jsonl`` atomically (temp file + rename)."""
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".part", dir=self.cache_dir)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(json.dumps(self.header()) + "\n")
-                for t in self.tracks:
-                    fh.write(json.dumps(t.to_dict()) + "\n")
-            os.replace(tmp, self.index_file)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        # no fsync: the index is a cache whose stamps are re-checked on load
+        with atomic_file(self.index_file, "w", fsync=False) as fh:
+            fh.write(json.dumps(self.header()) + "\n")
+            for t in self.tracks:
+                fh.write(json.dumps(t.to_dict()) + "\n")
         return self.index_file

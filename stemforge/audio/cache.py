@@ -8,10 +8,11 @@ excerpt of every channel is a strided slice of a memmap: no decoding and no per-
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_file
 
 
 class StemCache:
@@ -41,16 +42,9 @@ class StemCache:
 
     def put(self, key: str, audio: np.ndarray) -> Path:
         """Store ``(C, T)`` audio as float32 atomically (temp file + rename)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npy", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(audio, dtype=np.float32))
-            os.replace(tmp, self.path(key))
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        # no fsync: a cache entry lost to a power cut is re-decoded (its key is checked)
+        with atomic_file(self.path(key), "wb", fsync=False) as fh:
+            np.save(fh, np.ascontiguousarray(audio, dtype=np.float32))
         self._maps.pop(key, None)
         return self.path(key)
 

@@ -10,12 +10,12 @@ All failures raise :class:`~stemforge.errors.AudioError` naming the file and the
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_file
 from ..errors import AudioError
 from ..types import Frames, Hz
 
@@ -244,12 +244,6 @@ def _mp4_read(path: Path, stream: int, start: int, frames: int | None) -> np.nda
     return np.ascontiguousarray(data)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 # ---------------------------------------------------------------------------- public
 def info(path: str | os.PathLike, stream: int | None = None) -> AudioInfo:
     """Header facts. For MP4 the frame count is the container's estimate; decode for exactness."""
@@ -310,16 +304,6 @@ def write(
     if not atomic:
         sf.write(str(path), data, int(sample_rate), subtype=subtype, format=fmt)
         return path
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            sf.write(fh, data, int(sample_rate), subtype=subtype, format=fmt)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, "wb") as fh:
+        sf.write(fh, data, int(sample_rate), subtype=subtype, format=fmt)
     return path

@@ -45,7 +45,7 @@ from ..audio import io
 from ..errors import StemforgeError
 from ..metrics import bss_eval_v4, mdx_sdr, museval_json, si_sdr
 from ..metrics.validate import MetricsError, pad_or_trim
-from .atomic import write_bytes_atomic, write_text_atomic
+from ..atomic import write_bytes_atomic, write_text_atomic
 from .dask_runner import run_items, seed_state, worker_state
 
 METRICS = ("bsseval", "sisdr", "mdx")

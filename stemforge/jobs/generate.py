@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..mixing.mixer import Mixer
 from ..mixing.recipe import Recipe
-from .atomic import fsync_dir, write_bytes_atomic, write_text_atomic
+from ..atomic import fsync_dir, write_bytes_atomic, write_text_atomic
 from .dask_runner import (check_scheduler, run_items, seed_state, tune_worker_malloc,
                           worker_state)
 from .layout import (FORMATS, JOB_FILE, LOCK_FILE, SPEC_FILE, JobError, audio_names,

@@ -36,7 +36,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import StemforgeError
 from ..mixing.spec import MixSpec
-from .atomic import write_text_atomic
+from ..atomic import write_text_atomic
 from .layout import MIX_NAME, SPEC_FILE, JobError, audio_names, item_dir
 from .manifest import load_complete
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..mixing.spec import MixSpec
-from .atomic import write_text_atomic
+from ..atomic import write_text_atomic
 from .layout import (JOB_FILE, MANIFEST_FILE, SPEC_FILE, JobError, audio_names, is_complete,
                      item_id)
 

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import StemforgeError
 from ..mixing.render import render as _render
 from ..mixing.spec import MixSpec
-from .atomic import write_bytes_atomic
+from ..atomic import write_bytes_atomic
 from .dask_runner import check_scheduler, run_items, seed_state, worker_state
 from .generate import Task, _open_mixer, io_error, job_lock, make_task, write_item
 from .layout import (MANIFEST_FILE, SPEC_FILE, JobError, audio_names, clean_temp, encode,

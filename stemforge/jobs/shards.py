@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tarfile
-import tempfile
 from pathlib import Path
 
+from ..atomic import atomic_file, write_text_atomic
 from ..mixing.spec import MixSpec
-from .atomic import write_text_atomic
 from .generate import io_error
 from .layout import SPEC_FILE, JobError, audio_names, item_dir, item_id
 from .manifest import load_complete
@@ -59,28 +57,17 @@ class _HashWriter:
 
 
 def _write_shard(path: Path, members: list[tuple[str, Path]]) -> dict:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            hw = _HashWriter(fh)
-            with tarfile.open(fileobj=hw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-                for name, src in members:
-                    info = tarfile.TarInfo(name)
-                    info.size = src.stat().st_size
-                    info.mtime, info.mode, info.uid, info.gid = 0, 0o644, 0, 0
-                    info.uname = info.gname = ""
-                    with open(src, "rb") as f:
-                        tar.addfile(info, f)
-            fh.flush()
-            os.fsync(fh.fileno())
-            size = fh.tell()
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_file(path, "wb") as fh:
+        hw = _HashWriter(fh)
+        with tarfile.open(fileobj=hw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for name, src in members:
+                info = tarfile.TarInfo(name)
+                info.size = src.stat().st_size
+                info.mtime, info.mode, info.uid, info.gid = 0, 0o644, 0, 0
+                info.uname = info.gname = ""
+                with open(src, "rb") as f:
+                    tar.addfile(info, f)
+        size = fh.tell()
     return {"name": path.name, "bytes": size, "sha256": hw.sha.hexdigest()}
 
 

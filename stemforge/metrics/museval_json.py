@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
+from ..atomic import atomic_file
 from .bsseval import BSSEvalScores
 from .validate import MetricsError
 
@@ -43,11 +43,8 @@ def track_dict(scores: Mapping[str, BSSEvalScores | Mapping[str, np.ndarray]], w
 def save(path: str | os.PathLike, data: dict) -> Path:
     """Write atomically (temp file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=str(path.parent))
-    with os.fdopen(fd, "w") as fh:
+    with atomic_file(path, "w") as fh:
         json.dump(data, fh, indent=2, allow_nan=True)
-    os.replace(tmp, path)
     return path
 
 

@@ -9,6 +9,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..atomic import write_text_atomic
+
 SPEC_FORMAT = "stemforge-mixspec/1"
 
 
@@ -86,8 +88,6 @@ class MixSpec:
         return cls.from_dict(json.loads(text))
 
     def save(self, path: str | Path) -> Path:
-        from ..jobs.atomic import write_text_atomic
-
         return write_text_atomic(Path(path), self.to_json() + "\n")
 
     @classmethod

@@ -29,7 +29,7 @@ import torch
 
 from .. import __version__
 from ..errors import StemforgeError
-from ..jobs.atomic import write_bytes_atomic
+from ..atomic import write_bytes_atomic
 from .model import MaskSeparator, ModelConfig
 
 FORMAT = "stemforge.separator"

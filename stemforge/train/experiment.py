@@ -35,7 +35,7 @@ import pandas as pd
 import yaml
 
 from ..errors import StemforgeError
-from ..jobs.atomic import write_bytes_atomic, write_text_atomic
+from ..atomic import write_bytes_atomic, write_text_atomic
 from ..mixing.recipe import Recipe
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .evaluate import model_estimator, oracle_estimator, score_tracks, summarize

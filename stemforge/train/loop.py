@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import StemforgeError
-from ..jobs.atomic import write_text_atomic
+from ..atomic import write_text_atomic
 from ..mixing.mixer import _as_index, _as_recipe
 from ..torch import MixtureDataset, ValidationDataset
 from .checkpoint import (CheckpointError, default_device, load_checkpoint, model_from_checkpoint,
