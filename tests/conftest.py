@@ -30,6 +30,23 @@ def tone(freq: float, seconds: float, sr: int = 44100, channels: int = 2, amp: f
     return x.astype(np.float32)
 
 
+def sine(frames: int, f: float = 440.0, channels: int = 2, sr: int = 44100) -> np.ndarray:
+    """A pure ``(channels, frames)`` float32 sine at amplitude 0.5 (pitch/tempo tests)."""
+    t = np.arange(frames) / sr
+    return np.stack([np.sin(2 * np.pi * f * t)] * channels).astype(np.float32) * 0.5
+
+
+def peak_frequency(x: np.ndarray, sr: int = 44100) -> float:
+    """Peak frequency (Hz) of the middle half of channel 0: Hann window, 8x zero padding,
+    parabolic fit on the log spectrum."""
+    a = x[0, x.shape[1] // 4: 3 * x.shape[1] // 4].astype(np.float64)
+    n = 8 * len(a)
+    spec = np.abs(np.fft.rfft(a * np.hanning(len(a)), n))
+    k = int(np.argmax(spec))
+    lm, c, r = np.log(spec[k - 1: k + 2])
+    return (k + 0.5 * (lm - r) / (lm - 2 * c + r)) * sr / n
+
+
 def write_wav(path: Path, audio: np.ndarray, sr: int = 44100, subtype: str = "FLOAT") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), audio.T, sr, subtype=subtype)
@@ -97,6 +114,6 @@ def cache_files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
 
 
-__all__ = ["tone", "write_wav", "make_musdb18hq", "write_stem_mp4", "cache_files",
+__all__ = ["tone", "sine", "peak_frequency", "write_wav", "make_musdb18hq", "write_stem_mp4", "cache_files",
            "MUSDB_STEMS"]
 os.environ.setdefault("MPLBACKEND", "Agg")

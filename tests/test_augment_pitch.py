@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import peak_frequency, sine
 from stemforge.augment import StepError, apply_steps, get, source_frames
 from stemforge.augment.pitch import PAD
 
@@ -12,26 +13,10 @@ SR = 44100
 F0 = 440.0
 
 
-def tone(frames, f=F0, channels=2):
-    t = np.arange(frames) / SR
-    return np.stack([np.sin(2 * np.pi * f * t)] * channels).astype(np.float32) * 0.5
-
-
-def measured_freq(x):
-    """Peak frequency of the middle of channel 0: Hann window, 8x zero padding, parabolic fit."""
-    a = x[0, x.shape[1] // 4: 3 * x.shape[1] // 4].astype(np.float64)
-    n = 8 * len(a)
-    spec = np.abs(np.fft.rfft(a * np.hanning(len(a)), n))
-    k = int(np.argmax(spec))
-    lm, c, r = np.log(spec[k - 1: k + 2])
-    k = k + 0.5 * (lm - r) / (lm - 2 * c + r)
-    return k * SR / n
-
-
 def bursts(frames, every, length=441):
     """Short 1 kHz bursts every ``every`` frames (channel 0 and 1 alike)."""
     x = np.zeros((2, frames), np.float32)
-    b = tone(length, 1000.0)[0] * np.hanning(length).astype(np.float32)
+    b = sine(length, 1000.0)[0] * np.hanning(length).astype(np.float32)
     for s in range(every // 2, frames - length, every):
         x[:, s: s + length] = b
     return x
@@ -52,12 +37,12 @@ def test_pitch_shift_frequency(mode, semitones):
     out = SR * 2 if mode == "fast" else SR // 2
     step = {"step": "pitch_shift", "semitones": semitones, "mode": mode}
     n_in = source_frames([step], out)
-    x = tone(n_in)
+    x = sine(n_in)
     y = apply_steps(x, SR, [step], out)
     assert y.shape == (2, out)
     want = F0 * 2 ** (semitones / 12)
-    assert abs(measured_freq(y) / want - 1) < 0.01
-    assert abs(measured_freq(x) / F0 - 1) < 1e-3  # the estimator itself is sound
+    assert abs(peak_frequency(y) / want - 1) < 0.01
+    assert abs(peak_frequency(x) / F0 - 1) < 1e-3  # the estimator itself is sound
     speed = 2 ** (semitones / 12) if mode == "quick" else 1.0
     assert n_in == int(np.ceil(out * speed)) + PAD
     assert apply_steps(x, SR, [step], out).tobytes() == y.tobytes()
@@ -85,7 +70,7 @@ def test_time_stretch_duration_and_pitch(mode, rate):
     assert np.abs(on_y - on_x[:k] / rate).max() < tol * SR
     # pitch: kept by Rubber Band, raised by the tape speed in quick mode
     n = SR * 2 if mode == "fast" else SR // 2
-    f = measured_freq(apply_steps(tone(source_frames([step], n)), SR, [step], n))
+    f = peak_frequency(apply_steps(sine(source_frames([step], n)), SR, [step], n))
     want = F0 * rate if mode == "quick" else F0
     assert abs(f / want - 1) < 0.01
 
@@ -96,8 +81,8 @@ def test_pitch_tempo_together(mode):
     step = {"step": "pitch_tempo", "semitones": -1.5, "tempo": 1.08, "mode": mode}
     n_in = source_frames([step], out)
     assert n_in == int(np.ceil(out * 1.08)) + PAD
-    y = apply_steps(tone(n_in), SR, [step], out)
-    assert abs(measured_freq(y) / (F0 * 2 ** (-1.5 / 12)) - 1) < 0.01
+    y = apply_steps(sine(n_in), SR, [step], out)
+    assert abs(peak_frequency(y) / (F0 * 2 ** (-1.5 / 12)) - 1) < 0.01
     x = bursts(n_in, SR // 4)
     yb = apply_steps(x, SR, [step], out)
     on_x, on_y = onsets(x), onsets(yb)
@@ -106,7 +91,7 @@ def test_pitch_tempo_together(mode):
 
 
 def test_pitch_errors():
-    x = tone(1000)
+    x = sine(1000)
     with pytest.raises(StepError, match=r"'time_stretch': expected 2124 input frames "
                                         r"\(source_frames for 1000 output frames\), got 1000"):
         get("time_stretch").apply(x, SR, {"rate": 1.1, "mode": "hq"}, 1000)

@@ -7,25 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import peak_frequency, sine
 from stemforge.augment import StepError, apply_steps, frame_plan, get, source_frames
 from stemforge.augment.pitch import tape
 
 SR = 44100
 F0 = 440.0
-
-
-def tone(frames, f=F0, channels=2):
-    t = np.arange(frames) / SR
-    return np.stack([np.sin(2 * np.pi * f * t)] * channels).astype(np.float32) * 0.5
-
-
-def measured_freq(x):
-    a = x[0, x.shape[1] // 4: 3 * x.shape[1] // 4].astype(np.float64)
-    n = 8 * len(a)
-    spec = np.abs(np.fft.rfft(a * np.hanning(len(a)), n))
-    k = int(np.argmax(spec))
-    lm, c, r = np.log(spec[k - 1: k + 2])
-    return (k + 0.5 * (lm - r) / (lm - 2 * c + r)) * SR / n
 
 
 def quick(semitones, rate):
@@ -38,12 +25,12 @@ def test_fused_tape_is_one_resampling_with_the_composed_effect(semitones, rate):
     out = SR // 2
     steps = quick(semitones, rate)
     n_in = source_frames(steps, out)
-    x = tone(n_in)
+    x = sine(n_in)
     y = apply_steps(x, SR, steps, out)
     assert y.shape == (2, out) and y.dtype == np.float32
     speed = 2 ** (semitones / 12) * rate
     # the effect: pitch (and tempo) x 2**(s/12) * rate
-    assert abs(measured_freq(y) / (F0 * speed) - 1) < 0.01
+    assert abs(peak_frequency(y) / (F0 * speed) - 1) < 0.01
     # one resampling: exactly the single tape speed change by the product
     assert np.array_equal(y, tape(x, SR, speed)[:, :out])
     # deterministic bytes
@@ -64,7 +51,7 @@ def test_fused_tape_tempo_changes_duration():
     speed = 2 ** (2 / 12) * 1.1
     n_in = source_frames(steps, out)
     x = np.zeros((2, n_in), np.float32)
-    b = tone(441, 1000.0)[0] * np.hanning(441).astype(np.float32)
+    b = sine(441, 1000.0)[0] * np.hanning(441).astype(np.float32)
     for s in range(every // 2, n_in - 441, every):
         x[:, s: s + 441] = b
     y = apply_steps(x, SR, steps, out)
@@ -244,10 +231,10 @@ def test_lq_tape_same_effect_narrower_band():
     hq = quick(1.5, 1.05)
     lq = [dict(s, quality="LQ") for s in hq]
     speed = 2 ** (1.5 / 12) * 1.05
-    x = tone(source_frames(hq, out))
+    x = sine(source_frames(hq, out))
     y = apply_steps(x, SR, lq, out)
     assert y.shape == (2, out)
-    assert abs(measured_freq(y) / (F0 * speed) - 1) < 0.01
+    assert abs(peak_frequency(y) / (F0 * speed) - 1) < 0.01
     assert np.array_equal(y, tape(x, SR, speed, "LQ")[:, :out])  # fused, at LQ
     assert not np.array_equal(y, apply_steps(x, SR, hq, out))
     # white noise sped up: HQ's pass band runs to 95 % of Nyquist (20.9 kHz), LQ's to 80 %
