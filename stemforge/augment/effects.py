@@ -7,7 +7,7 @@ end (reverb) are cut, as a real excerpt of a longer processed recording would be
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

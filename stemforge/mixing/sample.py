@@ -118,7 +118,7 @@ class Sampler:
     def draw(self, seed: int, epoch: int, item: int, keep_audio: bool = False):
         """Draw one MixSpec. Returns ``(spec, processed)`` where ``processed`` maps stem ->
         pre-gain audio computed while measuring loudness (reused by render when given)."""
-        r, idx = self.recipe, self.index
+        r = self.recipe
         rng = item_rng(seed, epoch, item)
         modes = list(r.modes)
         if len(modes) > 1:  # one uniform draw against the cumulative probabilities

@@ -13,7 +13,7 @@ Linear(2·hidden, hidden) -> BatchNorm -> ReLU -> Linear(hidden, S·C·F) -> sig
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
