@@ -7,6 +7,7 @@ result in a cache directory::
     <cache_dir>/index.jsonl        header line + one line per track (atomic rewrite)
     <cache_dir>/analysis/<key>.npy K-weighted 10 ms sub-block energies per stem
     <cache_dir>/audio/<key>.npy    decoded stems (StemCache, written by ``stemforge prepare``)
+    <cache_dir>/variants/<vkey>.npy  pitch/tempo variants (``stemforge prepare --variants``)
 
 The default cache directory is ``$STEMFORGE_CACHE_DIR`` (or ``~/.cache/stemforge``) /
 ``<root name>-<hash of the absolute root>``. Loading an index file re-checks every file's stamp,
@@ -26,7 +27,7 @@ import numpy as np
 from . import __version__
 from .atomic import atomic_file
 from .audio import io, loudness
-from .audio.cache import StemCache
+from .audio.cache import StemCache, VariantCache
 from .errors import IndexError_
 from .layouts.base import SourceRef
 from .types import LUFS, Frames
@@ -114,6 +115,7 @@ class Index:
         self._by_id = {t.id: t for t in self.tracks}
         self._energies: dict[str, np.ndarray] = {}
         self.cache = StemCache(self.cache_dir / "audio")
+        self.variants = VariantCache(self.cache_dir / "variants")  # pitch/tempo (prepare --variants)
         self.taxonomy: dict | None = None  # {"targets": mapping, "unclaimed": {label: n}}
 
     # ------------------------------------------------------------------ construction
@@ -199,6 +201,7 @@ class Index:
         sub._energies = self._energies
         sub.taxonomy = self.taxonomy
         sub.cache = self.cache
+        sub.variants = self.variants
         return sub
 
     def members(self, name: str) -> list[str]:

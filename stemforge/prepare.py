@@ -3,6 +3,12 @@
 Parallel over tracks (a process pool); a stem.mp4 is demuxed once for all its streams. Stems
 already in the cache (same source key) are skipped, so an interrupted prepare resumes.
 Each ``.npy`` is written atomically, so a crash never leaves a truncated cache entry.
+
+With ``variants`` (``stemforge prepare --variants "semitones=-2,-1,0,1,2 tempo=0.9,1,1.1"``) it
+then renders every stem at every non-identity grid point through Rubber Band R3 (the ``hq``
+engine) into ``<cache>/variants/`` with the variant's K-weighted energies, for recipes whose
+pitch/tempo steps use ``mode: cached`` (:mod:`stemforge.augment.variants`). Parallel over
+stems; present variants (same stem content key, point and engine) are skipped.
 """
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from .analyze import decode_source
-from .audio.cache import StemCache
+from .audio.cache import StemCache, VariantCache
 from .errors import StemforgeError
 
 
@@ -21,6 +27,9 @@ class PrepareStats:
     stems_written: int
     stems_skipped: int
     bytes_written: int
+    variants_written: int = 0
+    variants_skipped: int = 0
+    variant_bytes: int = 0
 
 
 def _prepare_track(folder: str, stems: list[tuple[str, object]]) -> tuple[int, int]:
@@ -36,9 +45,35 @@ def _prepare_track(folder: str, stems: list[tuple[str, object]]) -> tuple[int, i
     return written, nbytes
 
 
-def prepare(index, workers: int | None = None, progress: bool = False) -> PrepareStats:
-    """Decode all stems (and real mixtures) of ``index`` into ``index.cache``."""
+def _prepare_variants(folder: str, vfolder: str, key: str, ref, sr: int,
+                      todo: list[tuple[str, float, float]]) -> tuple[int, int]:
+    """Render one stem's missing variants ``todo`` = [(vkey, semitones, tempo), ...]."""
+    from .augment.variants import render_variant
+
+    audio = StemCache(folder).get(key)
+    if audio is None:
+        audio, _ = decode_source(ref, {})
+    vc = VariantCache(vfolder)
+    nbytes = 0
+    for vkey, s, t in todo:
+        y, e = render_variant(audio, sr, s, t)
+        nbytes += vc.put_variant(vkey, y, e)
+    return len(todo), nbytes
+
+
+def prepare(index, workers: int | None = None, progress: bool = False,
+            variants=None) -> PrepareStats:
+    """Decode all stems (and real mixtures) of ``index`` into ``index.cache``; with
+    ``variants`` (a SPEC string, mapping or :class:`~stemforge.augment.variants.VariantGrid`)
+    also render the stems' pitch/tempo variants into ``index.variants``. A bad ``variants``
+    raises VariantError before anything is written."""
     from tqdm import tqdm
+
+    grid = None
+    if variants is not None:
+        from .augment.variants import VariantGrid, parse_grid
+
+        grid = variants if isinstance(variants, VariantGrid) else parse_grid(variants)
 
     jobs, skipped = [], 0
     for t in index.tracks:
@@ -70,4 +105,51 @@ def prepare(index, workers: int | None = None, progress: bool = False) -> Prepar
     finally:
         bar.close()
     index.cache.forget()
-    return PrepareStats(len(index.tracks), written, skipped, nbytes)
+    stats = PrepareStats(len(index.tracks), written, skipped, nbytes)
+    if grid is not None:
+        _variants(index, grid, workers, progress, stats)
+    return stats
+
+
+def _variants(index, grid, workers, progress: bool, stats: PrepareStats) -> None:
+    from tqdm import tqdm
+
+    from .augment.variants import variant_key
+
+    jobs, total = [], 0
+    for t in index.tracks:
+        for name, s in t.stems.items():
+            todo = [(k, a, b) for a, b in grid.points()
+                    if not index.variants.has(k := variant_key(s.key, a, b))]
+            stats.variants_skipped += len(grid.points()) - len(todo)
+            if todo:
+                jobs.append((t, name, s, todo))
+                total += len(todo)
+    folder, vfolder = str(index.cache.folder), str(index.variants.folder)
+    bar = tqdm(total=total, desc="variants", unit="variant", disable=None if progress else True)
+    workers = workers or min(os.cpu_count() or 1, max(len(jobs), 1))
+    args = [(folder, vfolder, s.key, s.ref, s.sample_rate, todo) for _, _, s, todo in jobs]
+
+    def done(job, w: int, b: int) -> None:
+        stats.variants_written += w
+        stats.variant_bytes += b
+        bar.update(w)
+
+    try:
+        if workers <= 1 or len(jobs) <= 1:
+            for job, a in zip(jobs, args):
+                try:
+                    done(job, *_prepare_variants(*a))
+                except StemforgeError as e:
+                    raise type(e)(f"track '{job[0].id}' stem '{job[1]}': {e}") from e
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futs = [pool.submit(_prepare_variants, *a) for a in args]
+                for job, f in zip(jobs, futs):
+                    try:
+                        done(job, *f.result())
+                    except StemforgeError as e:
+                        raise type(e)(f"track '{job[0].id}' stem '{job[1]}': {e}") from e
+    finally:
+        bar.close()
+    index.variants.forget()

@@ -57,3 +57,41 @@ class StemCache:
 
     def __setstate__(self, state):
         self.__init__(state["folder"])
+
+
+class VariantCache(StemCache):
+    """Pre-computed pitch/tempo variants of prepared stems (``stemforge prepare --variants``).
+
+    Layout: ``<cache_dir>/variants/<vkey>.npy`` float32 ``(C, round(T / tempo))`` and
+    ``<vkey>.energies.npy`` float64 K-weighted 10 ms sub-block energies of that audio (as the
+    index stores for plain stems). ``vkey = stemforge.augment.variants.variant_key(stem key,
+    semitones, tempo)`` folds in the stem's content key and the engine, so a stale variant is
+    never found. A variant counts as present only when both files exist; :meth:`put_variant`
+    writes the energies first and the audio last, each atomically.
+    """
+
+    def energies_path(self, key: str) -> Path:
+        return self.folder / f"{key}.energies.npy"
+
+    def has(self, key: str) -> bool:
+        return self.path(key).exists() and self.energies_path(key).exists()
+
+    def energies(self, key: str) -> np.ndarray | None:
+        """Memmap of the variant's energies ``(n_sub,)``, or None when not prepared."""
+        if os.getpid() != self._pid:
+            self._maps, self._pid = {}, os.getpid()
+        k = key + ".energies"
+        m = self._maps.get(k, False)
+        if m is False:
+            p = self.energies_path(key)
+            m = np.load(p, mmap_mode="r") if p.exists() else None
+            self._maps[k] = m
+        return m
+
+    def put_variant(self, key: str, audio: np.ndarray, energies: np.ndarray) -> int:
+        """Store a variant (energies, then audio); returns the bytes written."""
+        with atomic_file(self.energies_path(key), "wb", fsync=False) as fh:
+            np.save(fh, np.asarray(energies, dtype=np.float64))
+        self._maps.pop(key + ".energies", None)
+        p = self.put(key, audio)
+        return p.stat().st_size + self.energies_path(key).stat().st_size

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
@@ -41,6 +41,9 @@ class Param:
     """One recipe parameter of a step.
 
     ``choices`` set → a fixed string option (e.g. ``mode``), not random.
+    ``parser`` set → a fixed structured option parsed by ``parser(value, field)`` (e.g. the
+    cached mode's ``grid``); ``None`` stays None (option not given). Neither is recorded by
+    :meth:`Step.draw` when ``record`` is False.
     Otherwise the value is a distribution (see :mod:`stemforge.mixing.distributions`) whose whole
     support must lie in ``[low, high]``; ``integer`` rounds the drawn value to an int.
     """
@@ -52,8 +55,12 @@ class Param:
     choices: tuple[str, ...] | None = None
     integer: bool = False
     doc: str = ""
+    parser: Callable[[Any, str], Any] | None = None
+    record: bool = True
 
     def parse(self, value: Any, field: str) -> Any:
+        if self.parser is not None:
+            return None if value is None else self.parser(value, field)
         if self.choices is not None:
             if not isinstance(value, str) or value not in self.choices:
                 raise RecipeError(
@@ -123,6 +130,8 @@ class Step(ABC):
         order (one ``Distribution.sample`` each) and copies fixed choices."""
         out: dict[str, Any] = {}
         for p in self.schema:
+            if not p.record:
+                continue
             opt = self.options[p.name]
             if isinstance(opt, Distribution):
                 v = opt.sample(rng)
@@ -164,7 +173,8 @@ class Step(ABC):
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> None:
         """Refuse a recorded params dict that does not match the schema (e.g. a hand-edited spec)."""
-        want = set(cls.recorded if cls.recorded is not None else (p.name for p in cls.schema))
+        want = set(cls.recorded if cls.recorded is not None
+                   else (p.name for p in cls.schema if p.record))
         got = set(params)
         if got != want:
             raise StepError(

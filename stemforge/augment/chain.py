@@ -142,6 +142,8 @@ def parse_chain(entries: Any, field: str = "augment", channels: int = 2,
     (lists the step's parameters), ``p`` outside [0, 1], bad ``stems``/``shared``, parameter
     values out of range, a step invalid for ``channels`` (channel swap on mono), a frequency at
     or above Nyquist or a codec sample rate unsupported (when ``sample_rate`` is given).
+    A ``mode: cached`` pitch/tempo entry after a non-cached one is refused (a variant is of the
+    unprocessed stem).
     ``None`` means no augmentation.
     """
     if entries is None:
@@ -171,6 +173,11 @@ def parse_chain(entries: Any, field: str = "augment", channels: int = 2,
             raise RecipeError(f"{key}.shared", f"expected true, false or always, got {shared!r}")
         params = {k: v for k, v in raw.items() if k not in RESERVED}
         step = cls.configure(params, key, channels=channels, sample_rate=sample_rate)
+        if step.options.get("mode") == "cached" and parsed and \
+                (before := [e for e in parsed if e.step.options.get("mode") != "cached"]):
+            raise RecipeError(f"{key}.mode", f"mode cached reads a pre-computed variant of the "
+                              f"unprocessed stem, so it must come before every other step; "
+                              f"{before[0].key} ({before[0].step.name}) is earlier")
         parsed.append(ChainEntry(step, float(p), stems, shared, key))
     return Chain(tuple(parsed))
 

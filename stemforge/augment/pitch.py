@@ -16,6 +16,11 @@ Modes (a fixed recipe option, recorded in every drawn step):
   ``time_stretch``) are run by ``apply_steps`` as ONE speed change by the product of their
   speeds (the composition of two ideal tape changes is one tape change), so a stem is resampled
   once, not once per step.
+* ``cached`` — the ``hq`` result read from a pre-computed variant: the value drawn from the
+  recipe's distribution is snapped to the nearest point of the step's ``grid`` (recorded with
+  the drawn value as ``variant: {semitones, tempo}``) and the renderer reads that variant of
+  the stem, rendered once by ``stemforge prepare --variants`` through Rubber Band R3
+  (:mod:`stemforge.augment.variants`). Cost ~ plain mixing; ``apply`` cannot run it on audio.
 
 Length: every mode returns exactly ``out_frames``. The input needed is
 ``ceil(out_frames * speed) + PAD`` frames, where ``speed`` is how many input frames one output
@@ -36,10 +41,12 @@ import numpy as np
 from ..errors import RecipeError
 from ..types import Frames, Hz
 from .base import Param, Step, StepError, check_audio, fit_length, register
+from .variants import VariantGrid, parse_grid, snap, step_point
 
 #: surplus input frames read by every pitch/tempo step (trimmed inside ``apply``)
 PAD: Frames = 1024
-MODES = ("hq", "fast", "quick")
+MODES = ("hq", "fast", "quick", "cached")
+APPLY_MODES = ("hq", "fast", "quick")  # cached is rendered from the variant cache, not applied
 MAX_SEMITONES = 24.0
 MIN_RATE, MAX_RATE = 0.25, 4.0
 
@@ -96,12 +103,76 @@ def _run(name: str, audio: np.ndarray, sr: Hz, out_frames: Frames | None, speed:
     return fit_length(name, process(audio), out_frames)
 
 
-def _check_mode(params: Mapping[str, Any], name: str, allowed=MODES) -> str:
+def _check_mode(params: Mapping[str, Any], name: str, allowed=APPLY_MODES) -> str:
     mode = params.get("mode")
     if mode not in allowed:
         raise StepError(f"augmentation step '{name}': mode must be one of {', '.join(allowed)}, "
                         f"got {mode!r}")
     return mode
+
+
+_GRID = Param("grid", None, parser=parse_grid, record=False,
+               doc="mode cached only: the prepared (semitones, tempo) grid, 'semitones=-2,-1,0,1,2 "
+                   "tempo=0.9,1,1.1' or {semitones: [...], tempo: [...]}")
+
+
+class CachedMode(Step):
+    """The ``cached`` mode shared by the pitch/tempo steps. ``AXES``: the grid axes the step
+    moves (``semitones`` for pitch_shift, ``tempo`` for time_stretch, both for pitch_tempo);
+    ``VALUE``: the drawn param that snaps to each axis."""
+
+    AXES: tuple[str, ...] = ()
+    VALUE: dict = {}
+
+    def validate(self, field, sample_rate):
+        super().validate(field, sample_rate)
+        grid = self.options.get("grid")
+        if self.options["mode"] != "cached":
+            if grid is not None:
+                raise RecipeError(f"{field}.grid", "grid is only for mode cached (pre-computed "
+                                  "variants)")
+            return
+        if grid is None:
+            raise RecipeError(f"{field}.grid", "mode cached needs the grid of prepared variants, "
+                              "e.g. grid: 'semitones=-2,-1,0,1,2 tempo=0.9,1,1.1' (the SPEC given "
+                              "to stemforge prepare --variants)")
+        for axis in self.AXES:
+            if len(self.AXES) == 1 and getattr(grid, axis) is None:
+                raise RecipeError(f"{field}.grid", f"step '{self.name}' moves {axis} but the grid "
+                                  f"has no {axis} values")
+
+    def grid_points(self) -> list[tuple[float, float]]:
+        """(semitones, tempo) points this configured cached step can use."""
+        g: VariantGrid = self.options["grid"]
+        sem = g.axis("semitones") if "semitones" in self.AXES else (0.0,)
+        tem = g.axis("tempo") if "tempo" in self.AXES else (1.0,)
+        return [(a, b) for a in sem for b in tem]
+
+    def draw(self, rng, context):
+        out = super().draw(rng, context)
+        if self.options["mode"] == "cached":
+            g: VariantGrid = self.options["grid"]
+            point = {"semitones": 0.0, "tempo": 1.0}
+            for axis in self.AXES:
+                point[axis] = snap(out[self.VALUE[axis]], g.axis(axis), log=axis == "tempo")
+            out["variant"] = point
+        return out
+
+    @classmethod
+    def cached_point(cls, params) -> tuple[float, float]:
+        """The recorded variant point of a cached step, checked against the step's axes."""
+        s, t = step_point({"step": cls.name, **params})
+        if ("semitones" not in cls.AXES and s != 0.0) or ("tempo" not in cls.AXES and t != 1.0):
+            raise StepError(f"augmentation step '{cls.name}' (mode cached): variant "
+                            f"{params['variant']!r} moves an axis the step does not "
+                            f"({', '.join(cls.AXES)} only)")
+        return s, t
+
+    @classmethod
+    def cached_error(cls) -> StepError:
+        return StepError(f"augmentation step '{cls.name}' (mode cached) reads a pre-computed "
+                         "variant of the stem; it is rendered from the variant cache "
+                         "(stemforge.augment.variants.read_source), not applied to audio")
 
 
 LOUDNESS = ("measured", "source")
@@ -113,7 +184,7 @@ _LOUDNESS = Param("loudness", "measured", choices=LOUDNESS,
                       "loudness for snr levels, see TapeLoudness")
 
 
-class TapeOptions(Step):
+class TapeOptions(CachedMode):
     """The ``loudness`` and ``quality`` options of the tape-capable steps (``pitch_shift``,
     ``time_stretch``); both recorded in the step only when not the default, so specs of
     recipes that do not use them are unchanged.
@@ -138,6 +209,7 @@ class TapeOptions(Step):
     OPTIONAL = {"loudness": ("measured", LOUDNESS), "quality": ("HQ", QUALITIES)}
 
     def validate(self, field, sample_rate):
+        super().validate(field, sample_rate)
         for name, (default, _) in self.OPTIONAL.items():
             if self.options[name] != default and self.options["mode"] != "quick":
                 raise RecipeError(f"{field}.{name}", f"{name}: {self.options[name]} is only for "
@@ -162,11 +234,15 @@ class TapeOptions(Step):
                                 f"{', '.join(choices)} ({others} with mode quick only), got "
                                 f"{v!r} with mode {params.get('mode')!r}")
         rest = {k for k in params if k not in cls.OPTIONAL}
-        want = {p.name for p in cls.schema if p.name not in cls.OPTIONAL}
+        want = {p.name for p in cls.schema if p.name not in cls.OPTIONAL and p.record}
+        if params.get("mode") == "cached":
+            want.add("variant")
         if rest != want:
             raise StepError(f"augmentation step '{cls.name}': expected parameters "
                             f"{sorted(want)} (and optionally {', '.join(cls.OPTIONAL)}), got "
                             f"{sorted(params)}")
+        if params.get("mode") == "cached":
+            cls.cached_point(params)
 
     @classmethod
     def tape_quality(cls, params) -> str:
@@ -175,7 +251,7 @@ class TapeOptions(Step):
 
 _SEMITONES = Param("semitones", ["uniform", -2.0, 2.0], low=-MAX_SEMITONES, high=MAX_SEMITONES,
                    doc="pitch shift in semitones")
-_MODE = Param("mode", "hq", choices=MODES, doc="hq | fast | quick (tape)")
+_MODE = Param("mode", "hq", choices=MODES, doc="hq | fast | quick (tape) | cached")
 
 
 @register
@@ -183,8 +259,9 @@ class PitchShift(TapeOptions):
     """Shift pitch by ``semitones`` (hq/fast: tempo kept; quick: tape, tempo follows)."""
 
     name = "pitch_shift"
-    schema = (_SEMITONES, _MODE, _LOUDNESS, _QUALITY)
+    schema = (_SEMITONES, _MODE, _LOUDNESS, _QUALITY, _GRID)
     shared_default = True
+    AXES, VALUE = ("semitones",), {"semitones": "semitones"}
 
     @classmethod
     def _speed(cls, params) -> float:
@@ -197,11 +274,15 @@ class PitchShift(TapeOptions):
     @classmethod
     def tape_speed(cls, params):
         cls.check_params(params)
+        if params["mode"] == "cached":
+            return None
         return cls._speed(params) if _check_mode(params, cls.name) == "quick" else None
 
     @classmethod
     def apply(cls, audio, sample_rate, params, out_frames=None):
         cls.check_params(params)
+        if params["mode"] == "cached":
+            raise cls.cached_error()
         mode, s = _check_mode(params, cls.name), float(params["semitones"])
         speed = cls._speed(params)
         if mode == "quick":
@@ -222,17 +303,21 @@ class TimeStretch(TapeOptions):
     name = "time_stretch"
     schema = (Param("rate", ["uniform", 0.9, 1.1], low=MIN_RATE, high=MAX_RATE,
                     doc="speed factor: 1.1 = 10 % faster"), _MODE, _LOUDNESS,
-              _QUALITY)
+              _QUALITY, _GRID)
     shared_default = True
+    AXES, VALUE = ("tempo",), {"tempo": "rate"}
 
     @classmethod
     def source_frames(cls, params, out_frames):
+        if params.get("mode") == "cached":
+            return _need(cls.cached_point(params)[1], out_frames)
         return _need(float(params["rate"]), out_frames)
 
     @classmethod
     def _checked(cls, params) -> tuple[str, float]:
         cls.check_params(params)
-        mode, rate = _check_mode(params, cls.name), float(params["rate"])
+        mode = "cached" if params["mode"] == "cached" else _check_mode(params, cls.name)
+        rate = float(params["rate"])
         if not MIN_RATE <= rate <= MAX_RATE:
             raise StepError(f"augmentation step 'time_stretch': rate must be in "
                             f"[{MIN_RATE}, {MAX_RATE}], got {rate!r}")
@@ -246,6 +331,8 @@ class TimeStretch(TapeOptions):
     @classmethod
     def apply(cls, audio, sample_rate, params, out_frames=None):
         mode, rate = cls._checked(params)
+        if mode == "cached":
+            raise cls.cached_error()
         if mode == "quick":
             return _run(cls.name, audio, sample_rate, out_frames, rate,
                         lambda x: _tape(x, sample_rate, rate, cls.tape_quality(params),
@@ -255,19 +342,21 @@ class TimeStretch(TapeOptions):
 
 
 @register
-class PitchTempo(Step):
+class PitchTempo(CachedMode):
     """Pitch ``semitones`` and tempo ``tempo`` together in one Rubber Band pass (as Scaper's
     pitch_shift + time_stretch, and the seed tutorial's pitch uniform(-2, 2) / tempo
-    uniform(0.9, 1.1)). Modes hq | fast only."""
+    uniform(0.9, 1.1)). Modes hq | fast | cached (not quick)."""
 
     name = "pitch_tempo"
     schema = (_SEMITONES,
               Param("tempo", ["uniform", 0.9, 1.1], low=MIN_RATE, high=MAX_RATE,
                     doc="speed factor: 1.1 = 10 % faster"),
-              Param("mode", "hq", choices=MODES, doc="hq | fast"))
+              Param("mode", "hq", choices=MODES, doc="hq | fast | cached"), _GRID)
     shared_default = True
+    AXES, VALUE = ("semitones", "tempo"), {"semitones": "semitones", "tempo": "tempo"}
 
     def validate(self, field: str, sample_rate: Hz | None) -> None:
+        super().validate(field, sample_rate)
         if self.options["mode"] == "quick":
             raise RecipeError(
                 f"{field}.mode",
@@ -278,11 +367,25 @@ class PitchTempo(Step):
 
     @classmethod
     def source_frames(cls, params, out_frames):
+        if params.get("mode") == "cached":
+            return _need(cls.cached_point(params)[1], out_frames)
         return _need(float(params["tempo"]), out_frames)
+
+    @classmethod
+    def check_params(cls, params):
+        want = {"semitones", "tempo", "mode"} | ({"variant"} if params.get("mode") == "cached"
+                                                 else set())
+        if set(params) != want:
+            raise StepError(f"augmentation step '{cls.name}': expected parameters "
+                            f"{sorted(want)}, got {sorted(params)}")
+        if params.get("mode") == "cached":
+            cls.cached_point(params)
 
     @classmethod
     def apply(cls, audio, sample_rate, params, out_frames=None):
         cls.check_params(params)
+        if params.get("mode") == "cached":
+            raise cls.cached_error()
         mode = _check_mode(params, cls.name, ("hq", "fast"))
         s, tempo = float(params["semitones"]), float(params["tempo"])
         if not MIN_RATE <= tempo <= MAX_RATE:

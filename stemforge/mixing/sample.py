@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import __version__
 from ..audio import dsp, loudness as lufs
+from ..augment import variants
 from ..augment.chain import apply_steps, loudness_span, source_frames
 from ..errors import IndexError_, RecipeError, SamplingError
 from .recipe import Recipe
@@ -73,6 +74,7 @@ class Sampler:
                                   f"track '{t.id}' with {t.channels} channels")
         self.by_stem = {s: [t for t in idx.tracks if s in t.stems] for s in recipe.sources}
         self.coherent = [t for t in idx.tracks if all(s in t.stems for s in recipe.sources)]
+        variants.check_variants(recipe, idx, self.by_stem)  # mode cached: all prepared, now
         if recipe.modes.get("coherent", 0) > 0 and not self.coherent:
             raise RecipeError("modes.coherent", "no track holds every source stem "
                               f"({', '.join(recipe.sources)}); use incoherent mixing")
@@ -239,31 +241,38 @@ class Sampler:
         for src in srcs:
             track = placement[src.stem][0]
             stem = track.stems.get(src.stem)
-            span = self._energy_span(src, track) if stem is not None else None
-            if span is None:
+            got = self._energy_span(src, track) if stem is not None else None
+            if got is None:
                 L, audio = self._loudness(src, track, keep_audio)
                 if audio is not None:
                     processed[src.stem] = audio
                 out[src.stem] = L
             else:
-                groups.setdefault((stem.sample_rate, span), []).append((src, track))
+                span, energies, start = got
+                groups.setdefault((stem.sample_rate, span), []).append((src, track, energies,
+                                                                        start))
         for (sr, span), group in groups.items():
-            vals = lufs.excerpt_loudness_many(
-                [self.index.energies(t.id, x.stem) for x, t in group], sr,
-                [x.start for x, _ in group], span)
-            for (x, t), L in zip(group, vals.tolist()):
+            vals = lufs.excerpt_loudness_many([e for *_, e, _ in group], sr,
+                                              [st for *_, st in group], span)
+            for (x, t, *_), L in zip(group, vals.tolist()):
                 if t.channels == 1 and self.recipe.channels > 1 and math.isfinite(L):
                     L += 10 * math.log10(self.recipe.channels)  # as in _loudness
                 out[x.stem] = float(L)
         return out
 
     def _energy_span(self, src: SourceSpec, track):
-        """The source frames whose stored energies give the stem's loudness (the condition
-        of :meth:`_loudness`'s look-up path), or None when it must be measured."""
+        """``(span, energies, start)``: the stored energies and frames that give the stem's
+        loudness (the condition of :meth:`_loudness`'s look-up path; a cached pitch/tempo
+        variant's own energies), or None when it must be measured."""
         r = self.recipe
         if track.sample_rate == r.sample_rate and \
                 (track.channels == r.channels or track.channels == 1):
-            return loudness_span(src.steps, r.frames, ENERGY_PRESERVING)
+            got = variants.variant_energies(self.index, src, r.frames, ENERGY_PRESERVING)
+            if got is not None:
+                return got
+            span = loudness_span(src.steps, r.frames, ENERGY_PRESERVING)
+            if span is not None:
+                return span, self.index.energies(track.id, src.stem), src.start
         return None
 
     def _loudness(self, src: SourceSpec, track, keep_audio: bool):
@@ -288,8 +297,13 @@ def process_stem(index, src: SourceSpec, sample_rate: int, channels: int, frames
     """Read one source and bring it to the output format, pre-gain: float32 ``(channels, frames)``.
 
     read ``source_frames`` at the track's rate → resample (soxr) → channel conversion →
-    augmentation steps (exactly ``frames`` out).
+    augmentation steps (exactly ``frames`` out). Leading ``mode: cached`` pitch/tempo steps read
+    their pre-computed variant instead (``augment.variants.read_source``).
     """
+    if src.steps and variants.is_cached(src.steps[0]):
+        audio, rest = variants.read_source(index, src, sample_rate, frames)
+        audio = dsp.to_channels(audio, channels)
+        return apply_steps(audio, sample_rate, rest, frames)
     audio = index.read(src.track, src.stem, src.start, src.source_frames)
     need = source_frames(src.steps, frames)
     if src.track_sample_rate and src.track_sample_rate != sample_rate:
