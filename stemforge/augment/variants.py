@@ -200,11 +200,18 @@ def combine(points: Iterable[tuple[float, float]]) -> tuple[float, float]:
 
 
 def cached_run(steps: Sequence[Mapping[str, Any]]) -> tuple[int, tuple[float, float]]:
-    """``(k, point)``: the number of leading cached steps and their combined grid point."""
-    k = 0
+    """``(k, point)``: the number of leading cached steps and their combined grid point. Each
+    recorded step is checked by its class (params, variant axes): StepError otherwise."""
+    from .base import get
+
+    k, points = 0, []
     while k < len(steps) and is_cached(steps[k]):
+        cls = get(steps[k]["step"])
+        params = {n: v for n, v in steps[k].items() if n != "step"}
+        cls.check_params(params)
+        points.append(cls.cached_point(params))
         k += 1
-    return k, combine(step_point(s) for s in steps[:k])
+    return k, combine(points)
 
 
 def _command(index, grid_spec: str) -> str:
