@@ -15,9 +15,16 @@ import soundfile as sf
 MUSDB_STEMS = ["drums", "bass", "other", "vocals"]
 
 
+@pytest.fixture(scope="session")
+def _kernel_dir(tmp_path_factory):
+    """One folder of generated mixing kernels per test process (compiled once, reused)."""
+    return str(tmp_path_factory.mktemp("sfkernels"))
+
+
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
+def _isolated_cache(tmp_path_factory, monkeypatch, _kernel_dir):
     monkeypatch.setenv("STEMFORGE_CACHE_DIR", str(tmp_path_factory.mktemp("sfcache")))
+    monkeypatch.setenv("STEMFORGE_KERNEL_DIR", _kernel_dir)
 
 
 def tone(freq: float, seconds: float, sr: int = 44100, channels: int = 2, amp: float = 0.3,

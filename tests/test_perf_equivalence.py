@@ -9,7 +9,7 @@
   look-up records exactly ``Index.loudness`` of each source.
 * ``Mixer``'s read-ahead (specs of the next items drawn with item ``i`` when items come in
   order) returns exactly what a mixer without it returns, in any access order.
-* the render's target sum equals the sequential float32 sum ``((t0 + t1) + t2) + t3``.
+* (the render's compiled kernels against plain NumPy: tests/test_mixing_kernels.py)
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import pytest
 
 from stemforge.audio import io
 from stemforge.audio import loudness as lufs
-from stemforge.mixing.render import _sum
 
 
 def test_mp4_decode_equals_per_frame_to_ndarray(musdb_excerpt):
@@ -65,23 +64,6 @@ def test_excerpt_loudness_memmap_equals_array(tmp_path, start, frames):
     a = lufs.excerpt_loudness(mm, 44100, start, frames)
     b = lufs.excerpt_loudness(np.array(e), 44100, start, frames)
     assert a == b and np.isfinite(a)
-
-
-def test_render_sum_is_the_sequential_float32_sum():
-    rng = np.random.default_rng(2)
-    ts = {k: (rng.standard_normal((2, 1000)) * 10 ** rng.uniform(-3, 1)).astype(np.float32)
-          for k in ("vocals", "drums", "bass", "other")}
-    want = ts["vocals"].copy()
-    for k in ("drums", "bass", "other"):
-        want += ts[k]
-    out = np.empty((2, 1000), np.float32)
-    got = _sum(ts, out=out)
-    assert got is out
-    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
-    assert np.array_equal(_sum(ts).view(np.uint32), want.view(np.uint32))
-    one = {"mix": ts["bass"]}
-    assert np.array_equal(_sum(one, out=np.empty((2, 1000), np.float32)), ts["bass"])
-    assert _sum(one) is not ts["bass"]
 
 
 def _energies_set(rng, sr=44100, seconds=8):

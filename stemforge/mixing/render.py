@@ -7,6 +7,10 @@ targets. Clipping (``spec.clipping``): ``fix_clipping`` scales mix and targets b
 (Scaper's semantics). The scale is computed on the first render and recorded in the spec;
 re-renders apply the recorded scale. Finally ``mix`` is recomputed as the sum of the scaled
 targets, so ``mix == sum(targets)`` holds exactly for the returned arrays.
+
+The arithmetic runs in one compiled pass per item (:mod:`._kernels`, numba): every source row
+is read once, block by block, into its target, the mix and the peak; bytes are those of the
+plain float32 NumPy formulation (same operations, same order).
 """
 from __future__ import annotations
 
@@ -51,50 +55,45 @@ def render(spec: MixSpec, index, processed: dict | None = None,
     else:
         mixbuf, tbuf = _check_out(out, S, C, T)
     slot = {t: j for j, t in enumerate(spec.targets)}
-    targets: dict[str, np.ndarray | None] = {t: None for t in spec.targets}
     kept = {} if keep_sources else None
     cache = getattr(index, "cache", None)
-    scratch = None
+    members: list[list[tuple[np.ndarray, np.float32]]] = [[] for _ in spec.targets]
     for src in spec.sources:
         if src.dropped:
             if kept is not None:
                 kept[src.stem] = np.zeros((C, T), np.float32)
             continue
-        g = np.float32(src.gain)
         audio = None if processed is None else processed.get(src.stem)
         if audio is None and not src.steps and src.track_sample_rate in (0, spec.sample_rate):
-            # fast path: slice the prepared memmap, no copy before the gain
+            # fast path: rows of the prepared memmap, no copy before the gain
             t = index.track(src.track)
             s = t.stems[src.stem]
             mm = cache.get(s.key) if cache is not None else None
-            if mm is not None and s.channels == C:
+            if mm is not None and s.channels == C and mm.dtype == np.float32:
                 audio = mm[:, src.start:src.start + T]
         if audio is None:
             audio = process_stem(index, src, spec.sample_rate, C, T)
-        out = targets[src.target]
+        audio = np.asarray(audio)
+        if audio.dtype != np.float32 or audio.strides[-1] != 4:
+            audio = np.ascontiguousarray(audio, dtype=np.float32)
+        if audio.shape != (C, T):
+            raise ValueError(f"render: source {src.stem!r} of track {src.track!r} gave audio of "
+                             f"shape {audio.shape}, expected {(C, T)}")
+        g = np.float32(src.gain)
         if kept is not None:
-            contrib = np.multiply(audio, g, dtype=np.float32)
-            kept[src.stem] = contrib
-            if out is None:
-                targets[src.target] = out = tbuf[slot[src.target]]
-                np.copyto(out, contrib)
-            else:
-                out += contrib
-        elif out is None:
-            targets[src.target] = np.multiply(
-                audio, g, out=tbuf[slot[src.target]], dtype=np.float32)
-        else:
-            if scratch is None:
-                scratch = np.empty((C, T), np.float32)
-            np.multiply(audio, g, out=scratch)
-            out += scratch
-    for name, t in targets.items():
-        if t is None:  # every member dropped
-            targets[name] = tbuf[slot[name]]
-            targets[name].fill(0.0)
-    mix = _sum(targets, out=mixbuf)
+            kept[src.stem] = np.multiply(audio, g, dtype=np.float32)
+        members[slot[src.target]].append((audio, g))
+    # sources grouped by target (spec order within a target): the kernels' layout
+    rows, gains = [], []
+    for group in members:
+        for audio, g in group:
+            rows.extend(_readonly_row(audio[c]) for c in range(C))
+            gains.append(g)
+    counts = tuple(len(group) for group in members)
+    k = np.float32(1.0 if spec.scale is None else spec.scale)
+    peak = _mix(counts, tuple(rows), np.array(gains, np.float32), tbuf, mixbuf, k)
     if spec.scale is None:
-        peak = float(max(mix.max(), -mix.min())) if mix.size else 0.0
+        peak = float(peak)
         spec.peak = peak
         if spec.clipping == "peak_normalize" and peak > 0:
             spec.scale = 1.0 / (peak + CLIP_EPS)
@@ -102,12 +101,42 @@ def render(spec: MixSpec, index, processed: dict | None = None,
             spec.scale = 1.0 / (peak + CLIP_EPS)
         else:
             spec.scale = 1.0
-    if spec.scale != 1.0:
-        k = np.float32(spec.scale)
-        for t in targets.values():
-            t *= k
-        _sum(targets, out=mix)
+        if spec.scale != 1.0:
+            _rescale(counts, tbuf, mixbuf, np.float32(spec.scale))
+    targets = {t: tbuf[j] for t, j in slot.items()}
+    mix = mixbuf
     return Rendered(mix, targets, kept)
+
+
+def _mix(counts: tuple[int, ...], rows: tuple, gains: np.ndarray, tbuf: np.ndarray,
+         mixbuf: np.ndarray, scale: np.float32) -> float:
+    """Targets and mix into ``tbuf``/``mixbuf`` by the compiled kernels; returns the peak."""
+    if not rows:  # every source dropped: silence
+        tbuf.fill(0.0)
+        mixbuf.fill(0.0)
+        return 0.0
+    from . import _kernels  # lazy: numba's import stays off the CLI's start-up path
+
+    plan = _kernels.plan_kernels(counts)
+    if plan is not None:
+        return plan.mix(rows, gains, tbuf, mixbuf, scale)
+    return _kernels.mix_generic(rows, gains, np.array(counts, np.int64), tbuf, mixbuf, scale)
+
+
+def _rescale(counts: tuple[int, ...], tbuf: np.ndarray, mixbuf: np.ndarray,
+             scale: np.float32) -> None:
+    from . import _kernels
+
+    plan = _kernels.plan_kernels(counts)
+    (plan.rescale if plan is not None else _kernels.rescale_generic)(tbuf, mixbuf, scale)
+
+
+def _readonly_row(row: np.ndarray) -> np.ndarray:
+    """A read-only plain-ndarray view of a contiguous ``(T,)`` row (one numba type for memmap
+    slices and computed arrays alike, so a kernel compiles once per shape)."""
+    v = row.view(np.ndarray)
+    v.flags.writeable = False
+    return v
 
 
 def _check_out(out, S: int, C: int, T: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,18 +151,3 @@ def _check_out(out, S: int, C: int, T: int) -> tuple[np.ndarray, np.ndarray]:
                              f"array of shape {shape}, got "
                              f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
     return mix, targets
-
-
-def _sum(targets: dict[str, np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
-    """Float32 sum of the targets in order (into ``out`` when given)."""
-    vals = list(targets.values())
-    if len(vals) == 1:
-        if out is None:
-            return vals[0].copy()
-        np.copyto(out, vals[0])
-        return out
-    # ((t0 + t1) + t2) + ...: the first add writes ``out`` directly (no copy pass; same bytes)
-    out = np.add(vals[0], vals[1], out=out)
-    for v in vals[2:]:
-        out += v
-    return out
