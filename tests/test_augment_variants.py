@@ -221,6 +221,22 @@ def test_cached_time_stretch_click_positions(prepared):
         assert np.max(np.abs(np.array(starts) - np.array(want))) < 0.003 * SR
 
 
+def test_two_cached_steps_read_their_combined_variant(prepared):
+    index, _ = prepared
+    rec = _recipe([{"step": "pitch_shift", "mode": "cached", "grid": GRID, "semitones": 1.7},
+                   {"step": "time_stretch", "mode": "cached", "grid": GRID, "rate": 0.88}],
+                  targets=["vocals"])
+    x = Mixer(rec, index, seed=4).mixture(0)
+    src = x.spec.sources[0]
+    assert [st["variant"] for st in src.steps] == [{"semitones": 2.0, "tempo": 1.0},
+                                                   {"semitones": 0.0, "tempo": 0.9}]
+    key = variant_key(index.tracks[0].stems["vocals"].key, 2.0, 0.9)
+    v0 = int(np.floor(src.start / 0.9 + 0.5))
+    want = np.load(index.variants.path(key))[:, v0:v0 + x.spec.frames] * np.float32(src.gain)
+    np.testing.assert_array_equal(x.targets["vocals"], want * np.float32(x.spec.scale))
+    assert abs(peak_frequency(x.targets["vocals"]) / (440.0 * 2 ** (2 / 12)) - 1) < 0.01
+
+
 # ---------------------------------------------------------------------- determinism, sums
 def test_bit_exact_rerender_and_sum_invariant(prepared):
     index, _ = prepared
