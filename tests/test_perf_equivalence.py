@@ -108,6 +108,32 @@ def test_excerpt_loudness_many_equals_one_call_per_row(tmp_path):
     assert lufs.excerpt_loudness_many([], sr, [], 1000).shape == (0,)
 
 
+def test_compiled_pairwise_sum_is_numpys_sum():
+    """The loudness kernel's gated sums use NumPy's own association (pairwise, 8-way blocks of
+    <= 128, recursive halves beyond): equal bit for bit for every length, any magnitudes."""
+    from stemforge.audio._loudness_kernels import pairwise_sum
+
+    rng = np.random.default_rng(11)
+    for n in list(range(0, 300)) + [511, 1024, 4097, 100_003]:
+        a = rng.standard_normal(n) * 10.0 ** rng.uniform(-8, 8, n)
+        assert pairwise_sum(a) == np.add.reduce(a), n
+
+
+def test_excerpt_loudness_many_long_excerpts_equal_one_call_per_row():
+    """> 128 gating blocks (the recursive part of the pairwise sums), rows of other lengths."""
+    rng = np.random.default_rng(5)
+    sr = 44100
+    es = [lufs.block_energies((a * rng.standard_normal((2, 40 * sr))).astype(np.float32), sr)
+          for a in (0.2, 0.01, 0.5)]
+    es[1][1000:1500] = 0.0  # a silent stretch inside
+    for frames in (int(13.3 * sr), 20 * sr + 17, 35 * sr):
+        for _ in range(4):
+            starts = [int(rng.integers(0, 40 * sr - frames + 1)) for _ in es]
+            many = lufs.excerpt_loudness_many(es, sr, starts, frames)
+            one = [lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(es, starts)]
+            assert np.array_equal(many, np.array(one)), (frames, starts)
+
+
 def test_excerpt_loudness_many_bad_input_names_the_problem():
     from stemforge.errors import AudioError
 

@@ -431,8 +431,23 @@ def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> 
     if frames < BLOCK_SECONDS * sr:
         c = _cumulative_rows(es, b, st + np.array([0, frames], dtype=np.int64))
         return np.array([_short_loudness(float(x), frames) for x in c[:, 1] - c[:, 0]])
-    c = _cumulative_rows(es, b, st + _block_bounds(frames, sr))
-    return _gate_rows(c[:, 4:] - c[:, :-4], sr)  # block j spans edges j .. j+4
+    from . import _loudness_kernels as kern  # lazy: keeps numba off the CLI's start-up path
+
+    norm = BLOCK_SECONDS * sr
+    rows = tuple(_readonly(e) for e in es)
+    s2, n2, ok = kern.gate_sums(rows, st + _block_bounds(frames, sr), b,
+                                _ABS_GATE_POWER * norm, _REL_GATE_FACTOR)
+    out = np.full(len(es), -np.inf)
+    if ok.any():
+        out[ok] = -0.691 + 10.0 * np.log10(s2[ok] / (n2[ok] * norm))
+    return out
+
+
+def _readonly(e: np.ndarray) -> np.ndarray:
+    """A read-only plain float64 ndarray view (one kernel type for memmaps and arrays)."""
+    v = np.ascontiguousarray(e, dtype=np.float64).view(np.ndarray)
+    v.flags.writeable = False
+    return v
 
 
 # ----------------------------------------------------------------------------- activity

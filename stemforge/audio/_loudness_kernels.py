@@ -1,0 +1,171 @@
+"""Compiled batch of :func:`~stemforge.audio.loudness.excerpt_loudness` (the mixer's hot path).
+
+:func:`gate_sums` does, for each row, the arithmetic of ``_cumulative_rows`` (monotone-cubic
+cumulative energy at the gating-block edges) followed by ``_gate_rows`` up to the final
+logarithm: the same float64 operations in the same order, including NumPy's pairwise summation
+for the gated sums (:func:`_pairwise`, NumPy's ``pairwise_sum`` with its 8-way unrolled blocks
+of at most 128), so the LUFS values are bit for bit those of the NumPy path
+(``tests/test_perf_equivalence.py``). The logarithm is left to NumPy (``np.log10``) so that the
+last step is the very same function.
+
+Shapes: ``rows`` tuple of R read-only float64 ``(n_i,)`` energy arrays; ``positions`` int64
+``(R, M)`` absolute block-edge frames (sorted per row); returns ``s2`` float64 ``(R,)`` (sum of
+the blocks kept by both gates), ``n2`` int64 ``(R,)`` (their count) and ``ok`` bool ``(R,)``
+(some block passed the absolute gate).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import njit
+
+
+@njit
+def _leaf(a, lo, n):
+    """NumPy's pairwise-sum leaf (``n <= 128``): sequential below 8, else 8 accumulators."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r0 = a[lo]
+    r1 = a[lo + 1]
+    r2 = a[lo + 2]
+    r3 = a[lo + 3]
+    r4 = a[lo + 4]
+    r5 = a[lo + 5]
+    r6 = a[lo + 6]
+    r7 = a[lo + 7]
+    i = 8
+    end = n - (n % 8)
+    while i < end:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit
+def _pairwise(a, lo, n):
+    """NumPy's pairwise sum of ``a[lo:lo + n]`` (float64), same association: halves (the first
+    a multiple of 8) summed separately down to leaves of <= 128. Iterative (an explicit stack:
+    numba's on-disk cache cannot reload recursive functions)."""
+    if n <= 128:
+        return _leaf(a, lo, n)
+    depth = 2
+    m = n
+    while m > 128:
+        m = m // 2 + 8
+        depth += 1
+    slo = np.empty(2 * depth, np.int64)
+    sn = np.empty(2 * depth, np.int64)
+    sst = np.empty(2 * depth, np.int64)
+    vals = np.empty(2 * depth)
+    sp = 1
+    slo[0] = lo
+    sn[0] = n
+    sst[0] = 0
+    vsp = 0
+    while sp > 0:
+        top = sp - 1
+        m = sn[top]
+        if m <= 128:
+            vals[vsp] = _leaf(a, slo[top], m)
+            vsp += 1
+            sp -= 1
+            continue
+        h = m // 2
+        h -= h % 8
+        if sst[top] == 0:
+            sst[top] = 1
+            slo[sp] = slo[top]
+            sn[sp] = h
+            sst[sp] = 0
+            sp += 1
+        elif sst[top] == 1:
+            sst[top] = 2
+            slo[sp] = slo[top] + h
+            sn[sp] = m - h
+            sst[sp] = 0
+            sp += 1
+        else:
+            vals[vsp - 2] = vals[vsp - 2] + vals[vsp - 1]
+            vsp -= 1
+            sp -= 1
+    return vals[0]
+
+
+@njit
+def pairwise_sum(a):
+    """``np.add.reduce`` of a contiguous float64 ``(n,)`` array, bit for bit."""
+    return 0.0 + _pairwise(a, 0, a.shape[0])
+
+
+@njit
+def gate_sums(rows, positions, b, floor, rel_factor):
+    R, M = positions.shape
+    nb = M - 4
+    s2 = np.zeros(R)
+    n2 = np.zeros(R, np.int64)
+    ok = np.zeros(R, np.bool_)
+    c = np.empty(M)
+    z = np.empty(nb)
+    w = np.empty(nb)
+    for r in range(R):
+        e = rows[r]
+        n = e.shape[0]
+        p = positions[r]
+        k0 = p[0] // b
+        # cumulative energy from sub-block k0 at every edge
+        acc = 0.0          # sum of sub-blocks k0 .. kk - 1
+        kk = k0            # next sub-block to add
+        for m in range(M):
+            k = min(p[m] // b, n - 1)
+            while kk < k:
+                acc = acc + e[kk] if kk > k0 else e[kk]
+                kk += 1
+            cum = acc if k > k0 else 0.0
+            u = (p[m] - k * b) / b
+            prv = e[min(max(k - 1, 0), n - 1)]
+            cur = e[k]
+            nxt = e[min(k + 1, n - 1)]
+            hp = 2.0 * prv * cur / (prv + cur + 1e-300)
+            hn = 2.0 * nxt * cur / (nxt + cur + 1e-300)
+            v = 1.0 - u
+            uu = u * u
+            part = cur * uu * (3.0 - 2.0 * u) + (hp * v - hn * u) * u * v
+            c[m] = cum + part
+        n1 = 0
+        for j in range(nb):
+            zj = c[j + 4] - c[j]
+            z[j] = zj
+            if zj >= floor:
+                w[j] = zj
+                n1 += 1
+            else:
+                w[j] = 0.0
+        if n1 == 0:
+            continue
+        ok[r] = True
+        rel = rel_factor * pairwise_sum(w) / n1
+        cnt = 0
+        for j in range(nb):
+            zj = z[j]
+            if zj > rel and zj > floor:
+                w[j] = zj
+                cnt += 1
+            else:
+                w[j] = 0.0
+        s2[r] = pairwise_sum(w)
+        n2[r] = cnt
+    return s2, n2, ok
