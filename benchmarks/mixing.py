@@ -3,7 +3,7 @@
 Run from the repository root::
 
     bash benchmarks/peers/setup_scaper.sh          # once: Scaper 1.6.5 + numpy<2 in its own venv
-    python benchmarks/mixing.py [--quick] [--n 400] [--n-peer 40] [--repeat 3] [--variants]
+    python benchmarks/mixing.py [--quick] [--n 400] [--n-peer 40] [--repeat 3] [--no-peer]
 
 Workload (same for every row): coherent 4-stem (vocals, drums, bass, other) 5 s stereo 44.1 kHz
 mixtures, loudness gains (snr uniform(-5, 5) relative to ref_db uniform(-30, -10), Scaper
@@ -23,10 +23,10 @@ semantics) and fix_clipping, from the synthetic dataset of ``benchmarks/_data.py
 
 * stemforge draw only (informative): ``Mixer.spec(i)``, the per-item sampling (SeedSequence,
   distributions, the batched loudness look-up) without rendering.
-* ``--variants`` (informative): render's arithmetic re-implemented over the same slices and
-  gains without the draw ("current"), and the alternatives measured for issue 3: the clip
-  rescale folded into the gains (slices re-read), and cache-blocked chunks of 16K / 64K frames
-  (same bytes as render). Checked first: mix == sum(targets) bit for bit for all of them.
+* stemforge render only (informative): ``render(spec, index)`` of the same items' specs drawn
+  beforehand (first renders: the clip scale is measured, so clipping items take the rescale
+  pass). render runs one compiled pass per item (``stemforge/mixing/_kernels.py``); the
+  kernels are compiled (or loaded from numba's disk cache) by warm-up items before timing.
 
 One core: BLAS/OpenMP pools capped at 1 thread, one process per tool. The page cache is warmed
 (every file read once) first. Each row is the median of ``--repeat`` interleaved rounds.
@@ -41,6 +41,7 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXP
     os.environ[_v] = "1"
 
 import argparse  # noqa: E402
+import copy  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -54,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import _data  # noqa: E402
 from stemforge.mixing.mixer import Mixer  # noqa: E402
+from stemforge.mixing.render import render  # noqa: E402
 
 DURATION = 5.0
 RECIPE_FRAMES = int(round(DURATION * 44100))
@@ -129,111 +131,17 @@ def time_floor_outputs(maps, plan, frames: int) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-# ---------------------------------------------------------------- render variants (informative)
-# What render does, re-implemented over the same memmap slices and gains (no draw), and the
-# alternatives tried for cache blocking and the clip rescale. Each returns the (5, C, T) buffer
-# (4 targets + mix); ``mix == sum(targets)`` holds for all of them.
-def _variant_current(srcs, frames):
-    """render's scheme: targets = slice * gain, mix = ((t0 + t1) + t2) + t3, peak by max/min;
-    on clipping the targets are scaled in place and the mix summed again."""
-    buf = np.empty((len(srcs) + 1, 2, frames), np.float32)
-    for j, (mm, st, g) in enumerate(srcs):
-        np.multiply(mm[:, st:st + frames], g, out=buf[j])
-    mix = np.add(buf[0], buf[1], out=buf[-1])
-    for j in range(2, len(srcs)):
-        mix += buf[j]
-    peak = max(float(mix.max()), -float(mix.min()))
-    if peak > 1.0:
-        k = np.float32(1.0 / (peak + 1e-10))
-        np.multiply(buf[:-1], k, out=buf[:-1])
-        np.add(buf[0], buf[1], out=mix)
-        for j in range(2, len(srcs)):
-            mix += buf[j]
-    return buf
+def render_plan(mixer: Mixer, n: int):
+    """The specs of items 0..n-1, drawn beforehand (fresh copies per round: a first render)."""
+    return [mixer.spec(i) for i in range(n)]
 
 
-def _variant_fold(srcs, frames):
-    """As current, but a clipping item is re-rendered from the slices with gain * scale folded
-    into one multiply (no in-place rescale pass; the slices are read twice)."""
-    buf = np.empty((len(srcs) + 1, 2, frames), np.float32)
-
-    def run(gains):
-        for j, (mm, st, _) in enumerate(srcs):
-            np.multiply(mm[:, st:st + frames], gains[j], out=buf[j])
-        np.add(buf[0], buf[1], out=buf[-1])
-        for j in range(2, len(srcs)):
-            buf[-1] += buf[j]
-
-    run([g for _, _, g in srcs])
-    peak = max(float(buf[-1].max()), -float(buf[-1].min()))
-    if peak > 1.0:
-        k = 1.0 / (peak + 1e-10)
-        run([np.float32(float(g) * k) for _, _, g in srcs])
-    return buf
-
-
-def _variant_blocked(srcs, frames, block):
-    """Cache-blocked: the same operations (same bytes as current) on ``block``-frame column
-    chunks, so the four slices and five outputs of a chunk stay in L2/L3 between operations."""
-    buf = np.empty((len(srcs) + 1, 2, frames), np.float32)
-    tg, mix = buf[:-1], buf[-1]
-    views = [(mm.view(np.ndarray)[:, st:st + frames], g) for mm, st, g in srcs]
-    for a in range(0, frames, block):
-        e = a + block
-        for j, (v, g) in enumerate(views):
-            np.multiply(v[:, a:e], g, out=tg[j, :, a:e])
-        m = np.add(tg[0, :, a:e], tg[1, :, a:e], out=mix[:, a:e])
-        for j in range(2, len(views)):
-            m += tg[j, :, a:e]
-    peak = max(float(mix.max()), -float(mix.min()))
-    if peak > 1.0:
-        k = np.float32(1.0 / (peak + 1e-10))
-        for a in range(0, frames, block):
-            e = a + block
-            np.multiply(tg[:, :, a:e], k, out=tg[:, :, a:e])
-            m = np.add(tg[0, :, a:e], tg[1, :, a:e], out=mix[:, a:e])
-            for j in range(2, len(views)):
-                m += tg[j, :, a:e]
-    return buf
-
-
-VARIANTS = {
-    "render variant: current (unblocked, in-place rescale)": _variant_current,
-    "render variant: fold gain*scale, re-read slices": _variant_fold,
-    "render variant: blocked 16K frames": lambda s, f: _variant_blocked(s, f, 16384),
-    "render variant: blocked 64K frames": lambda s, f: _variant_blocked(s, f, 65536),
-}
-
-
-def variants_plan(mixer: Mixer, index, n: int):
-    """Per item: (memmap, start, float32 gain) of each drawn source (maps opened once)."""
-    cache, out = index.cache, []
-    for i in range(n):
-        out.append([(cache.get(index.track(s.track).stems[s.stem].key), s.start,
-                     np.float32(s.gain)) for s in mixer.spec(i).sources])
-    return out
-
-
-def check_variants(mixer: Mixer, vplan, frames: int, n: int = 20) -> None:
-    """Every variant keeps mix == sum(targets) bit for bit; current and blocked give render's
-    bytes (fold changes the bytes of clipping items)."""
-    for i, srcs in enumerate(vplan[:n]):
-        m = mixer.mixture(i)
-        ref = np.stack([*(m.targets[t] for t in TARGETS), m.mix])
-        for name, fn in VARIANTS.items():
-            buf = fn(srcs, frames)
-            s = np.add(buf[0], buf[1])
-            for j in range(2, len(TARGETS)):
-                s += buf[j]
-            assert np.array_equal(s, buf[-1]), (name, i)
-            if "fold" not in name:
-                assert np.array_equal(buf.view(np.uint32), ref.view(np.uint32)), (name, i)
-
-
-def time_variant(fn, vplan, frames: int) -> tuple[float, float]:
+def time_render(index, specs) -> tuple[float, float]:
+    """(wall, CPU) seconds to render already-drawn specs (first render: clip scale unknown)."""
+    specs = [copy.deepcopy(s) for s in specs]
     t0, c0 = time.perf_counter(), time.process_time()
-    for srcs in vplan:
-        fn(srcs, frames)
+    for s in specs:
+        render(s, index)
     return time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -248,8 +156,6 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=30.0, help="track length")
     ap.add_argument("--venv", type=Path, default=None, help="Scaper peer venv")
     ap.add_argument("--no-peer", action="store_true", help="skip Scaper")
-    ap.add_argument("--variants", action="store_true",
-                    help="also time render variants (blocked, folded rescale) on the same plan")
     a = ap.parse_args(argv)
     if a.quick:
         a.n, a.n_peer, a.repeat = 100, 10, 1
@@ -273,11 +179,9 @@ def main(argv=None) -> int:
     runs[draw] = []
     n_for = {"stemforge": a.n, "Scaper 1.6.5": a.n_peer, "floor (memmap read + sum)": a.n,
              outs: a.n, draw: a.n}
-    if a.variants:
-        vplan = variants_plan(mixer, index, a.n)
-        check_variants(mixer, vplan, frames)
-        for name in VARIANTS:
-            runs[name], n_for[name] = [], a.n
+    rname = "stemforge render only (drawn specs)"
+    rspecs = render_plan(mixer, a.n)
+    runs[rname], n_for[rname] = [], a.n
     for r in range(a.repeat):
         def timed(name, fn, *args):  # (wall, CPU) into runs; minor page faults per item
             f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -289,9 +193,7 @@ def main(argv=None) -> int:
         timed(outs, time_floor_outputs, maps, oplan, frames)
         timed("stemforge", time_stemforge, mixer, a.n)
         timed(draw, time_draw, mixer, a.n)
-        if a.variants:
-            for name, fn in VARIANTS.items():
-                timed(name, time_variant, fn, vplan, frames)
+        timed(rname, time_render, index, rspecs)
         if not a.no_peer:
             out = _data.run_scaper(a.root, a.n_peer, a.venv, source_max=a.seconds - DURATION)
             runs["Scaper 1.6.5"].append((out["seconds"], out["cpu_seconds"]))
