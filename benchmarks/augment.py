@@ -38,6 +38,15 @@ single-threaded):
 * Scaper 1.6.5 ``quick_pitch_time=True``: SoX's quick ``pitch``/``tempo`` algorithms (pysox).
 * floor: memmap slices at stemforge's drawn (track, start) read, ONE soxr speed change per stem
   (the minimum work any resampling pitch/tempo needs) and summed; no loudness, no gains.
+* stemforge ``cached``: ``pitch_tempo`` step in ``mode: cached``: the same draws snapped to the
+  grid ``--variant-grid`` (default ``semitones=-2,0,2 tempo=0.9,1,1.1``) and read from
+  Rubber Band R3 variants pre-computed by ``prepare(index, variants=...)`` (HQ quality, pitch
+  and tempo independent; loudness from the variants' stored energies, i.e. measured on the
+  processed audio once, at prepare time). The variants are rendered for a SEPARATE, smaller
+  dataset built by the same generator (``--variant-tracks`` x ``--variant-seconds``, default
+  4 x 20 s) to bound the one-off cost; its precompute CPU time and storage are reported apart,
+  with how many mixtures amortise them against Scaper quick. ``plain`` = the same recipe
+  without augmentation on that dataset (what "cost ~ plain mixing" is compared with).
 
 Timing: wall and CPU seconds (process + children: Scaper's rubberband/sox subprocesses are
 counted) for the whole per-item work, after a warm-up item. Ratios are computed from CPU time
@@ -52,6 +61,7 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXP
     os.environ[_v] = "1"
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -73,9 +83,14 @@ SEMITONES = ["uniform", -2, 2]
 TEMPO = ["uniform", 0.9, 1.1]
 
 
-def recipe(mode: str) -> dict:
+def recipe(mode: str, grid: str | None = None) -> dict:
     """The mixing benchmark's recipe plus shared pitch/tempo on every stem in ``mode``."""
-    if mode == "quick1":  # informative: ONE tape step (pitch and tempo change together)
+    if mode == "plain":
+        return {**mixing.RECIPE, "name": "bench-augment-plain"}
+    if mode == "cached":
+        aug = [{"step": "pitch_tempo", "p": 1.0, "stems": "all", "shared": True,
+                "semitones": SEMITONES, "tempo": TEMPO, "mode": "cached", "grid": grid}]
+    elif mode == "quick1":  # informative: ONE tape step (pitch and tempo change together)
         aug = [{"step": "pitch_shift", "p": 1.0, "stems": "all", "shared": True,
                 "semitones": SEMITONES, "mode": "quick"}]
     elif mode in ("quick", "quick_src", "quick_src_lq"):
@@ -145,9 +160,17 @@ def main(argv=None) -> int:
     ap.add_argument("--root", type=Path, default=_data.DEFAULT_ROOT, help="dataset directory")
     ap.add_argument("--venv", type=Path, default=None, help="Scaper peer venv")
     ap.add_argument("--no-peer", action="store_true", help="skip Scaper")
+    ap.add_argument("--n-cached", type=int, default=200, help="items, stemforge cached and plain")
+    ap.add_argument("--variant-root", type=Path, default=Path(str(_data.DEFAULT_ROOT) + "-variants"),
+                    help="dataset directory for the cached row (its variants are stored there)")
+    ap.add_argument("--variant-tracks", type=int, default=4)
+    ap.add_argument("--variant-seconds", type=float, default=20.0)
+    ap.add_argument("--variant-grid", default="semitones=-2,0,2 tempo=0.9,1,1.1")
+    ap.add_argument("--only-cached", action="store_true",
+                    help="only the cached/plain rows and the Scaper rows")
     a = ap.parse_args(argv)
     if a.quick:
-        for k in ("n_hq", "n_fast", "n_quick", "n_peer", "n_peer_quick"):
+        for k in ("n_hq", "n_fast", "n_quick", "n_peer", "n_peer_quick", "n_cached"):
             setattr(a, k, max(2, getattr(a, k) // 4))
 
     seconds = 30.0
@@ -155,9 +178,11 @@ def main(argv=None) -> int:
     _data.warm_page_cache(a.root)
     rows = []
     mixers = {}
-    for mode, n in (("quick", a.n_quick), ("quick_src", a.n_quick),
-                    ("quick_src_lq", a.n_quick), ("quick1", a.n_quick),
-                    ("fast", a.n_fast), ("hq", a.n_hq)):
+    pre = cached_rows(a, rows)
+    modes = () if a.only_cached else (
+        ("quick", a.n_quick), ("quick_src", a.n_quick), ("quick_src_lq", a.n_quick),
+        ("quick1", a.n_quick), ("fast", a.n_fast), ("hq", a.n_hq))
+    for mode, n in modes:
         mixer = mixers[mode] = Mixer(recipe(mode), index, seed=0)
         m = mixer.mixture(10_000)  # warm-up: imports, Rubber Band/soxr set-up
         assert m.mix.shape == (2, mixer.recipe.frames) and m.mix.dtype == np.float32
@@ -172,11 +197,12 @@ def main(argv=None) -> int:
         rows.append({"name": label, "items": n, "seconds": w, "cpu_seconds": c,
                      "audio_seconds": n * DURATION})
         print(f"stemforge {mode} done", file=sys.stderr)
-    time_floor(index, mixers["quick"], 2)
-    w, c = time_floor(index, mixers["quick"], a.n_quick)
-    rows.append({"name": "floor (memmap read + 1 soxr speed change per stem + sum)",
-                 "items": a.n_quick, "seconds": w, "cpu_seconds": c,
-                 "audio_seconds": a.n_quick * DURATION})
+    if "quick" in mixers:
+        time_floor(index, mixers["quick"], 2)
+        w, c = time_floor(index, mixers["quick"], a.n_quick)
+        rows.append({"name": "floor (memmap read + 1 soxr speed change per stem + sum)",
+                     "items": a.n_quick, "seconds": w, "cpu_seconds": c,
+                     "audio_seconds": a.n_quick * DURATION})
     peer_info = None
     if not a.no_peer:
         for quick, n, name in ((True, a.n_peer_quick, "Scaper 1.6.5 quick (sox)"),
@@ -199,7 +225,64 @@ def main(argv=None) -> int:
     print(cpu_table(rows, [("vs Scaper quick", "Scaper 1.6.5 quick (sox)"),
                            ("vs Scaper default", "Scaper 1.6.5 default (rubberband)"),
                            ("vs floor", "floor (memmap read + 1 soxr speed change per stem + sum)")]))
+    print()
+    print(pre["text"])
+    by = {r["name"]: r for r in rows}
+    quick = by.get("Scaper 1.6.5 quick (sox)")
+    cached = by[CACHED]
+    if quick:
+        per_q = quick["cpu_seconds"] / quick["items"]
+        per_c = cached["cpu_seconds"] / cached["items"]
+        print(f"amortised against Scaper quick after {pre['cpu'] / (per_q - per_c):,.0f} mixtures "
+              f"(precompute CPU / ({1000 * per_q:.1f} - {1000 * per_c:.1f}) ms saved per mixture)")
     return 0
+
+
+CACHED = "stemforge cached (Rubber Band R3 variants, HQ)"
+
+
+def cached_rows(a, rows: list[dict]) -> dict:
+    """Prepare the variant dataset (timed: the one-off cost), then time the cached and plain
+    rows on it. Appends to ``rows``; returns the precompute figures."""
+    from stemforge.augment.variants import parse_grid
+    from stemforge.prepare import prepare
+
+    grid = parse_grid(a.variant_grid)
+    vindex = _data.build(a.variant_root, a.variant_tracks, a.variant_seconds)
+    record = a.variant_root / "variants-cost.json"  # the one-off cost, kept for later runs
+    w0, c0 = _clock()
+    st = prepare(vindex, workers=1, variants=grid)
+    w1, c1 = _clock()
+    if st.variants_written:
+        cost = {"variants": st.variants_written, "wall": w1 - w0, "cpu": c1 - c0,
+                "grid": grid.spec(), "machine": _data.machine()}
+        record.write_text(json.dumps(cost) + "\n")
+    else:
+        cost = json.loads(record.read_text())
+    stems = sum(len(t.stems) for t in vindex.tracks)
+    stem_seconds = sum(t.duration * len(t.stems) for t in vindex.tracks)
+    n_pts = len(grid.points())
+    total_bytes = sum(f.stat().st_size for f in vindex.variants.folder.glob("*.npy"))
+    per = cost["cpu"] / (cost["variants"] * stem_seconds / stems)
+    text = (f"precompute (one-off{'' if st.variants_written else ', recorded by an earlier run'}): "
+            f"{cost['variants']} variants ({stems} stems x {n_pts} points of {cost['grid']}, "
+            f"{stem_seconds / stems:g} s each) in {cost['wall']:.1f} s wall, {cost['cpu']:.1f} s "
+            f"CPU (one worker) = {1000 * per:.0f} ms CPU per stem-second per grid point; storage "
+            f"{total_bytes / 1e9:.2f} GB for {stem_seconds:.0f} stem-seconds ({n_pts} x the plain "
+            f"StemCache's float32, + energies)")
+    _data.warm_page_cache(a.variant_root)  # stems and variants read once (cache/*.npy)
+    for mode, label in (("cached", CACHED), ("plain", "stemforge plain mixing, no augmentation "
+                                                      "(same dataset)")):
+        mixer = Mixer(recipe(mode, a.variant_grid), vindex, seed=0)
+        m = mixer.mixture(10_000)
+        assert m.mix.shape == (2, mixer.recipe.frames)
+        if mode == "cached":
+            assert all(s.steps and s.steps[0]["mode"] == "cached" for s in m.spec.sources)
+        w, c = time_stemforge(mixer, a.n_cached)
+        rows.append({"name": label, "items": a.n_cached, "seconds": w, "cpu_seconds": c,
+                     "audio_seconds": a.n_cached * DURATION})
+        print(f"stemforge {mode} done", file=sys.stderr)
+    return {"text": text, "cpu": cost["cpu"]}
 
 
 def cpu_table(rows: list[dict], refs: list[tuple[str, str]]) -> str:
