@@ -70,6 +70,7 @@ def fmt(v: float) -> str:
     return f"{_canon(v):g}"
 
 
+@functools.lru_cache(maxsize=65536)  # called per stem per item by the sampler and renderer
 def variant_key(stem_key: str, semitones: float, tempo: float) -> str:
     """Storage key of a stem's variant at (semitones, tempo) for the installed engine."""
     text = f"{stem_key}|semitones={_canon(semitones):.6f}|tempo={_canon(tempo):.6f}|{engine()}"
@@ -232,6 +233,8 @@ def read_source(index, src, sample_rate: int, frames: Frames) -> tuple[np.ndarra
     Reads the variant (the plain stem at the identity point) from ``round(start / tempo)`` at
     the track's rate, resamples to ``sample_rate`` when the track differs, and returns float32
     ``(track channels, frame_plan(rest, frames)[0])`` plus ``rest`` (the remaining steps).
+    The audio is a READ-ONLY view of the variant's memmap when no resampling is needed (no
+    copy: the renderer multiplies it by the gain into its buffer), else a new array.
     Raises VariantError when the variant is not prepared, AudioError when it is too short.
     """
     from ..audio import dsp
@@ -258,7 +261,7 @@ def read_source(index, src, sample_rate: int, frames: Frames) -> tuple[np.ndarra
                 f"track {src.track!r} stem {src.stem!r}: variant semitones={fmt(point[0])} "
                 f"tempo={fmt(point[1])} ({index.variants.path(key)}) has {mm.shape[1]} frames, "
                 f"{v0 + n} needed (start {src.start} -> {v0}); never zero-padded")
-        audio = np.array(mm[:, v0:v0 + n], dtype=np.float32)
+        audio = mm[:, v0:v0 + n]
     if sr_t != sample_rate:
         audio = dsp.resample(audio, sr_t, sample_rate)[:, :m]
     return audio, rest

@@ -302,8 +302,8 @@ def process_stem(index, src: SourceSpec, sample_rate: int, channels: int, frames
     """
     if src.steps and variants.is_cached(src.steps[0]):
         audio, rest = variants.read_source(index, src, sample_rate, frames)
-        audio = dsp.to_channels(audio, channels)
-        return apply_steps(audio, sample_rate, rest, frames)
+        audio = dsp.to_channels(audio, channels)  # a read-only memmap view when nothing follows
+        return apply_steps(audio, sample_rate, rest, frames) if rest else audio
     audio = index.read(src.track, src.stem, src.start, src.source_frames)
     need = source_frames(src.steps, frames)
     if src.track_sample_rate and src.track_sample_rate != sample_rate:
