@@ -27,6 +27,7 @@ from stemforge.errors import AudioError, RecipeError
 from stemforge.index import Index
 from stemforge.mixing.mixer import Mixer, render
 from stemforge.mixing.recipe import Recipe
+from stemforge.mixing.sample import Sampler
 from stemforge.mixing.spec import MixSpec
 from stemforge.prepare import prepare
 
@@ -321,6 +322,8 @@ def test_missing_variant_refused_at_mixer_construction(prepared, tmp_path):
     with pytest.raises(VariantError, match="needs 12 pitch/tempo variants, 12 not prepared"):
         Mixer(_recipe([PT]), fresh)
     assert not (tmp_path / "fresh" / "variants").exists()
+    # a bare Sampler (the torch ValidationDataset's: no augmentation applied) needs none
+    Sampler(Recipe.from_dict(_recipe([PT])), fresh)
     # a recipe without cached steps does not look for variants
     Mixer(_recipe([{**PT, "mode": "hq", "grid": None}]), fresh)
 

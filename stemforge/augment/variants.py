@@ -309,8 +309,9 @@ def required_points(chain, stem: str) -> list[tuple[float, float]]:
 
 def check_variants(recipe, index, by_stem: Mapping[str, Sequence]) -> None:
     """Refuse (VariantError) a recipe whose cached steps need variants the index's cache does
-    not hold, for any candidate track of any source stem. Called when the Sampler (Mixer) is
-    built, so a job never fails midway. The message names a missing (track, stem, point), how
+    not hold, for any candidate track of any source stem. Called when a Mixer is built (every
+    generate / torch / regenerate path builds one), so a job never fails midway; a bare
+    Sampler (e.g. the torch ValidationDataset, which applies no augmentation) does not check. The message names a missing (track, stem, point), how
     many are missing, and the exact ``stemforge prepare`` command that renders them."""
     if not any(entry_points(e) is not None for e in recipe.augment.entries):
         return

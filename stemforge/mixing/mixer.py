@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..augment.variants import check_variants
 from .recipe import Recipe
 from .render import render as _render
 from .sample import Sampler
@@ -60,6 +61,8 @@ class Mixer:
         self.index = _as_index(index)
         self.seed = int(seed)
         self.sampler = Sampler(self.recipe, self.index)
+        # mode cached: every variant the recipe can ask for is prepared (refused now, not mid-job)
+        check_variants(self.recipe, self.sampler.index, self.sampler.by_stem)
         self._ahead: dict[tuple[int, int], MixSpec] = {}
         self._last: tuple[int, int] | None = None
 

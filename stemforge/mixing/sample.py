@@ -74,7 +74,6 @@ class Sampler:
                                   f"track '{t.id}' with {t.channels} channels")
         self.by_stem = {s: [t for t in idx.tracks if s in t.stems] for s in recipe.sources}
         self.coherent = [t for t in idx.tracks if all(s in t.stems for s in recipe.sources)]
-        variants.check_variants(recipe, idx, self.by_stem)  # mode cached: all prepared, now
         if recipe.modes.get("coherent", 0) > 0 and not self.coherent:
             raise RecipeError("modes.coherent", "no track holds every source stem "
                               f"({', '.join(recipe.sources)}); use incoherent mixing")
