@@ -246,6 +246,24 @@ def test_two_cached_steps_read_their_combined_variant(prepared):
     assert abs(peak_frequency(x.targets["vocals"]) / (440.0 * 2 ** (2 / 12)) - 1) < 0.01
 
 
+def test_cached_on_a_track_at_another_rate(tmp_path):
+    """48 kHz stems, 44.1 kHz recipe: the variant (at 48 kHz) is read then resampled."""
+    n = int(SECONDS * 48000)
+    for name, f in (("vocals", 440.0), ("drums", 200.0), ("bass", 110.0), ("other", 330.0)):
+        write_wav(tmp_path / "hq" / "train" / "A - One" / f"{name}.wav",
+                  sine(n, f, sr=48000), 48000)
+    index = Index.build(tmp_path / "hq", cache_dir=tmp_path / "cache")
+    assert prepare(index, workers=1, variants="semitones=2").variants_written == 4
+    rec = _recipe([{"step": "pitch_shift", "mode": "cached", "grid": "semitones=2",
+                    "semitones": ["uniform", 1.5, 2.5]}], targets=["vocals"], resample=True)
+    m = Mixer(rec, index, seed=0)
+    for i in range(2):
+        x = m.mixture(i)
+        assert x.mix.shape == (2, SR) and x.spec.sources[0].track_sample_rate == 48000
+        assert abs(peak_frequency(x.targets["vocals"]) / (440.0 * 2 ** (2 / 12)) - 1) < 0.01
+        assert np.array_equal(render(MixSpec.from_json(x.spec.to_json()), index).mix, x.mix)
+
+
 # ---------------------------------------------------------------------- determinism, sums
 def test_bit_exact_rerender_and_sum_invariant(prepared):
     index, _ = prepared
