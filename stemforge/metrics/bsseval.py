@@ -24,7 +24,10 @@ What museval does, and what we reproduce:
 How it is faster (same maths): whole-track lagged correlations from chunked FFTs (one pass,
 cross-spectra summed over chunks), one block-Toeplitz solve for all estimates (block Levinson,
 refined and residual-checked, dense fallback) instead of one dense LU per estimate, and all frame
-projections and energies in the frequency domain (Parseval), batched over frames and sources.
+projections and energies in the frequency domain (Parseval), per frame and block of bins. The
+cross-spectrum sums, the Levinson recursions, the projections with their five energies and the
+time-domain frame energies are compiled loops (:mod:`stemforge.metrics._kernels`, numba,
+imported on first use): no large temporaries beyond the frame spectra themselves.
 """
 from __future__ import annotations
 
@@ -87,44 +90,35 @@ def _parseval_weights(nfft: int) -> np.ndarray:
 
 def _filters(R, D, nsrc, nch, L, solver):
     """Whole-track filters: all references ``(L, m, m)`` (estimate channel ``c`` of ``D``'s
-    columns is column ``c``), and each source's own ``(L, nsrc, nch, nch)``."""
+    columns is column ``c``), and each source's own ``(nsrc, L, nch, nch)``."""
     h_all = toeplitz.solve(R, D, method=solver)
     Rj = np.stack([R[:, j * nch : (j + 1) * nch, j * nch : (j + 1) * nch] for j in range(nsrc)])
     Dj = np.stack([D[:, j * nch : (j + 1) * nch, j * nch : (j + 1) * nch] for j in range(nsrc)])
     h_own = toeplitz.solve(Rj, Dj, method=solver)  # (nsrc, L, nch, nch), one batched recursion
-    return h_all, np.ascontiguousarray(h_own.transpose(1, 0, 2, 3))
+    return h_all, h_own
 
 
-def _frame_spectra(x, y, bounds, nfft):
-    """Spectra of zero-padded frames: (nfr, m + q, nfft // 2 + 1)."""
-    seg = np.stack([np.concatenate([x[:, a:b], y[:, a:b]]) for a, b in bounds])
-    return sfft.rfft(seg, n=nfft, axis=-1, workers=toeplitz.WORKERS)
-
-
-def _energy(z, w, nsrc):
-    """``sum_k w_k |z_k|^2`` per frame and source: ``z`` (K, fr, m) complex -> (fr, nsrc)."""
-    K, fr, m = z.shape
-    zv = z.view(np.float64) if z.strides[-1] == z.itemsize else np.stack([z.real, z.imag], -1)
-    e = np.einsum("k,kfj,kfj->fj", w, zv.reshape(K, fr, 2 * m), zv.reshape(K, fr, 2 * m))
-    return e.reshape(fr, nsrc, -1).sum(-1)
-
-
-def _projection_energies(spec, Hf, w, nsrc, nch):
-    """Energies per frame and source from frame spectra ``spec`` (fr, 2m, K) and filter spectra
-    ``Hf`` (K, m, 2m) (``[:m]`` all references, ``[m:]`` own channels); returns 5 x (fr, nsrc)."""
+def _filter_spectra(h_all, h_own, nfft):
+    """Filter spectra in the projection kernel's layout: ``hall`` (m, m, F) from reference
+    channel ``i`` to output ``c``; ``hown`` (nch, m, F) from channel ``i`` of output ``c``'s
+    source to ``c``."""
+    nsrc, L, nch, _ = h_own.shape
     m = nsrc * nch
-    xs = np.ascontiguousarray(spec[:, :m].transpose(2, 0, 1))  # (K, fr, m) references
-    p = np.matmul(xs, Hf)  # (K, fr, 2m)
-    p_all, p_own = p[..., :m], p[..., m:]
-    sir_num = _energy(p_own, w, nsrc)
-    sar_num = _energy(p_all, w, nsrc)
-    xs -= p_own
-    isr_den = _energy(xs, w, nsrc)
-    p_own -= p_all
-    sir_den = _energy(p_own, w, nsrc)
-    np.subtract(spec[:, m:].transpose(2, 0, 1), p_all, out=xs)  # estimates - projection
-    sar_den = _energy(xs, w, nsrc)
-    return isr_den, sir_num, sir_den, sar_num, sar_den
+    hall = sfft.rfft(np.ascontiguousarray(h_all.transpose(1, 2, 0)), n=nfft, axis=-1)
+    own = np.ascontiguousarray(h_own.transpose(2, 0, 3, 1)).reshape(nch, m, L)
+    return hall, sfft.rfft(own, n=nfft, axis=-1)
+
+
+def _frame_spectra(x, y, starts, flen, nfft, out):
+    """Spectra of the zero-padded frames ``[a, a + flen)`` for ``a`` in ``starts`` (evenly
+    spaced) of references then estimates into ``out`` (m + q, len(starts), nfft // 2 + 1)."""
+    m = x.shape[0]
+    hop = int(starts[1] - starts[0]) if len(starts) > 1 else 1
+    for src, rows in ((x, slice(0, m)), (y, slice(m, None))):
+        seg = np.lib.stride_tricks.sliding_window_view(src, flen, axis=1)
+        seg = seg[:, starts[0] : starts[-1] + 1 : hop]  # (rows, frames, flen) view
+        np.fft.rfft(seg, n=nfft, axis=-1, out=out[rows])
+    return out
 
 
 def bss_eval_v4(
@@ -159,59 +153,58 @@ def bss_eval_v4(
     bounds = frame_bounds(n, win, hop)
     nwin = len(bounds)
 
+    from . import _kernels
+
     aligned = win >= n or (hop == win and win >= L - 1)  # frames = correlation chunks
     block = min(win, n) if aligned else max(toeplitz.BLOCK, L)
+    nc = -(-n // block)
     nfft_guess = sfft.next_fast_len(block + L - 1, real=True)
-    keep = nwin if aligned and nwin * 2 * m * (nfft_guess // 2 + 1) * 16 <= FRAME_CACHE_BYTES else 0
+    keep = aligned and nc * 2 * m * (nfft_guess // 2 + 1) * 16 <= FRAME_CACHE_BYTES
     R, D, kept, nfft = toeplitz.correlations(x, y, L, block=block, keep=keep, threads=threads)
     h_all, h_own = _filters(R, D, nsrc, nch, L, solver)
 
+    starts = np.array([a for a, _ in bounds], np.int64)
+    stops = np.array([b for _, b in bounds], np.int64)
+    flen = int(stops[0] - starts[0])  # every frame has this length (see frame_bounds)
     if kept is None:
-        nfft = sfft.next_fast_len(bounds[0][1] - bounds[0][0] + L - 1, real=True)
-    Hf = np.zeros((nfft // 2 + 1, m, 2 * m), np.complex128)  # [:m] all refs, [m:] own (block diag)
-    Hf[:, :, :m] = sfft.rfft(h_all, n=nfft, axis=0, workers=toeplitz.WORKERS)
-    own = sfft.rfft(h_own, n=nfft, axis=0, workers=toeplitz.WORKERS)  # (K, nsrc, nch, nch)
-    for j in range(nsrc):
-        Hf[:, j * nch : (j + 1) * nch, m + j * nch : m + (j + 1) * nch] = own[:, j]
+        nfft = sfft.next_fast_len(flen + L - 1, real=True)
+    hall, hown = _filter_spectra(h_all, h_own, nfft)
+    hall_f, hown_f = hall.view(np.float64), hown.view(np.float64)
     w = _parseval_weights(nfft)
+    F = nfft // 2 + 1
     energies = np.zeros((5, nwin, nsrc))
-    group = max(1, GROUP_ELEMS // (m * (nfft // 2 + 1)))
-    if threads > 1:
-        group = min(group, -(-nwin // threads))
+    group = nwin if kept is not None else max(1, min(nwin, GROUP_ELEMS // (2 * m * F)))
+    nthreads = max(1, min(threads, nwin))
+    if nthreads > 1:
+        group = min(group, -(-nwin // nthreads))
 
     def project(f0):  # writes its own frames only
         f1 = min(nwin, f0 + group)
-        spec = kept[f0:f1] if kept is not None else _frame_spectra(x, y, bounds[f0:f1], nfft)
-        energies[:, f0:f1] = _projection_energies(spec, Hf, w, nsrc, nch)
+        if kept is not None:
+            spec, t0, t1 = kept, f0, f1
+        else:
+            buf = np.empty((2 * m, f1 - f0, F), np.complex128)
+            spec, t0, t1 = _frame_spectra(x, y, starts[f0:f1], flen, nfft, buf), 0, f1 - f0
+        part = np.zeros((5, t1 - t0, nsrc))
+        _kernels.projection_energies(spec.view(np.float64), t0, t1, hall_f, hown_f, w, nch, part)
+        energies[:, f0:f1] = part
 
-    if threads > 1 and nwin > group:
+    if nthreads > 1 and nwin > group:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(threads) as pool:
+        with ThreadPoolExecutor(nthreads) as pool:
             list(pool.map(project, range(0, nwin, group)))
     else:
         for f0 in range(0, nwin, group):
             project(f0)
     isr_den, sir_num, sir_den, sar_num, sar_den = energies
 
-    if hop == win and win < n:  # back-to-back frames: one reshaped view
-        span = nwin * win
-        r = refs[:, :, :span].reshape(nsrc, nch, nwin, win)
-        d = (ests[:, :, :span] - refs[:, :, :span]).reshape(nsrc, nch, nwin, win)
-        s_energy = np.einsum("scfn,scfn->fs", r, r)
-        err_energy = np.einsum("scfn,scfn->fs", d, d)
-        silent = (~r.sum(1).any(-1)).any(0)
-        silent |= (~ests[:, :, :span].reshape(nsrc, nch, nwin, win).sum(1).any(-1)).any(0)
-    else:
-        s_energy = np.zeros((nwin, nsrc))
-        err_energy = np.zeros((nwin, nsrc))
-        silent = np.zeros(nwin, bool)
-        for t, (a, b) in enumerate(bounds):
-            r, e = refs[:, :, a:b], ests[:, :, a:b]
-            s_energy[t] = np.einsum("scn,scn->s", r, r)
-            d = e - r
-            err_energy[t] = np.einsum("scn,scn->s", d, d)
-            silent[t] = (~r.sum(1).any(-1)).any() or (~e.sum(1).any(-1)).any()
+    s_energy = np.empty((nwin, nsrc))
+    err_energy = np.empty((nwin, nsrc))
+    silent = np.empty(nwin, np.bool_)
+    _kernels.frame_energies(
+        x.reshape(nsrc, nch, n), y.reshape(nsrc, nch, n), starts, stops, s_energy, err_energy, silent
+    )
 
     out = [
         _db(s_energy, err_energy),

@@ -17,30 +17,34 @@ import scipy.linalg as sla
 
 EPS = np.finfo(float).eps  # museval adds eps * I to the Gram matrix before solving
 BLOCK = 16384  # correlation chunk length (samples)
-WORKERS = 2  # scipy.fft threads
 MAX_REFINE = 3  # iterative-refinement steps of the Levinson solution
-STEP_ELEMS = 1 << 22  # chunk spectra transformed per step (elements)
+STEP_ELEMS = 1 << 21  # chunk spectra (complex bins, all rows) transformed per step
 
 
 def correlations(
-    x: np.ndarray, y: np.ndarray, L: int, block: int = BLOCK, keep: int = 0, threads: int = 1
+    x: np.ndarray, y: np.ndarray, L: int, block: int = BLOCK, keep: bool = False, threads: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
     """Lagged inner products over the whole (zero-extended) signals.
 
     ``x``: (m, N) references, ``y``: (q, N) estimates, float64.
     Returns ``R`` (2L-1, m, m) with ``R[k + L - 1][p, r] = sum_n x_p[n] x_r[n + k]``,
-    ``D`` (L, m, q) with ``D[l][p, c] = sum_n x_p[n] y_c[n + l]``, the spectra of the first
-    ``keep`` chunks (``block`` samples each, zero-padded to ``nfft``) of x and y as
-    (keep, m + q, nfft // 2 + 1) or None, and ``nfft``.
+    ``D`` (L, m, q) with ``D[l][p, c] = sum_n x_p[n] y_c[n + l]``, with ``keep`` the spectra of
+    all chunks (``block`` samples each, zero-padded to ``nfft``) of x then y as
+    (m + q, nc, nfft // 2 + 1) complex (else None), and ``nfft``.
 
     The signals are cut into chunks of ``block`` samples (needs ``block >= L - 1`` when there
     is more than one chunk). Within-chunk correlations come from the chunk spectra (cross-spectra
-    summed over chunks, ``nfft >= block + L - 1`` so lags up to ``L - 1`` do not alias); the
-    pairs ``(n, n + k)`` that straddle a chunk boundary involve only the ``L - 1`` samples on
-    either side of it, and are added from short FFTs of those edges. So every signal is
-    transformed once (the chunk spectra are also what the frame projections reuse), and only
-    ``m (m + 1) / 2 + m q`` inverse FFTs remain (``R(-k) = R(k).T``: pairs ``p <= r`` only).
+    summed over chunks by the compiled :func:`~stemforge.metrics._kernels.cross_spectra`,
+    ``nfft >= block + L - 1`` so lags up to ``L - 1`` do not alias); the pairs ``(n, n + k)``
+    that straddle a chunk boundary involve only the ``L - 1`` samples on either side of it, and
+    are added from short FFTs of those edges. So every signal is transformed once (with ``keep``
+    into the returned array, which the frame projections reuse; else a few chunks at a time
+    into one reused buffer), and only ``m (m + 1) / 2 + m q`` inverse FFTs remain
+    (``R(-k) = R(k).T``: pairs ``p <= r`` only). ``threads`` > 1 splits the chunks over threads
+    (each with its own accumulators; the kernels and NumPy's FFT release the GIL).
     """
+    from . import _kernels
+
     m, n = x.shape
     q = y.shape[0]
     B = min(block, max(n, 1))
@@ -50,42 +54,38 @@ def correlations(
     nfft = sfft.next_fast_len(max(B + L - 1, 2 * L - 1), real=True)
     F = nfft // 2 + 1
     iu, ju = np.triu_indices(m)
-    rows = [slice(p * m - p * (p - 1) // 2, (p + 1) * m - (p + 1) * p // 2) for p in range(m)]
-    kept = np.empty((keep, m + q, F), np.complex128) if keep else None
-    step = max(1, STEP_ELEMS // ((m + q) * nfft))
-    starts = list(range(0, nc, step))
-    workers = WORKERS if threads <= 1 else 1
+    kept = np.empty((m + q, nc, F), np.complex128) if keep else None
+    step = max(1, min(nc, STEP_ELEMS // ((m + q) * F)))
+    nthreads = max(1, min(threads, nc))
+    bounds = np.linspace(0, nc, nthreads + 1).astype(int)
 
-    def accumulate(part):  # chunk groups ``part``: own accumulators, disjoint ``kept`` slices
-        a_r = np.zeros((len(iu), F), dtype=np.complex128)  # ref x ref, pairs p <= r
-        a_d = np.zeros((m, q, F), dtype=np.complex128)  # ref x estimate
-        for c0 in part:
-            c1 = min(nc, c0 + step)
-            fx = sfft.rfft(_chunks(x, c0, c1, B), n=nfft, axis=-1, workers=workers)  # (m, k, F)
-            fy = sfft.rfft(_chunks(y, c0, c1, B), n=nfft, axis=-1, workers=workers)  # (q, k, F)
-            if keep > c0:
-                k1 = min(c1, keep)
-                kept[c0:k1, :m] = fx[:, : k1 - c0].transpose(1, 0, 2)
-                kept[c0:k1, m:] = fy[:, : k1 - c0].transpose(1, 0, 2)
-            cf = np.conjugate(fx)
-            for p in range(m):
-                a_r[rows[p]] += np.einsum("kf,rkf->rf", cf[p], fx[p:])
-            a_d += np.einsum("pkf,ckf->pcf", cf, fy)
+    def accumulate(part):  # chunks bounds[part] .. bounds[part + 1]: own accumulators
+        c_lo, c_hi = int(bounds[part]), int(bounds[part + 1])
+        a_r = np.zeros((len(iu), F), np.complex128)  # ref x ref, pairs p <= r
+        a_d = np.zeros((m, q, F), np.complex128)  # ref x estimate
+        ar_f, ad_f = a_r.view(np.float64), a_d.view(np.float64)
+        buf = None if keep else np.empty((m + q, min(step, c_hi - c_lo), F), np.complex128)
+        for c0 in range(c_lo, c_hi, step):
+            c1 = min(c_hi, c0 + step)
+            dst = kept[:, c0:c1] if keep else buf[:, : c1 - c0]
+            np.fft.rfft(_chunks(x, c0, c1, B), n=nfft, axis=-1, out=dst[:m])
+            np.fft.rfft(_chunks(y, c0, c1, B), n=nfft, axis=-1, out=dst[m:])
+            # per step (kept or not: the same order of additions, so the same rounding)
+            _kernels.cross_spectra(dst.view(np.float64), m, 0, c1 - c0, ar_f, ad_f)
         return a_r, a_d
 
-    parts = [starts[i::threads] for i in range(min(max(threads, 1), len(starts)))]
-    if len(parts) == 1:
-        acc_r, acc_d = accumulate(parts[0])
+    if nthreads == 1:
+        acc_r, acc_d = accumulate(0)
     else:
-        from concurrent.futures import ThreadPoolExecutor  # NumPy / pocketfft release the GIL
+        from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(len(parts)) as pool:
-            results = list(pool.map(accumulate, parts))
+        with ThreadPoolExecutor(nthreads) as pool:
+            results = list(pool.map(accumulate, range(nthreads)))
         acc_r = sum(r[0] for r in results)
         acc_d = sum(r[1] for r in results)
-    cr = sfft.irfft(acc_r, n=nfft, axis=-1, workers=WORKERS)
+    cr = sfft.irfft(acc_r, n=nfft, axis=-1)
     lags = np.concatenate([cr[:, nfft - (L - 1) :], cr[:, :L]], axis=1)  # lags -(L-1)..L-1
-    d = sfft.irfft(acc_d, n=nfft, axis=-1, workers=WORKERS)[..., :L]  # (m, q, L)
+    d = sfft.irfft(acc_d, n=nfft, axis=-1)[..., :L]  # (m, q, L)
     if nc > 1:  # pairs straddling the nc - 1 chunk boundaries
         e = L - 1
         ns = sfft.next_fast_len(3 * e, real=True)
@@ -141,8 +141,32 @@ def matvec(R: np.ndarray, X: np.ndarray) -> np.ndarray:
     return y[..., L - 1 : 2 * L - 1, :, :]
 
 
+#: below this block size the transposed, loop-only recursion is faster than BLAS calls
+SMALL_BLOCK = 6
+
+
 def levinson(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Solve ``T X = Y`` by the block Levinson (Whittle / Wiggins-Robinson) recursion.
+    """Solve ``T X = Y`` by the block Levinson recursion, compiled (:mod:`._kernels`).
+
+    ``R``: (..., 2L-1, m, m) blocks ``R(-(L-1)) .. R(L-1)`` with ``R(-k) = R(k).T``;
+    ``Y``: (..., L, m, q); leading axes are independent systems. Returns ``X`` (..., L, m, q).
+    The maths of :func:`levinson_numpy`; BLAS products for ``m >= SMALL_BLOCK``, plain loops
+    over transposed stacks below. Raises ``np.linalg.LinAlgError`` when a block is singular.
+    """
+    from . import _kernels
+
+    L, m, q = Y.shape[-3:]
+    lead = Y.shape[:-3]
+    Rb = np.ascontiguousarray(np.broadcast_to(R, lead + R.shape[-3:]).reshape((-1,) + R.shape[-3:]))
+    Yb = np.ascontiguousarray(Y.reshape((-1, L, m, q)), dtype=np.float64)
+    X = np.empty_like(Yb)
+    (_kernels.levinson if m >= SMALL_BLOCK else _kernels.levinson_t)(Rb, Yb, X)
+    return X.reshape(lead + (L, m, q))
+
+
+def levinson_numpy(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Solve ``T X = Y`` by the block Levinson (Whittle / Wiggins-Robinson) recursion in NumPy
+    (the reference for the compiled :func:`levinson`).
 
     ``R``: (..., 2L-1, m, m) blocks ``R(-(L-1)) .. R(L-1)`` with ``R(-k) = R(k).T``;
     ``Y``: (..., L, m, q); leading axes are independent systems solved together.
