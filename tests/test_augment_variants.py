@@ -234,7 +234,7 @@ def test_two_cached_steps_read_their_combined_variant(prepared):
     index, _ = prepared
     rec = _recipe([{"step": "pitch_shift", "mode": "cached", "grid": GRID, "semitones": 1.7},
                    {"step": "time_stretch", "mode": "cached", "grid": GRID, "rate": 0.88}],
-                  targets=["vocals"])
+                  targets=["vocals"], split=["train"])  # a split: the index subset's variants
     x = Mixer(rec, index, seed=4).mixture(0)
     src = x.spec.sources[0]
     assert [st["variant"] for st in src.steps] == [{"semitones": 2.0, "tempo": 1.0},
