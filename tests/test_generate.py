@@ -531,3 +531,31 @@ def test_no_fsync_same_bytes_and_only_set_files_synced(data, tmp_path, monkeypat
     calls.clear()
     generate(recipe, index, 2, tmp_path / "safe", seed=7, progress=False)
     assert len(calls) == 2 + 2 * 5  # per item: 3 audio files, the folder, the spec
+
+
+def test_jams_pitch_and_stretch_are_the_applied_values():
+    """Scaper's pitch_shift / time_stretch fields: hq steps as drawn; a cached step reports the
+    grid point it read, not the drawn value; a quick (tape) step moves both."""
+    import math
+
+    from stemforge.jobs.jams_export import _pitch_stretch
+
+    assert _pitch_stretch([]) == (None, None)
+    assert _pitch_stretch([{"step": "pitch_shift", "semitones": 1.3, "mode": "hq"}]) == (1.3, None)
+    assert _pitch_stretch([{"step": "time_stretch", "rate": 1.25, "mode": "hq"}]) == (None, 0.8)
+    assert _pitch_stretch([{"step": "pitch_tempo", "semitones": -1.0, "tempo": 0.5,
+                            "mode": "fast"}]) == (-1.0, 2.0)
+    cached = {"step": "pitch_tempo", "semitones": 1.4, "tempo": 1.07, "mode": "cached",
+              "variant": {"semitones": 1.0, "tempo": 1.1}}
+    p, s = _pitch_stretch([cached])
+    assert p == 1.0 and s == pytest.approx(1 / 1.1)
+    only_pitch = {"step": "pitch_shift", "semitones": -0.6, "mode": "cached",
+                  "variant": {"semitones": -1.0, "tempo": 1.0}}
+    assert _pitch_stretch([only_pitch]) == (-1.0, None)
+    p, s = _pitch_stretch([{"step": "pitch_shift", "semitones": 12.0, "mode": "quick"}])
+    assert p == 12.0 and s == pytest.approx(0.5)  # an octave up on tape: half as long
+    p, s = _pitch_stretch([{"step": "time_stretch", "rate": 2.0, "mode": "quick"}])
+    assert p == pytest.approx(12.0) and s == pytest.approx(0.5)
+    p, s = _pitch_stretch([{"step": "pitch_shift", "semitones": 12.0, "mode": "quick"},
+                           {"step": "gain", "db": 3.0}])
+    assert p == 12.0 and math.isclose(s, 0.5)

@@ -45,15 +45,39 @@ JAMS_VERSION = "0.3.4"
 
 
 def _pitch_stretch(steps: list[dict]) -> tuple[float | None, float | None]:
+    """Scaper's ``pitch_shift`` (semitones) and ``time_stretch`` (duration factor, the
+    reciprocal of our speed) of a source's steps, as applied: a ``cached`` step contributes the
+    grid point it read (``variant``), not the drawn value; a ``quick`` (tape) step moves pitch
+    and tempo together."""
     pitch = stretch = None
+
+    def add(semitones: float | None, speed: float | None) -> None:
+        nonlocal pitch, stretch
+        if semitones is not None:
+            pitch = (pitch or 0.0) + float(semitones)
+        if speed:
+            stretch = (stretch or 1.0) / float(speed)
+
     for st in steps:
         kind = st.get("step")
-        if kind in ("pitch_shift", "pitch_tempo") and st.get("semitones") is not None:
-            pitch = (pitch or 0.0) + float(st["semitones"])
-        rate = st.get("tempo") if kind == "pitch_tempo" else st.get("rate") \
-            if kind == "time_stretch" else None
-        if rate:
-            stretch = (stretch or 1.0) / float(rate)
+        if kind not in ("pitch_shift", "time_stretch", "pitch_tempo"):
+            continue
+        mode = st.get("mode")
+        if mode == "cached" and isinstance(st.get("variant"), dict):
+            v = st["variant"]
+            add(v.get("semitones") if kind != "time_stretch" else None,
+                v.get("tempo") if kind != "pitch_shift" else None)
+        elif mode == "quick":  # a tape speed change: both move
+            if kind == "pitch_shift" and st.get("semitones") is not None:
+                s = float(st["semitones"])
+                add(s, 2.0 ** (s / 12.0))
+            elif kind == "time_stretch" and st.get("rate"):
+                r = float(st["rate"])
+                add(12.0 * math.log2(r), r)
+        else:
+            add(st.get("semitones") if kind != "time_stretch" else None,
+                st.get("tempo") if kind == "pitch_tempo" else
+                st.get("rate") if kind == "time_stretch" else None)
     return pitch, stretch
 
 
