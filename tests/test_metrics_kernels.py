@@ -16,23 +16,46 @@ def _cplx(rng, *shape):
     return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
 
 
-@pytest.mark.parametrize("m,q,nc,F", [(3, 2, 4, 150), (1, 1, 1, 1), (4, 4, 3, 64)])
-def test_cross_spectra_equal_sums_of_conjugate_products(m, q, nc, F):
+@pytest.mark.parametrize("m,q,nc,F,step", [(3, 2, 4, 150, 2), (1, 1, 1, 1, 1), (4, 4, 3, 64, 5)])
+def test_cross_spectra_equal_sums_of_conjugate_products(m, q, nc, F, step):
     """Every reference pair p <= r and every reference x estimate pair, summed over the chunks
-    c0..c1-1 only, added to what the accumulators held (F not a multiple of the block: tail)."""
+    c0..c1-1 only, added to what the accumulators held; bins outside [f_lo, f_hi) untouched."""
     rng = np.random.default_rng(m * 100 + F)
     spec = _cplx(rng, m + q, nc, F)
     iu, ju = np.triu_indices(m)
     acc_r0, acc_d0 = _cplx(rng, len(iu), F), _cplx(rng, m, q, F)
     acc_r, acc_d = acc_r0.copy(), acc_d0.copy()
     c0, c1 = (1, nc) if nc > 1 else (0, 1)
-    K.cross_spectra(spec.view(np.float64), m, c0, c1, acc_r.view(np.float64),
-                    acc_d.view(np.float64))
+    f_lo, f_hi = (F // 3, F - 1) if F > 2 else (0, F)
+    K.cross_spectra(spec.view(np.float64), m, c0, c1, step, f_lo, f_hi,
+                    acc_r.view(np.float64), acc_d.view(np.float64))
     s = spec[:, c0:c1]
     want_r = acc_r0 + np.einsum("pkf,rkf->prf", np.conj(s[:m]), s[:m])[iu, ju]
     want_d = acc_d0 + np.einsum("pkf,ckf->pcf", np.conj(s[:m]), s[m:])
-    np.testing.assert_allclose(acc_r, want_r, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(acc_d, want_d, rtol=0, atol=1e-12)
+    band = slice(f_lo, f_hi)
+    np.testing.assert_allclose(acc_r[:, band], want_r[:, band], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(acc_d[..., band], want_d[..., band], rtol=0, atol=1e-12)
+    outside = np.ones(F, bool)
+    outside[band] = False
+    assert np.array_equal(acc_r[:, outside], acc_r0[:, outside])
+    assert np.array_equal(acc_d[..., outside], acc_d0[..., outside])
+
+
+def test_cross_spectra_grouping_is_the_order_of_per_group_calls():
+    """One call with step-sized groups adds exactly what one call per group adds (bit for bit),
+    which is what keeps kept / streamed / threaded correlation passes identical."""
+    rng = np.random.default_rng(9)
+    m, q, nc, F, step = 2, 2, 7, 40, 3
+    spec = _cplx(rng, m + q, nc, F) * 10.0 ** rng.uniform(-8, 8, (m + q, nc, 1))
+    one = [np.zeros((3, F), complex), np.zeros((m, q, F), complex)]
+    per = [np.zeros((3, F), complex), np.zeros((m, q, F), complex)]
+    K.cross_spectra(spec.view(np.float64), m, 0, nc, step, 0, F, one[0].view(np.float64),
+                    one[1].view(np.float64))
+    for g0 in range(0, nc, step):
+        part = np.ascontiguousarray(spec[:, g0 : g0 + step])
+        K.cross_spectra(part.view(np.float64), m, 0, part.shape[1], step, 0, F,
+                        per[0].view(np.float64), per[1].view(np.float64))
+    assert np.array_equal(one[0], per[0]) and np.array_equal(one[1], per[1])
 
 
 def test_projection_energies_equal_numpy_projections():
@@ -143,3 +166,18 @@ def test_uncached_frame_spectra_path_equals_cached(monkeypatch):
     b = bss_eval_v4(refs, ests, win=1000, hop=1000, filters_len=16)
     for x, y in zip((a.sdr, a.isr, a.sir, a.sar), (b.sdr, b.isr, b.sir, b.sar)):
         np.testing.assert_allclose(x, y, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("win,hop", [(1000, 1000), (1000, 400)])  # kept spectra / per step
+def test_threads_give_bit_identical_scores(monkeypatch, win, hop):
+    """threads=2 splits transforms by chunks, cross-spectrum sums by bins and projections by
+    frames; every sum keeps its order, so the scores are equal bit for bit."""
+    monkeypatch.setattr(toeplitz, "BLOCK", 700)
+    monkeypatch.setattr(toeplitz, "STEP_ELEMS", 1)  # one chunk per step: several steps
+    rng = np.random.default_rng(6)
+    refs = rng.standard_normal((2, 2, 6100))
+    ests = 0.6 * refs + 0.4 * rng.standard_normal(refs.shape)
+    a = bss_eval_v4(refs, ests, win=win, hop=hop, filters_len=16)
+    b = bss_eval_v4(refs, ests, win=win, hop=hop, filters_len=16, threads=2)
+    for x, y in zip((a.sdr, a.isr, a.sir, a.sar), (b.sdr, b.isr, b.sir, b.sar)):
+        assert np.array_equal(x, y)

@@ -26,44 +26,48 @@ LANES = 8
 
 
 @njit
-def cross_spectra(spec, m, c0, c1, acc_r, acc_d):
-    """Accumulate cross-spectra over chunks ``c0 .. c1 - 1``.
+def cross_spectra(spec, m, c0, c1, step, f_lo, f_hi, acc_r, acc_d):
+    """Accumulate cross-spectra over chunks ``c0 .. c1 - 1`` at bins ``f_lo .. f_hi - 1``.
 
     ``spec``: (rows, nc, 2F) float64, interleaved complex spectra of ``m`` reference rows then
     ``q = rows - m`` estimate rows. Adds ``sum_k conj(X_p[k]) X_r[k]`` for reference pairs
     ``p <= r`` (row-major upper-triangle order) into ``acc_r`` (m (m + 1) / 2, 2F) and
-    ``sum_k conj(X_p[k]) Y_c[k]`` into ``acc_d`` (m, q, 2F). Per block of bins, each pair is
-    summed over the chunks in a local buffer first, then added once to the accumulator.
+    ``sum_k conj(X_p[k]) Y_c[k]`` into ``acc_d`` (m, q, 2F). Chunks are summed in groups of
+    ``step`` (``c0 .. c0 + step - 1``, ...) in a local buffer, each group's sum then added to the
+    accumulator: per bin the same additions in the same order as one call per group, whatever
+    the bin range, so splitting the bins over threads does not change a bit.
     """
     rows = spec.shape[0]
-    F = spec.shape[2] // 2
     re = np.empty(FBLOCK)
     im = np.empty(FBLOCK)
-    for f0 in range(0, F, FBLOCK):
-        nb = min(F, f0 + FBLOCK) - f0
+    for f0 in range(f_lo, f_hi, FBLOCK):
+        nb = min(f_hi, f0 + FBLOCK) - f0
+        a0 = 2 * f0
+        a1 = 2 * (f0 + nb)
         pair = 0
         for p in range(m):
             for r in range(p, rows):
-                re[:nb] = 0.0
-                im[:nb] = 0.0
-                for k in range(c0, c1):
-                    a = spec[p, k, 2 * f0 : 2 * (f0 + nb)]
-                    b = spec[r, k, 2 * f0 : 2 * (f0 + nb)]
-                    for i in range(nb):
-                        ar = a[2 * i]
-                        ai = a[2 * i + 1]
-                        br = b[2 * i]
-                        bi = b[2 * i + 1]
-                        re[i] += ar * br + ai * bi
-                        im[i] += ar * bi - ai * br
                 if r < m:
-                    out = acc_r[pair, 2 * f0 : 2 * (f0 + nb)]
+                    out = acc_r[pair, a0:a1]
                     pair += 1
                 else:
-                    out = acc_d[p, r - m, 2 * f0 : 2 * (f0 + nb)]
-                for i in range(nb):
-                    out[2 * i] += re[i]
-                    out[2 * i + 1] += im[i]
+                    out = acc_d[p, r - m, a0:a1]
+                for g0 in range(c0, c1, step):
+                    re[:nb] = 0.0
+                    im[:nb] = 0.0
+                    for k in range(g0, min(c1, g0 + step)):
+                        a = spec[p, k, a0:a1]
+                        b = spec[r, k, a0:a1]
+                        for i in range(nb):
+                            ar = a[2 * i]
+                            ai = a[2 * i + 1]
+                            br = b[2 * i]
+                            bi = b[2 * i + 1]
+                            re[i] += ar * br + ai * bi
+                            im[i] += ar * bi - ai * br
+                    for i in range(nb):
+                        out[2 * i] += re[i]
+                        out[2 * i + 1] += im[i]
 
 
 @njit

@@ -40,8 +40,9 @@ def correlations(
     are added from short FFTs of those edges. So every signal is transformed once (with ``keep``
     into the returned array, which the frame projections reuse; else a few chunks at a time
     into one reused buffer), and only ``m (m + 1) / 2 + m q`` inverse FFTs remain
-    (``R(-k) = R(k).T``: pairs ``p <= r`` only). ``threads`` > 1 splits the chunks over threads
-    (each with its own accumulators; the kernels and NumPy's FFT release the GIL).
+    (``R(-k) = R(k).T``: pairs ``p <= r`` only). ``threads`` > 1 splits the transforms by
+    chunks and the cross-spectrum sums by frequency bins: every sum is formed in the same order
+    as with one thread, so the result is bit-identical.
     """
     from . import _kernels
 
@@ -56,33 +57,46 @@ def correlations(
     iu, ju = np.triu_indices(m)
     kept = np.empty((m + q, nc, F), np.complex128) if keep else None
     step = max(1, min(nc, STEP_ELEMS // ((m + q) * F)))
-    nthreads = max(1, min(threads, nc))
-    bounds = np.linspace(0, nc, nthreads + 1).astype(int)
+    acc_r = np.zeros((len(iu), F), np.complex128)  # ref x ref, pairs p <= r
+    acc_d = np.zeros((m, q, F), np.complex128)  # ref x estimate
+    ar_f, ad_f = acc_r.view(np.float64), acc_d.view(np.float64)
+    nthreads = max(1, int(threads))
+    fcut = np.linspace(0, F, nthreads + 1).astype(np.int64)  # bin ranges of the threads
 
-    def accumulate(part):  # chunks bounds[part] .. bounds[part + 1]: own accumulators
-        c_lo, c_hi = int(bounds[part]), int(bounds[part + 1])
-        a_r = np.zeros((len(iu), F), np.complex128)  # ref x ref, pairs p <= r
-        a_d = np.zeros((m, q, F), np.complex128)  # ref x estimate
-        ar_f, ad_f = a_r.view(np.float64), a_d.view(np.float64)
-        buf = None if keep else np.empty((m + q, min(step, c_hi - c_lo), F), np.complex128)
-        for c0 in range(c_lo, c_hi, step):
-            c1 = min(c_hi, c0 + step)
-            dst = kept[:, c0:c1] if keep else buf[:, : c1 - c0]
-            np.fft.rfft(_chunks(x, c0, c1, B), n=nfft, axis=-1, out=dst[:m])
-            np.fft.rfft(_chunks(y, c0, c1, B), n=nfft, axis=-1, out=dst[m:])
-            # per step (kept or not: the same order of additions, so the same rounding)
-            _kernels.cross_spectra(dst.view(np.float64), m, 0, c1 - c0, ar_f, ad_f)
-        return a_r, a_d
+    def transform(c0, dst):  # chunks c0 .. c0 + k - 1 into dst (m + q, k, F)
+        k = dst.shape[1]
+        np.fft.rfft(_chunks(x, c0, c0 + k, B), n=nfft, axis=-1, out=dst[:m])
+        np.fft.rfft(_chunks(y, c0, c0 + k, B), n=nfft, axis=-1, out=dst[m:])
 
+    def cross(spec, c0, c1, part):  # bins of thread ``part``; the same sums whatever the split
+        _kernels.cross_spectra(spec.view(np.float64), m, c0, c1, step, fcut[part],
+                               fcut[part + 1], ar_f, ad_f)
+
+    starts = list(range(0, nc, step))
     if nthreads == 1:
-        acc_r, acc_d = accumulate(0)
+        buf = None if keep else np.empty((m + q, min(step, nc), F), np.complex128)
+        for c0 in starts:
+            c1 = min(nc, c0 + step)
+            dst = kept[:, c0:c1] if keep else buf[:, : c1 - c0]
+            transform(c0, dst)
+            if not keep:
+                cross(dst, 0, c1 - c0, 0)
+        if keep:
+            cross(kept, 0, nc, 0)
     else:
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor  # numba kernels and FFTs drop the GIL
 
         with ThreadPoolExecutor(nthreads) as pool:
-            results = list(pool.map(accumulate, range(nthreads)))
-        acc_r = sum(r[0] for r in results)
-        acc_d = sum(r[1] for r in results)
+            if keep:  # transforms split by chunk groups, then the sums split by bins
+                list(pool.map(lambda c0: transform(c0, kept[:, c0 : min(nc, c0 + step)]), starts))
+                list(pool.map(lambda part: cross(kept, 0, nc, part), range(nthreads)))
+            else:
+                buf = np.empty((m + q, min(step, nc), F), np.complex128)
+                for c0 in starts:
+                    dst = buf[:, : min(nc, c0 + step) - c0]
+                    transform(c0, dst)
+                    list(pool.map(lambda part: cross(dst, 0, dst.shape[1], part),
+                                  range(nthreads)))
     cr = sfft.irfft(acc_r, n=nfft, axis=-1)
     lags = np.concatenate([cr[:, nfft - (L - 1) :], cr[:, :L]], axis=1)  # lags -(L-1)..L-1
     d = sfft.irfft(acc_d, n=nfft, axis=-1)[..., :L]  # (m, q, L)
