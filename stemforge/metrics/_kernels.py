@@ -35,15 +35,26 @@ def cross_spectra(spec, m, c0, c1, step, f_lo, f_hi, acc_r, acc_d):
     ``sum_k conj(X_p[k]) Y_c[k]`` into ``acc_d`` (m, q, 2F). Chunks are summed in groups of
     ``step`` (``c0 .. c0 + step - 1``, ...) in a local buffer, each group's sum then added to the
     accumulator: per bin the same additions in the same order as one call per group, whatever
-    the bin range, so splitting the bins over threads does not change a bit.
+    the bin range, so splitting the bins over threads does not change a bit. Per block of
+    ``FBLOCK`` bins the spectra are first split into real and imaginary parts (contiguous
+    inner loops).
     """
     rows = spec.shape[0]
+    nk = c1 - c0
+    sr = np.empty((rows, nk, FBLOCK))  # the block's spectra, real and imaginary parts apart
+    si = np.empty((rows, nk, FBLOCK))
     re = np.empty(FBLOCK)
     im = np.empty(FBLOCK)
     for f0 in range(f_lo, f_hi, FBLOCK):
         nb = min(f_hi, f0 + FBLOCK) - f0
         a0 = 2 * f0
         a1 = 2 * (f0 + nb)
+        for r in range(rows):
+            for k in range(nk):
+                z = spec[r, c0 + k]
+                for i in range(nb):
+                    sr[r, k, i] = z[a0 + 2 * i]
+                    si[r, k, i] = z[a0 + 2 * i + 1]
         pair = 0
         for p in range(m):
             for r in range(p, rows):
@@ -52,19 +63,17 @@ def cross_spectra(spec, m, c0, c1, step, f_lo, f_hi, acc_r, acc_d):
                     pair += 1
                 else:
                     out = acc_d[p, r - m, a0:a1]
-                for g0 in range(c0, c1, step):
+                for g0 in range(0, nk, step):
                     re[:nb] = 0.0
                     im[:nb] = 0.0
-                    for k in range(g0, min(c1, g0 + step)):
-                        a = spec[p, k, a0:a1]
-                        b = spec[r, k, a0:a1]
+                    for k in range(g0, min(nk, g0 + step)):
+                        ar = sr[p, k]
+                        ai = si[p, k]
+                        br = sr[r, k]
+                        bi = si[r, k]
                         for i in range(nb):
-                            ar = a[2 * i]
-                            ai = a[2 * i + 1]
-                            br = b[2 * i]
-                            bi = b[2 * i + 1]
-                            re[i] += ar * br + ai * bi
-                            im[i] += ar * bi - ai * br
+                            re[i] += ar[i] * br[i] + ai[i] * bi[i]
+                            im[i] += ar[i] * bi[i] - ai[i] * br[i]
                     for i in range(nb):
                         out[2 * i] += re[i]
                         out[2 * i + 1] += im[i]
@@ -102,7 +111,14 @@ def projection_energies(spec, t0, t1, hall, hown, w, nch, out):
     denominator), ``|P|^2`` (SAR numerator), ``|Y - P|^2`` (SAR denominator).
     """
     m = hall.shape[0]
+    rows = spec.shape[0]
     F = w.shape[0]
+    hr = np.empty((m, m, FBLOCK))  # per block of bins: real / imaginary parts apart
+    hi = np.empty((m, m, FBLOCK))
+    gr = np.empty((nch, m, FBLOCK))
+    gi = np.empty((nch, m, FBLOCK))
+    xr = np.empty((rows, FBLOCK))
+    xi = np.empty((rows, FBLOCK))
     pr = np.empty((m, FBLOCK))
     pi = np.empty((m, FBLOCK))
     orr = np.empty((m, FBLOCK))
@@ -112,62 +128,65 @@ def projection_energies(spec, t0, t1, hall, hown, w, nch, out):
     for f0 in range(0, F, FBLOCK):
         nb = min(F, f0 + FBLOCK) - f0
         a0 = 2 * f0
-        a1 = 2 * (f0 + nb)
-        for t in range(t0, t1):
-            pr[:, :nb] = 0.0
-            pi[:, :nb] = 0.0
-            orr[:, :nb] = 0.0
-            oi[:, :nb] = 0.0
-            for i in range(m):
-                x = spec[i, t, a0:a1]
-                for c in range(m):
-                    h = hall[i, c, a0:a1]
-                    prc = pr[c]
-                    pic = pi[c]
-                    for k in range(nb):
-                        xr = x[2 * k]
-                        xi = x[2 * k + 1]
-                        hr = h[2 * k]
-                        hi = h[2 * k + 1]
-                        prc[k] += xr * hr - xi * hi
-                        pic[k] += xr * hi + xi * hr
+        for i in range(m):  # filter blocks: split once, reused by every frame
             for c in range(m):
+                _split(hall[i, c], a0, nb, hr[i, c], hi[i, c])
+        for i in range(nch):
+            for c in range(m):
+                _split(hown[i, c], a0, nb, gr[i, c], gi[i, c])
+        for t in range(t0, t1):
+            for i in range(rows):
+                _split(spec[i, t], a0, nb, xr[i], xi[i])
+            for c in range(m):
+                prc = pr[c]
+                pic = pi[c]
+                prc[:nb] = 0.0
+                pic[:nb] = 0.0
+                for i in range(m):  # P_c = sum_i X_i hall[i, c]
+                    _cmac(xr[i], xi[i], hr[i, c], hi[i, c], prc, pic, nb)
                 first = (c // nch) * nch
                 orc = orr[c]
                 oic = oi[c]
-                for i in range(nch):
-                    x = spec[first + i, t, a0:a1]
-                    h = hown[i, c, a0:a1]
-                    for k in range(nb):
-                        xr = x[2 * k]
-                        xi = x[2 * k + 1]
-                        hr = h[2 * k]
-                        hi = h[2 * k + 1]
-                        orc[k] += xr * hr - xi * hi
-                        oic[k] += xr * hi + xi * hr
-            for c in range(m):
-                x = spec[c, t, a0:a1]
-                y = spec[m + c, t, a0:a1]
-                prc = pr[c]
-                pic = pi[c]
-                orc = orr[c]
-                oic = oi[c]
+                orc[:nb] = 0.0
+                oic[:nb] = 0.0
+                for i in range(nch):  # O_c = sum over c's source channels
+                    _cmac(xr[first + i], xi[first + i], gr[i, c], gi[i, c], orc, oic, nb)
+                xrc = xr[c]
+                xic = xi[c]
+                yrc = xr[m + c]
+                yic = xi[m + c]
                 for k in range(nb):
                     wk = w[f0 + k]
-                    dr = orc[k] - x[2 * k]
-                    di = oic[k] - x[2 * k + 1]
+                    dr = orc[k] - xrc[k]
+                    di = oic[k] - xic[k]
                     term[0, k] = wk * (dr * dr + di * di)
                     term[1, k] = wk * (orc[k] * orc[k] + oic[k] * oic[k])
                     dr = prc[k] - orc[k]
                     di = pic[k] - oic[k]
                     term[2, k] = wk * (dr * dr + di * di)
                     term[3, k] = wk * (prc[k] * prc[k] + pic[k] * pic[k])
-                    dr = y[2 * k] - prc[k]
-                    di = y[2 * k + 1] - pic[k]
+                    dr = yrc[k] - prc[k]
+                    di = yic[k] - pic[k]
                     term[4, k] = wk * (dr * dr + di * di)
                 src = c // nch
                 for e in range(5):
                     out[e, t - t0, src] += _lane_sum(term[e], nb, lanes)
+
+
+@njit(inline="always")
+def _split(z, a0, nb, re, im):
+    """Real and imaginary parts of interleaved ``z[a0 : a0 + 2 nb]`` into ``re``, ``im``."""
+    for k in range(nb):
+        re[k] = z[a0 + 2 * k]
+        im[k] = z[a0 + 2 * k + 1]
+
+
+@njit(inline="always")
+def _cmac(ar, ai, br, bi, cr, ci, nb):
+    """``c += a * b`` (complex, parts apart) over the first ``nb`` entries."""
+    for k in range(nb):
+        cr[k] += ar[k] * br[k] - ai[k] * bi[k]
+        ci[k] += ar[k] * bi[k] + ai[k] * br[k]
 
 
 @njit
@@ -220,14 +239,15 @@ def frame_energies(refs, ests, starts, stops, s_energy, err_energy, silent):
 
 @njit
 def _channel_sum_zero(x, j, a, b):
-    """Whether ``x[j, :, k].sum() == 0`` (channels added in order) for every ``a <= k < b``."""
-    nonzero = 0
+    """Whether ``x[j, :, k].sum() == 0`` (channels added in order) for every ``a <= k < b``;
+    stops at the first sample where it is not (at once, for all but silent frames)."""
     for k in range(a, b):
         cs = x[j, 0, k]
         for c in range(1, x.shape[1]):
             cs += x[j, c, k]
-        nonzero += cs != 0.0
-    return nonzero == 0
+        if cs != 0.0:
+            return False
+    return True
 
 
 @njit
