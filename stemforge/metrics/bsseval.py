@@ -178,25 +178,30 @@ def bss_eval_v4(
     if nthreads > 1:
         group = min(group, -(-nwin // nthreads))
 
-    def project(f0):  # writes its own frames only
-        f1 = min(nwin, f0 + group)
-        if kept is not None:
-            spec, t0, t1 = kept, f0, f1
-        else:
-            buf = np.empty((2 * m, f1 - f0, F), np.complex128)
-            spec, t0, t1 = _frame_spectra(x, y, starts[f0:f1], flen, nfft, buf), 0, f1 - f0
-        part = np.zeros((5, t1 - t0, nsrc))
-        _kernels.projection_energies(spec.view(np.float64), t0, t1, hall_f, hown_f, w, nch, part)
-        energies[:, f0:f1] = part
+    def project(firsts):  # frame groups starting at ``firsts``; writes their frames only
+        buf = None
+        for f0 in firsts:
+            f1 = min(nwin, f0 + group)
+            if kept is not None:
+                spec, t0, t1 = kept, f0, f1
+            else:  # one buffer per worker, reused by its groups (no fresh pages per group)
+                if buf is None:
+                    buf = np.empty((2 * m, group, F), np.complex128)
+                dst = buf[:, : f1 - f0]
+                spec, t0, t1 = _frame_spectra(x, y, starts[f0:f1], flen, nfft, dst), 0, f1 - f0
+            part = np.zeros((5, t1 - t0, nsrc))
+            _kernels.projection_energies(spec.view(np.float64), t0, t1, hall_f, hown_f, w, nch,
+                                         part)
+            energies[:, f0:f1] = part
 
-    if nthreads > 1 and nwin > group:
+    firsts = list(range(0, nwin, group))
+    if nthreads > 1 and len(firsts) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(nthreads) as pool:
-            list(pool.map(project, range(0, nwin, group)))
+            list(pool.map(project, [firsts[i::nthreads] for i in range(nthreads)]))
     else:
-        for f0 in range(0, nwin, group):
-            project(f0)
+        project(firsts)
     isr_den, sir_num, sir_den, sar_num, sar_den = energies
 
     s_energy = np.empty((nwin, nsrc))
