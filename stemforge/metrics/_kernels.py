@@ -7,11 +7,12 @@ step). Here each is one loop nest over data blocks that stay in cache, with no t
 beyond a block. Import this module lazily (it imports numba).
 
 Complex spectra are passed as float64 views (``z.view(np.float64)``: real and imaginary parts
-interleaved on the last axis, ``2 F`` values for ``F`` bins) so that the inner loops are plain
-real arithmetic over contiguous memory, which LLVM vectorises. IEEE arithmetic (no
-``fastmath``): sums over frequencies use eight fixed lanes (bin ``k`` goes to lane ``k % 8``,
-lanes added in order at the end), so every result is deterministic; it differs from NumPy's
-pairwise sums by rounding only (~1e-16 relative).
+interleaved on the last axis, ``2 F`` values for ``F`` bins); per block of ``FBLOCK`` bins the
+kernels split them into real and imaginary rows, so that the inner loops are plain real
+arithmetic over contiguous memory, which LLVM vectorises. IEEE arithmetic (no ``fastmath``):
+sums over frequencies use eight fixed lanes per block of bins (bin ``k`` to lane ``k % 8``,
+the lanes added in order, then the blocks in order), so every result is deterministic and independent of how frames or bins are
+split over threads; it differs from NumPy's pairwise sums by rounding only (~1e-16 relative).
 """
 from __future__ import annotations
 

@@ -207,9 +207,8 @@ def bss_eval_v4(
     s_energy = np.empty((nwin, nsrc))
     err_energy = np.empty((nwin, nsrc))
     silent = np.empty(nwin, np.bool_)
-    _kernels.frame_energies(
-        x.reshape(nsrc, nch, n), y.reshape(nsrc, nch, n), starts, stops, s_energy, err_energy, silent
-    )
+    _kernels.frame_energies(x.reshape(nsrc, nch, n), y.reshape(nsrc, nch, n), starts, stops,
+                            s_energy, err_energy, silent)
 
     out = [
         _db(s_energy, err_energy),
