@@ -31,13 +31,16 @@ class StemCache:
 
     def get(self, key: str) -> np.ndarray | None:
         """The memmap ``(C, T)`` for ``key``, or None if the stem was not prepared."""
+        return self._map(key, self.path(key))
+
+    def _map(self, name: str, path: Path) -> np.ndarray | None:
+        """The memmap of ``path`` (opened once per process under ``name``), or None."""
         if os.getpid() != self._pid:  # forked worker: reopen our own maps
             self._maps, self._pid = {}, os.getpid()
-        m = self._maps.get(key, False)
+        m = self._maps.get(name, False)
         if m is False:
-            p = self.path(key)
-            m = np.load(p, mmap_mode="r") if p.exists() else None
-            self._maps[key] = m
+            m = np.load(path, mmap_mode="r") if path.exists() else None
+            self._maps[name] = m
         return m
 
     def put(self, key: str, audio: np.ndarray) -> Path:
@@ -78,15 +81,7 @@ class VariantCache(StemCache):
 
     def energies(self, key: str) -> np.ndarray | None:
         """Memmap of the variant's energies ``(n_sub,)``, or None when not prepared."""
-        if os.getpid() != self._pid:
-            self._maps, self._pid = {}, os.getpid()
-        k = key + ".energies"
-        m = self._maps.get(k, False)
-        if m is False:
-            p = self.energies_path(key)
-            m = np.load(p, mmap_mode="r") if p.exists() else None
-            self._maps[k] = m
-        return m
+        return self._map(key + ".energies", self.energies_path(key))
 
     def put_variant(self, key: str, audio: np.ndarray, energies: np.ndarray) -> int:
         """Store a variant (energies, then audio); returns the bytes written."""

@@ -142,6 +142,33 @@ def rescale_generic(targets, mix, scale):
 
 
 # ------------------------------------------------------------------ per-shape fused loops
+def _block_loop(w, K: int, S: int) -> None:
+    """Emit the loop header shared by both generated functions: per channel ``c`` and block
+    ``[b0, b1)``, views ``x{k}`` of the source rows (K of them), ``t{j}`` of the target rows
+    and ``m`` of the mix row."""
+    w("    for c in range(C):")
+    for k in range(K):
+        w(f"        x{k}r = rows[{k} * C + c]")
+    for j in range(S):
+        w(f"        t{j}r = targets[{j}, c]")
+    w("        mr = mix[c]")
+    w("        for b0 in range(0, T, BLOCK):")
+    w("            b1 = min(b0 + BLOCK, T)")
+    for k in range(K):
+        w(f"            x{k} = x{k}r[b0:b1]")
+    for j in range(S):
+        w(f"            t{j} = t{j}r[b0:b1]")
+    w("            m = mr[b0:b1]")
+
+
+def _mix_sum(S: int) -> str:
+    """``((v0 + v1) + v2) + ...`` over the S target values."""
+    acc = "v0"
+    for j in range(1, S):
+        acc = f"({acc} + v{j})"
+    return acc
+
+
 def _plan_source(counts: tuple[int, ...]) -> str:
     """Python source of ``mix(rows, gains, targets, mix, scale)`` and
     ``rescale(targets, mix, scale)`` for one shape, every value kept in registers."""
@@ -162,19 +189,7 @@ def _plan_source(counts: tuple[int, ...]) -> str:
         w(f"    g{k} = gains[{k}]")
     w("    one = scale == np.float32(1.0)")
     w("    peak = np.float32(0.0)")
-    w("    for c in range(C):")
-    for k in range(K):
-        w(f"        x{k}r = rows[{k} * C + c]")
-    for j in range(S):
-        w(f"        t{j}r = targets[{j}, c]")
-    w("        mr = mix[c]")
-    w("        for b0 in range(0, T, BLOCK):")
-    w("            b1 = min(b0 + BLOCK, T)")
-    for k in range(K):
-        w(f"            x{k} = x{k}r[b0:b1]")
-    for j in range(S):
-        w(f"            t{j} = t{j}r[b0:b1]")
-    w("            m = mr[b0:b1]")
+    _block_loop(w, K, S)
     for scaled in (False, True):
         w("            if %s:" % ("one" if not scaled else "not one"))
         w("                for i in range(m.shape[0]):")
@@ -189,10 +204,7 @@ def _plan_source(counts: tuple[int, ...]) -> str:
             if scaled and n:
                 w(f"                    v{j} = v{j} * scale")
             w(f"                    t{j}[i] = v{j}")
-        acc = "v0"
-        for j in range(1, S):
-            acc = f"({acc} + v{j})"
-        w(f"                    m[i] = {acc}")
+        w(f"                    m[i] = {_mix_sum(S)}")
     w("            peak = _max_nan(peak, abs_max(m))")
     w("    return peak")
     w("")
@@ -202,23 +214,12 @@ def _plan_source(counts: tuple[int, ...]) -> str:
     w("    C = mix.shape[0]")
     w("    T = mix.shape[1]")
     w("    peak = np.float32(0.0)")
-    w("    for c in range(C):")
-    for j in range(S):
-        w(f"        t{j}r = targets[{j}, c]")
-    w("        mr = mix[c]")
-    w("        for b0 in range(0, T, BLOCK):")
-    w("            b1 = min(b0 + BLOCK, T)")
-    for j in range(S):
-        w(f"            t{j} = t{j}r[b0:b1]")
-    w("            m = mr[b0:b1]")
+    _block_loop(w, 0, S)
     w("            for i in range(m.shape[0]):")
     for j in range(S):
         w(f"                v{j} = t{j}[i] * scale")
         w(f"                t{j}[i] = v{j}")
-    acc = "v0"
-    for j in range(1, S):
-        acc = f"({acc} + v{j})"
-    w(f"                m[i] = {acc}")
+    w(f"                m[i] = {_mix_sum(S)}")
     w("            peak = _max_nan(peak, abs_max(m))")
     w("    return peak")
     return "\n".join(L) + "\n"
