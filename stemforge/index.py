@@ -283,7 +283,9 @@ class Index:
         if e is None:
             path = self.cache_dir / "analysis" / f"{s.key}.npy"
             try:
-                e = np.load(path, mmap_mode="r")
+                # a read-only plain-ndarray view of the memmap: the same buffer without the
+                # memmap subclass's per-slice hooks, and the type the loudness kernel takes
+                e = np.load(path, mmap_mode="r").view(np.ndarray)
             except FileNotFoundError:
                 raise IndexError_(f"{path}: analysis missing; re-run `stemforge index "
                                   f"{self.root}`") from None

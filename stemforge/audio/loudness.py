@@ -104,7 +104,7 @@ def _check_span(energies: np.ndarray, sr: int, start, frames) -> tuple[int, int]
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
             raise AudioError(f"excerpt {name} must be an integer frame count, got {v!r}")
     start, frames = int(start), int(frames)
-    span = energies.shape[0] * sub_block_frames(sr)
+    span = energies.shape[0] * _sub_block(sr)
     if start < 0:
         raise AudioError(f"excerpt start must be >= 0, got {start}")
     if frames < 1:
@@ -112,7 +112,7 @@ def _check_span(energies: np.ndarray, sr: int, start, frames) -> tuple[int, int]
     if start + frames > span:
         raise AudioError(
             f"excerpt [{start}, {start + frames}) runs past the end of the energies, which "
-            f"cover {span} frames ({energies.shape[0]} sub-blocks of {sub_block_frames(sr)} "
+            f"cover {span} frames ({energies.shape[0]} sub-blocks of {_sub_block(sr)} "
             f"frames at {sr} Hz)"
         )
     return start, frames
@@ -121,7 +121,12 @@ def _check_span(energies: np.ndarray, sr: int, start, frames) -> tuple[int, int]
 # ----------------------------------------------------------------------------- filtering
 def sub_block_frames(sample_rate: Hz) -> Frames:
     """Frames per energy sub-block: ``round(sample_rate * 0.01)`` (441 at 44.1 kHz)."""
-    return int(round(_check_rate(sample_rate) * SUB_BLOCK_SECONDS))
+    return _sub_block(_check_rate(sample_rate))
+
+
+def _sub_block(sr: int) -> Frames:
+    """:func:`sub_block_frames` of an already checked rate."""
+    return int(round(sr * SUB_BLOCK_SECONDS))
 
 
 def _k_sos(sr: int) -> np.ndarray:
@@ -426,7 +431,7 @@ def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> 
         return np.empty(0)
     spans = [_check_span(e, sr, s, frames) for e, s in zip(es, starts)]
     frames = spans[0][1]
-    b = sub_block_frames(sr)
+    b = _sub_block(sr)
     st = np.array([s for s, _ in spans], dtype=np.int64)[:, None]
     if frames < BLOCK_SECONDS * sr:
         c = _cumulative_rows(es, b, st + np.array([0, frames], dtype=np.int64))
@@ -444,7 +449,11 @@ def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> 
 
 
 def _readonly(e: np.ndarray) -> np.ndarray:
-    """A read-only plain float64 ndarray view (one kernel type for memmaps and arrays)."""
+    """A read-only contiguous float64 plain ndarray (one kernel type for memmaps and arrays):
+    ``e`` itself when it already is one (the index keeps its energies that way)."""
+    if type(e) is np.ndarray and not e.flags.writeable and e.flags.c_contiguous \
+            and e.dtype == np.float64:
+        return e
     v = np.ascontiguousarray(e, dtype=np.float64).view(np.ndarray)
     v.flags.writeable = False
     return v
