@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from stemforge.mixing import _kernels as K
-from stemforge.mixing.render import _readonly_row
+from stemforge.mixing.render import _readonly
 
 SHAPES = [(1,), (2,), (1, 1), (1, 3), (1, 1, 1, 1), (0, 2), (2, 0, 1), (3, 2, 1, 1, 2)]
 
@@ -52,7 +52,7 @@ def _data(counts, T, C=2, seed=0, hop=1):
 
 
 def _rows(srcs):
-    return tuple(_readonly_row(s[c]) for s in srcs for c in range(s.shape[0]))
+    return tuple(_readonly(s[c]) for s in srcs for c in range(s.shape[0]))
 
 
 def _run(kind, srcs, gains, counts, scale):

@@ -4,6 +4,14 @@ Layout: ``<cache_dir>/audio/<key>.npy`` holding float32 ``(channels, frames)`` i
 excerpt of every channel is a strided slice of a memmap: no decoding and no per-item file opens
 (each memmap is opened once per process and kept). Written once by ``stemforge prepare``
 (:func:`stemforge.prepare.prepare`); readers fall back to partial file reads when absent.
+
+Beside each stem, ``<key>.peaks64.npy`` and ``<key>.peaks1024.npy`` hold its peak envelopes:
+float32 ``(C, ceil(T / 64))`` and ``(C, ceil(T / 1024))``, the largest ``|x|`` of each channel
+over each block of 64 (1024) frames, NaN where the block holds a NaN. ``render`` bounds a
+mixture's peak with them, so it knows the clip scale before its single pass
+(:mod:`stemforge.mixing.render`). Written by :meth:`StemCache.put`; for stems prepared before
+they existed, computed on first use and stored then (kept in memory only when the folder is
+read-only).
 """
 from __future__ import annotations
 
@@ -14,9 +22,44 @@ import numpy as np
 
 from ..atomic import atomic_file
 
+#: frames per block of a stem's fine peak envelope
+PEAK_BLOCK = 64
+#: fine blocks per block of the coarse envelope (1024 frames)
+PEAK_GROUP = 16
+
+
+def peak_envelope(audio: np.ndarray, block: int = PEAK_BLOCK) -> np.ndarray:
+    """Largest ``|x|`` per channel per ``block`` frames of ``audio`` ``(C, T)``: float32
+    ``(C, ceil(T / block))``, the last block partial; NaN where a block holds a NaN."""
+    C, T = audio.shape
+    nb = -(-T // block)
+    env = np.zeros((C, nb), np.float32)
+    full = T // block
+    step = block * max(1, (1 << 20) // block)  # ~1 M frames at a time: bounded temporaries
+    for a in range(0, full * block, step):
+        b = min(a + step, full * block)
+        x = np.abs(np.asarray(audio[:, a:b], dtype=np.float32))
+        env[:, a // block:b // block] = x.reshape(C, -1, block).max(axis=2)
+    if full < nb:
+        env[:, full] = np.abs(np.asarray(audio[:, full * block:], dtype=np.float32)).max(axis=1)
+    return env
+
+
+def coarse_envelope(env: np.ndarray, group: int = PEAK_GROUP) -> np.ndarray:
+    """:func:`peak_envelope` at ``group`` times the block, from the fine one ``(C, n)``:
+    float32 ``(C, ceil(n / group))`` (NaN kept)."""
+    C, n = env.shape
+    pad = -n % group
+    if pad:
+        env = np.concatenate([env, np.zeros((C, pad), np.float32)], axis=1)
+    return env.reshape(C, -1, group).max(axis=2)
+
 
 class StemCache:
     """Lazily opened read-only memmaps of prepared stems, keyed by source key."""
+
+    #: :meth:`put` also writes the peak envelope
+    WITH_PEAKS = True
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
@@ -30,24 +73,63 @@ class StemCache:
         return self.path(key).exists()
 
     def get(self, key: str) -> np.ndarray | None:
-        """The memmap ``(C, T)`` for ``key``, or None if the stem was not prepared."""
-        return self._map(key, self.path(key))
+        """The stem ``(C, T)`` for ``key`` (a read-only view of its memmap), or None if the
+        stem was not prepared."""
+        return self._map(key)
 
-    def _map(self, name: str, path: Path) -> np.ndarray | None:
-        """The memmap of ``path`` (opened once per process under ``name``), or None."""
+    def _map(self, name: str) -> np.ndarray | None:
+        """``<folder>/<name>.npy`` memory-mapped, as a read-only plain-ndarray view (no memmap
+        subclass hooks on every slice), opened once per process; None when absent."""
         if os.getpid() != self._pid:  # forked worker: reopen our own maps
             self._maps, self._pid = {}, os.getpid()
         m = self._maps.get(name, False)
-        if m is False:
-            m = np.load(path, mmap_mode="r") if path.exists() else None
+        if m is False:  # the path is built only here: look-ups are a dict hit per call
+            path = self.folder / f"{name}.npy"
+            m = np.load(path, mmap_mode="r").view(np.ndarray) if path.exists() else None
             self._maps[name] = m
         return m
 
+    def peaks_path(self, key: str, block: int = PEAK_BLOCK) -> Path:
+        return self.folder / f"{key}.peaks{block}.npy"
+
+    def peaks(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The stem's peak envelopes ``(fine, coarse)``: float32 ``(C, ceil(T / 64))`` and
+        ``(C, ceil(T / 1024))``, read-only; None when the stem was not prepared. Computed and
+        stored on first use if missing."""
+        names = (f"{key}.peaks{PEAK_BLOCK}", f"{key}.peaks{PEAK_BLOCK * PEAK_GROUP}")
+        fine, coarse = self._map(names[0]), self._map(names[1])
+        if fine is None or coarse is None:
+            audio = self.get(key)
+            if audio is None:
+                return None
+            fine = peak_envelope(audio)
+            coarse = coarse_envelope(fine)
+            try:
+                self._write_peaks(key, fine, coarse)
+            except OSError:  # read-only cache: keep them for this process only
+                pass
+            for name, env in zip(names, (fine, coarse)):
+                env.flags.writeable = False
+                self._maps[name] = env
+        return fine, coarse
+
+    def _write_peaks(self, key: str, fine: np.ndarray, coarse: np.ndarray) -> None:
+        for block, env in ((PEAK_BLOCK, fine), (PEAK_BLOCK * PEAK_GROUP, coarse)):
+            with atomic_file(self.peaks_path(key, block), "wb", fsync=False) as fh:
+                np.save(fh, env)
+
     def put(self, key: str, audio: np.ndarray) -> Path:
-        """Store ``(C, T)`` audio as float32 atomically (temp file + rename)."""
+        """Store ``(C, T)`` audio as float32 atomically (temp file + rename), with its peak
+        envelope (written first: a stem file present means its envelope is too)."""
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
         # no fsync: a cache entry lost to a power cut is re-decoded (its key is checked)
+        if self.WITH_PEAKS:
+            fine = peak_envelope(audio)
+            self._write_peaks(key, fine, coarse_envelope(fine))
+            for block in (PEAK_BLOCK, PEAK_BLOCK * PEAK_GROUP):
+                self._maps.pop(f"{key}.peaks{block}", None)
         with atomic_file(self.path(key), "wb", fsync=False) as fh:
-            np.save(fh, np.ascontiguousarray(audio, dtype=np.float32))
+            np.save(fh, audio)
         self._maps.pop(key, None)
         return self.path(key)
 
@@ -70,8 +152,11 @@ class VariantCache(StemCache):
     index stores for plain stems). ``vkey = stemforge.augment.variants.variant_key(stem key,
     semitones, tempo)`` folds in the stem's content key and the engine, so a stale variant is
     never found. A variant counts as present only when both files exist; :meth:`put_variant`
-    writes the energies first and the audio last, each atomically.
+    writes the energies first and the audio last, each atomically. No peak envelopes: the
+    renderer bounds the peak of plain stems only.
     """
+
+    WITH_PEAKS = False
 
     def energies_path(self, key: str) -> Path:
         return self.folder / f"{key}.energies.npy"
@@ -81,7 +166,7 @@ class VariantCache(StemCache):
 
     def energies(self, key: str) -> np.ndarray | None:
         """Memmap of the variant's energies ``(n_sub,)``, or None when not prepared."""
-        return self._map(key + ".energies", self.energies_path(key))
+        return self._map(key + ".energies")
 
     def put_variant(self, key: str, audio: np.ndarray, energies: np.ndarray) -> int:
         """Store a variant (energies, then audio); returns the bytes written."""

@@ -11,6 +11,14 @@ targets, so ``mix == sum(targets)`` holds exactly for the returned arrays.
 The arithmetic runs in one compiled pass per item (:mod:`._kernels`, numba): every source row
 is read once, block by block, into its target, the mix and the peak; bytes are those of the
 plain float32 NumPy formulation (same operations, same order).
+
+A clip scale has to be known before that pass can apply it. When every source is a prepared
+stem read as is, its peak envelopes in the StemCache (largest ``|x|`` per 64 and per 1024
+frames) bound the mix's peak block by block: blocks that cannot reach the peak are skipped and only the few
+that can are mixed exactly (:func:`._kernels.bounded_peak`), so the scale is known up front
+and the single pass writes scaled outputs. Otherwise (processed sources, or when too many
+blocks would need mixing) the pass runs unscaled and a second pass rescales. Both ways give
+the same bytes, scale and recorded peak.
 """
 from __future__ import annotations
 
@@ -18,10 +26,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..audio.cache import PEAK_BLOCK, PEAK_GROUP
 from .sample import process_stem
 from .spec import MixSpec
 
 CLIP_EPS = 1e-10
+#: the envelope bound is used when it leaves at most this share of blocks to mix exactly
+#: (more would cost about as much as the rescale pass it saves)
+BOUND_MAX_SHARE = 0.125
 
 
 @dataclass
@@ -57,13 +69,17 @@ def render(spec: MixSpec, index, processed: dict | None = None,
     slot = {t: j for j, t in enumerate(spec.targets)}
     kept = {} if keep_sources else None
     cache = getattr(index, "cache", None)
-    members: list[list[tuple[np.ndarray, np.float32]]] = [[] for _ in spec.targets]
+    members: list[list[tuple[np.ndarray, np.float32, object]]] = [[] for _ in spec.targets]
+    # peak envelopes (and stem start frames) only matter when the clip scale is still unknown
+    bound = spec.scale is None and spec.clipping in ("fix_clipping", "peak_normalize") \
+        and cache is not None
     for src in spec.sources:
         if src.dropped:
             if kept is not None:
                 kept[src.stem] = np.zeros((C, T), np.float32)
             continue
         audio = None if processed is None else processed.get(src.stem)
+        env = None
         if audio is None and not src.steps and src.track_sample_rate in (0, spec.sample_rate):
             # fast path: rows of the prepared memmap, no copy before the gain
             t = index.track(src.track)
@@ -71,6 +87,9 @@ def render(spec: MixSpec, index, processed: dict | None = None,
             mm = cache.get(s.key) if cache is not None else None
             if mm is not None and s.channels == C and mm.dtype == np.float32:
                 audio = mm[:, src.start:src.start + T]
+                if bound:
+                    env = cache.peaks(s.key)  # read-only plain ndarrays (the kernel's type)
+                    env = None if env is None else (*env, src.start)
         if audio is None:
             audio = process_stem(index, src, spec.sample_rate, C, T)
         audio = np.asarray(audio)
@@ -82,30 +101,68 @@ def render(spec: MixSpec, index, processed: dict | None = None,
         g = np.float32(src.gain)
         if kept is not None:
             kept[src.stem] = np.multiply(audio, g, dtype=np.float32)
-        members[slot[src.target]].append((audio, g))
+        members[slot[src.target]].append((audio, g, env))
     # sources grouped by target (spec order within a target): the kernels' layout
-    rows, gains = [], []
+    rows, gains, envs = [], [], []
     for group in members:
-        for audio, g in group:
-            rows.extend(_readonly_row(audio[c]) for c in range(C))
+        for audio, g, env in group:
+            if type(audio) is not np.ndarray or audio.flags.writeable:
+                audio = _readonly(audio)  # cache slices already are
+            rows.extend(audio)  # its C rows
             gains.append(g)
+            envs.append(env)
     counts = tuple(len(group) for group in members)
+    rows, gains = tuple(rows), np.array(gains, np.float32)
+    measured = None  # the scale and peak known before mixing, from the peak envelopes
+    if bound and rows and all(e is not None for e in envs):
+        measured = _scale_from_bound(spec.clipping, counts, rows, gains, envs)
+    if measured is not None:
+        spec.scale = measured[0]
+        if measured[1] is not None:
+            spec.peak = measured[1]
     k = np.float32(1.0 if spec.scale is None else spec.scale)
-    peak = _mix(counts, tuple(rows), np.array(gains, np.float32), tbuf, mixbuf, k)
+    peak = _mix(counts, rows, gains, tbuf, mixbuf, k)
     if spec.scale is None:
         peak = float(peak)
         spec.peak = peak
-        if spec.clipping == "peak_normalize" and peak > 0:
-            spec.scale = 1.0 / (peak + CLIP_EPS)
-        elif spec.clipping == "fix_clipping" and peak > 1.0:
-            spec.scale = 1.0 / (peak + CLIP_EPS)
-        else:
-            spec.scale = 1.0
+        spec.scale = _clip_scale(spec.clipping, peak)
         if spec.scale != 1.0:
             _rescale(counts, tbuf, mixbuf, np.float32(spec.scale))
+    elif measured is not None and measured[1] is None:
+        spec.peak = float(peak)  # no clipping possible: the pass measured the exact peak
     targets = {t: tbuf[j] for t, j in slot.items()}
     mix = mixbuf
     return Rendered(mix, targets, kept)
+
+
+def _clip_scale(clipping: str, peak: float) -> float:
+    """The scale the clipping policy applies to a mix whose largest ``|x|`` is ``peak``."""
+    if clipping == "peak_normalize" and peak > 0:
+        return 1.0 / (peak + CLIP_EPS)
+    if clipping == "fix_clipping" and peak > 1.0:
+        return 1.0 / (peak + CLIP_EPS)
+    return 1.0
+
+
+def _scale_from_bound(clipping: str, counts: tuple[int, ...], rows: tuple, gains: np.ndarray,
+                      envs: list) -> tuple[float, float | None] | None:
+    """``(scale, peak)`` from the sources' peak envelopes (``envs``: per source
+    ``(fine (C, n), coarse (C, m), start frame)``), before mixing: ``peak`` None when it is only
+    known to be at most 1 under ``fix_clipping`` (scale 1; the mixing pass measures it). None
+    when the bound leaves too many blocks to mix exactly (the caller measures, then rescales)."""
+    T = rows[0].shape[0]
+    nblocks = envs[0][0].shape[0] * -(-T // PEAK_BLOCK)
+    floor = 1.0 if clipping == "fix_clipping" else 0.0
+    p = _kernels().bounded_peak(rows, gains, np.array(counts, np.int64),
+                                tuple(e[0] for e in envs), tuple(e[1] for e in envs),
+                                np.array([e[2] for e in envs], np.int64), PEAK_BLOCK, PEAK_GROUP,
+                                floor, int(nblocks * BOUND_MAX_SHARE))
+    if p == -1.0:
+        return None
+    p = float(p)
+    if clipping == "fix_clipping" and not p > 1.0 and p == p:
+        return 1.0, None
+    return _clip_scale(clipping, p), p
 
 
 def _mix(counts: tuple[int, ...], rows: tuple, gains: np.ndarray, tbuf: np.ndarray,
@@ -115,26 +172,38 @@ def _mix(counts: tuple[int, ...], rows: tuple, gains: np.ndarray, tbuf: np.ndarr
         tbuf.fill(0.0)
         mixbuf.fill(0.0)
         return 0.0
-    from . import _kernels  # lazy: numba's import stays off the CLI's start-up path
-
-    plan = _kernels.plan_kernels(counts)
+    kern = _kernels()
+    plan = kern.plan_kernels(counts)
     if plan is not None:
         return plan.mix(rows, gains, tbuf, mixbuf, scale)
-    return _kernels.mix_generic(rows, gains, np.array(counts, np.int64), tbuf, mixbuf, scale)
+    return kern.mix_generic(rows, gains, np.array(counts, np.int64), tbuf, mixbuf, scale)
 
 
 def _rescale(counts: tuple[int, ...], tbuf: np.ndarray, mixbuf: np.ndarray,
              scale: np.float32) -> None:
-    from . import _kernels
+    kern = _kernels()
+    plan = kern.plan_kernels(counts)
+    (plan.rescale if plan is not None else kern.rescale_generic)(tbuf, mixbuf, scale)
 
-    plan = _kernels.plan_kernels(counts)
-    (plan.rescale if plan is not None else _kernels.rescale_generic)(tbuf, mixbuf, scale)
+
+_KERNELS = None
 
 
-def _readonly_row(row: np.ndarray) -> np.ndarray:
-    """A read-only plain-ndarray view of a contiguous ``(T,)`` row (one numba type for memmap
-    slices and computed arrays alike, so a kernel compiles once per shape)."""
-    v = row.view(np.ndarray)
+def _kernels():
+    """:mod:`._kernels`, imported on first use: numba's import stays off the CLI's start-up
+    path."""
+    global _KERNELS
+    if _KERNELS is None:
+        from . import _kernels as k
+
+        _KERNELS = k
+    return _KERNELS
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only plain-ndarray view (one numba type for memmap slices and computed arrays
+    alike, so a kernel compiles once per shape)."""
+    v = a.view(np.ndarray)
     v.flags.writeable = False
     return v
 
