@@ -74,3 +74,23 @@ def test_uniform_deterministic_per_seed(lo, width, seed):
     a = [d.sample(rng(seed)) for _ in range(3)]
     assert a[0] == a[1] == a[2]
     assert lo <= a[0] <= lo + width
+
+
+def test_uniform_draws_exactly_what_numpy_uniform_draws():
+    """The draw is computed as numpy's ``Generator.uniform`` computes it: the same values from
+    the same generator state (datasets stay the same across stemforge versions)."""
+    for lo, hi in ((-5, 5), (-30.0, -10.0), (0, 1), (2.5, 2.5), (-1e-3, 7.25)):
+        d = parse(["uniform", lo, hi], "f")
+        a, b = np.random.default_rng(11), np.random.default_rng(11)
+        got = [d.sample(a) for _ in range(2000)]
+        want = [float(b.uniform(lo, hi)) for _ in range(2000)]
+        assert got == want, (lo, hi)
+
+
+def test_item_rng_is_the_seed_sequence_of_the_triple():
+    from stemforge.mixing.sample import item_rng
+
+    for triple in ((0, 0, 0), (1, 2, 3), (2**32 - 1, 7, 2**32 - 1), (2**32, 0, 5),
+                   (12345678901234, 3, 99), (5, 2**40, 1)):
+        want = np.random.default_rng(np.random.SeedSequence(list(triple))).random(8)
+        assert np.array_equal(item_rng(*triple).random(8), want), triple

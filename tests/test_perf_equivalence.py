@@ -195,6 +195,7 @@ def test_mixer_read_ahead_changes_no_value(tmp_path):
               "modes": {"coherent": 0.5, "incoherent": 0.5}, "ref_db": ["uniform", -30, -10],
               "stems": {"default": {"snr": ["uniform", -5, 5]}}, "clipping": "fix_clipping"}
     fast = Mixer(recipe, idx, seed=5)
+    fast.READ_AHEAD = 8  # runs short enough for the jumps below to cut them
     plain = Mixer(recipe, idx, seed=5)
     plain.READ_AHEAD = 1
     # in order (read-ahead used), a jump, backwards, another epoch, a repeat, in order again
@@ -204,7 +205,7 @@ def test_mixer_read_ahead_changes_no_value(tmp_path):
     for epoch, i in order:
         used += (epoch, i) in fast._ahead
         _same_mixture(fast.mixture(i, epoch=epoch), plain.mixture(i, epoch=epoch))
-        assert len(fast._ahead) < Mixer.READ_AHEAD and not plain._ahead
+        assert len(fast._ahead) < fast.READ_AHEAD and not plain._ahead
     assert used == 8  # items 2-8 and 10 came from the read-ahead
     # a fresh mixer asked for single items agrees too (no state leaks between items)
     for epoch, i in ((0, 7), (1, 5), (0, 40)):
@@ -254,3 +255,59 @@ def test_mixer_read_ahead_failing_later_item_fails_only_when_asked(tmp_path):
         _same_mixture(fast.mixture(i), want)
         outcomes.append("ok")
     assert "error" in outcomes and "ok" in outcomes
+
+
+def test_draw_many_equals_draw_item_by_item(tmp_path):
+    """One batched loudness look-up for a run of items: every spec is the one ``draw`` gives,
+    failures come back per item with draw's message, and items whose loudness needs processed
+    audio are left to ``draw``."""
+    from conftest import make_musdb18hq, tone, write_wav
+
+    from stemforge.errors import SamplingError
+    from stemforge.index import Index
+    from stemforge.mixing.mixer import Mixer
+
+    root = make_musdb18hq(tmp_path / "hq", {"A - One": "train", "B - Two": "train"},
+                          seconds=2.0)
+    idx = Index.build(root, cache_dir=tmp_path / "cache")
+    recipe = {"name": "t", "duration": 0.5, "targets": ["vocals", "accompaniment"],
+              "groups": {"accompaniment": ["drums", "bass", "other"]},
+              "modes": {"coherent": 0.5, "incoherent": 0.5}, "ref_db": ["uniform", -30, -10],
+              "stems": {"default": {"snr": ["uniform", -5, 5]}, "bass": {"gain_db": -3}},
+              "clipping": "fix_clipping"}
+    sampler = Mixer(recipe, idx, seed=3).sampler
+    items = [0, 1, 2, 7, 30, 31, 5]
+    got = sampler.draw_many(3, 2, items)
+    assert len(got) == len(items)
+    for i, spec in zip(items, got):
+        assert spec.to_json() == sampler.draw(3, 2, i)[0].to_json(), i
+
+    # per-item failures (silence policy exhausted with on_exhausted: error)
+    sr, secs = 44100, 6.0
+    d = tmp_path / "ds" / "train" / "S - Song"
+    for j, s in enumerate(["drums", "bass", "other"]):
+        write_wav(d / f"{s}.wav", tone(100 * (j + 1), secs, seed=j))
+    v = np.zeros((2, int(secs * sr)), np.float32)
+    v[:, : 3 * sr] = tone(440, 3.0, seed=9)
+    write_wav(d / "vocals.wav", v)
+    idx2 = Index.build(tmp_path / "ds", cache_dir=tmp_path / "c2")
+    silent = {"name": "t", "duration": 1.0, "targets": ["vocals", "drums", "bass", "other"],
+              "modes": {"coherent": 1.0}, "stems": {"default": {"snr": ["uniform", -5, 5]}},
+              "silence": {"min_active": 0.9, "threshold_db": -50, "max_retries": 0,
+                          "on_exhausted": "error"}}
+    s2 = Mixer(silent, idx2, seed=1).sampler
+    kinds = set()
+    for i, g in zip(range(16), s2.draw_many(1, 0, range(16))):
+        try:
+            want = s2.draw(1, 0, i)[0]
+        except SamplingError as e:
+            assert isinstance(g, SamplingError) and str(g) == str(e)
+            kinds.add("error")
+        else:
+            assert g.to_json() == want.to_json()
+            kinds.add("ok")
+    assert kinds == {"error", "ok"}
+
+    # loudness measured on processed audio: not drawn here
+    rev = dict(recipe, augment=[{"step": "reverse"}])
+    assert Mixer(rev, idx, seed=3).sampler.draw_many(3, 0, range(4)) == [None] * 4

@@ -100,10 +100,11 @@ def _check_energies(energies) -> np.ndarray:
 
 
 def _check_span(energies: np.ndarray, sr: int, start, frames) -> tuple[int, int]:
-    for name, v in (("start", start), ("frames", frames)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-            raise AudioError(f"excerpt {name} must be an integer frame count, got {v!r}")
-    start, frames = int(start), int(frames)
+    if type(start) is not int or type(frames) is not int:  # plain ints: nothing to convert
+        for name, v in (("start", start), ("frames", frames)):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                raise AudioError(f"excerpt {name} must be an integer frame count, got {v!r}")
+        start, frames = int(start), int(frames)
     span = energies.shape[0] * _sub_block(sr)
     if start < 0:
         raise AudioError(f"excerpt start must be >= 0, got {start}")

@@ -36,9 +36,21 @@ ENERGY_PRESERVING = {"polarity", "channel_swap"}  # K-weighted energy unchanged 
 RESAMPLE_PAD = 16
 
 
+_U32 = 1 << 32
+
+
 def item_rng(seed: int, epoch: int, item: int) -> np.random.Generator:
-    """The generator for one item: ``default_rng(SeedSequence([seed, epoch, item]))``."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(item)]))
+    """The generator for one item: ``default_rng(SeedSequence([seed, epoch, item]))``.
+
+    When all three fit in 32 bits the entropy is handed over as a uint32 array: SeedSequence
+    reads it as the same words it makes of the list (same state, same draws; tested), without
+    its per-int conversion (a quarter of this call's cost)."""
+    seed, epoch, item = int(seed), int(epoch), int(item)
+    if 0 <= seed < _U32 and 0 <= epoch < _U32 and 0 <= item < _U32:
+        entropy = np.array((seed, epoch, item), np.uint32)
+    else:
+        entropy = [seed, epoch, item]
+    return np.random.default_rng(np.random.SeedSequence(entropy))
 
 
 class Sampler:
@@ -119,6 +131,56 @@ class Sampler:
     def draw(self, seed: int, epoch: int, item: int, keep_audio: bool = False):
         """Draw one MixSpec. Returns ``(spec, processed)`` where ``processed`` maps stem ->
         pre-gain audio computed while measuring loudness (reused by render when given)."""
+        st = self._begin(seed, epoch, item)
+        snr = [x for x in st["sources"] if x.level == "snr"]
+        loud = self._loudness_all([(x, st["placement"][x.stem][0]) for x in snr], keep_audio,
+                                  st["processed"])
+        return self._finish(st, dict(zip((x.stem for x in snr), loud)))
+
+    def draw_many(self, seed: int, epoch: int, items) -> list:
+        """:meth:`draw` of several items, the same values, with one loudness look-up for all
+        of them (index energies of every snr source of every item: one batched call per
+        (rate, span) instead of one per item). Returns one entry per item, in order: its
+        spec; the exception drawing it raised; or None when its loudness would have to be
+        measured on processed audio (not done here: :meth:`draw` it when it is needed)."""
+        out, started = [], []
+        for item in items:
+            try:
+                st = self._begin(seed, epoch, item)
+            except Exception as e:  # noqa: BLE001 - handed back for that item only
+                out.append(e)
+                continue
+            out.append(None)
+            started.append((len(out) - 1, st))
+        entries, owners = [], []
+        for k, st in started:
+            for x in st["sources"]:
+                if x.level == "snr":
+                    entries.append((x, st["placement"][x.stem][0], st["processed"]))
+                    owners.append((k, x.stem))
+        try:
+            loud = self._loudness_many(entries, measure=False)
+        except Exception:  # noqa: BLE001 - per item, so each item gets its own error
+            for k, st in started:
+                try:
+                    out[k] = self.draw(seed, epoch, st["item"])[0]
+                except Exception as e:  # noqa: BLE001
+                    out[k] = e
+            return out
+        per_item: dict[int, dict[str, float]] = {}
+        unmeasured = set()
+        for (k, stem), L in zip(owners, loud):
+            if L is None:
+                unmeasured.add(k)
+            per_item.setdefault(k, {})[stem] = L
+        for k, st in started:
+            if k not in unmeasured:
+                out[k] = self._finish(st, per_item.get(k, {}))[0]
+        return out
+
+    def _begin(self, seed: int, epoch: int, item: int) -> dict:
+        """Every draw of an item up to its loudness look-up: mode, ref_db, per-source values,
+        placement (silence policy included) and the SourceSpecs without gains."""
         r = self.recipe
         rng = item_rng(seed, epoch, item)
         modes = list(r.modes)
@@ -178,7 +240,7 @@ class Sampler:
                 break
             pending = [s for t in failing for s in r.members(t) if s in r.sources]
 
-        processed = {}
+        processed: dict = {}
         sources = []
         for s in r.sources:
             track, start = placement[s]
@@ -189,8 +251,15 @@ class Sampler:
                 gain_db=0.0, gain=1.0, level=r.stems[s].level[0], boost=d["boost"],
                 dropped=d["dropped"], track_sample_rate=track.sample_rate, steps=d["steps"],
                 active_fraction=d.get("active")))
-        loud = self._loudness_all([x for x in sources if x.level == "snr"], placement,
-                                  keep_audio, processed)
+        return dict(item=item, seed=seed, epoch=epoch, mode=mode, ref_db=ref_db, per=per,
+                    placement=placement, sources=sources, processed=processed,
+                    attempts=attempts, warnings=warnings)
+
+    def _finish(self, st: dict, loud: dict[str, float]):
+        """Gains from the measured loudness ``loud`` (stem -> LUFS); ``(spec, processed)``."""
+        r = self.recipe
+        per, sources, ref_db = st["per"], st["sources"], st["ref_db"]
+        seed, epoch, item = st["seed"], st["epoch"], st["item"]
         for spec_s in sources:
             s, d = spec_s.stem, per[spec_s.stem]
             if spec_s.level == "snr":
@@ -201,13 +270,14 @@ class Sampler:
             else:
                 spec_s.gain_db = d["level"] + d["boost"]
             spec_s.gain = float(10.0 ** (spec_s.gain_db / 20.0))
-        spec = MixSpec(sample_rate=r.sample_rate, channels=r.channels, frames=n, mode=mode,
+        spec = MixSpec(sample_rate=r.sample_rate, channels=r.channels, frames=r.frames,
+                       mode=st["mode"],
                        targets=list(r.targets), sources=sources,
                        ref_db=ref_db if any(x.level == "snr" for x in sources) else None,
                        clipping=r.clipping, scale=None, seed=int(seed), epoch=int(epoch),
                        item=int(item), recipe_name=r.name, recipe_hash=self.hash,
-                       version=__version__, attempts=attempts, warnings=warnings)
-        return spec, processed
+                       version=__version__, attempts=st["attempts"], warnings=st["warnings"])
+        return spec, st["processed"]
 
     def _silent_targets(self, per, placement) -> list[str]:
         r = self.recipe
@@ -229,34 +299,42 @@ class Sampler:
                 failing.append(t)
         return failing
 
-    def _loudness_all(self, srcs: list[SourceSpec], placement, keep_audio: bool,
-                      processed: dict) -> dict[str, float]:
-        """LUFS of each source in ``srcs`` (stem -> value), exactly what :meth:`_loudness`
-        gives for it, but the look-ups from index energies are made together: one
-        ``excerpt_loudness_many`` call per (sample rate, span) group (every stem of a coherent
-        item shares one). Audio measured on the way goes to ``processed``."""
-        out: dict[str, float] = {}
+    def _loudness_all(self, entries: list, keep_audio: bool, processed: dict) -> list[float]:
+        """LUFS of each ``(source, track)`` of one item, exactly what :meth:`_loudness` gives
+        for it (see :meth:`_loudness_many`); audio measured on the way goes to ``processed``."""
+        return self._loudness_many([(x, t, processed) for x, t in entries], keep_audio)
+
+    def _loudness_many(self, entries: list, keep_audio: bool = False,
+                       measure: bool = True) -> list:
+        """LUFS of each ``(source, track, processed)`` entry (any items), exactly what
+        :meth:`_loudness` gives for it, but the look-ups from index energies are made together:
+        one ``excerpt_loudness_many`` call per (sample rate, span) group (every stem of a
+        coherent item, every item of a read-ahead run, shares one). Audio measured on the way
+        goes to the entry's ``processed`` dict; with ``measure=False`` entries that need it
+        are left None instead."""
+        out: list = [None] * len(entries)
         groups: dict[tuple[int, int], list] = {}
-        for src in srcs:
-            track = placement[src.stem][0]
+        for i, (src, track, processed) in enumerate(entries):
             stem = track.stems.get(src.stem)
             got = self._energy_span(src, track) if stem is not None else None
+            if got is None and not measure:
+                continue
             if got is None:
                 L, audio = self._loudness(src, track, keep_audio)
                 if audio is not None:
                     processed[src.stem] = audio
-                out[src.stem] = L
+                out[i] = L
             else:
                 span, energies, start = got
-                groups.setdefault((stem.sample_rate, span), []).append((src, track, energies,
+                groups.setdefault((stem.sample_rate, span), []).append((i, track, energies,
                                                                         start))
         for (sr, span), group in groups.items():
             vals = lufs.excerpt_loudness_many([e for *_, e, _ in group], sr,
                                               [st for *_, st in group], span)
-            for (x, t, *_), L in zip(group, vals.tolist()):
+            for (i, t, *_), L in zip(group, vals.tolist()):
                 if t.channels == 1 and self.recipe.channels > 1 and math.isfinite(L):
                     L += 10 * math.log10(self.recipe.channels)  # as in _loudness
-                out[x.stem] = float(L)
+                out[i] = float(L)
         return out
 
     def _energy_span(self, src: SourceSpec, track):
