@@ -30,8 +30,9 @@ semantics) and fix_clipping, from the synthetic dataset of ``benchmarks/_data.py
 
 One core: BLAS/OpenMP pools capped at 1 thread, one process per tool. The page cache is warmed
 (every file read once) first, then every local row runs once over all its items untimed (its
-memmap pages mapped, kernels loaded: steady state for all alike). Each row is the median of
-``--repeat`` interleaved rounds.
+memmap pages mapped, kernels loaded: steady state for all alike). Within a round the local rows
+take turns every ``--chunk`` items, so they share the machine's conditions; Scaper runs once
+per round. Each row is the median of ``--repeat`` rounds.
 Prints a markdown table (items, seconds, audio seconds generated per second, ratios).
 Targets (issue 3): stemforge >= 40x Scaper and >= 0.65x the floor.
 """
@@ -73,18 +74,18 @@ RECIPE = {
 }
 
 
-def time_stemforge(mixer: Mixer, n: int) -> tuple[float, float]:
-    """(wall, CPU) seconds for items 0..n-1."""
+def time_stemforge(mixer: Mixer, items: range) -> tuple[float, float]:
+    """(wall, CPU) seconds for ``items`` (in order)."""
     t0, c0 = time.perf_counter(), time.process_time()
-    for i in range(n):
+    for i in items:
         mixer.mixture(i)
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def time_draw(mixer: Mixer, n: int) -> tuple[float, float]:
-    """(wall, CPU) seconds to draw the specs of items 0..n-1 (no rendering)."""
+def time_draw(mixer: Mixer, items: range) -> tuple[float, float]:
+    """(wall, CPU) seconds to draw the specs of ``items`` (no rendering)."""
     t0, c0 = time.perf_counter(), time.process_time()
-    for i in range(n):
+    for i in items:
         mixer.spec(i)
     return time.perf_counter() - t0, time.process_time() - c0
 
@@ -152,6 +153,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=400, help="items for stemforge and the floor")
     ap.add_argument("--n-peer", type=int, default=40, help="items for Scaper")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; median reported")
+    ap.add_argument("--chunk", type=int, default=40,
+                    help="items per turn when the local rows take turns within a round")
     ap.add_argument("--quick", action="store_true", help="--n 100 --n-peer 10 --repeat 1")
     ap.add_argument("--root", type=Path, default=_data.DEFAULT_ROOT, help="dataset directory")
     ap.add_argument("--tracks", type=int, default=20)
@@ -182,26 +185,35 @@ def main(argv=None) -> int:
     rname = "stemforge render only (drawn specs)"
     rspecs = render_plan(mixer, a.n)
     runs[rname], n_for[rname] = [], a.n
+    drawer = Mixer(RECIPE, index, seed=0)  # its own Mixer: the stemforge row's runs stay whole
+    local = {  # row -> function of an item range
+        "floor (memmap read + sum)": lambda r: time_floor(maps, plan[r.start:r.stop], frames),
+        outs: lambda r: time_floor_outputs(maps, oplan[r.start:r.stop], frames),
+        "stemforge": lambda r: time_stemforge(mixer, r),
+        draw: lambda r: time_draw(drawer, r),
+        rname: lambda r: time_render(index, rspecs[r.start:r.stop]),
+    }
+    chunks = [range(c, min(c + a.chunk, a.n)) for c in range(0, a.n, a.chunk)]
     # One untimed pass of every local row over all its items first: each then runs in steady
     # state (the memmap pages mapped into this process, the kernels loaded, the allocator's
     # buffers reused), not paying first touches in its first round.
-    time_floor(maps, plan, frames)
-    time_floor_outputs(maps, oplan, frames)
-    time_stemforge(mixer, a.n)
-    time_draw(mixer, a.n)
-    time_render(index, rspecs)
+    for fn in local.values():
+        fn(range(a.n))
     for r in range(a.repeat):
-        def timed(name, fn, *args):  # (wall, CPU) into runs; minor page faults per item
-            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            runs[name].append(fn(*args))
-            faults.setdefault(name, []).append(
-                (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / n_for[name])
-
-        timed("floor (memmap read + sum)", time_floor, maps, plan, frames)
-        timed(outs, time_floor_outputs, maps, oplan, frames)
-        timed("stemforge", time_stemforge, mixer, a.n)
-        timed(draw, time_draw, mixer, a.n)
-        timed(rname, time_render, index, rspecs)
+        # the local rows take turns chunk by chunk (``--chunk`` items each), so that all of
+        # them run under the same machine conditions (a shared VM's speed drifts by tens of
+        # percent within seconds); a row's round time is the sum over its chunks
+        total = {name: [0.0, 0.0] for name in local}
+        for ch in chunks:
+            for name, fn in local.items():
+                f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                w, c = fn(ch)
+                total[name][0] += w
+                total[name][1] += c
+                faults.setdefault(name, [0.0] * a.repeat)[r] += \
+                    (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / n_for[name]
+        for name, (w, c) in total.items():
+            runs[name].append((w, c))
         if not a.no_peer:
             out = _data.run_scaper(a.root, a.n_peer, a.venv, source_max=a.seconds - DURATION)
             runs["Scaper 1.6.5"].append((out["seconds"], out["cpu_seconds"]))

@@ -275,3 +275,23 @@ def test_nan_found_behind_larger_finite_bounds():
     gains = np.array([1.5, 1.0], np.float32)
     p = _bounded(rows, gains, (1, 1), envs, np.zeros(2, np.int64), 1.0)
     assert np.isnan(p)
+
+
+def test_forked_child_reopens_its_own_maps(tmp_path):
+    """A fork drops the inherited open maps (the child maps the files itself on first use);
+    the parent keeps its own."""
+    c = StemCache(tmp_path)
+    c.put("k", np.ones((2, 100), np.float32))
+    a = c.get("k")
+    fine, _ = c.peaks("k")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        ok = not c._maps and c.get("k") is not a and float(c.get("k").sum()) == 200.0 \
+            and c.peaks("k")[0] is not fine
+        os.write(w, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    assert os.read(r, 1) == b"1"
+    assert c.get("k") is a and c.peaks("k")[0] is fine

@@ -16,11 +16,25 @@ read-only).
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import atomic_file
+
+#: every StemCache of this process: a forked child drops their open maps (it reopens its own
+#: on first use) instead of each look-up comparing process ids
+_LIVE: "weakref.WeakSet[StemCache]" = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    for c in list(_LIVE):
+        c._maps = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 #: frames per block of a stem's fine peak envelope
 PEAK_BLOCK = 64
@@ -63,8 +77,8 @@ class StemCache:
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
-        self._maps: dict[str, np.ndarray | None] = {}
-        self._pid = os.getpid()
+        self._maps: dict = {}  # name -> memmap view or None; ("peaks", key) -> envelopes
+        _LIVE.add(self)
 
     def path(self, key: str) -> Path:
         return self.folder / f"{key}.npy"
@@ -80,8 +94,6 @@ class StemCache:
     def _map(self, name: str) -> np.ndarray | None:
         """``<folder>/<name>.npy`` memory-mapped, as a read-only plain-ndarray view (no memmap
         subclass hooks on every slice), opened once per process; None when absent."""
-        if os.getpid() != self._pid:  # forked worker: reopen our own maps
-            self._maps, self._pid = {}, os.getpid()
         m = self._maps.get(name, False)
         if m is False:  # the path is built only here: look-ups are a dict hit per call
             path = self.folder / f"{name}.npy"
@@ -96,6 +108,9 @@ class StemCache:
         """The stem's peak envelopes ``(fine, coarse)``: float32 ``(C, ceil(T / 64))`` and
         ``(C, ceil(T / 1024))``, read-only; None when the stem was not prepared. Computed and
         stored on first use if missing."""
+        got = self._maps.get(("peaks", key))
+        if got is not None:
+            return got
         names = (f"{key}.peaks{PEAK_BLOCK}", f"{key}.peaks{PEAK_BLOCK * PEAK_GROUP}")
         fine, coarse = self._map(names[0]), self._map(names[1])
         if fine is None or coarse is None:
@@ -111,7 +126,8 @@ class StemCache:
             for name, env in zip(names, (fine, coarse)):
                 env.flags.writeable = False
                 self._maps[name] = env
-        return fine, coarse
+        self._maps[("peaks", key)] = got = (fine, coarse)  # one look-up next time
+        return got
 
     def _write_peaks(self, key: str, fine: np.ndarray, coarse: np.ndarray) -> None:
         for block, env in ((PEAK_BLOCK, fine), (PEAK_BLOCK * PEAK_GROUP, coarse)):
@@ -128,6 +144,7 @@ class StemCache:
             self._write_peaks(key, fine, coarse_envelope(fine))
             for block in (PEAK_BLOCK, PEAK_BLOCK * PEAK_GROUP):
                 self._maps.pop(f"{key}.peaks{block}", None)
+            self._maps.pop(("peaks", key), None)
         with atomic_file(self.path(key), "wb", fsync=False) as fh:
             np.save(fh, audio)
         self._maps.pop(key, None)

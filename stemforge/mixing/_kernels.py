@@ -215,6 +215,18 @@ def _bounds(envs, gains, starts, E, T, c, b0, b1, out):
 
 
 @njit
+def _take_largest(u):
+    """Index of the largest value of ``u`` (float64, no NaN), -1 when all are negative (the
+    walk marks taken entries -1; bounds are never negative). A linear scan: the walk takes a
+    few of a few hundred entries, cheaper than sorting them."""
+    best, bv = -1, -0.5
+    for i in range(u.shape[0]):
+        if u[i] > bv:
+            best, bv = i, u[i]
+    return best
+
+
+@njit
 def bounded_peak(rows, gains, counts, fine, coarse, starts, E, G, floor, max_visit):
     """The mix's exact peak, found from the sources' peak envelopes without mixing it whole.
 
@@ -254,19 +266,25 @@ def bounded_peak(rows, gains, counts, fine, coarse, starts, E, G, floor, max_vis
     bits = np.uint32(0)
     bar = np.float64(floor)
     visited = 0
-    for idx in np.argsort(-ubc):  # largest bound first: the bar rises soonest
-        if ubc[idx] * slack < bar:
+    while True:
+        idx = _take_largest(ubc)  # largest bound first: the bar rises soonest
+        if idx < 0 or ubc[idx] * slack < bar:
             break  # every coarse block left is bounded below the bar
+        ubc[idx] = -1.0  # walked
         c = idx // nbc
         f0 = (idx % nbc) * G
         f1 = min(f0 + G, nbf)
         _bounds(fine, gains, starts, E, T, c, f0, f1, ubf)
+        for j in range(f1 - f0, G):
+            ubf[j] = -1.0  # past the last fine block
         for j in range(f1 - f0):
             if ubf[j] != ubf[j]:
                 ubf[j] = np.inf  # mixed first
-        for j in np.argsort(-ubf[:f1 - f0]):  # largest bound first: the bar rises soonest
-            if ubf[j] * slack < bar:
+        while True:
+            j = _take_largest(ubf)
+            if j < 0 or ubf[j] * slack < bar:
                 break
+            ubf[j] = -1.0
             b = f0 + j
             visited += 1
             if visited > max_visit:

@@ -49,7 +49,7 @@ class Distribution:
         if k == "const":
             return a[0]
         if k == "choose":
-            pool = list(a[0]) if a[0] else list(choices or [])
+            pool = a[0] or choices or ()  # indexed in place: no copy of a long track list
             if not pool:
                 raise SamplingError(f"recipe field '{self.field}': nothing to choose from")
             return pool[int(rng.integers(len(pool)))]

@@ -69,7 +69,7 @@ def render(spec: MixSpec, index, processed: dict | None = None,
     slot = {t: j for j, t in enumerate(spec.targets)}
     kept = {} if keep_sources else None
     cache = getattr(index, "cache", None)
-    members: list[list[tuple[np.ndarray, np.float32, object]]] = [[] for _ in spec.targets]
+    members: list[list[tuple]] = [[] for _ in spec.targets]  # (audio, gain, envelopes, start)
     # peak envelopes (and stem start frames) only matter when the clip scale is still unknown
     bound = spec.scale is None and spec.clipping in ("fix_clipping", "peak_normalize") \
         and cache is not None
@@ -89,7 +89,6 @@ def render(spec: MixSpec, index, processed: dict | None = None,
                 audio = mm[:, src.start:src.start + T]
                 if bound:
                     env = cache.peaks(s.key)  # read-only plain ndarrays (the kernel's type)
-                    env = None if env is None else (*env, src.start)
         if audio is None:
             audio = process_stem(index, src, spec.sample_rate, C, T)
         audio = np.asarray(audio)
@@ -101,21 +100,27 @@ def render(spec: MixSpec, index, processed: dict | None = None,
         g = np.float32(src.gain)
         if kept is not None:
             kept[src.stem] = np.multiply(audio, g, dtype=np.float32)
-        members[slot[src.target]].append((audio, g, env))
+        members[slot[src.target]].append((audio, g, env, src.start))
     # sources grouped by target (spec order within a target): the kernels' layout
-    rows, gains, envs = [], [], []
+    rows, gains, fine, coarse, starts = [], [], [], [], []
     for group in members:
-        for audio, g, env in group:
+        for audio, g, env, start in group:
             if type(audio) is not np.ndarray or audio.flags.writeable:
                 audio = _readonly(audio)  # cache slices already are
             rows.extend(audio)  # its C rows
             gains.append(g)
-            envs.append(env)
+            if env is None:
+                bound = False  # a source without an envelope: measure, then rescale
+            elif bound:
+                fine.append(env[0])
+                coarse.append(env[1])
+                starts.append(start)
     counts = tuple(len(group) for group in members)
     rows, gains = tuple(rows), np.array(gains, np.float32)
     measured = None  # the scale and peak known before mixing, from the peak envelopes
-    if bound and rows and all(e is not None for e in envs):
-        measured = _scale_from_bound(spec.clipping, counts, rows, gains, envs)
+    if bound and rows:
+        measured = _scale_from_bound(spec.clipping, counts, rows, gains, tuple(fine),
+                                     tuple(coarse), starts)
     if measured is not None:
         spec.scale = measured[0]
         if measured[1] is not None:
@@ -145,18 +150,19 @@ def _clip_scale(clipping: str, peak: float) -> float:
 
 
 def _scale_from_bound(clipping: str, counts: tuple[int, ...], rows: tuple, gains: np.ndarray,
-                      envs: list) -> tuple[float, float | None] | None:
-    """``(scale, peak)`` from the sources' peak envelopes (``envs``: per source
-    ``(fine (C, n), coarse (C, m), start frame)``), before mixing: ``peak`` None when it is only
-    known to be at most 1 under ``fix_clipping`` (scale 1; the mixing pass measures it). None
-    when the bound leaves too many blocks to mix exactly (the caller measures, then rescales)."""
+                      fine: tuple, coarse: tuple,
+                      starts: list[int]) -> tuple[float, float | None] | None:
+    """``(scale, peak)`` from the sources' peak envelopes (per source: ``fine`` ``(C, n)`` and
+    ``coarse`` ``(C, m)`` of its stem, ``starts`` the stem frame its rows begin at), before
+    mixing: ``peak`` None when it is only known to be at most 1 under ``fix_clipping`` (scale
+    1; the mixing pass measures it). None when the bound leaves too many blocks to mix exactly
+    (the caller measures, then rescales)."""
     T = rows[0].shape[0]
-    nblocks = envs[0][0].shape[0] * -(-T // PEAK_BLOCK)
+    nblocks = fine[0].shape[0] * -(-T // PEAK_BLOCK)
     floor = 1.0 if clipping == "fix_clipping" else 0.0
-    p = _kernels().bounded_peak(rows, gains, np.array(counts, np.int64),
-                                tuple(e[0] for e in envs), tuple(e[1] for e in envs),
-                                np.array([e[2] for e in envs], np.int64), PEAK_BLOCK, PEAK_GROUP,
-                                floor, int(nblocks * BOUND_MAX_SHARE))
+    p = _kernels().bounded_peak(rows, gains, np.array(counts, np.int64), fine, coarse,
+                                np.array(starts, np.int64), PEAK_BLOCK, PEAK_GROUP, floor,
+                                int(nblocks * BOUND_MAX_SHARE))
     if p == -1.0:
         return None
     p = float(p)

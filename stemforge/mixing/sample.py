@@ -96,6 +96,7 @@ class Sampler:
                               f"(longest {longest / recipe.sample_rate:.2f} s)")
         self.hash = recipe.hash()
         self._memo: dict = {}
+        self._target = {s: recipe.target_of(s) for s in recipe.sources}
 
     # ------------------------------------------------------------------ helpers
     def _src_frames(self, track, n_out: int) -> int:
@@ -199,12 +200,12 @@ class Sampler:
         per = {}
         for s in r.sources:
             p = r.stems[s]
-            steps = r.augment.draw(rng, s, ctx)
+            steps = r.augment.draw(rng, s, ctx) if r.augment.entries else []
             level = float(p.level[1].sample(rng))
             boost = float(p.boost.sample(rng))
             dropped = bool(rng.random() < p.drop) if p.drop > 0 else False
             per[s] = dict(steps=steps, level=level, boost=boost, dropped=dropped,
-                          need=source_frames(steps, n))
+                          need=source_frames(steps, n) if steps else n)
 
         placement: dict[str, tuple] = {}
         attempts, warnings = 0, []
@@ -247,7 +248,7 @@ class Sampler:
             d = per[s]
             nsrc = self._src_frames(track, d["need"])
             sources.append(SourceSpec(
-                stem=s, target=r.target_of(s), track=track.id, start=start, source_frames=nsrc,
+                stem=s, target=self._target[s], track=track.id, start=start, source_frames=nsrc,
                 gain_db=0.0, gain=1.0, level=r.stems[s].level[0], boost=d["boost"],
                 dropped=d["dropped"], track_sample_rate=track.sample_rate, steps=d["steps"],
                 active_fraction=d.get("active")))
@@ -344,6 +345,8 @@ class Sampler:
         r = self.recipe
         if track.sample_rate == r.sample_rate and \
                 (track.channels == r.channels or track.channels == 1):
+            if not src.steps:  # a plain excerpt: the stem's energies over the output frames
+                return r.frames, self.index.energies(track.id, src.stem), src.start
             got = variants.variant_energies(self.index, src, r.frames, ENERGY_PRESERVING)
             if got is not None:
                 return got
