@@ -28,7 +28,9 @@ def test_index_info_prepare(hq_root, tmp_path, capsys):
     assert run_cli("prepare", hq_root, "--cache", cache, "--no-progress") == 0
     out = capsys.readouterr().out
     assert "10 stems decoded" in out
-    assert len(list((cache / "audio").glob("*.npy"))) == 10
+    files = [f.name for f in (cache / "audio").glob("*.npy")]
+    assert len([f for f in files if ".peaks" not in f]) == 10
+    assert len([f for f in files if f.endswith(".peaks64x16.npy")]) == 10
     # info on the index file itself
     assert run_cli("info", cache / "index.jsonl") == 0
 

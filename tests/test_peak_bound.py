@@ -202,31 +202,41 @@ def test_render_with_the_bound_equals_measure_then_rescale(spiky_index, monkeypa
     assert len(decided) >= 5 and scaled >= 3
 
 
-def test_stem_cache_writes_the_envelope_with_the_stem(tmp_path):
+def _both(x):
+    fine = peak_envelope(x)
+    return fine, coarse_envelope(fine)
+
+
+def test_stem_cache_writes_the_envelopes_with_the_stem(tmp_path):
     c = StemCache(tmp_path)
     x = np.random.default_rng(0).standard_normal((2, 3000)).astype(np.float32)
     c.put("k", x)
-    assert sorted(os.listdir(tmp_path)) == ["k.npy", "k.peaks1024.npy", "k.peaks64.npy"]
-    np.testing.assert_array_equal(np.load(tmp_path / "k.peaks64.npy"), peak_envelope(x))
-    np.testing.assert_array_equal(np.load(tmp_path / "k.peaks1024.npy"),
-                                  peak_envelope(x, PEAK_BLOCK * PEAK_GROUP))
-    for env in c.peaks("k"):
+    assert sorted(os.listdir(tmp_path)) == ["k.npy", "k.peaks64x16.npy"]
+    fine, coarse = _both(x)
+    np.testing.assert_array_equal(np.load(tmp_path / "k.peaks64x16.npy"),
+                                  np.concatenate([fine, coarse], axis=1))
+    got = c.peaks("k")
+    np.testing.assert_array_equal(got[0], fine)
+    np.testing.assert_array_equal(got[1], peak_envelope(x, PEAK_BLOCK * PEAK_GROUP))
+    for env in got:
         assert not env.flags.writeable and type(env) is np.ndarray
+    assert c.peaks("k") is got  # one look-up per stem and process
     assert StemCache(tmp_path).peaks("absent") is None
 
 
-def test_missing_envelope_is_computed_on_first_use_and_stored(tmp_path):
+def test_missing_or_foreign_envelope_is_computed_on_first_use_and_stored(tmp_path):
     c = StemCache(tmp_path)
     x = np.random.default_rng(1).standard_normal((2, 5000)).astype(np.float32)
     c.put("k", x)
-    (tmp_path / "k.peaks64.npy").unlink()  # a cache prepared before envelopes existed
-    (tmp_path / "k.peaks1024.npy").unlink()
-    fresh = StemCache(tmp_path)
-    fine, coarse = fresh.peaks("k")
-    np.testing.assert_array_equal(fine, peak_envelope(x))
-    np.testing.assert_array_equal(coarse, peak_envelope(x, PEAK_BLOCK * PEAK_GROUP))
-    assert (tmp_path / "k.peaks64.npy").exists() and (tmp_path / "k.peaks1024.npy").exists()
+    (tmp_path / "k.peaks64x16.npy").unlink()  # a cache prepared before envelopes existed
+    fine, coarse = StemCache(tmp_path).peaks("k")
+    np.testing.assert_array_equal(fine, _both(x)[0])
+    np.testing.assert_array_equal(coarse, _both(x)[1])
+    assert (tmp_path / "k.peaks64x16.npy").exists()
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".part") or ".tmp" in f]
+    np.save(tmp_path / "k.peaks64x16.npy", np.zeros((2, 3), np.float32))  # not this stem's
+    fine, _ = StemCache(tmp_path).peaks("k")
+    np.testing.assert_array_equal(fine, _both(x)[0])
 
 
 def test_unwritable_envelope_is_kept_in_memory(tmp_path, monkeypatch):
@@ -235,16 +245,15 @@ def test_unwritable_envelope_is_kept_in_memory(tmp_path, monkeypatch):
     c = StemCache(tmp_path)
     x = np.random.default_rng(2).standard_normal((2, 5000)).astype(np.float32)
     c.put("k", x)
-    for f in ("k.peaks64.npy", "k.peaks1024.npy"):
-        (tmp_path / f).unlink()
+    (tmp_path / "k.peaks64x16.npy").unlink()
     fresh = StemCache(tmp_path)
 
-    def refuse(key, fine, coarse):
-        raise PermissionError(13, "Permission denied", str(tmp_path / f"{key}.peaks64.npy"))
+    def refuse(key, both):
+        raise PermissionError(13, "Permission denied", str(tmp_path / f"{key}.peaks64x16.npy"))
 
     monkeypatch.setattr(fresh, "_write_peaks", refuse)
     fine, coarse = fresh.peaks("k")
-    np.testing.assert_array_equal(fine, peak_envelope(x))
+    np.testing.assert_array_equal(fine, _both(x)[0])
     assert not fine.flags.writeable and not coarse.flags.writeable
     again = fresh.peaks("k")
     assert again[0] is fine and again[1] is coarse  # computed once per process

@@ -5,9 +5,10 @@ excerpt of every channel is a strided slice of a memmap: no decoding and no per-
 (each memmap is opened once per process and kept). Written once by ``stemforge prepare``
 (:func:`stemforge.prepare.prepare`); readers fall back to partial file reads when absent.
 
-Beside each stem, ``<key>.peaks64.npy`` and ``<key>.peaks1024.npy`` hold its peak envelopes:
-float32 ``(C, ceil(T / 64))`` and ``(C, ceil(T / 1024))``, the largest ``|x|`` of each channel
-over each block of 64 (1024) frames, NaN where the block holds a NaN. ``render`` bounds a
+Beside each stem, ``<key>.peaks64x16.npy`` holds its peak envelopes: float32
+``(C, ceil(T / 64))`` and ``(C, ceil(T / 1024))`` side by side along the block axis, the largest
+``|x|`` of each channel over each block of 64 (1024) frames, NaN where the block holds a NaN
+(one file, one memory map per stem). ``render`` bounds a
 mixture's peak with them, so it knows the clip scale before its single pass
 (:mod:`stemforge.mixing.render`). Written by :meth:`StemCache.put`; for stems prepared before
 they existed, computed on first use and stored then (kept in memory only when the folder is
@@ -40,6 +41,9 @@ if hasattr(os, "register_at_fork"):
 PEAK_BLOCK = 64
 #: fine blocks per block of the coarse envelope (1024 frames)
 PEAK_GROUP = 16
+#: a stem's envelope file: ``<key>.peaks64x16.npy`` (the block sizes in the name, so a change
+#: of them never reads an old file)
+PEAKS_NAME = f"peaks{PEAK_BLOCK}x{PEAK_GROUP}"
 
 
 def peak_envelope(audio: np.ndarray, block: int = PEAK_BLOCK) -> np.ndarray:
@@ -101,38 +105,38 @@ class StemCache:
             self._maps[name] = m
         return m
 
-    def peaks_path(self, key: str, block: int = PEAK_BLOCK) -> Path:
-        return self.folder / f"{key}.peaks{block}.npy"
+    def peaks_path(self, key: str) -> Path:
+        return self.folder / f"{key}.{PEAKS_NAME}.npy"
 
     def peaks(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The stem's peak envelopes ``(fine, coarse)``: float32 ``(C, ceil(T / 64))`` and
-        ``(C, ceil(T / 1024))``, read-only; None when the stem was not prepared. Computed and
-        stored on first use if missing."""
+        ``(C, ceil(T / 1024))``, read-only views of one memmap; None when the stem was not
+        prepared. Computed and stored on first use if missing (or not the stem's size)."""
         got = self._maps.get(("peaks", key))
         if got is not None:
             return got
-        names = (f"{key}.peaks{PEAK_BLOCK}", f"{key}.peaks{PEAK_BLOCK * PEAK_GROUP}")
-        fine, coarse = self._map(names[0]), self._map(names[1])
-        if fine is None or coarse is None:
-            audio = self.get(key)
-            if audio is None:
-                return None
+        audio = self.get(key)
+        if audio is None:
+            return None
+        nf = -(-audio.shape[1] // PEAK_BLOCK)
+        path = self.peaks_path(key)
+        # mapped here, not through _map: the views below are all this process keeps of it
+        both = np.load(path, mmap_mode="r").view(np.ndarray) if path.exists() else None
+        if both is None or both.shape != (audio.shape[0], nf + -(-nf // PEAK_GROUP)):
             fine = peak_envelope(audio)
-            coarse = coarse_envelope(fine)
+            both = np.concatenate([fine, coarse_envelope(fine)], axis=1)
             try:
-                self._write_peaks(key, fine, coarse)
+                self._write_peaks(key, both)
             except OSError:  # read-only cache: keep them for this process only
                 pass
-            for name, env in zip(names, (fine, coarse)):
-                env.flags.writeable = False
-                self._maps[name] = env
-        self._maps[("peaks", key)] = got = (fine, coarse)  # one look-up next time
+            both.flags.writeable = False
+        got = self._maps[("peaks", key)] = (both[:, :nf], both[:, nf:])
         return got
 
-    def _write_peaks(self, key: str, fine: np.ndarray, coarse: np.ndarray) -> None:
-        for block, env in ((PEAK_BLOCK, fine), (PEAK_BLOCK * PEAK_GROUP, coarse)):
-            with atomic_file(self.peaks_path(key, block), "wb", fsync=False) as fh:
-                np.save(fh, env)
+    def _write_peaks(self, key: str, both: np.ndarray) -> None:
+        """One file per stem: the fine envelope, then the coarse one, along the block axis."""
+        with atomic_file(self.peaks_path(key), "wb", fsync=False) as fh:
+            np.save(fh, both)
 
     def put(self, key: str, audio: np.ndarray) -> Path:
         """Store ``(C, T)`` audio as float32 atomically (temp file + rename), with its peak
@@ -141,9 +145,7 @@ class StemCache:
         # no fsync: a cache entry lost to a power cut is re-decoded (its key is checked)
         if self.WITH_PEAKS:
             fine = peak_envelope(audio)
-            self._write_peaks(key, fine, coarse_envelope(fine))
-            for block in (PEAK_BLOCK, PEAK_BLOCK * PEAK_GROUP):
-                self._maps.pop(f"{key}.peaks{block}", None)
+            self._write_peaks(key, np.concatenate([fine, coarse_envelope(fine)], axis=1))
             self._maps.pop(("peaks", key), None)
         with atomic_file(self.path(key), "wb", fsync=False) as fh:
             np.save(fh, audio)
