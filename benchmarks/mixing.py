@@ -11,7 +11,7 @@ semantics) and fix_clipping, from the synthetic dataset of ``benchmarks/_data.py
 30 s; WAV tree for Scaper, StemCache memmaps for stemforge).
 
 * stemforge: ``Mixer(recipe, index, seed).mixture(i)`` for i in 0..n-1 (draw + render; items in
-  order, so the Mixer's read-ahead draws specs in runs of 32, as a generate job or stream does).
+  order, so the Mixer's read-ahead draws specs in runs of 64, as a generate job or stream does).
 * Scaper 1.6.5: the seed tutorial's coherent generation, whole per-item function timed
   (``benchmarks/peers/scaper_run.py`` in the peer venv, via subprocess, JSON timings back).
 * floor: ``np.load(mmap_mode='r')`` maps opened once; per item the 4 stem slices at

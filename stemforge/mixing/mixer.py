@@ -50,13 +50,14 @@ class Mixer:
     and kept for those calls. Drawing is a pure function of the item, so this changes no value;
     it only runs the sampler's Python and numpy code back to back while it is cache-warm
     instead of after each render has streamed ~16 MB through the caches. On the mixing
-    benchmark (5 s 4-stem items, ~1.1-1.3 ms each) runs of 8 save ~0.1 ms per item over
-    drawing each item alone, runs of 32 another ~0.08 ms, 64 little more; 32 specs are drawn in
-    ~6 ms. Not used for random access, and only for recipes whose draw measures no processed
-    audio (nothing large is held ahead).
+    benchmark (5 s 4-stem items, ~1-1.3 ms each) runs of 8 save ~0.1 ms per item over drawing
+    each item alone, runs of 32 another ~0.08 ms, 64 ~0.03 ms more; a run of 64 is drawn in
+    ~10 ms (``Sampler.draw_many``: one loudness look-up for the run). Not used for random
+    access, and only for recipes whose draw measures no processed audio (nothing large is held
+    ahead).
     """
 
-    READ_AHEAD = 32
+    READ_AHEAD = 64
 
     def __init__(self, recipe, index, seed: int = 0):
         self.recipe = _as_recipe(recipe)

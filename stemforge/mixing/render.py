@@ -91,16 +91,15 @@ def render(spec: MixSpec, index, processed: dict | None = None,
                     env = cache.peaks(s.key)  # read-only plain ndarrays (the kernel's type)
         if audio is None:
             audio = process_stem(index, src, spec.sample_rate, C, T)
-        audio = np.asarray(audio)
-        if audio.dtype != np.float32 or audio.strides[-1] != 4:
+        if type(audio) is not np.ndarray or audio.dtype != np.float32 \
+                or audio.strides[-1] != 4:
             audio = np.ascontiguousarray(audio, dtype=np.float32)
         if audio.shape != (C, T):
             raise ValueError(f"render: source {src.stem!r} of track {src.track!r} gave audio of "
                              f"shape {audio.shape}, expected {(C, T)}")
-        g = np.float32(src.gain)
         if kept is not None:
-            kept[src.stem] = np.multiply(audio, g, dtype=np.float32)
-        members[slot[src.target]].append((audio, g, env, src.start))
+            kept[src.stem] = np.multiply(audio, np.float32(src.gain), dtype=np.float32)
+        members[slot[src.target]].append((audio, src.gain, env, src.start))
     # sources grouped by target (spec order within a target): the kernels' layout
     rows, gains, fine, coarse, starts = [], [], [], [], []
     for group in members:
@@ -116,7 +115,7 @@ def render(spec: MixSpec, index, processed: dict | None = None,
                 coarse.append(env[1])
                 starts.append(start)
     counts = tuple(len(group) for group in members)
-    rows, gains = tuple(rows), np.array(gains, np.float32)
+    rows, gains = tuple(rows), np.array(gains, np.float32)  # each fl32(gain), as np.float32
     measured = None  # the scale and peak known before mixing, from the peak envelopes
     if bound and rows:
         measured = _scale_from_bound(spec.clipping, counts, rows, gains, tuple(fine),
