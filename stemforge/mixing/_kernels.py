@@ -39,10 +39,9 @@ import numpy as np
 
 from .._jit import njit
 
-#: frames per block of the blocked loops: a block's rows (4 sources, 4 targets and the mix:
-#: 9 x 16 KiB) stay in L2 between the mixing loop and the peak loop over the mix block.
-#: Measured on the mixing benchmark: 4096-8192 ~5 % faster than 1024, 256 ~25 % slower.
-BLOCK = 4096
+#: frames per block of the blocked loops (both channels of a block in turn). Measured on the
+#: mixing benchmark's items: 8192 and longer ~3 % faster than 4096, 2048 and shorter slower.
+BLOCK = 8192
 #: shapes compiled per process; others run on :func:`mix_generic`
 MAX_PLANS = 24
 #: largest source count given its own compiled loop
