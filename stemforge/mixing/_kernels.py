@@ -388,8 +388,11 @@ def _plan_source(counts: tuple[int, ...]) -> str:
     return "\n".join(L) + "\n"
 
 
-#: a hash of the generator itself: a changed generator never loads an old module
-_GEN_TAG = hashlib.sha256(_plan_source((1, 2, 0)).encode()).hexdigest()[:10]
+#: a hash of the generator's output and of this whole module (the generated code imports
+#: ``BLOCK`` and ``as_float`` from here, and numba's disk cache keys a module's machine code on
+#: that module's file only): any change here gives new module names, so no stale code loads
+_GEN_TAG = hashlib.sha256(_plan_source((1, 2, 0)).encode()
+                          + Path(__file__).read_bytes()).hexdigest()[:10]
 _plans: dict[tuple[int, ...], object] = {}
 
 
