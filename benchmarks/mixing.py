@@ -31,7 +31,9 @@ semantics) and fix_clipping, from the synthetic dataset of ``benchmarks/_data.py
 One core: BLAS/OpenMP pools capped at 1 thread, one process per tool. The page cache is warmed
 (every file read once) first, then every local row runs once over all its items untimed (its
 memmap pages mapped, kernels loaded: steady state for all alike). Within a round the local rows
-take turns every ``--chunk`` items, so they share the machine's conditions; Scaper runs once
+take turns every ``--chunk`` items (in an order that rotates from chunk to chunk: they read the
+same slices, and the first to read them meets colder caches), so they share the machine's
+conditions; Scaper runs once
 per round, after them, and each local row re-runs its first chunk untimed before the next
 round (its code and data back in the caches the peer's process evicted). Each row is the
 median of ``--repeat`` rounds.
@@ -208,8 +210,12 @@ def main(argv=None) -> int:
         total = {name: [0.0, 0.0] for name in local}
         for fn in local.values():  # untimed: back in cache after the peer's process ran
             fn(chunks[0])
-        for ch in chunks:
-            for name, fn in local.items():
+        names = list(local)
+        for k, ch in enumerate(chunks):
+            # the rows read the same slices, so whichever runs first in a chunk meets colder
+            # page tables and caches: the order rotates from chunk to chunk
+            for name in names[k % len(names):] + names[:k % len(names)]:
+                fn = local[name]
                 f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 w, c = fn(ch)
                 total[name][0] += w
