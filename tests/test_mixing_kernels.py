@@ -208,3 +208,18 @@ def test_render_equals_numpy_reference_on_a_dataset(tmp_path, prepared):
     # the draws covered several shapes (drops) and both sides of the clip decision
     assert len({c[1] for c in checked}) >= 3
     assert any(c[2] for c in checked) and any(not c[2] for c in checked)
+
+
+def test_generated_module_names_follow_the_kernels_file(tmp_path):
+    """The generated modules import BLOCK and helpers from _kernels.py, and numba's disk cache
+    keys their machine code on their own file only: the tag in their names hashes
+    _kernels.py too, so editing it (a new BLOCK) never loads stale code."""
+    import hashlib
+    from pathlib import Path
+
+    want = hashlib.sha256(K._plan_source((1, 2, 0)).encode()
+                          + Path(K.__file__).read_bytes()).hexdigest()[:10]
+    assert K._GEN_TAG == want
+    edited = Path(K.__file__).read_bytes().replace(b"BLOCK = 8192", b"BLOCK = 4096")
+    assert edited != Path(K.__file__).read_bytes()
+    assert hashlib.sha256(K._plan_source((1, 2, 0)).encode() + edited).hexdigest()[:10] != want
