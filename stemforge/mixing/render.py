@@ -14,9 +14,9 @@ plain float32 NumPy formulation (same operations, same order).
 
 A clip scale has to be known before that pass can apply it. When every source is a prepared
 stem read as is, its peak envelopes in the StemCache (largest ``|x|`` per 64 and per 1024
-frames) bound the mix's peak block by block: blocks that cannot reach the peak are skipped and only the few
-that can are mixed exactly (:func:`._kernels.bounded_peak`), so the scale is known up front
-and the single pass writes scaled outputs. Otherwise (processed sources, or when too many
+frames) bound the mix's peak block by block: blocks that cannot reach the peak are skipped,
+only the few that can are mixed exactly (:func:`._kernels.bounded_peak`), so the scale is
+known up front and the single pass writes scaled outputs. Otherwise (processed sources, or when too many
 blocks would need mixing) the pass runs unscaled and a second pass rescales. Both ways give
 the same bytes, scale and recorded peak.
 """
