@@ -8,11 +8,10 @@ excerpt of every channel is a strided slice of a memmap: no decoding and no per-
 Beside each stem, ``<key>.peaks64x16.npy`` holds its peak envelopes: float32
 ``(C, ceil(T / 64))`` and ``(C, ceil(T / 1024))`` side by side along the block axis, the largest
 ``|x|`` of each channel over each block of 64 (1024) frames, NaN where the block holds a NaN
-(one file, one memory map per stem). ``render`` bounds a
-mixture's peak with them, so it knows the clip scale before its single pass
-(:mod:`stemforge.mixing.render`). Written by :meth:`StemCache.put`; for stems prepared before
-they existed, computed on first use and stored then (kept in memory only when the folder is
-read-only).
+(one file, one memory map per stem). ``render`` bounds a mixture's peak with them, so it
+knows the clip scale before its single pass (:mod:`stemforge.mixing.render`). Written by
+:meth:`StemCache.put`; for stems prepared before they existed, computed on first use and
+stored then (kept in memory only when the folder is read-only).
 """
 from __future__ import annotations
 
@@ -73,6 +72,13 @@ def coarse_envelope(env: np.ndarray, group: int = PEAK_GROUP) -> np.ndarray:
     return env.reshape(C, -1, group).max(axis=2)
 
 
+def stored_envelopes(audio: np.ndarray) -> np.ndarray:
+    """What ``<key>.peaks64x16.npy`` holds for ``audio`` ``(C, T)``: the fine envelope, then
+    the coarse one, along the block axis (float32 ``(C, n + ceil(n / PEAK_GROUP))``)."""
+    fine = peak_envelope(audio)
+    return np.concatenate([fine, coarse_envelope(fine)], axis=1)
+
+
 class StemCache:
     """Lazily opened read-only memmaps of prepared stems, keyed by source key."""
 
@@ -123,8 +129,7 @@ class StemCache:
         # mapped here, not through _map: the views below are all this process keeps of it
         both = np.load(path, mmap_mode="r").view(np.ndarray) if path.exists() else None
         if both is None or both.shape != (audio.shape[0], nf + -(-nf // PEAK_GROUP)):
-            fine = peak_envelope(audio)
-            both = np.concatenate([fine, coarse_envelope(fine)], axis=1)
+            both = stored_envelopes(audio)
             try:
                 self._write_peaks(key, both)
             except OSError:  # read-only cache: keep them for this process only
@@ -144,8 +149,7 @@ class StemCache:
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         # no fsync: a cache entry lost to a power cut is re-decoded (its key is checked)
         if self.WITH_PEAKS:
-            fine = peak_envelope(audio)
-            self._write_peaks(key, np.concatenate([fine, coarse_envelope(fine)], axis=1))
+            self._write_peaks(key, stored_envelopes(audio))
             self._maps.pop(("peaks", key), None)
         with atomic_file(self.path(key), "wb", fsync=False) as fh:
             np.save(fh, audio)
