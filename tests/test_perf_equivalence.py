@@ -311,3 +311,30 @@ def test_draw_many_equals_draw_item_by_item(tmp_path):
     # loudness measured on processed audio: not drawn here
     rev = dict(recipe, augment=[{"step": "reverse"}])
     assert Mixer(rev, idx, seed=3).sampler.draw_many(3, 0, range(4)) == [None] * 4
+
+
+def test_excerpt_loudness_many_compiles_once_for_every_batch_size():
+    """Rows reach the kernel gathered in one array: a new batch size is not a new numba
+    specialisation (a tuple of rows was typed by its length: 1-5 s of compiling, and one more
+    cache entry, per size). Strided rows give the same values as contiguous ones."""
+    from stemforge.audio import _loudness_kernels as kern
+
+    rng = np.random.default_rng(8)
+    sr = 44100
+    es = _energies_set(rng, sr)
+    frames = 2 * sr
+    span = es[0].shape[0] * lufs.sub_block_frames(sr)
+    lufs.excerpt_loudness_many(es[:1], sr, [0], frames)
+    before = len(kern.gate_sums.signatures)
+    for r in (1, 2, 3, 5, 9, 17):
+        rows = [es[k % len(es)] for k in range(r)]
+        starts = [int(rng.integers(0, span - frames + 1)) for _ in rows]
+        many = lufs.excerpt_loudness_many(rows, sr, starts, frames)
+        one = [lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(rows, starts)]
+        assert np.array_equal(many, np.array(one)), r
+    assert len(kern.gate_sums.signatures) == before == 1
+    wide = np.repeat(es[1], 2)[::2]  # the same values, stride 2
+    assert not wide.flags.c_contiguous
+    starts = [0, 12345]
+    assert np.array_equal(lufs.excerpt_loudness_many([wide, wide], sr, starts, frames),
+                          lufs.excerpt_loudness_many([es[1], es[1]], sr, starts, frames))

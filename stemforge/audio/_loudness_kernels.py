@@ -8,10 +8,16 @@ of at most 128), so the LUFS values are bit for bit those of the NumPy path
 (``tests/test_perf_equivalence.py``). The logarithm is left to NumPy (``np.log10``) so that the
 last step is the very same function.
 
-Shapes: ``rows`` tuple of R read-only float64 ``(n_i,)`` energy arrays; ``positions`` int64
-``(R, M)`` absolute block-edge frames (sorted per row); returns ``s2`` float64 ``(R,)`` (sum of
-the blocks kept by both gates), ``n2`` int64 ``(R,)`` (their count) and ``ok`` bool ``(R,)``
-(some block passed the absolute gate).
+Shapes: ``buf`` float64 ``(W,)``, the part of each row's energies the row reads, gathered
+(row ``r``'s sub-blocks ``lo[r] .. lo[r] + base[r + 1] - base[r] - 1`` at ``buf[base[r]:
+base[r + 1]]``, see :func:`windows`); ``base`` int64 ``(R + 1,)``; ``lo`` and ``n`` int64
+``(R,)`` (first sub-block gathered, and the row's full length: indices are clamped to it as
+before); ``positions`` int64 ``(R, M)`` absolute block-edge frames (sorted per row). Returns
+``s2`` float64 ``(R,)`` (sum of the blocks kept by both gates), ``n2`` int64 ``(R,)`` (their
+count) and ``ok`` bool ``(R,)`` (some block passed the absolute gate).
+
+One gathered array rather than a tuple of rows: numba types a tuple by its length, so every
+new batch size compiled (1-5 s) and cached another specialisation.
 """
 from __future__ import annotations
 
@@ -111,8 +117,18 @@ def pairwise_sum(a):
     return 0.0 + _pairwise(a, 0, a.shape[0])
 
 
+def windows(first: np.ndarray, last: np.ndarray, b: int, n: np.ndarray):
+    """Sub-blocks ``[lo, hi)`` (int64 ``(R,)`` each) that :func:`gate_sums` reads of rows of
+    ``n`` sub-blocks whose block edges run from frame ``first`` to frame ``last``: the edges'
+    sub-blocks (clamped to the row) and one neighbour on each side (the cubic's
+    harmonic-mean slopes)."""
+    k_first = np.minimum(first // b, n - 1)
+    k_last = np.minimum(last // b, n - 1)
+    return np.maximum(k_first - 1, 0), np.minimum(k_last + 1, n - 1) + 1
+
+
 @njit
-def gate_sums(rows, positions, b, floor, rel_factor):
+def gate_sums(buf, base, lo, n_rows, positions, b, floor, rel_factor):
     R, M = positions.shape
     nb = M - 4
     s2 = np.zeros(R)
@@ -122,8 +138,9 @@ def gate_sums(rows, positions, b, floor, rel_factor):
     z = np.empty(nb)
     w = np.empty(nb)
     for r in range(R):
-        e = rows[r]
-        n = e.shape[0]
+        # e[g] of the full row is buf[off + g] for every g the row reads
+        off = base[r] - lo[r]
+        n = n_rows[r]
         p = positions[r]
         k0 = p[0] // b
         # cumulative energy from sub-block k0 at every edge
@@ -132,13 +149,13 @@ def gate_sums(rows, positions, b, floor, rel_factor):
         for m in range(M):
             k = min(p[m] // b, n - 1)
             while kk < k:
-                acc = acc + e[kk] if kk > k0 else e[kk]
+                acc = acc + buf[off + kk] if kk > k0 else buf[off + kk]
                 kk += 1
             cum = acc if k > k0 else 0.0
             u = (p[m] - k * b) / b
-            prv = e[min(max(k - 1, 0), n - 1)]
-            cur = e[k]
-            nxt = e[min(k + 1, n - 1)]
+            prv = buf[off + min(max(k - 1, 0), n - 1)]
+            cur = buf[off + k]
+            nxt = buf[off + min(k + 1, n - 1)]
             hp = 2.0 * prv * cur / (prv + cur + 1e-300)
             hn = 2.0 * nxt * cur / (nxt + cur + 1e-300)
             v = 1.0 - u
