@@ -94,3 +94,34 @@ def test_item_rng_is_the_seed_sequence_of_the_triple():
                    (12345678901234, 3, 99), (5, 2**40, 1)):
         want = np.random.default_rng(np.random.SeedSequence(list(triple))).random(8)
         assert np.array_equal(item_rng(*triple).random(8), want), triple
+
+
+@pytest.mark.parametrize("value, kw, choices", [
+    (3.5, {}, None),
+    (["uniform", -5, 5], {}, None),
+    (["uniform", -30.0, -10.0], {}, None),
+    (["uniform", 2.5, 2.5], {}, None),
+    (["normal", 0.5, 0.3], {"low": 0, "high": 1}, None),
+    (["truncnorm", 0, 3, -6, 6], {}, None),
+    (["choose", ["a", "b", "c"]], {"numeric": False}, None),
+    (["choose", []], {"numeric": False}, ["x", "y", "z", "w"]),
+    (["choose_weighted", ["a", "b"], [0.3, 0.7]], {"numeric": False}, None),
+])
+def test_drawer_draws_exactly_what_sample_draws(value, kw, choices):
+    """``Distribution.drawer()`` (the sampler's hot loop) is ``sample`` without the per-call
+    dispatch: the same values from the same generator states, interleaved with other draws."""
+    d = parse(value, "f", **kw)
+    f = d.drawer()
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    got, want = [], []
+    for _ in range(500):
+        got.append(f(a, choices))
+        want.append(d.sample(b, choices))
+        assert a.random() == b.random()  # the generators stay in step
+    assert got == want
+
+
+def test_drawer_of_an_empty_choice_fails_like_sample():
+    d = parse(["choose", []], "stems.vocals.track", numeric=False)
+    with pytest.raises(SamplingError, match="'stems.vocals.track': nothing to choose from"):
+        d.drawer()(rng(), [])

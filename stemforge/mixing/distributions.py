@@ -86,6 +86,33 @@ class Distribution:
             return float(min(max(x, lo), hi))
         raise AssertionError(k)  # parse() guarantees a known kind
 
+    def drawer(self) -> Callable[..., Any]:
+        """``f(rng, choices=None)`` drawing exactly what ``sample(rng, choices)`` draws (the
+        same generator calls, the same float operations), with the kind's dispatch and the
+        argument conversions done once: for hot loops that draw one distribution many times
+        (the sampler builds one per recipe field). Not kept on the instance (closures do not
+        pickle)."""
+        k, a = self.kind, self.args
+        if k == "const":
+            v = a[0]
+            return lambda rng, choices=None: v
+        if k == "uniform":
+            lo = float(a[0])
+            width = float(a[1]) - lo
+            return lambda rng, choices=None: lo + width * rng.random()
+        if k == "choose" and a[0]:
+            pool, n = a[0], len(a[0])
+            return lambda rng, choices=None: pool[int(rng.integers(n))]
+        if k == "choose":
+            sample = self.sample
+
+            def choose_from(rng, choices=None):
+                if not choices:
+                    return sample(rng, choices)  # raises "nothing to choose from"
+                return choices[int(rng.integers(len(choices)))]
+            return choose_from
+        return self.sample
+
     def sample_valid(
         self,
         rng: np.random.Generator,

@@ -28,6 +28,7 @@ from ..audio import dsp, loudness as lufs
 from ..augment import variants
 from ..augment.chain import apply_steps, loudness_span, source_frames
 from ..errors import IndexError_, RecipeError, SamplingError
+from ._seeding import ItemGenerators, pcg64_states
 from .recipe import Recipe
 from .spec import MixSpec, SourceSpec
 
@@ -97,6 +98,16 @@ class Sampler:
         self.hash = recipe.hash()
         self._memo: dict = {}
         self._target = {s: recipe.target_of(s) for s in recipe.sources}
+        self._gens = ItemGenerators()
+        # per-field drawers (Distribution.drawer: the same draws without per-call dispatch)
+        self._frames = n
+        self._ref_draw = recipe.ref_db.drawer()
+        self._stem_plan = [(s, recipe.stems[s].level[1].drawer(), recipe.stems[s].boost.drawer(),
+                            recipe.stems[s].drop) for s in recipe.sources]
+        self._place_draw = {s: (recipe.stems[s].track.drawer(), recipe.stems[s].start.drawer())
+                            for s in recipe.sources}
+        self._any_snr = any(recipe.stems[s].level[0] == "snr" for s in recipe.sources)
+        self._energy_memo: dict = {}
 
     # ------------------------------------------------------------------ helpers
     def _src_frames(self, track, n_out: int) -> int:
@@ -115,24 +126,29 @@ class Sampler:
             memo = self._memo[(key, need)] = (ok, [t.id for t in ok], {t.id for t in ok})
         return memo
 
-    def _place(self, rng, dist_track, dist_start, cands, need, what, key):
+    def _place(self, rng, stem, cands, need, what, key):
+        """``(track, start)`` for ``stem``'s track and start distributions among ``cands``
+        long enough for ``need`` output frames; None when none is."""
         ok, ids, idset = self._candidates(key, cands, need)
         if not ok:
             return None
-        tid = dist_track.sample(rng, ids)
+        draw_track, draw_start = self._place_draw[stem]
+        tid = draw_track(rng, ids)
         if tid not in idset:
-            raise RecipeError(dist_track.field, f"track {tid!r} is not a candidate for {what} "
+            field = self.recipe.stems[stem].track.field
+            raise RecipeError(field, f"track {tid!r} is not a candidate for {what} "
                               "(not in the index/split, lacks the stem, or too short)")
         track = self.index.track(tid)
         span = track.frames - self._src_frames(track, need)
-        start = int(round(float(dist_start.sample(rng)) * span))
+        start = int(round(float(draw_start(rng)) * span))
         return track, start
 
     # ------------------------------------------------------------------ draw
     def draw(self, seed: int, epoch: int, item: int, keep_audio: bool = False):
         """Draw one MixSpec. Returns ``(spec, processed)`` where ``processed`` maps stem ->
         pre-gain audio computed while measuring loudness (reused by render when given)."""
-        st = self._begin(seed, epoch, item)
+        states = pcg64_states(seed, epoch, (item,))
+        st = self._begin(seed, epoch, item, states[0] if states else None)
         snr = [x for x in st["sources"] if x.level == "snr"]
         loud = self._loudness_all([(x, st["placement"][x.stem][0]) for x in snr], keep_audio,
                                   st["processed"])
@@ -145,9 +161,11 @@ class Sampler:
         spec; the exception drawing it raised; or None when its loudness would have to be
         measured on processed audio (not done here: :meth:`draw` it when it is needed)."""
         out, started = [], []
-        for item in items:
+        items = list(items)
+        states = pcg64_states(seed, epoch, items) or [None] * len(items)
+        for item, state in zip(items, states):
             try:
-                st = self._begin(seed, epoch, item)
+                st = self._begin(seed, epoch, item, state)
             except Exception as e:  # noqa: BLE001 - handed back for that item only
                 out.append(e)
                 continue
@@ -179,11 +197,13 @@ class Sampler:
                 out[k] = self._finish(st, per_item.get(k, {}))[0]
         return out
 
-    def _begin(self, seed: int, epoch: int, item: int) -> dict:
+    def _begin(self, seed: int, epoch: int, item: int, state=None) -> dict:
         """Every draw of an item up to its loudness look-up: mode, ref_db, per-source values,
-        placement (silence policy included) and the SourceSpecs without gains."""
+        placement (silence policy included) and the SourceSpecs without gains. ``state``: the
+        item's PCG64 state from ``_seeding.pcg64_states`` (the same generator as
+        :func:`item_rng`, without building a SeedSequence), or None to build it."""
         r = self.recipe
-        rng = item_rng(seed, epoch, item)
+        rng = item_rng(seed, epoch, item) if state is None else self._gens.get(state)
         modes = list(r.modes)
         if len(modes) > 1:  # one uniform draw against the cumulative probabilities
             u, acc, mode = rng.random(), 0.0, modes[-1]
@@ -194,18 +214,19 @@ class Sampler:
                     break
         else:
             mode = modes[0]
-        ref_db = float(r.ref_db.sample(rng))
-        ctx = {"sample_rate": r.sample_rate, "channels": r.channels, "mode": mode, "shared": {}}
-        n = r.frames
+        ref_db = float(self._ref_draw(rng))
+        n = self._frames
+        aug = bool(r.augment.entries)
+        ctx = {"sample_rate": r.sample_rate, "channels": r.channels, "mode": mode,
+               "shared": {}} if aug else None
         per = {}
-        for s in r.sources:
-            p = r.stems[s]
-            steps = r.augment.draw(rng, s, ctx) if r.augment.entries else []
-            level = float(p.level[1].sample(rng))
-            boost = float(p.boost.sample(rng))
-            dropped = bool(rng.random() < p.drop) if p.drop > 0 else False
-            per[s] = dict(steps=steps, level=level, boost=boost, dropped=dropped,
-                          need=source_frames(steps, n) if steps else n)
+        for s, draw_level, draw_boost, drop in self._stem_plan:
+            steps = r.augment.draw(rng, s, ctx) if aug else []
+            level = float(draw_level(rng))
+            boost = float(draw_boost(rng))
+            dropped = bool(rng.random() < drop) if drop > 0 else False
+            per[s] = {"steps": steps, "level": level, "boost": boost, "dropped": dropped,
+                      "need": source_frames(steps, n) if steps else n}
 
         placement: dict[str, tuple] = {}
         attempts, warnings = 0, []
@@ -213,23 +234,21 @@ class Sampler:
         while True:
             attempts += 1
             if mode == "coherent":
-                first = r.stems[r.sources[0]]
-                need = max(per[s]["need"] for s in r.sources)
-                got = self._place(rng, first.track, first.start, self.coherent, need,
-                                  "all sources", "\0coherent")
+                need = max(d["need"] for d in per.values()) if aug else n
+                got = self._place(rng, r.sources[0], self.coherent, need, "all sources",
+                                  "\0coherent")
                 if got is None:
                     raise SamplingError(f"item {item}: no track is long enough for "
                                         f"{need / r.sample_rate:.2f} s of every source")
-                placement = {s: got for s in r.sources}
+                placement = dict.fromkeys(r.sources, got)
             else:
                 for s in pending:
-                    p = r.stems[s]
-                    got = self._place(rng, p.track, p.start, self.by_stem[s], per[s]["need"], s, s)
+                    got = self._place(rng, s, self.by_stem[s], per[s]["need"], s, s)
                     if got is None:
                         raise SamplingError(f"item {item}: no track holding {s!r} is long enough "
                                             f"for {per[s]['need'] / r.sample_rate:.2f} s")
                     placement[s] = got
-            failing = self._silent_targets(per, placement)
+            failing = self._silent_targets(per, placement) if r.silence.min_active > 0 else ()
             if not failing:
                 break
             if attempts > r.silence.max_retries:
@@ -246,7 +265,8 @@ class Sampler:
         for s in r.sources:
             track, start = placement[s]
             d = per[s]
-            nsrc = self._src_frames(track, d["need"])
+            nsrc = d["need"] if track.sample_rate == r.sample_rate else \
+                self._src_frames(track, d["need"])
             sources.append(SourceSpec(
                 stem=s, target=self._target[s], track=track.id, start=start, source_frames=nsrc,
                 gain_db=0.0, gain=1.0, level=r.stems[s].level[0], boost=d["boost"],
@@ -274,7 +294,7 @@ class Sampler:
         spec = MixSpec(sample_rate=r.sample_rate, channels=r.channels, frames=r.frames,
                        mode=st["mode"],
                        targets=list(r.targets), sources=sources,
-                       ref_db=ref_db if any(x.level == "snr" for x in sources) else None,
+                       ref_db=ref_db if self._any_snr else None,
                        clipping=r.clipping, scale=None, seed=int(seed), epoch=int(epoch),
                        item=int(item), recipe_name=r.name, recipe_hash=self.hash,
                        version=__version__, attempts=st["attempts"], warnings=st["warnings"])
@@ -346,7 +366,11 @@ class Sampler:
         if track.sample_rate == r.sample_rate and \
                 (track.channels == r.channels or track.channels == 1):
             if not src.steps:  # a plain excerpt: the stem's energies over the output frames
-                return r.frames, self.index.energies(track.id, src.stem), src.start
+                key = (track.id, src.stem)
+                e = self._energy_memo.get(key)
+                if e is None:
+                    e = self._energy_memo[key] = self.index.energies(track.id, src.stem)
+                return self._frames, e, src.start
             got = variants.variant_energies(self.index, src, r.frames, ENERGY_PRESERVING)
             if got is not None:
                 return got
