@@ -338,3 +338,59 @@ def test_excerpt_loudness_many_compiles_once_for_every_batch_size():
     starts = [0, 12345]
     assert np.array_equal(lufs.excerpt_loudness_many([wide, wide], sr, starts, frames),
                           lufs.excerpt_loudness_many([es[1], es[1]], sr, starts, frames))
+
+
+def test_read_ahead_prepares_renders_and_falls_back(tmp_path, monkeypatch):
+    """Read-ahead items are rendered from their prepared sources (``render.prepare`` made with
+    the run): the same bytes and spec as a plain render, also into ``out`` buffers; with
+    ``keep_sources`` the full render runs (the sources are returned); a prepare that failed
+    ahead of time leaves the item to the full render."""
+    from conftest import make_musdb18hq
+
+    from stemforge.index import Index
+    from stemforge.mixing import mixer as mixer_mod
+    from stemforge.mixing.mixer import Mixer
+
+    root = make_musdb18hq(tmp_path / "hq", {"A - One": "train", "B - Two": "train"},
+                          seconds=2.0)
+    idx = Index.build(root, cache_dir=tmp_path / "cache")
+    from stemforge.prepare import prepare as prepare_cache
+
+    prepare_cache(idx)
+    recipe = {"name": "t", "duration": 0.5, "targets": ["vocals", "drums", "bass", "other"],
+              "modes": {"coherent": 0.5, "incoherent": 0.5}, "ref_db": ["uniform", -30, -10],
+              "stems": {"default": {"snr": ["uniform", 0, 12]}}, "clipping": "fix_clipping"}
+    plain = Mixer(recipe, idx, seed=2)
+    plain.READ_AHEAD = 1
+    fast = Mixer(recipe, idx, seed=2)
+    real = mixer_mod._prepare
+    calls = []
+
+    def flaky(spec, index, **kw):
+        calls.append(spec.item)
+        if spec.item == 5:
+            raise RuntimeError("made to fail")
+        return real(spec, index, **kw)
+
+    monkeypatch.setattr(mixer_mod, "_prepare", flaky)
+    fast.mixture(0)
+    fast.mixture(1)  # draws and prepares items 2.. ahead
+    assert calls and calls[0] == 2 and all(fast._ahead[(0, i)][1] is not None
+                                           for i in range(2, 12) if i != 5)
+    assert fast._ahead[(0, 5)][1] is None
+    scales = set()
+    for i in range(2, 12):
+        want = plain.mixture(i)
+        if i == 7:
+            mix, targets = np.empty((2, want.mix.shape[1]), np.float32), \
+                np.empty((4, 2, want.mix.shape[1]), np.float32)
+            got = fast.mixture(i, out=(mix, targets))
+            assert np.shares_memory(got.mix, mix)
+        elif i == 9:
+            got = fast.mixture(i, keep_sources=True)
+            assert set(got.sources) == {"vocals", "drums", "bass", "other"}
+        else:
+            got = fast.mixture(i)
+        _same_mixture(got, want)
+        scales.add(got.spec.scale != 1.0)
+    assert scales == {True, False}  # clipped and unclipped items both came through

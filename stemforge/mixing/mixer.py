@@ -8,7 +8,7 @@ import numpy as np
 
 from ..augment.variants import check_variants
 from .recipe import Recipe
-from .render import render as _render
+from .render import finish as _finish, prepare as _prepare, render as _render
 from .sample import Sampler
 from .spec import MixSpec
 
@@ -47,14 +47,15 @@ class Mixer:
 
     Read-ahead: when items are asked for in order (``i`` right after ``i - 1`` of the same
     epoch), the specs of the next ``READ_AHEAD - 1`` items are drawn together with item ``i``
-    and kept for those calls. Drawing is a pure function of the item, so this changes no value;
-    it only runs the sampler's Python and numpy code back to back while it is cache-warm
-    instead of after each render has streamed ~16 MB through the caches. On the mixing
-    benchmark (5 s 4-stem items, ~1-1.3 ms each) runs of 8 save ~0.1 ms per item over drawing
-    each item alone, runs of 32 another ~0.08 ms, 64 ~0.03 ms more; a run of 64 is drawn in
-    ~10 ms (``Sampler.draw_many``: one loudness look-up for the run). Not used for random
-    access, and only for recipes whose draw measures no processed audio (nothing large is held
-    ahead).
+    (``Sampler.draw_many``: one loudness look-up for the run) and their renders' first step
+    is made (``render.prepare``: the sources' memmap views, gains and peak envelopes); both
+    are kept for those calls, which then only run the compiled passes (``render.finish``).
+    Drawing is a pure function of the item and preparing reads nothing, so this changes no
+    value; it runs the Python side of 64 items back to back while it is cache-warm, instead of
+    after each render has streamed ~16 MB through the caches (which made the same code about
+    twice as slow). Not used for random access, and only for recipes whose draw measures no
+    processed audio; items whose sources need processing are prepared when asked for (nothing
+    large is held ahead).
     """
 
     READ_AHEAD = 64
@@ -70,13 +71,15 @@ class Mixer:
         self._last: tuple[int, int] | None = None
 
     def _draw(self, i: int, epoch: int):
-        """``sampler.draw`` for item ``i``, from / filling the read-ahead (see the class doc)."""
+        """``(spec, processed, prepared)`` of item ``i``: ``sampler.draw``'s pair, from / filling
+        the read-ahead (see the class doc); ``prepared`` is the render's first step
+        (``render.prepare``) when the read-ahead made it, else None."""
         key = (epoch, i)
-        spec = self._ahead.pop(key, None)
+        got = self._ahead.pop(key, None)
         sequential = self._last == (epoch, i - 1)
         self._last = key
-        if spec is not None:
-            return spec, {}
+        if got is not None:
+            return got[0], {}, got[1]
         self._ahead.clear()  # out of order: drop what was drawn for another run of items
         spec, processed = self.sampler.draw(self.seed, epoch, i)
         if sequential and not processed and self.READ_AHEAD > 1:
@@ -87,8 +90,16 @@ class Mixer:
             for j, nxt in zip(ahead, self.sampler.draw_many(self.seed, epoch, ahead)):
                 if nxt is None or isinstance(nxt, Exception):
                     break
-                self._ahead[(epoch, j)] = nxt
-        return spec, processed
+                self._ahead[(epoch, j)] = (nxt, self._prepare(nxt))
+        return spec, processed, None
+
+    def _prepare(self, spec: MixSpec):
+        """``render.prepare`` of a read-ahead spec whose sources are all stored stems (views
+        only), or None (then :meth:`mixture` renders it whole, raising any error there)."""
+        try:
+            return _prepare(spec, self.index, stored_only=True)
+        except Exception:  # noqa: BLE001 - reported by the full render when the item is asked for
+            return None
 
     def spec(self, i: int, epoch: int = 0) -> MixSpec:
         """Only the drawn values (cheap: no rendering, unless loudness needs processed audio)."""
@@ -98,8 +109,12 @@ class Mixer:
                 out: tuple[np.ndarray, np.ndarray] | None = None) -> Mixture:
         """Item ``i`` of ``epoch``. ``out``: optional ``(mix (C, T), targets (S, C, T))`` float32
         arrays to render into (no copy; see :func:`stemforge.mixing.render.render`)."""
-        spec, processed = self._draw(int(i), int(epoch))
-        out = _render(spec, self.index, processed=processed, keep_sources=keep_sources, out=out)
+        spec, processed, prepared = self._draw(int(i), int(epoch))
+        if prepared is not None and not keep_sources:
+            out = _finish(prepared, out)
+        else:
+            out = _render(spec, self.index, processed=processed, keep_sources=keep_sources,
+                          out=out)
         m = Mixture(out.mix, out.targets, spec)
         if keep_sources:
             m.sources = out.sources  # type: ignore[attr-defined]

@@ -55,17 +55,33 @@ def render(spec: MixSpec, index, processed: dict | None = None,
     into (e.g. one item's rows of a batch buffer): the returned arrays are views of them, with
     exactly the values a render without ``out`` gives. Raises ``ValueError`` naming the array
     when a shape, dtype or layout does not fit.
+
+    Two steps, :func:`prepare` (the sources' rows, gains and envelopes) then :func:`finish`
+    (the compiled passes); ``Mixer`` prepares a read-ahead run of items together.
     """
+    if out is not None:
+        _check_out(out, len(spec.targets), spec.channels, spec.frames)  # before any reading
+    return finish(prepare(spec, index, processed, keep_sources), out)
+
+
+class Prepared:
+    """What :func:`finish` needs of one spec: its sources' rows grouped by target (the kernels'
+    layout), gains, and for the clip bound their peak envelopes and start frames. Holds views
+    of the memmaps (or processed audio), no copies."""
+
+    __slots__ = ("spec", "slot", "kept", "counts", "rows", "gains", "envelopes")
+
+    def __init__(self, spec, slot, kept, counts, rows, gains, envelopes):
+        self.spec, self.slot, self.kept = spec, slot, kept
+        self.counts, self.rows, self.gains, self.envelopes = counts, rows, gains, envelopes
+
+
+def prepare(spec: MixSpec, index, processed: dict | None = None, keep_sources: bool = False,
+            stored_only: bool = False) -> Prepared | None:
+    """Step one of :func:`render`: every source read (a memmap view when it is a prepared
+    stem used as is; else processed: resampled, converted, augmented). With ``stored_only``,
+    None instead when a source would need processing (nothing heavy is done ahead of time)."""
     C, T = spec.channels, spec.frames
-    S = len(spec.targets)
-    if out is None:
-        # One buffer for every target and the mix (views ``tbuf[j]``, ``mixbuf``): a single
-        # allocation per item that the allocator reuses across items, instead of S + 1 separate
-        # ones it returns to the OS and page-faults back in each time (the dominant cost here).
-        buf = np.empty((S + 1, C, T), np.float32)
-        tbuf, mixbuf = buf[:S], buf[S]
-    else:
-        mixbuf, tbuf = _check_out(out, S, C, T)
     slot = {t: j for j, t in enumerate(spec.targets)}
     kept = {} if keep_sources else None
     cache = getattr(index, "cache", None)
@@ -90,6 +106,8 @@ def render(spec: MixSpec, index, processed: dict | None = None,
                 if bound:
                     env = cache.peaks(s.key)  # read-only plain ndarrays (the kernel's type)
         if audio is None:
+            if stored_only:
+                return None
             audio = process_stem(index, src, spec.sample_rate, C, T)
         if type(audio) is not np.ndarray or audio.dtype != np.float32 \
                 or audio.strides[-1] != 4:
@@ -115,11 +133,32 @@ def render(spec: MixSpec, index, processed: dict | None = None,
                 coarse.append(env[1])
                 starts.append(start)
     counts = tuple(len(group) for group in members)
-    rows, gains = tuple(rows), np.array(gains, np.float32)  # each fl32(gain), as np.float32
+    envelopes = (tuple(fine), tuple(coarse), np.array(starts, np.int64)) \
+        if bound and rows else None
+    return Prepared(spec, slot, kept, counts, tuple(rows),
+                    np.array(gains, np.float32),  # each fl32(gain), as np.float32
+                    envelopes)
+
+
+def finish(prep: Prepared, out: tuple[np.ndarray, np.ndarray] | None = None) -> Rendered:
+    """Step two of :func:`render`: the clip scale (from the envelope bound when it decides),
+    the mixing pass, the rescale pass when the scale was only known after it. Records
+    ``scale`` and ``peak`` in the spec on its first render."""
+    spec = prep.spec
+    C, T = spec.channels, spec.frames
+    S = len(spec.targets)
+    if out is None:
+        # One buffer for every target and the mix (views ``tbuf[j]``, ``mixbuf``): a single
+        # allocation per item that the allocator reuses across items, instead of S + 1 separate
+        # ones it returns to the OS and page-faults back in each time (the dominant cost here).
+        buf = np.empty((S + 1, C, T), np.float32)
+        tbuf, mixbuf = buf[:S], buf[S]
+    else:
+        mixbuf, tbuf = _check_out(out, S, C, T)
+    counts, rows, gains = prep.counts, prep.rows, prep.gains
     measured = None  # the scale and peak known before mixing, from the peak envelopes
-    if bound and rows:
-        measured = _scale_from_bound(spec.clipping, counts, rows, gains, tuple(fine),
-                                     tuple(coarse), starts)
+    if prep.envelopes is not None and spec.scale is None:
+        measured = _scale_from_bound(spec.clipping, counts, rows, gains, *prep.envelopes)
     if measured is not None:
         spec.scale = measured[0]
         if measured[1] is not None:
@@ -134,9 +173,8 @@ def render(spec: MixSpec, index, processed: dict | None = None,
             _rescale(counts, tbuf, mixbuf, np.float32(spec.scale))
     elif measured is not None and measured[1] is None:
         spec.peak = float(peak)  # no clipping possible: the pass measured the exact peak
-    targets = {t: tbuf[j] for t, j in slot.items()}
-    mix = mixbuf
-    return Rendered(mix, targets, kept)
+    targets = {t: tbuf[j] for t, j in prep.slot.items()}
+    return Rendered(mixbuf, targets, prep.kept)
 
 
 def _clip_scale(clipping: str, peak: float) -> float:
@@ -150,7 +188,7 @@ def _clip_scale(clipping: str, peak: float) -> float:
 
 def _scale_from_bound(clipping: str, counts: tuple[int, ...], rows: tuple, gains: np.ndarray,
                       fine: tuple, coarse: tuple,
-                      starts: list[int]) -> tuple[float, float | None] | None:
+                      starts: np.ndarray) -> tuple[float, float | None] | None:
     """``(scale, peak)`` from the sources' peak envelopes (per source: ``fine`` ``(C, n)`` and
     ``coarse`` ``(C, m)`` of its stem, ``starts`` the stem frame its rows begin at), before
     mixing: ``peak`` None when it is only known to be at most 1 under ``fix_clipping`` (scale
@@ -160,7 +198,7 @@ def _scale_from_bound(clipping: str, counts: tuple[int, ...], rows: tuple, gains
     nblocks = fine[0].shape[0] * -(-T // PEAK_BLOCK)
     floor = 1.0 if clipping == "fix_clipping" else 0.0
     p = _kernels().bounded_peak(rows, gains, np.array(counts, np.int64), fine, coarse,
-                                np.array(starts, np.int64), PEAK_BLOCK, PEAK_GROUP, floor,
+                                starts, PEAK_BLOCK, PEAK_GROUP, floor,
                                 int(nblocks * BOUND_MAX_SHARE))
     if p == -1.0:
         return None
