@@ -66,8 +66,9 @@ def render(spec: MixSpec, index, processed: dict | None = None,
 
 class Prepared:
     """What :func:`finish` needs of one spec: its sources' rows grouped by target (the kernels'
-    layout), gains, and for the clip bound their peak envelopes and start frames. Holds views
-    of the memmaps (or processed audio), no copies."""
+    layout), gains, and for the clip bound (``envelopes``, None when it is not used) their peak
+    envelopes, start frames and the bound's settings. Holds views of the memmaps (or processed
+    audio), no copies."""
 
     __slots__ = ("spec", "slot", "kept", "counts", "rows", "gains", "envelopes")
 
@@ -133,8 +134,13 @@ def prepare(spec: MixSpec, index, processed: dict | None = None, keep_sources: b
                 coarse.append(env[1])
                 starts.append(start)
     counts = tuple(len(group) for group in members)
-    envelopes = (tuple(fine), tuple(coarse), np.array(starts, np.int64)) \
-        if bound and rows else None
+    envelopes = None
+    if bound and rows:  # bounded_peak's arguments after rows and gains
+        nblocks = C * -(-T // PEAK_BLOCK)
+        envelopes = (np.array(counts, np.int64), tuple(fine), tuple(coarse),
+                     np.array(starts, np.int64), PEAK_BLOCK, PEAK_GROUP,
+                     1.0 if spec.clipping == "fix_clipping" else 0.0,
+                     int(nblocks * BOUND_MAX_SHARE))
     return Prepared(spec, slot, kept, counts, tuple(rows),
                     np.array(gains, np.float32),  # each fl32(gain), as np.float32
                     envelopes)
@@ -158,7 +164,7 @@ def finish(prep: Prepared, out: tuple[np.ndarray, np.ndarray] | None = None) -> 
     counts, rows, gains = prep.counts, prep.rows, prep.gains
     measured = None  # the scale and peak known before mixing, from the peak envelopes
     if prep.envelopes is not None and spec.scale is None:
-        measured = _scale_from_bound(spec.clipping, counts, rows, gains, *prep.envelopes)
+        measured = _scale_from_bound(spec.clipping, rows, gains, prep.envelopes)
     if measured is not None:
         spec.scale = measured[0]
         if measured[1] is not None:
@@ -186,20 +192,16 @@ def _clip_scale(clipping: str, peak: float) -> float:
     return 1.0
 
 
-def _scale_from_bound(clipping: str, counts: tuple[int, ...], rows: tuple, gains: np.ndarray,
-                      fine: tuple, coarse: tuple,
-                      starts: np.ndarray) -> tuple[float, float | None] | None:
-    """``(scale, peak)`` from the sources' peak envelopes (per source: ``fine`` ``(C, n)`` and
-    ``coarse`` ``(C, m)`` of its stem, ``starts`` the stem frame its rows begin at), before
-    mixing: ``peak`` None when it is only known to be at most 1 under ``fix_clipping`` (scale
-    1; the mixing pass measures it). None when the bound leaves too many blocks to mix exactly
-    (the caller measures, then rescales)."""
-    T = rows[0].shape[0]
-    nblocks = fine[0].shape[0] * -(-T // PEAK_BLOCK)
-    floor = 1.0 if clipping == "fix_clipping" else 0.0
-    p = _kernels().bounded_peak(rows, gains, np.array(counts, np.int64), fine, coarse,
-                                starts, PEAK_BLOCK, PEAK_GROUP, floor,
-                                int(nblocks * BOUND_MAX_SHARE))
+def _scale_from_bound(clipping: str, rows: tuple, gains: np.ndarray,
+                      envelopes: tuple) -> tuple[float, float | None] | None:
+    """``(scale, peak)`` from the sources' peak envelopes, before mixing. ``envelopes``:
+    :func:`._kernels.bounded_peak`'s arguments after ``rows`` and ``gains`` (counts; per
+    source the fine ``(C, n)`` and coarse ``(C, m)`` envelopes of its stem; the stem frames the
+    rows begin at; block sizes; the floor; the visit budget, from :func:`prepare`). ``peak``
+    None when it is only known to be at most 1 under ``fix_clipping`` (scale 1; the mixing
+    pass measures it). None when the bound leaves too many blocks to mix exactly (the caller
+    measures, then rescales)."""
+    p = _kernels().bounded_peak(rows, gains, *envelopes)
     if p == -1.0:
         return None
     p = float(p)
