@@ -326,7 +326,7 @@ def test_excerpt_loudness_many_compiles_once_for_every_batch_size():
     span = es[0].shape[0] * lufs.sub_block_frames(sr)
     lufs.excerpt_loudness_many(es[:1], sr, [0], frames)
     before = len(kern.gate_sums.signatures)
-    for r in (1, 2, 3, 5, 9, 17):
+    for r in (1, 2, 3, 5, 9, 16, 17, 40):  # plain-int windows up to 16 rows, numpy beyond
         rows = [es[k % len(es)] for k in range(r)]
         starts = [int(rng.integers(0, span - frames + 1)) for _ in rows]
         many = lufs.excerpt_loudness_many(rows, sr, starts, frames)

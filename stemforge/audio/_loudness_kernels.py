@@ -117,6 +117,13 @@ def pairwise_sum(a):
     return 0.0 + _pairwise(a, 0, a.shape[0])
 
 
+def window(first: int, last: int, b: int, n: int) -> tuple[int, int]:
+    """:func:`windows` of one row, in plain ints."""
+    k_first = min(first // b, n - 1)
+    k_last = min(last // b, n - 1)
+    return max(k_first - 1, 0), min(k_last + 1, n - 1) + 1
+
+
 def windows(first: np.ndarray, last: np.ndarray, b: int, n: np.ndarray):
     """Sub-blocks ``[lo, hi)`` (int64 ``(R,)`` each) that :func:`gate_sums` reads of rows of
     ``n`` sub-blocks whose block edges run from frame ``first`` to frame ``last``: the edges'

@@ -37,6 +37,7 @@ sample units (sum over the sub-block's frames, not a mean).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import threading
 
@@ -432,7 +433,7 @@ def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> 
     if not es:
         return np.empty(0)
     b = _sub_block(sr)
-    lengths = np.array([e.shape[0] for e in es], dtype=np.int64)
+    lengths = [e.shape[0] for e in es]
     st = _check_spans(lengths, sr, b, starts, frames, es)
     frames = int(frames)
     if frames < BLOCK_SECONDS * sr:
@@ -441,21 +442,39 @@ def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> 
     from . import _loudness_kernels as kern  # lazy: keeps numba off the CLI's start-up path
 
     norm = BLOCK_SECONDS * sr
-    positions = st[:, None] + _block_bounds(frames, sr)
-    # each row's sub-blocks that the kernel reads (~500 per 5 s row), gathered into one array
-    lo, hi = kern.windows(positions[:, 0], positions[:, -1], b, lengths)
-    base = np.zeros(len(es) + 1, dtype=np.int64)
-    np.cumsum(hi - lo, out=base[1:])
-    buf = _scratch(int(base[-1]))
-    for e, a, z, k0, k1 in zip(es, base[:-1].tolist(), base[1:].tolist(), lo.tolist(),
-                               hi.tolist()):
+    bounds = _block_bounds(frames, sr)
+    positions = st[:, None] + bounds
+    # each row's sub-blocks that the kernel reads (~500 per 5 s row), gathered into one array;
+    # a few rows (one item's stems) in plain ints, many (a read-ahead run) in numpy
+    if len(es) <= _FEW_ROWS:
+        first, last = int(bounds[0]), int(bounds[-1])
+        spans = [kern.window(s + first, s + last, b, n) for s, n in zip(st.tolist(), lengths)]
+        lo = [w[0] for w in spans]
+        hi = [w[1] for w in spans]
+        base = [0, *itertools.accumulate(h - l for l, h in spans)]
+    else:
+        lo_a, hi_a = kern.windows(positions[:, 0], positions[:, -1], b,
+                                  np.array(lengths, dtype=np.int64))
+        lo, hi = lo_a.tolist(), hi_a.tolist()
+        base = [0, *itertools.accumulate((hi_a - lo_a).tolist())]
+    buf = _scratch(base[-1])
+    for e, a, z, k0, k1 in zip(es, base, base[1:], lo, hi):
         buf[a:z] = e[k0:k1]
-    s2, n2, ok = kern.gate_sums(buf, base, lo, lengths, positions, b,
+    s2, n2, ok = kern.gate_sums(buf, np.array(base, dtype=np.int64),
+                                np.array(lo, dtype=np.int64),
+                                np.array(lengths, dtype=np.int64), positions, b,
                                 _ABS_GATE_POWER * norm, _REL_GATE_FACTOR)
     out = np.full(len(es), -np.inf)
-    if ok.any():
+    if ok.all():
+        out = -0.691 + 10.0 * np.log10(s2 / (n2 * norm))
+    elif ok.any():
         out[ok] = -0.691 + 10.0 * np.log10(s2[ok] / (n2[ok] * norm))
     return out
+
+
+#: up to this many rows, :func:`excerpt_loudness_many` works out their windows in plain ints
+#: (numpy's per-call cost dominates on a handful of rows)
+_FEW_ROWS = 16
 
 
 _local = threading.local()
@@ -470,13 +489,13 @@ def _scratch(n: int) -> np.ndarray:
     return buf[:n]
 
 
-def _check_spans(lengths: np.ndarray, sr: int, b: int, starts, frames, es) -> np.ndarray:
+def _check_spans(lengths: list, sr: int, b: int, starts, frames, es) -> np.ndarray:
     """:func:`_check_span` of every row at once: int64 ``(R,)`` starts. When a row fails, the
     per-row check runs to raise the same message it would."""
-    if type(frames) is int and all(type(x) is int for x in starts):
-        st = np.array(starts, dtype=np.int64)
-        if frames >= 1 and (st >= 0).all() and (st + frames <= lengths * b).all():
-            return st
+    if type(frames) is int and frames >= 1 and \
+            all(type(x) is int and 0 <= x and x + frames <= n * b
+                for x, n in zip(starts, lengths)):
+        return np.array(starts, dtype=np.int64)
     return np.array([_check_span(e, sr, x, frames)[0] for e, x in zip(es, starts)],
                     dtype=np.int64)
 
