@@ -422,8 +422,8 @@ def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> 
     (one per excerpt, e.g. the stems of one track); ``starts``: R start frames; ``frames``:
     the common excerpt length. Returns float64 ``(R,)`` LUFS; entry ``i`` is exactly (bit for
     bit) ``excerpt_loudness(energies[i], sample_rate, starts[i], frames)``: the same
-    arithmetic on ``(R, M)`` arrays, one set of numpy calls for all rows instead of R (the
-    mixer looks up every stem of an item together: 4 stems ~0.17 ms instead of ~0.24 ms).
+    arithmetic, one compiled call for all rows instead of R (the mixer looks up every stem of
+    an item together, and every item of a read-ahead run: 4 rows ~0.06 ms, 256 rows ~2 ms).
     """
     sr = _check_rate(sample_rate)
     es = [_check_energies(e) for e in energies]
