@@ -84,6 +84,16 @@ def _energies_set(rng, sr=44100, seconds=8):
     return out
 
 
+def _close_to_reference(values, es, sr, starts, frames, atol=1e-9):
+    """The compiled values equal the readable NumPy reference to float rounding (the two sum
+    in different orders), with -inf exactly where the reference has it."""
+    ref = np.array([lufs.excerpt_loudness_reference(e, sr, s, frames)
+                    for e, s in zip(es, starts, strict=True)])
+    assert np.array_equal(np.isinf(values), np.isinf(ref)), (values, ref)
+    fin = np.isfinite(ref)
+    np.testing.assert_allclose(values[fin], ref[fin], rtol=0, atol=atol)
+
+
 def test_excerpt_loudness_many_equals_one_call_per_row(tmp_path):
     rng = np.random.default_rng(3)
     sr = 44100
@@ -99,6 +109,7 @@ def test_excerpt_loudness_many_equals_one_call_per_row(tmp_path):
             one = np.array([lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(es, starts)])
             assert many.shape == (4,) and many.dtype == np.float64
             assert np.array_equal(many, one), (frames, starts, many, one)
+            _close_to_reference(many, es, sr, starts, frames)
             # a row does not depend on the others: reversed order, and each row alone
             rev = lufs.excerpt_loudness_many(es[::-1], sr, starts[::-1], frames)
             assert np.array_equal(rev[::-1], one)
@@ -132,6 +143,7 @@ def test_excerpt_loudness_many_long_excerpts_equal_one_call_per_row():
             many = lufs.excerpt_loudness_many(es, sr, starts, frames)
             one = [lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(es, starts)]
             assert np.array_equal(many, np.array(one)), (frames, starts)
+            _close_to_reference(many, es, sr, starts, frames)
 
 
 def test_excerpt_loudness_many_bad_input_names_the_problem():
@@ -332,6 +344,7 @@ def test_excerpt_loudness_many_compiles_once_for_every_batch_size():
         many = lufs.excerpt_loudness_many(rows, sr, starts, frames)
         one = [lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(rows, starts)]
         assert np.array_equal(many, np.array(one)), r
+        _close_to_reference(many, rows, sr, starts, frames)
     assert len(kern.gate_sums.signatures) == before == 1
     wide = np.repeat(es[1], 2)[::2]  # the same values, stride 2
     assert not wide.flags.c_contiguous

@@ -1,12 +1,11 @@
 """Compiled batch of :func:`~stemforge.audio.loudness.excerpt_loudness` (the mixer's hot path).
 
-:func:`gate_sums` does, for each row, the arithmetic of ``_cumulative_rows`` (monotone-cubic
-cumulative energy at the gating-block edges) followed by ``_gate_rows`` up to the final
-logarithm: the same float64 operations in the same order, including NumPy's pairwise summation
-for the gated sums (:func:`_pairwise`, NumPy's ``pairwise_sum`` with its 8-way unrolled blocks
-of at most 128), so the LUFS values are bit for bit those of the NumPy path
-(``tests/test_perf_equivalence.py``). The logarithm is left to NumPy (``np.log10``) so that the
-last step is the very same function.
+:func:`gate_sums` does, for each row, what the reference
+:func:`~stemforge.audio.loudness.excerpt_loudness_reference` does (monotone-cubic cumulative
+energy at the gating-block edges, then two-stage gating) up to the final logarithm, and is
+tested against it to float rounding. The gated sums use a fixed pairwise order
+(:func:`_pairwise`, the association of NumPy's ``pairwise_sum`` on a contiguous array: 8-way
+unrolled leaves of at most 128), so a value never depends on the processor's SIMD width.
 
 Shapes: ``buf`` float64 ``(W,)``, the part of each row's energies the row reads, gathered
 (row ``r``'s sub-blocks ``lo[r] .. lo[r] + base[r + 1] - base[r] - 1`` at ``buf[base[r]:

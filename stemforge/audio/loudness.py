@@ -253,30 +253,6 @@ def _gate(block_energy: np.ndarray, sr: int) -> LUFS:
     return float(-0.691 + 10.0 * math.log10(s2 / (np.count_nonzero(kept) * norm)))
 
 
-def _gate_rows(block_energy: np.ndarray, sr: int) -> np.ndarray:
-    """:func:`_gate` of each row of ``(R, n_blocks)`` block energies -> float64 ``(R,)`` LUFS.
-
-    The same sums as :func:`_gate` (``where(kept, z, 0)`` summed along the row, so the same
-    pairwise summation and identical values) in one set of numpy calls for every row; a row's
-    value does not depend on the other rows.
-    """
-    norm = BLOCK_SECONDS * sr
-    floor = _ABS_GATE_POWER * norm
-    kept = block_energy >= floor
-    n1 = np.count_nonzero(kept, axis=1)
-    s1 = np.where(kept, block_energy, 0.0).sum(axis=1)
-    out = np.full(block_energy.shape[0], -np.inf)
-    ok = n1 > 0
-    if not ok.any():
-        return out
-    rel = _REL_GATE_FACTOR * s1[ok] / n1[ok]
-    z = block_energy[ok]
-    kept2 = (z > rel[:, None]) & (z > floor)
-    s2 = np.where(kept2, z, 0.0).sum(axis=1)
-    out[ok] = -0.691 + 10.0 * np.log10(s2 / (np.count_nonzero(kept2, axis=1) * norm))
-    return out
-
-
 def _loudness_from_segments(seg: np.ndarray, frames: int, sr: int) -> LUFS:
     """Gated loudness from the energies of the ``n_blocks + 3`` hop segments of an excerpt."""
     blocks = seg[:-3] + seg[1:-2] + seg[2:-1] + seg[3:]
@@ -319,9 +295,20 @@ def _short_loudness(energy: float, frames: int) -> LUFS:
 
 
 def _cumulative(energies: np.ndarray, b: int, positions: np.ndarray) -> np.ndarray:
-    """:func:`_cumulative_rows` of one energy array, ``(M,)`` positions -> ``(M,)``: the same
-    element-wise arithmetic on 1-D arrays (fewer, cheaper numpy calls for a single excerpt;
-    identical values, tested)."""
+    """Energy from frame ``k0*b`` up to each absolute frame in ``positions`` (the reference).
+
+    ``energies``: float64 ``(n,)`` sub-block energies; ``positions``: sorted int64 ``(M,)``
+    within ``[k0*b, n*b]`` where ``k0 = positions[0] // b`` (sums start at sub-block ``k0`` to
+    limit cancellation). Returns float64 ``(M,)``.
+
+    Inside a sub-block the cumulative energy is a monotone cubic (Fritsch-Carlson / PCHIP on
+    the sub-block sums): with energies ``p, e, n`` of the previous, this and the next
+    sub-block, the part of ``e`` before relative position ``u`` in [0, 1] is
+    ``e u^2 (3 - 2u) + h(p, e) u (1-u)^2 - h(e, n) u^2 (1-u)`` with ``h(x, y) = 2xy/(x+y)``.
+    For steady signals this is ``e u`` (linear); next to silence it puts the energy on the
+    loud side (fades, onsets). The first/last sub-block of an array is its own neighbour.
+    ``_loudness_kernels.gate_sums`` computes the same per row (tested against this).
+    """
     n = energies.shape[0]
     k0 = int(positions[0]) // b
     k = np.minimum(positions // b, n - 1)
@@ -340,69 +327,15 @@ def _cumulative(energies: np.ndarray, b: int, positions: np.ndarray) -> np.ndarr
     return cum[k - k0] + part
 
 
-def _cumulative_rows(rows, b: int, positions: np.ndarray) -> np.ndarray:
-    """Energy from frame ``k0*b`` up to each absolute frame in ``positions``, row by row.
+def excerpt_loudness_reference(energies: np.ndarray, sample_rate: Hz, start: Frames,
+                               frames: Frames) -> LUFS:
+    """The readable reference of :func:`excerpt_loudness`: plain NumPy, one excerpt.
 
-    ``rows``: R float64 ``(n_i,)`` energy arrays (plain ndarrays); ``positions``: int64
-    ``(R, M)``, each row sorted, within ``[k0*b, n_i*b]`` where ``k0 = positions[:, 0] // b``
-    (sums start at sub-block ``k0`` to limit cancellation). Returns float64 ``(R, M)``.
-
-    Inside a sub-block the cumulative energy is a monotone cubic (Fritsch-Carlson / PCHIP on
-    the sub-block sums): with energies ``p, e, n`` of the previous, this and the next
-    sub-block, the part of ``e`` before relative position ``u`` in [0, 1] is
-    ``e u^2 (3 - 2u) + h(p, e) u (1-u)^2 - h(e, n) u^2 (1-u)`` with ``h(x, y) = 2xy/(x+y)``.
-    For steady signals this is ``e u`` (linear); next to silence it puts the energy on the
-    loud side (fades, onsets). The first/last sub-block of an array is its own neighbour.
-
-    Each row's window of sub-blocks ``k0 - 1 .. k_last + 1`` (indices clipped to the array) is
-    gathered into one ``(R, width)`` array, so the arithmetic runs once for all rows; a row's
-    values do not depend on the other rows.
-    """
-    R = positions.shape[0]
-    n = np.array([r.shape[0] for r in rows], dtype=np.int64)
-    k0 = positions[:, 0] // b
-    k = np.minimum(positions // b, (n - 1)[:, None])
-    local = k - k0[:, None]                      # (R, M), >= 0
-    width = int(local[:, -1].max()) + 3
-    win = np.empty((R, width))
-    idx = np.arange(-1, width - 1, dtype=np.int64)
-    for i, r in enumerate(rows):
-        r.take(idx + k0[i], mode="clip", out=win[i])
-    flat = local + (np.arange(R, dtype=np.int64) * width)[:, None]  # (R, M) into win.ravel()
-    prv = win.take(flat)
-    cur = win.take(flat + 1)
-    nxt = win.take(flat + 2)
-    u = (positions - k * b) / b
-    hp = 2.0 * prv * cur / (prv + cur + 1e-300)
-    hn = 2.0 * nxt * cur / (nxt + cur + 1e-300)
-    v = 1.0 - u
-    uu = u * u
-    part = cur * uu * (3.0 - 2.0 * u) + (hp * v - hn * u) * u * v
-    cum = np.empty((R, width))  # cum[:, j]: sum of sub-blocks k0 .. k0 + j - 1
-    cum[:, 0] = 0.0
-    np.cumsum(win[:, 1:], axis=1, out=cum[:, 1:])
-    return cum.take(flat) + part
-
-
-def excerpt_loudness(energies: np.ndarray, sample_rate: Hz, start: Frames, frames: Frames) -> LUFS:
-    """Integrated loudness (LUFS) of ``audio[:, start:start + frames]`` from stored energies.
-
-    ``energies``: float64 ``(n_sub,)`` from :func:`block_energies` of the whole stem at
-    ``sample_rate``. ``start``/``frames``: any frames (not tied to the 10 ms grid) with
-    ``start + frames <= n_sub * sub_block_frames(sample_rate)``.
-
-    Gating blocks are those pyloudnorm forms on the excerpt; each block's energy is the sum of
-    the sub-blocks it covers, partial sub-blocks taken pro rata (linear interpolation).
-    Returns ``-inf`` when the excerpt is silent or every block is gated.
-
-    Excerpts shorter than 400 ms (where pyloudnorm raises) are measured as ONE block spanning
-    the whole excerpt: ``-0.691 + 10 log10(energy / frames)``, ``-inf`` below the -70 LUFS
-    absolute gate.
-
-    Error vs pyloudnorm on the excerpt's samples (abs LU, random starts; see the module doc):
-    >= 5 s: <= 0.007; 1 s: p95 0.009, <= 0.02 except near-silent excerpts with sound only at
-    an edge (<= 0.11); 0.4-1 s: p95 0.01, rare worst cases of ~0.1-3 LU when a sub-block at the
-    excerpt's edge holds an onset. ~20 us per call (50-300x faster than pyloudnorm).
+    Gating blocks are those pyloudnorm forms on the excerpt; each block's energy is the
+    cumulative energy (:func:`_cumulative`) at its end minus at its start, then two-stage
+    gating (:func:`_gate`). :func:`excerpt_loudness`/:func:`excerpt_loudness_many` compute the
+    same in one compiled pass; they agree with this to float rounding (summation order;
+    ``tests/test_loudness_reference.py``). Change the semantics here first.
     """
     sr = _check_rate(sample_rate)
     e = _check_energies(energies)
@@ -415,16 +348,44 @@ def excerpt_loudness(energies: np.ndarray, sample_rate: Hz, start: Frames, frame
     return _gate(c[4:] - c[:-4], sr)  # block j spans edges j .. j+4
 
 
+def excerpt_loudness(energies: np.ndarray, sample_rate: Hz, start: Frames, frames: Frames) -> LUFS:
+    """Integrated loudness (LUFS) of ``audio[:, start:start + frames]`` from stored energies.
+
+    ``energies``: float64 ``(n_sub,)`` from :func:`block_energies` of the whole stem at
+    ``sample_rate``. ``start``/``frames``: any frames (not tied to the 10 ms grid) with
+    ``start + frames <= n_sub * sub_block_frames(sample_rate)``.
+
+    Gating blocks are those pyloudnorm forms on the excerpt; each block's energy is the sum of
+    the sub-blocks it covers, partial sub-blocks interpolated (monotone cubic, :func:`_cumulative`).
+    The batched path (:func:`excerpt_loudness_many`) with one row; its readable reference is
+    :func:`excerpt_loudness_reference`.
+    Returns ``-inf`` when the excerpt is silent or every block is gated.
+
+    Excerpts shorter than 400 ms (where pyloudnorm raises) are measured as ONE block spanning
+    the whole excerpt: ``-0.691 + 10 log10(energy / frames)``, ``-inf`` below the -70 LUFS
+    absolute gate.
+
+    Error vs pyloudnorm on the excerpt's samples (abs LU, random starts; see the module doc):
+    >= 5 s: <= 0.007; 1 s: p95 0.009, <= 0.02 except near-silent excerpts with sound only at
+    an edge (<= 0.11); 0.4-1 s: p95 0.01, rare worst cases of ~0.1-3 LU when a sub-block at the
+    excerpt's edge holds an onset. Speed: ``benchmarks/loudness.py``.
+    """
+    sr = _check_rate(sample_rate)
+    e = _check_energies(energies)
+    start, frames = _check_span(e, sr, start, frames)
+    return float(excerpt_loudness_many((e,), sr, (start,), frames)[0])
+
+
 def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> np.ndarray:
     """:func:`excerpt_loudness` of several excerpts of the same length at once.
 
     ``energies``: a sequence of R float64 ``(n_sub_i,)`` arrays from :func:`block_energies`
     (one per excerpt, e.g. the stems of one track); ``starts``: R start frames; ``frames``:
-    the common excerpt length. Returns float64 ``(R,)`` LUFS; entry ``i`` is exactly (bit for
-    bit) ``excerpt_loudness(energies[i], sample_rate, starts[i], frames)``: the same
-    arithmetic, one compiled call for all rows instead of R (the mixer looks up every stem of
-    an item together, and every item of a read-ahead run: 4 rows ~0.05-0.08 ms, 256 rows
-    ~0.7-1.2 ms on the benchmark machine).
+    the common excerpt length. Returns float64 ``(R,)`` LUFS; a row's value does not depend on
+    the other rows (``excerpt_loudness`` is this with one row). One compiled call for all rows
+    (the mixer looks up every stem of an item together, and every item of a read-ahead run).
+    The final logarithm is Python's ``math.log10`` per row, not ``np.log10``, whose SIMD
+    variants differ by an ulp between processors: values are the same on every machine.
     """
     sr = _check_rate(sample_rate)
     es = [_check_energies(e) for e in energies]
@@ -438,8 +399,9 @@ def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> 
     st = _check_spans(lengths, sr, b, starts, frames, es)
     frames = int(frames)
     if frames < BLOCK_SECONDS * sr:
-        c = _cumulative_rows(es, b, st[:, None] + np.array([0, frames], dtype=np.int64))
-        return np.array([_short_loudness(float(x), frames) for x in c[:, 1] - c[:, 0]])
+        edges = np.array([0, frames], dtype=np.int64)
+        return np.array([_short_loudness(float(c[1] - c[0]), frames)
+                         for c in (_cumulative(e, b, s + edges) for e, s in zip(es, st.tolist()))])
     from . import _loudness_kernels as kern  # lazy: keeps numba off the CLI's start-up path
 
     norm = BLOCK_SECONDS * sr
@@ -465,12 +427,9 @@ def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> 
                                 np.array(lo, dtype=np.int64),
                                 np.array(lengths, dtype=np.int64), positions, b,
                                 _ABS_GATE_POWER * norm, _REL_GATE_FACTOR)
-    out = np.full(len(es), -np.inf)
-    if ok.all():
-        out = -0.691 + 10.0 * np.log10(s2 / (n2 * norm))
-    elif ok.any():
-        out[ok] = -0.691 + 10.0 * np.log10(s2[ok] / (n2[ok] * norm))
-    return out
+    log10, inf = math.log10, -math.inf
+    return np.array([-0.691 + 10.0 * log10(s / (n * norm)) if k else inf
+                     for s, n, k in zip(s2.tolist(), n2.tolist(), ok.tolist())])
 
 
 #: up to this many rows, :func:`excerpt_loudness_many` works out their windows in plain ints
