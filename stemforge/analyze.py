@@ -14,36 +14,18 @@ Track consistency policy (documented in docs/datasets.md):
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_file
 from .audio import io, loudness
 from .errors import AudioError
 from .layouts.base import SourceRef, TrackEntry
+from .stamps import file_digest, source_key
 
 LENGTH_TOLERANCE = 2048  # frames (~46 ms at 44.1 kHz)
-
-
-def file_stamp(path: str) -> str:
-    """``path|size|mtime_ns`` — changes whenever the file is edited, replaced or touched."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise AudioError(f"{path}: file not found") from None
-    except OSError as e:
-        raise AudioError(f"{path}: cannot stat file ({e.strerror})") from e
-    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
-
-
-def source_key(ref: SourceRef) -> str:
-    """Content key of one stem source: its files' stamps plus the stream index."""
-    parts = [file_stamp(p) for p in ref.paths] + [f"stream={ref.stream}"]
-    if ref.channel is not None:
-        parts.append(f"channel={ref.channel}")
-    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:24]
 
 
 def residual_key(keys: dict[str, str]) -> str:
@@ -109,9 +91,9 @@ def _channel(audio: np.ndarray, channel: int, path: str) -> np.ndarray:
 def analyse_audio(audio: np.ndarray, sr: int, energies_path: Path) -> tuple[float, float, float]:
     """Save sub-block energies; return (integrated LUFS, silent fraction, peak)."""
     e = loudness.block_energies(audio, sr)
-    tmp = energies_path.with_suffix(".tmp.npy")
-    np.save(tmp, e.astype(np.float64))
-    os.replace(tmp, energies_path)
+    # a unique hidden temp name per writer (runs on one cache never share one), then a rename
+    with atomic_file(energies_path, "wb", fsync=False) as fh:
+        np.save(fh, e.astype(np.float64))
     frames = audio.shape[1]
     lufs = loudness.excerpt_loudness(e, sr, 0, frames)
     active = loudness.active_fraction(e, sr, 0, frames)
@@ -120,23 +102,46 @@ def analyse_audio(audio: np.ndarray, sr: int, energies_path: Path) -> tuple[floa
 
 def analyse_track(
     entry: TrackEntry,
-    keys: dict[str, str],
+    digests: dict[str, tuple[str | None, ...]],
     known: dict[str, StemFacts],
     analysis_dir: str,
     residual_known: dict[str, float | None],
 ) -> dict:
     """Analyse one track's stems whose key is not in ``known``; return facts for all of them.
 
-    ``keys`` maps stem name (and ``"__mixture__"``) to source keys. Returns
-    ``{"facts": {name: StemFacts}, "residual_db": float|None, "created": [paths], "notes": [...]}``.
+    ``digests`` maps stem name (and ``"__mixture__"``) to the sha256 of each of its files
+    (``ref.paths`` order), None where unknown: those files are hashed here (read in full), then
+    keys are made from the digests (:func:`stemforge.stamps.source_key`). Returns
+    ``{"facts": {name: StemFacts}, "digests": {name: tuple}, "residual_db": float|None,
+    "residual_key": str, "created": [paths], "notes": [...]}``.
     """
     adir = Path(analysis_dir)
     sources = dict(entry.stems)
     if entry.mixture is not None:
         sources["__mixture__"] = entry.mixture
+    hashed: dict[str, str] = {}
+    full: dict[str, tuple[str, ...]] = {}
+    for name, ref in sources.items():
+        ds = []
+        for p, d in zip(ref.paths, digests[name]):
+            if d is None:
+                d = hashed.get(p) or file_digest(p)
+                hashed[p] = d
+            ds.append(d)
+        full[name] = tuple(ds)
+    keys = {name: source_key(ref, full[name]) for name, ref in sources.items()}
+    created: list[str] = []
+    try:
+        return _analyse(entry, sources, keys, full, known, adir, residual_known, created)
+    except BaseException:
+        for p in created:  # a failed track leaves none of its analysis files behind
+            Path(p).unlink(missing_ok=True)
+        raise
+
+
+def _analyse(entry, sources, keys, full, known, adir, residual_known, created) -> dict:
     facts: dict[str, StemFacts] = {}
     audio: dict[str, np.ndarray] = {}
-    created: list[str] = []
     mp4cache: dict = {}
     rkey = residual_key(keys)
     need_residual = entry.mixture is not None and rkey not in residual_known
@@ -153,7 +158,10 @@ def analyse_track(
             facts[name] = known[k]
             continue
         path = adir / f"{k}.npy"
-        lufs, silent, peak = analyse_audio(a, sr, path)
+        try:
+            lufs, silent, peak = analyse_audio(a, sr, path)
+        except AudioError as e:  # e.g. more channels than BS.1770 weighs: name the file
+            raise AudioError(f"{ref.path}: {e}") from e
         created.append(str(path))
         facts[name] = StemFacts(k, sr, a.shape[0], a.shape[1], lufs, silent, peak)
     notes = check_consistency(entry, facts)
@@ -164,8 +172,8 @@ def analyse_track(
         mix = audio["__mixture__"][:, :n].astype(np.float64)
         num, den = float(((mix - stem_sum) ** 2).sum()), float((mix**2).sum())
         residual = 10 * np.log10(num / den) if num > 0 and den > 0 else None
-    return {"facts": facts, "residual_db": residual, "residual_key": rkey, "created": created,
-            "notes": notes}
+    return {"facts": facts, "digests": full, "residual_db": residual, "residual_key": rkey,
+            "created": created, "notes": notes}
 
 
 def check_consistency(entry: TrackEntry, facts: dict[str, StemFacts]) -> list[str]:

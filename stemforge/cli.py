@@ -33,8 +33,16 @@ COMMANDS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error, ``stemforge CMD: error: ...`` and exit 2, like
+    every other error (the usage text stays in ``--help``). Sub-command parsers share it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="stemforge",
         description="Turn multitrack stem datasets into training and evaluation data.",
     )
@@ -55,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except StemforgeError as e:
         print(f"stemforge {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # the environment failed where no command gave a more specific message (a full disk,
+        # a file that vanished, a permission): still one line naming the file, never a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"stemforge {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"stemforge {args.command}: interrupted", file=sys.stderr)

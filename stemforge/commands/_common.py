@@ -21,6 +21,17 @@ def add_dataset_args(p: argparse.ArgumentParser, positional: bool = True) -> Non
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def count(text: str) -> int:
+    """argparse type for seeds and epochs: an integer >= 0 (they seed ``SeedSequence``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def parse_groups(specs: list[str]) -> dict[str, list[str]]:
     groups = {}
     for spec in specs:
@@ -32,15 +43,16 @@ def parse_groups(specs: list[str]) -> dict[str, list[str]]:
     return groups
 
 
-def open_index(args, root: str | None = None):
+def open_index(args, root: str | None = None, verify_content: bool = False):
     from ..index import Index
 
     root = root or args.root
     p = Path(root)
     if p.is_file() or p.name == "index.jsonl":
-        return Index.load(p, progress=not getattr(args, "no_progress", False))
+        return Index.load(p, progress=not getattr(args, "no_progress", False),
+                          verify_content=verify_content)
     return Index.build(p, layout=getattr(args, "layout", None), cache_dir=getattr(args, "cache", None),
                        groups=parse_groups(getattr(args, "group", [])),
                        workers=getattr(args, "workers", None),
                        progress=not getattr(args, "no_progress", False),
-                       taxonomy=getattr(args, "taxonomy", None))
+                       taxonomy=getattr(args, "taxonomy", None), verify_content=verify_content)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._common import count
+
 
 def add_parser(sub):
     p = sub.add_parser("generate", help="write N mixtures (+ targets, specs, manifest) to a "
@@ -12,8 +14,8 @@ def add_parser(sub):
                    help="dataset root (its cached index is built or reused) or an index.jsonl")
     p.add_argument("--n", type=int, required=True, help="number of mixtures (items 0..N-1)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="job seed (default 0)")
-    p.add_argument("--epoch", type=int, default=0, help="epoch (default 0)")
+    p.add_argument("--seed", type=count, default=0, help="job seed (default 0)")
+    p.add_argument("--epoch", type=count, default=0, help="epoch (default 0)")
     p.add_argument("--format", choices=["wav", "flac"], default="wav",
                    help="wav = 32-bit float (bit-exact), flac = 24-bit PCM")
     p.add_argument("--workers", type=int, default=1,

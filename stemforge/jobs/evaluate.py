@@ -12,9 +12,10 @@ a target is a stem or a group of the index (e.g. ``accompaniment``). Results::
 Tracks are scored in this process (``workers=1``) or on Dask (``workers=K`` starts a local
 cluster of K processes, ``scheduler="tcp://host:port"`` uses a running one) through
 :func:`stemforge.jobs.dask_runner.run_items`; workers open the index from its file and return
-the scores, and this process writes every file once all tracks succeeded. Every file is written
-atomically (temp file + rename), so a failure — bad input found up front, or a track failing
-while scored — leaves no result file behind.
+the scores, and this process writes every file once all tracks succeeded, into a hidden folder
+beside ``<out>`` that is then renamed to ``<out>``. So a failure — bad input found up front, a
+track failing while scored, a full disk while writing — leaves ``<out>`` as it was; earlier
+results in ``<out>`` are replaced as a whole.
 
 Rules (museval's, where it has one):
 
@@ -31,6 +32,7 @@ Rules (museval's, where it has one):
 """
 from __future__ import annotations
 
+import errno
 import io as _io
 import math
 import os
@@ -343,8 +345,66 @@ def write_results(task: EvalTask, results, out_dir: str | os.PathLike
 
 
 def _check_out(out: Path) -> None:
+    """``out`` is new, an empty folder, or earlier results (replaced as a whole)."""
     if out.exists() and not out.is_dir():
         raise StemforgeError(f"--out {out}: exists and is not a folder; expected a results folder")
+    if out.is_dir() and not (out / "summary_targets.csv").is_file():
+        other = sorted(p.name for p in out.iterdir())
+        if other:
+            raise StemforgeError(f"--out {out}: folder holds other files ({', '.join(other[:3])}"
+                                 "...) and no earlier results (summary_targets.csv); choose a "
+                                 "new or empty folder")
+
+
+def _write_staged(task: EvalTask, results, out: Path):
+    """:func:`write_results` into a hidden folder beside ``out``, then moved into place: a
+    failure (e.g. a full disk) leaves ``out`` as it was; earlier results in ``out`` are
+    replaced as a whole (never a mix of two runs)."""
+    import shutil
+    import uuid
+
+    made = []  # missing parent folders this call creates (removed again on failure)
+    parent = out.parent
+    while not parent.exists():
+        made.append(parent)
+        parent = parent.parent
+    staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.part"
+    old = None
+    try:
+        for d in reversed(made):
+            d.mkdir()
+        staging.mkdir()
+        tracks, targets, files = write_results(task, results, staging)
+        if out.exists():
+            old = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.old"
+            out.rename(old)
+        staging.rename(out)
+    except BaseException as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old is not None and not out.exists():
+            old.rename(out)
+        for d in made:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        if isinstance(e, OSError):
+            raise _write_error(e, out) from e
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return tracks, targets, [out / f.relative_to(staging) for f in files]
+
+
+def _write_error(e: OSError, out: Path) -> StemforgeError:
+    if e.errno == errno.ENOSPC:
+        why = "disk full (no space left on device)"
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = f"not writable ({e.strerror})"
+    else:
+        why = f"cannot write ({e.strerror or e}: {e.filename})"
+    return StemforgeError(f"--out {out}: {why} while writing the results; nothing was written "
+                          "(earlier results there are unchanged)")
 
 
 def evaluate(index, estimates_dir, out_dir, targets: Sequence[str] | None = None,
@@ -357,6 +417,6 @@ def evaluate(index, estimates_dir, out_dir, targets: Sequence[str] | None = None
     task = plan(index, estimates_dir, targets, metrics, win, hop)
     seed_state(task.index.key, index)  # in-process runs reuse the caller's index
     results = run_task(score_item, task, len(task.jobs), workers, scheduler, progress)
-    tracks, tgt, files = write_results(task, results, out)
+    tracks, tgt, files = _write_staged(task, results, out)
     notes = [n for r in sorted(results, key=lambda r: r[0]) for n in r[3]]
     return EvalResult(tracks, tgt, files, notes)

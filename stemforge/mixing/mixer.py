@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..augment.variants import check_variants
+from ..errors import check_count
 from .recipe import Recipe
 from .render import finish as _finish, prepare as _prepare, render as _render
 from .sample import Sampler
@@ -61,9 +62,9 @@ class Mixer:
     READ_AHEAD = 64
 
     def __init__(self, recipe, index, seed: int = 0):
+        self.seed = check_count(seed, "seed")
         self.recipe = _as_recipe(recipe)
         self.index = _as_index(index)
-        self.seed = int(seed)
         self.sampler = Sampler(self.recipe, self.index)
         # mode cached: every variant the recipe can ask for is prepared (refused now, not mid-job)
         check_variants(self.recipe, self.sampler.index, self.sampler.by_stem)
@@ -103,13 +104,13 @@ class Mixer:
 
     def spec(self, i: int, epoch: int = 0) -> MixSpec:
         """Only the drawn values (cheap: no rendering, unless loudness needs processed audio)."""
-        return self.sampler.draw(self.seed, epoch, i)[0]
+        return self.sampler.draw(self.seed, check_count(epoch, "epoch"), check_count(i, "item"))[0]
 
     def mixture(self, i: int, epoch: int = 0, keep_sources: bool = False,
                 out: tuple[np.ndarray, np.ndarray] | None = None) -> Mixture:
         """Item ``i`` of ``epoch``. ``out``: optional ``(mix (C, T), targets (S, C, T))`` float32
         arrays to render into (no copy; see :func:`stemforge.mixing.render.render`)."""
-        spec, processed, prepared = self._draw(int(i), int(epoch))
+        spec, processed, prepared = self._draw(check_count(i, "item"), check_count(epoch, "epoch"))
         if prepared is not None and not keep_sources:
             out = _finish(prepared, out)
         else:

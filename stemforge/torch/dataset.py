@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..audio.cache import StemCache
+from ..errors import ArgumentError
 from ..mixing.mixer import Mixer, Mixture
 from ..mixing.spec import MixSpec
 from .seeding import EpochError, SharedEpoch, check_epoch
@@ -89,7 +90,7 @@ class MixtureDataset(Dataset):
     def __init__(self, recipe, index, length: int, seed: int = 0, epoch: int = 0,
                  return_spec: bool = False, require_set_epoch: bool = False):
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-            raise ValueError(f"MixtureDataset: length must be an integer >= 1, got {length!r}")
+            raise ArgumentError(f"MixtureDataset: length must be an integer >= 1, got {length!r}")
         self.mixer = Mixer(recipe, index, seed)
         self.length = length
         self.return_spec = bool(return_spec)

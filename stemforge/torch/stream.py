@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
+from ..errors import ArgumentError
 from ..mixing.mixer import Mixer
 from .collate import _Slot, _Struct, _supported, batch_layout, collate
 from .dataset import light_index, spec_dict
@@ -35,10 +36,10 @@ class MixtureStream(IterableDataset):
                  epoch: int | None = None, start: int = 0, return_spec: bool = False):
         for name, v, low in (("batch_size", batch_size, 1), ("start", start, 0)):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"MixtureStream: {name} must be an integer >= {low}, got {v!r}")
+                raise ArgumentError(f"MixtureStream: {name} must be an integer >= {low}, got {v!r}")
         if batches is not None and (isinstance(batches, bool) or not isinstance(batches, int)
                                     or batches < 1):
-            raise ValueError(f"MixtureStream: batches must be None (endless) or an integer >= 1, "
+            raise ArgumentError(f"MixtureStream: batches must be None (endless) or an integer >= 1, "
                              f"got {batches!r}")
         self.mixer = Mixer(recipe, index, seed)
         self.batch_size = batch_size

@@ -17,7 +17,7 @@ from __future__ import annotations
 from torch.utils.data import Dataset
 
 from .. import __version__
-from ..errors import RecipeError
+from ..errors import ArgumentError, RecipeError
 from ..mixing.mixer import _as_index, _as_recipe, render
 from ..mixing.recipe import Recipe
 from ..mixing.sample import Sampler
@@ -65,7 +65,7 @@ class ValidationDataset(Dataset):
                  tail: str = "cover", return_spec: bool = False):
         index = _as_index(index)
         if tail not in TAILS:
-            raise ValueError(f"ValidationDataset: tail must be one of {TAILS}, got {tail!r}")
+            raise ArgumentError(f"ValidationDataset: tail must be one of {TAILS}, got {tail!r}")
         self.recipe = validation_recipe(index, recipe_or_targets, duration, split)
         self.sampler = Sampler(self.recipe, index)  # validates stems, rates, channels, duration
         self.index = index
