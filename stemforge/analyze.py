@@ -158,11 +158,12 @@ def _analyse(entry, sources, keys, full, known, adir, residual_known, created) -
             facts[name] = known[k]
             continue
         path = adir / f"{k}.npy"
+        if not path.exists():
+            created.append(str(path))  # before the write: an interrupt right after it cleans too
         try:
             lufs, silent, peak = analyse_audio(a, sr, path)
         except AudioError as e:  # e.g. more channels than BS.1770 weighs: name the file
             raise AudioError(f"{ref.path}: {e}") from e
-        created.append(str(path))
         facts[name] = StemFacts(k, sr, a.shape[0], a.shape[1], lufs, silent, peak)
     notes = check_consistency(entry, facts)
     residual = residual_known.get(rkey)

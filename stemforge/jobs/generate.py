@@ -158,20 +158,38 @@ def io_error(e: OSError, out: Path, done: int | None = None, n: int | None = Non
     return JobError(f"{out}: cannot write {what} ({e.strerror or e}){state}")
 
 
-def make_out(out: Path) -> bool:
-    """Create the output folder ``out`` (and its parents) if missing; return whether this call
-    created it. Refuses a path that is not a folder."""
+def make_out(out: Path) -> list[Path]:
+    """Create the output folder ``out`` and its missing parents; return the folders this call
+    created, outermost first (a failed first run removes them again). Refuses a path that is
+    not a folder."""
     if out.exists() and not out.is_dir():
         raise JobError(f"{out}: exists and is not a folder; choose a folder for --out")
+    missing = []
+    p = out
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    made = []
     try:
-        out.mkdir(parents=True)
-        return True
+        for d in reversed(missing):
+            d.mkdir()
+            made.append(d)
     except FileExistsError:
         if not out.is_dir():
             raise JobError(f"{out}: exists and is not a folder; choose a folder for --out") from None
-        return False
     except OSError as e:
+        _remove_empty(made)
         raise JobError(f"{out}: cannot create the output folder ({e.strerror})") from e
+    return made
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """rmdir ``folders`` innermost first, each only if empty (never what someone else put)."""
+    for d in reversed(folders):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
 
 
 def check_out(out: Path) -> None:
@@ -234,7 +252,7 @@ def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 
         check_scheduler(scheduler)
     task = make_task(job, out, fsync=fsync)
     t0 = time.perf_counter()
-    created = make_out(out)
+    made = make_out(out)
     fresh = False
     try:
         with job_lock(out) as hold:
@@ -277,10 +295,7 @@ def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 
                     raise io_error(e, out, None if hold.remove else done, n) from e
                 raise
     except BaseException:
-        if created and (fresh or not (out / JOB_FILE).exists()):
-            try:
-                out.rmdir()  # only if empty: never anything someone else put there
-            except OSError:
-                pass
+        if not (out / JOB_FILE).exists():
+            _remove_empty(made)  # the folders this run made, if it left them empty
         raise
     return GenerateResult(out, n, len(todo), n - len(todo), time.perf_counter() - t0, warnings)
