@@ -9,7 +9,7 @@ import pytest
 
 from conftest import peak_frequency, sine
 from stemforge.augment import StepError, apply_steps, frame_plan, get, source_frames
-from stemforge.augment.pitch import tape
+from stemforge.audio.dsp import tape
 
 SR = 44100
 F0 = 440.0

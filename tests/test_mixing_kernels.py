@@ -165,7 +165,7 @@ def test_render_equals_numpy_reference_on_a_dataset(tmp_path, prepared):
     from stemforge.index import Index
     from stemforge.mixing.mixer import Mixer
     from stemforge.mixing.render import render
-    from stemforge.mixing.sample import process_stem
+    from stemforge.mixing.sources import process_stem
     from stemforge.prepare import prepare
 
     root = make_musdb18hq(tmp_path / "hq", {f"T{k} - S": "train" for k in range(3)}, seconds=3.0)

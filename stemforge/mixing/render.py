@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio.cache import PEAK_BLOCK, PEAK_GROUP
-from .sample import process_stem
+from .sources import process_stem
 from .spec import MixSpec
 
 CLIP_EPS = 1e-10
