@@ -41,7 +41,7 @@ import numpy as np
 from ..audio import dsp
 from ..errors import RecipeError
 from ..types import Frames, Hz
-from .base import Param, Step, StepError, check_audio, fit_length, register
+from .base import Param, Step, StepError, fit_length, register
 from .grid import VariantGrid, parse_grid, snap, step_point
 
 #: surplus input frames read by every pitch/tempo step (trimmed inside ``apply``)
@@ -66,7 +66,8 @@ def _need(speed: float, out_frames: Frames) -> Frames:
 
 def _run(name: str, audio: np.ndarray, sr: Hz, out_frames: Frames | None, speed: float,
          process) -> np.ndarray:
-    audio = check_audio(name, audio)
+    """``process(audio)`` of checked C-contiguous audio, after checking its length against
+    ``source_frames`` for ``out_frames``, trimmed to ``out_frames``."""
     if out_frames is None:
         raise StepError(f"augmentation step '{name}' changes length: out_frames is required")
     need = _need(speed, out_frames)
@@ -96,6 +97,7 @@ class CachedMode(Step):
 
     AXES: tuple[str, ...] = ()
     VALUE: dict = {}
+    keeps_length = False
 
     def validate(self, field, sample_rate):
         super().validate(field, sample_rate)
@@ -252,8 +254,7 @@ class PitchShift(TapeOptions):
         return cls._speed(params) if _check_mode(params, cls.name) == "quick" else None
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
-        cls.check_params(params)
+    def transform(cls, audio, sample_rate, params, out_frames):
         if params["mode"] == "cached":
             raise cls.cached_error()
         mode, s = _check_mode(params, cls.name), float(params["semitones"])
@@ -302,7 +303,7 @@ class TimeStretch(TapeOptions):
         return rate if mode == "quick" else None
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
+    def transform(cls, audio, sample_rate, params, out_frames):
         mode, rate = cls._checked(params)
         if mode == "cached":
             raise cls.cached_error()
@@ -355,8 +356,7 @@ class PitchTempo(CachedMode):
             cls.cached_point(params)
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
-        cls.check_params(params)
+    def transform(cls, audio, sample_rate, params, out_frames):
         if params.get("mode") == "cached":
             raise cls.cached_error()
         mode = _check_mode(params, cls.name, ("hq", "fast"))
