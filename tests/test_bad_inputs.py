@@ -481,7 +481,6 @@ TORCH_CASES = _torch_cases()
 
 @pytest.mark.parametrize("name,make,expect", TORCH_CASES, ids=[c[0] for c in TORCH_CASES])
 def test_bad_torch_dataset(name, make, expect, proto, tmp_path):
-    pytest.importorskip("torch")
     from stemforge import Index
     from stemforge.errors import StemforgeError
 
