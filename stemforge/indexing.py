@@ -174,7 +174,14 @@ def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers,
                               f"labels: {', '.join(unclaimed)})")
     # stamps of every file before anything is created (a missing, unreadable or looping file
     # is an error naming it, and leaves no cache folder behind)
-    stamps = {e.id: {n: tuple(file_stamp(p) for p in r.paths) for n, r in _sources(e).items()}
+    memo: dict[str, str] = {}  # a stem.mp4 holds every stem of its track: stamped once
+
+    def stamp(p: str) -> str:
+        if p not in memo:
+            memo[p] = file_stamp(p)
+        return memo[p]
+
+    stamps = {e.id: {n: tuple(stamp(p) for p in r.paths) for n, r in _sources(e).items()}
               for e in entries}
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(root)
     created_dir, fd = open_cache(cache_dir, progress)
