@@ -150,9 +150,8 @@ def _scan(lay, root: Path) -> list[TrackEntry]:
                           f"({e.strerror or e})") from e
 
 
-def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers, progress,
-                taxonomy=None, verify_content: bool = False):
-    from .index import Stem, Track, default_cache_dir
+def _entries(root: Path, layout: str | None, taxonomy):
+    """``(layout, track entries, taxonomy, unclaimed labels)`` of ``root`` (files listed only)."""
     from .taxonomy import Taxonomy
 
     try:
@@ -166,89 +165,51 @@ def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers,
     if not entries:
         raise IndexError_(f"{root}: no tracks found for layout '{lay.name}' "
                           f"(expected {lay.description})")
-    taxonomy = Taxonomy.coerce(taxonomy)
+    taxonomy, unclaimed = Taxonomy.coerce(taxonomy), None
     if taxonomy is not None:
         entries, unclaimed = taxonomy.apply_all(entries)
         if not entries:
             raise IndexError_(f"{root}: the taxonomy claims no stem of any track (unclaimed "
                               f"labels: {', '.join(unclaimed)})")
-    # stamps of every file before anything is created (a missing, unreadable or looping file
-    # is an error naming it, and leaves no cache folder behind)
-    memo: dict[str, str] = {}  # a stem.mp4 holds every stem of its track: stamped once
+    return lay, entries, taxonomy, unclaimed
+
+
+def _stamps(entries: list[TrackEntry]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Track id -> stem name -> the stamps of its files (a stem.mp4 shared by every stem of
+    its track is stamped once)."""
+    memo: dict[str, str] = {}
 
     def stamp(p: str) -> str:
         if p not in memo:
             memo[p] = file_stamp(p)
         return memo[p]
 
-    stamps = {e.id: {n: tuple(stamp(p) for p in r.paths) for n, r in _sources(e).items()}
-              for e in entries}
+    return {e.id: {n: tuple(stamp(p) for p in r.paths) for n, r in _sources(e).items()}
+            for e in entries}
+
+
+def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers, progress,
+                taxonomy=None, verify_content: bool = False):
+    from .index import default_cache_dir
+
+    lay, entries, taxonomy, unclaimed = _entries(root, layout, taxonomy)
+    # every file stamped before anything is created: a missing, unreadable or looping file is
+    # an error naming it, and leaves no cache folder behind
+    stamps = _stamps(entries)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(root)
     created_dir, fd = open_cache(cache_dir, progress)
-    index_file = cache_dir / "index.jsonl"
-    adir = cache_dir / "analysis"
-    created: list[str] = []
-    made_adir = False
+    made: dict[str, list] = {"files": [], "dirs": []}  # what this build wrote, for an undo
     try:
-        header, old = _previous(index_file)
-        if header and header.get("layout") != lay.name:
-            old = []  # another layout's index in this cache dir: analysis files are still reused
-        known, residual_known, recorded = _known_facts(old)
-        jobs = []
-        for e in entries:
-            digests = {n: tuple(None if verify_content else
-                                recorded.get((os.path.abspath(p), st))
-                                for p, st in zip(r.paths, stamps[e.id][n]))
-                       for n, r in _sources(e).items()}
-            jobs.append((e, digests))
-
-        def needs_work(e, digests):
-            if any(d is None for ds in digests.values() for d in ds):
-                return True  # hashed (and perhaps analysed) by a worker
-            keys = {n: source_key(r, digests[n]) for n, r in _sources(e).items()}
-            stale = any(k not in known or not (adir / f"{k}.npy").exists() for k in keys.values())
-            return stale or (e.mixture is not None and residual_key(keys) not in residual_known)
-
-        results: dict[str, dict] = {}
-        errors: list[str] = []
-        todo = [(e, d) for e, d in jobs if needs_work(e, d)]
         try:
-            if todo and not adir.is_dir():
-                adir.mkdir()
-                made_adir = True
-            todo_ids = {e.id for e, _ in todo}
-            for e, digests in jobs:
-                if e.id not in todo_ids:
-                    results[e.id] = analyse_track(e, digests, known, str(adir), residual_known)
-            _run_jobs(todo, known, adir, residual_known, workers, progress, results, errors,
-                      created)
-            if errors:
-                more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-                raise AudioError(errors[0] + more)
-            tracks = [_make_track(Track, Stem, e, results[e.id], stamps[e.id]) for e, _ in jobs]
-            stem_names = {s for t in tracks for s in t.stems}
-            lay_groups = {g: m for g, m in lay.groups.items() if set(m) <= stem_names}
-            all_groups = {**lay_groups, **(header.get("groups", {}) if old else {}),
-                          **(groups or {})}
-            for g, members in (groups or {}).items():
-                missing = [m for m in members if m not in stem_names]
-                if missing:
-                    raise IndexError_(f"group {g!r}: stems {missing} are not in {root}")
-            index = cls(root, lay.name, cache_dir, tracks, all_groups)
-            if taxonomy is not None:
-                index.taxonomy = {"targets": taxonomy.to_mapping(), "unclaimed": unclaimed}
-            index.content_changed = _content_changed(old, tracks)
-            index.save()
+            index = _build_locked(cls, root, lay, entries, stamps, cache_dir, groups, workers,
+                                  progress, taxonomy, unclaimed, verify_content, made)
         except OSError as e:
             raise _cache_error(e, cache_dir) from e
     except BaseException:
-        for p in created:
-            try:
-                os.unlink(p)
-            except FileNotFoundError:
-                pass
-        if made_adir:
-            _rmdir(adir)
+        for p in made["files"]:
+            Path(p).unlink(missing_ok=True)
+        for d in made["dirs"]:
+            _rmdir(d)
         if fd is not None:
             release(fd, cache_dir / LOCK_FILE)
             fd = None
@@ -258,6 +219,63 @@ def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers,
     finally:
         if fd is not None:
             release(fd, cache_dir / LOCK_FILE)  # removed while held: a waiter retries on a new one
+    return index
+
+
+def _build_locked(cls, root, lay, entries, stamps, cache_dir: Path, groups, workers, progress,
+                  taxonomy, unclaimed, verify_content: bool, made: dict):
+    """The build proper, holding the cache's lock: reuse what the previous index recorded,
+    hash and analyse the rest, save the index. Files and folders it writes go to ``made``."""
+    from .index import Stem, Track
+
+    index_file = cache_dir / "index.jsonl"
+    adir = cache_dir / "analysis"
+    header, old = _previous(index_file)
+    if header and header.get("layout") != lay.name:
+        old = []  # another layout's index in this cache dir: analysis files are still reused
+    known, residual_known, recorded = _known_facts(old)
+    jobs = []
+    for e in entries:
+        digests = {n: tuple(None if verify_content else recorded.get((os.path.abspath(p), st))
+                            for p, st in zip(r.paths, stamps[e.id][n]))
+                   for n, r in _sources(e).items()}
+        jobs.append((e, digests))
+
+    def needs_work(e, digests):
+        if any(d is None for ds in digests.values() for d in ds):
+            return True  # hashed (and perhaps analysed) by a worker
+        keys = {n: source_key(r, digests[n]) for n, r in _sources(e).items()}
+        stale = any(k not in known or not (adir / f"{k}.npy").exists() for k in keys.values())
+        return stale or (e.mixture is not None and residual_key(keys) not in residual_known)
+
+    results: dict[str, dict] = {}
+    errors: list[str] = []
+    todo = [(e, d) for e, d in jobs if needs_work(e, d)]
+    if todo and not adir.is_dir():
+        adir.mkdir()
+        made["dirs"].append(adir)
+    todo_ids = {e.id for e, _ in todo}
+    for e, digests in jobs:
+        if e.id not in todo_ids:
+            results[e.id] = analyse_track(e, digests, known, str(adir), residual_known)
+    _run_jobs(todo, known, adir, residual_known, workers, progress, results, errors,
+              made["files"])
+    if errors:
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise AudioError(errors[0] + more)
+    tracks = [_make_track(Track, Stem, e, results[e.id], stamps[e.id]) for e, _ in jobs]
+    stem_names = {s for t in tracks for s in t.stems}
+    lay_groups = {g: m for g, m in lay.groups.items() if set(m) <= stem_names}
+    all_groups = {**lay_groups, **(header.get("groups", {}) if old else {}), **(groups or {})}
+    for g, members in (groups or {}).items():
+        missing = [m for m in members if m not in stem_names]
+        if missing:
+            raise IndexError_(f"group {g!r}: stems {missing} are not in {root}")
+    index = cls(root, lay.name, cache_dir, tracks, all_groups)
+    if taxonomy is not None:
+        index.taxonomy = {"targets": taxonomy.to_mapping(), "unclaimed": unclaimed}
+    index.content_changed = _content_changed(old, tracks)
+    index.save()
     return index
 
 

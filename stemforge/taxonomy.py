@@ -99,7 +99,7 @@ class Taxonomy:
             raise RecipeError(f"taxonomy.{e.path}", f"{p}: given twice (lines {e.first} and "
                               f"{e.line}); give each target once") from None
         except yaml.YAMLError as e:
-            raise RecipeError("taxonomy", f"{p}: not valid YAML "
+            raise RecipeError("taxonomy", f"{p}: not valid YAML/JSON "
                               f"({strict_yaml.describe(e)})") from e
         except ValueError as e:
             raise RecipeError("taxonomy", f"{p}: not valid JSON ({e})") from e
