@@ -113,7 +113,7 @@ def verify_item(i: int, task: Task) -> list[Mismatch]:
     drawn = mixer.spec(i, epoch=task.epoch)
     # the clip scale and peak are measured by the first render and recorded; re-renders apply
     # the recorded scale (a tampered scale shows up as audio mismatches below)
-    drawn.scale, drawn.peak = spec.scale, spec.peak
+    drawn = replace(drawn, scale=spec.scale, peak=spec.peak)
     if drawn.to_json() + "\n" != (item_dir(out, i) / SPEC_FILE).read_text():
         found.append(Mismatch(iid, SPEC_FILE, "differs from a fresh draw of (recipe, seed, "
                               "epoch, item): the spec was edited or comes from another "
