@@ -19,20 +19,25 @@ class Mixture:
     """``mix`` float32 ``(C, T)``; ``targets`` name -> float32 ``(C, T)`` in the recipe's target
     order (``mix == sum(targets)``); ``spec`` every drawn value (re-render with ``render``),
     with the clip scale and peak recorded; ``sources`` stem -> post-gain, pre-scale float32
-    ``(C, T)`` (only when asked for with ``keep_sources``, else None)."""
+    ``(C, T)`` (only when asked for with ``keep_sources``, else None); ``target_stack`` the
+    float32 ``(S, C, T)`` array the targets are rows of, when render made one."""
 
     mix: np.ndarray
     targets: dict[str, np.ndarray]
     spec: MixSpec
     sources: dict[str, np.ndarray] | None = None
+    target_stack: np.ndarray | None = None
 
     def stacked(self) -> np.ndarray:
-        """Targets as one float32 array ``(S, C, T)`` in ``spec.targets`` order."""
+        """Targets as one float32 array ``(S, C, T)`` in ``spec.targets`` order (the rendered
+        array itself, no copy, when there is one)."""
+        if self.target_stack is not None:
+            return self.target_stack
         return np.stack([self.targets[t] for t in self.spec.targets])
 
 
 def _mixture(spec: MixSpec, r: Rendered) -> Mixture:
-    return Mixture(r.mix, r.targets, spec.rendered(r.scale, r.peak), r.sources)
+    return Mixture(r.mix, r.targets, spec.rendered(r.scale, r.peak), r.sources, r.stacked)
 
 
 def as_recipe(recipe) -> Recipe:

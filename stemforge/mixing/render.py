@@ -41,13 +41,15 @@ BOUND_MAX_SHARE = 0.125
 class Rendered:
     """``mix`` float32 ``(C, T)``; ``targets`` name -> float32 ``(C, T)`` in spec order;
     ``scale`` the clip scale applied and ``peak`` max ``|mix|`` before it (the spec's recorded
-    values on a re-render); ``sources`` stem -> post-gain, pre-scale float32 ``(C, T)`` (only
-    with ``keep_sources``)."""
+    values on a re-render); ``stacked`` float32 ``(S, C, T)``, the array the targets are rows
+    of; ``sources`` stem -> post-gain, pre-scale float32 ``(C, T)`` (only with
+    ``keep_sources``)."""
 
     mix: np.ndarray
     targets: dict[str, np.ndarray]
     scale: float
     peak: float | None
+    stacked: np.ndarray
     sources: dict[str, np.ndarray] | None = None
 
 
@@ -211,7 +213,7 @@ def finish(prep: Prepared, out: tuple[np.ndarray, np.ndarray] | None = None) -> 
     elif peak is None:
         peak = float(mixed)  # no clipping possible: the pass measured the exact peak
     targets = {t: tbuf[j] for t, j in prep.slot.items()}
-    return Rendered(mixbuf, targets, scale, peak, prep.kept)
+    return Rendered(mixbuf, targets, scale, peak, tbuf, prep.kept)
 
 
 def _scale_from_bound(clipping: str, rows: tuple, gains: np.ndarray,

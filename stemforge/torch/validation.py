@@ -23,7 +23,7 @@ from ..mixing.recipe import Recipe
 from ..mixing.sample import Sampler
 from ..mixing.sources import track_frames
 from ..mixing.spec import MixSpec, SourceSpec
-from .dataset import light_index, to_tensors
+from .convert import light_index, to_tensors
 
 TAILS = ("cover", "drop")
 
