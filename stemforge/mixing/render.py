@@ -64,7 +64,7 @@ def render(spec: MixSpec, index, processed: dict | None = None,
     when a shape, dtype or layout does not fit.
 
     Two steps, :func:`prepare` (the sources' rows, gains and envelopes) then :func:`finish`
-    (the compiled passes); ``Mixer`` prepares a read-ahead run of items together.
+    (the compiled passes); :func:`render_batch` prepares a batch of items together.
     """
     if out is not None:
         _check_out(out, len(spec.targets), spec.channels, spec.frames)  # before any reading
