@@ -6,8 +6,9 @@ Modes (a fixed recipe option, recorded in every drawn step):
   pitch and tempo are independent (pitch shift keeps the tempo, time stretch keeps the pitch).
 * ``fast``  — Rubber Band's R2 "faster" engine (``high_quality=False``) for the tempo part only,
   then a soxr tape speed change for the pitch: stretch by ``tempo / ratio`` (pitch kept), then
-  play ``ratio = 2 ** (s / 12)`` times faster. Same semantics as ``hq``, about 2-4x cheaper;
-  a pure tone's pitch is within ~1 % on >= 2 s (R2's phase vocoder wobbles on short inputs).
+  play ``ratio = 2 ** (s / 12)`` times faster. Same semantics as ``hq``, cheaper (costs in
+  docs/benchmarks.md); a pure tone's pitch is within 1 % on >= 2 s (tested; R2's phase
+  vocoder wobbles on short inputs).
 * ``quick`` — a soxr resampling speed change, like a tape played faster or slower: pitch and
   tempo change *together*. ``pitch_shift`` by ``s`` semitones plays ``2 ** (s / 12)`` times
   faster; ``time_stretch`` by ``rate`` raises the pitch by ``12 * log2(rate)`` semitones.
