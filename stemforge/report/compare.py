@@ -213,7 +213,8 @@ def comparison_html(methods: Mapping[str, MethodResults], assets: Assets, max_it
         cols = [(m, n) for m in shown for n in methods if per[m].get(n)]
         table_rows = [[t] + [per[m][n].get(t, np.nan) for m, n in cols] for t in tracks]
         parts.append(f"<details open><summary>per track ({len(tracks)}; click a column to "
-                     "sort)</summary>" + sortable_table(header, table_rows) + "</details>")
+                     'sort)</summary><div class="wide">' + sortable_table(header, table_rows)
+                     + "</div></details>")
         if metric:
             cards, probs = _cards(methods, target, metric, assets, max_items, listener, key)
             problems += probs

@@ -50,6 +50,7 @@ table.sortable th{cursor:pointer;user-select:none}
 table.sortable th[data-dir=desc]::after{content:" \\25BE"}
 table.sortable th[data-dir=asc]::after{content:" \\25B4"}
 .legend{font-size:.8em;color:#555;margin:-.6em 0 1em}
+.wide{overflow-x:auto}.wide td.l{white-space:nowrap}
 """
 
 # Click a header of a table.sortable: rows sorted by that column (numbers by value, from
