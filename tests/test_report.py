@@ -210,7 +210,7 @@ def test_generated_report_players_params_histograms(tmp_path, gen_set):
             assert f"{s.gain_db:.1f}" in text and f"{s.snr:.1f}" in text
     names = {Path(s).stem.split("-", 1)[1] for s in page.images}
     assert {"gen-gains", "gen-snrs", "gen-modes", "gen-ref_db", "gen-scale"} <= names
-    assert sum(s.endswith("-spec.jpg") for s in page.images) == 3
+    assert sum(s.endswith("-spec.webp") for s in page.images) == 3
     sec = res.sections[0]
     assert 10_000 < sec.bytes_per_item < 200_000  # 1 s mixtures, 3 previews + 1 image
     assert f"{sec.bytes_per_item / 1024:.0f} KiB of audio and images per mixture" in text

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import io as _io
 import json
-import math
 import os
 import shutil
 import uuid

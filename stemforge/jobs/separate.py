@@ -44,7 +44,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -112,7 +112,7 @@ def load_callable(ref: str) -> Callable:
         raise SeparateError(f"--model {ref!r}: expected MODULE:FACTORY (pkg.module:make or "
                             "path/to/file.py:make)")
     try:
-        if mod_name.endswith(".py") or os.sep in mod_name:
+        if _is_file_ref(mod_name):
             path = Path(mod_name).resolve()
             if not path.is_file():
                 raise SeparateError(f"--model {ref!r}: {path} is not a file")
@@ -225,6 +225,22 @@ def run_command(spec: SeparatorSpec, mix: np.ndarray, sr: int, track: str, scrat
     return out
 
 
+def _is_file_ref(module: str) -> bool:
+    return module.endswith(".py") or os.sep in module
+
+
+def resolved(spec: SeparatorSpec) -> SeparatorSpec:
+    """File paths in the spec made absolute (Dask workers may run elsewhere; a rerun from
+    another folder records the same separator)."""
+    if spec.kind == "checkpoint":
+        return replace(spec, value=str(Path(spec.value).resolve()))
+    if spec.kind == "callable":
+        module, sep, attr = spec.value.rpartition(":")
+        if sep and _is_file_ref(module):
+            return replace(spec, value=f"{Path(module).resolve()}:{attr}")
+    return spec
+
+
 def check_templates(spec: SeparatorSpec) -> None:
     """Refuse a command template or pattern with unknown placeholders before any track runs."""
     try:
@@ -295,7 +311,8 @@ def separate_item(i: int, task: SeparateTask) -> str:
 # ---------------------------------------------------------------------------- the job
 def job_record(spec: SeparatorSpec, targets: Sequence[str], mixture: str, index) -> dict:
     return {"format": JOB_FORMAT, "version": 1, "separator": spec.describe(),
-            "targets": list(targets), "mixture": mixture, "root": str(index.root)}
+            "targets": list(targets), "mixture": mixture,
+            "root": str(Path(index.root).resolve())}
 
 
 def _check_job(out: Path, rec: dict, done: Sequence[str]) -> None:
@@ -321,6 +338,7 @@ def plan(index, out_dir, spec: SeparatorSpec, targets: Sequence[str] | None = No
     separate and the names of those already done."""
     if spec.kind not in KINDS:
         raise SeparateError(f"separator kind {spec.kind!r}: expected one of {', '.join(KINDS)}")
+    spec = resolved(spec)
     if mixture not in ("real", "sum"):
         raise SeparateError(f"--mixture {mixture!r}: expected 'real' or 'sum'")
     if not index.tracks:
@@ -370,7 +388,7 @@ def run(index, out_dir, spec: SeparatorSpec, targets: Sequence[str] | None = Non
     """Separate every track of ``index`` not yet in ``out_dir`` (see module doc)."""
     task, done = plan(index, out_dir, spec, targets, mixture)
     out = Path(out_dir)
-    rec = job_record(spec, task.targets, mixture, index)
+    rec = job_record(task.separator, task.targets, mixture, index)
     _check_job(out, rec, done)
     out.mkdir(parents=True, exist_ok=True)
     for left in out.glob(f"{STAGE_PREFIX}*.partial"):  # a killed run's unfinished tracks

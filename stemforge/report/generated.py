@@ -168,7 +168,7 @@ def _item_card(item: Item, assets: Assets) -> tuple[str, list[str], bool]:
     img = ""
     if signals:
         img = assets.figure(plots.spectrogram_figure(signals, sr), f"gen-{item.id}-spec",
-                            f"spectrograms of {item.id}", prefix="gen", fmt="jpg")
+                            f"spectrograms of {item.id}", prefix="gen", fmt="webp")
     body = (f'<div class="card" id="m-{esc(slug(item.id))}"><h3>{esc(item.id)}</h3>'
             + problems_html(problems)
             + (f'<div class="players">{"".join(players)}</div>' if players else "")

@@ -171,7 +171,7 @@ class Assets:
 
     def figure(self, fig, name: str, alt: str, prefix: str = "", dpi: int = FIGURE_DPI,
                fmt: str = "png") -> str:
-        """Save a matplotlib figure as ``assets/<name>.<fmt>`` (png or jpg) rendered at
+        """Save a matplotlib figure as ``assets/<name>.<fmt>`` (png, jpg or webp) rendered at
         ``FIGURE_SCALE`` x ``dpi`` pixels per inch; return an ``<img>`` tag that shows it at
         ``dpi`` CSS pixels per inch (sharp on high-DPI screens)."""
         data = image_bytes(fig, fmt=fmt, dpi=dpi * FIGURE_SCALE)
