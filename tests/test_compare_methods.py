@@ -42,10 +42,10 @@ def _sorted_methods(page, table_index: int) -> list[str]:
 
 
 def test_oracle_and_mixture_compared_in_the_browser(tmp_path, musdb_excerpt, capsys):
-    if _chromium() is None:
-        pytest.skip("chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
-    pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    museval = pytest.importorskip("museval")
+    assert _chromium() is not None, \
+        "chromium is not installed (Debian package 'chromium'; .ci/run installs it)"
+    import museval
+    from playwright.sync_api import sync_playwright
     module = tmp_path / "oracle_sep.py"
     module.write_text(ORACLE.format(root=str(musdb_excerpt)))
     est = tmp_path / "est"
@@ -79,7 +79,6 @@ def test_oracle_and_mixture_compared_in_the_browser(tmp_path, musdb_excerpt, cap
     html = Page(tmp_path / "rep" / "index.html")
     assert html.problems == []
     assert len(html.audio) == 4 * 4  # per target: mixture, reference, irm1, mixture excerpts
-    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS,
