@@ -5,12 +5,14 @@ methods appear, the page's players and figures work, tables sort, and the oracle
 mixture on every target."""
 from __future__ import annotations
 
+import shutil
+
 import pandas as pd
 import pytest
 
 from stemforge.cli import main
 from test_report import Page
-from test_report_browser import CHECK_JS, CHROMIUM_FLAGS, _chromium
+from test_report_browser import CHECK_JS, CHROMIUM_FLAGS
 
 ORACLE = '''
 import numpy as np
@@ -36,13 +38,17 @@ COPY = "for t in drums bass other vocals; do cp {input} {outdir}/$t.wav; done"
 TARGETS = ["bass", "drums", "other", "vocals"]
 
 
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
 def _sorted_methods(page, table_index: int) -> list[str]:
     return page.evaluate(f"""() => Array.from(document.querySelectorAll('table.sortable')
         [{table_index}].rows).slice(1).map(r => r.cells[0].textContent)""")
 
 
 def test_oracle_and_mixture_compared_in_the_browser(tmp_path, musdb_excerpt, capsys):
-    assert _chromium() is not None, \
+    assert chromium() is not None, \
         "chromium is not installed (Debian package 'chromium'; .ci/run installs it)"
     import museval
     from playwright.sync_api import sync_playwright
@@ -81,7 +87,7 @@ def test_oracle_and_mixture_compared_in_the_browser(tmp_path, musdb_excerpt, cap
     assert len(html.audio) == 4 * 4  # per target: mixture, reference, irm1, mixture excerpts
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS,
+        browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS,
                                      headless=True)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900},
