@@ -90,20 +90,30 @@ class Track:
         return self.frames / self.sample_rate
 
     def to_dict(self) -> dict:
-        """JSON-ready: a silent stem's loudness (-inf) is written as null."""
+        """JSON-ready (finite numbers and nulls only): a silent stem's loudness (-inf) is
+        null; an exact mixture's residual (-inf dB) is null with ``residual_exact: true``."""
         d = asdict(self)
         for s in [*d["stems"].values(), *([d["mixture"]] if d["mixture"] else [])]:
             if not math.isfinite(s["loudness"]):
                 s["loudness"] = None
+        if d["residual_db"] == -math.inf:
+            d["residual_db"], d["residual_exact"] = None, True
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Track":
         d = dict(d)
+        d["residual_db"] = residual_from_json(d)
+        d.pop("residual_exact", None)
         d["stems"] = {k: _stem_from_dict(v) for k, v in d["stems"].items()}
         if d.get("mixture"):
             d["mixture"] = _stem_from_dict(d["mixture"])
         return cls(**d)
+
+
+def residual_from_json(row: dict) -> float | None:
+    """A track row's residual in dB: -inf for an exact mixture (see :meth:`Track.to_dict`)."""
+    return -math.inf if row.get("residual_exact") else row.get("residual_db")
 
 
 def _stem_from_dict(v: dict) -> Stem:
@@ -301,6 +311,17 @@ class Index:
             raise IndexError_(f"track {track_id!r} has no real mixture")
         frames = t.frames - start if frames is None else frames
         return self.read_stem(t.mixture, start, frames)
+
+    def read_input(self, track_id: str, real: bool = True, start: Frames = 0,
+                   frames: Frames | None = None) -> np.ndarray:
+        """What a separator gets: the real mixture when the track has one (and ``real``), else
+        the sum of all its stems (float64 sum, float32 result) ``(channels, frames)``."""
+        t = self.track(track_id)
+        if real and t.mixture is not None:
+            return self.read_mixture(track_id, start, frames)
+        frames = t.frames - start if frames is None else frames
+        stems = [self.read(track_id, s, start, frames) for s in t.stems]
+        return np.sum(stems, axis=0, dtype=np.float64).astype(np.float32)
 
     # ------------------------------------------------------------------ analysis
     def energies(self, track_id: str, stem: str) -> np.ndarray:

@@ -50,6 +50,8 @@ def _known_facts(tracks: list[dict]) -> tuple[dict[str, StemFacts], dict[str, fl
                                              dict[tuple[str, str], str]]:
     """From a previous index's track rows: facts by key, residuals by residual key, and the
     recorded digest of each (absolute path, stamp)."""
+    from .index import residual_from_json
+
     known, residual, digests = {}, {}, {}
     for t in tracks:
         stems = list(t["stems"].values()) + ([t["mixture"]] if t.get("mixture") else [])
@@ -61,8 +63,11 @@ def _known_facts(tracks: list[dict]) -> tuple[dict[str, StemFacts], dict[str, fl
             paths = [s["path"], *s.get("extra_paths", ())]
             for p, st, d in zip(paths, s.get("stamps", ()), s.get("digests", ())):
                 digests[(os.path.abspath(p), st)] = d
-        if t.get("residual_key"):
-            residual[t["residual_key"]] = t.get("residual_db")
+        res = residual_from_json(t)
+        # an index from before exact mixtures were recorded as -inf stored None for them: such
+        # a track's residual is measured again
+        if t.get("residual_key") and not (t.get("mixture") and res is None):
+            residual[t["residual_key"]] = res
     return known, residual, digests
 
 

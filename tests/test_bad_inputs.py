@@ -361,8 +361,6 @@ CASES = [
     Case("eval-window-zero", EVAL + ["--win", "0"], "window 0.0 s"),
     Case("eval-out-is-a-file", [*EVAL[:8], "{recipe}", *EVAL[9:]], "recipe.yaml: exists and "
          "is not a folder"),
-    Case("eval-out-not-results", [*EVAL[:8], "{gen}", *EVAL[9:]], "gen: folder holds other "
-         "files"),
     Case("eval-silent-reference", EVAL + ["--metrics", "bsseval"], "B - Two",
          lambda w: (_silent_vocals(w), w.index())),
     Case("eval-disk-full", [*EVAL[:8], "{full}/res", *EVAL[9:]],
