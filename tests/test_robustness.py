@@ -73,15 +73,33 @@ def test_generate_over_random_digital_silence_completes(tmp_path, capsys):
     assert main(["regenerate", str(out), "--verify", "--no-progress"]) == 0
 
 
-def test_index_json_has_null_for_silent_stems(tmp_path):
+def test_index_json_has_null_for_silent_stems_and_exact_mixtures(tmp_path, monkeypatch):
+    """-inf LUFS (a silent stem) and -inf dB (a mixture exactly the stem sum) are written as
+    null (+ ``residual_exact``) and read back as -inf."""
     root = make_musdb18hq(tmp_path / "ds", {"A - One": "train"}, seconds=1.0, sr=SR)
-    write_wav(root / "train" / "A - One" / "vocals.wav", np.zeros((2, SR), np.float32), SR)
+    folder = root / "train" / "A - One"
+    drums = tone(200, 1.0, SR)
+    for stem in ("bass", "other", "vocals"):
+        write_wav(folder / f"{stem}.wav", np.zeros((2, SR), np.float32), SR)
+    write_wav(folder / "drums.wav", drums, SR)
+    write_wav(folder / "mixture.wav", drums, SR)
     index = Index.build(root, cache_dir=tmp_path / "c")
-    assert index.track("train/A - One").stems["vocals"].loudness == -math.inf
+    track = index.track("train/A - One")
+    assert track.stems["vocals"].loudness == -math.inf and track.residual_db == -math.inf
     rows = [strict_json(line) for line in (tmp_path / "c" / "index.jsonl").read_text().splitlines()]
     assert rows[1]["stems"]["vocals"]["loudness"] is None
+    assert (rows[1]["residual_db"], rows[1]["residual_exact"]) == (None, True)
     again = Index.load(tmp_path / "c" / "index.jsonl", refresh=False)
     assert again.track("train/A - One").stems["vocals"].loudness == -math.inf
+    assert again.track("train/A - One").residual_db == -math.inf
+    import stemforge.analyze
+
+    def no_decoding(*args, **kw):
+        raise AssertionError("an unchanged track was decoded again")
+
+    monkeypatch.setattr(stemforge.analyze, "decode_source", no_decoding)
+    again = Index.build(root, cache_dir=tmp_path / "c")  # the exact residual is reused
+    assert again.track("train/A - One").residual_db == -math.inf
 
 
 # ---------------------------------------------------------------------------- staleness
