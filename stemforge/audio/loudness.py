@@ -286,6 +286,22 @@ def integrated_loudness(audio: np.ndarray, sample_rate: Hz) -> LUFS:
     return _loudness_from_segments(seg, t, sr)
 
 
+EVENT_MIN_SECONDS: Seconds = 0.5
+"""Scaper measures an event shorter than this on copies of it laid end to end (>= 0.5 s)."""
+
+
+def event_loudness(audio: np.ndarray, sample_rate: Hz) -> LUFS:
+    """Integrated loudness of a Scaper event's audio as Scaper 1.6.5 measures it: an event
+    shorter than :data:`EVENT_MIN_SECONDS` is tiled (``ceil(0.5 / duration)`` copies) first,
+    then :func:`integrated_loudness`. ``audio``: ``(C, T)`` floating point."""
+    sr = _check_rate(sample_rate)
+    x = _check_audio(audio)
+    t = x.shape[1]
+    if t < EVENT_MIN_SECONDS * sr:
+        x = np.tile(x, (1, int(np.ceil(EVENT_MIN_SECONDS / (t / float(sr))))))
+    return integrated_loudness(x, sr)
+
+
 def _short_loudness(energy: float, frames: int) -> LUFS:
     """An excerpt shorter than one gating block: one block over the whole excerpt."""
     if energy <= 0.0:

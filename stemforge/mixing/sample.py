@@ -107,6 +107,8 @@ class Sampler:
         self._place_draw = {s: (recipe.stems[s].track.drawer(), recipe.stems[s].start.drawer())
                             for s in recipe.sources}
         self._any_snr = any(recipe.stems[s].level[0] == "snr" for s in recipe.sources)
+        self._events = any(recipe.stems[s].is_event for s in recipe.sources) or \
+            recipe.fade_in > 0 or recipe.fade_out > 0
         self._energy_memo: dict = {}
 
     # ------------------------------------------------------------------ helpers
@@ -150,9 +152,9 @@ class Sampler:
         states = pcg64_states(seed, epoch, (item,))
         st = self._begin(seed, epoch, item, states[0] if states else None)
         snr = [x for x in st["sources"] if x.level == "snr"]
-        loud = self._loudness_all([(x, st["placement"][x.stem][0]) for x in snr], keep_audio,
+        loud = self._loudness_all([(x, st["tracks"][x.key]) for x in snr], keep_audio,
                                   st["processed"])
-        return self._finish(st, dict(zip((x.stem for x in snr), loud)))
+        return self._finish(st, dict(zip((x.key for x in snr), loud)))
 
     def draw_many(self, seed: int, epoch: int, items) -> list:
         """:meth:`draw` of several items, the same values, with one loudness look-up for all
@@ -175,8 +177,8 @@ class Sampler:
         for k, st in started:
             for x in st["sources"]:
                 if x.level == "snr":
-                    entries.append((x, st["placement"][x.stem][0], st["processed"]))
-                    owners.append((k, x.stem))
+                    entries.append((x, st["tracks"][x.key], st["processed"]))
+                    owners.append((k, x.key))
         try:
             loud = self._loudness_many(entries, measure=False)
         except Exception:  # noqa: BLE001 - per item, so each item gets its own error
@@ -219,6 +221,10 @@ class Sampler:
         aug = bool(r.augment.entries)
         ctx = {"sample_rate": r.sample_rate, "channels": r.channels, "mode": mode,
                "shared": {}} if aug else None
+        if self._events:
+            per, tracks, sources = self._event_sources(rng, mode, ctx, item)
+            return dict(item=item, seed=seed, epoch=epoch, mode=mode, ref_db=ref_db, per=per,
+                        tracks=tracks, sources=sources, processed={}, attempts=1, warnings=[])
         per = {}
         for s, draw_level, draw_boost, drop in self._stem_plan:
             steps = r.augment.draw(rng, s, ctx) if aug else []
@@ -262,6 +268,7 @@ class Sampler:
 
         processed: dict = {}
         sources = []
+        tracks = {s: placement[s][0] for s in r.sources}
         for s in r.sources:
             track, start = placement[s]
             d = per[s]
@@ -273,8 +280,91 @@ class Sampler:
                 dropped=d["dropped"], track_sample_rate=track.sample_rate, steps=d["steps"],
                 active_fraction=d.get("active")))
         return dict(item=item, seed=seed, epoch=epoch, mode=mode, ref_db=ref_db, per=per,
-                    placement=placement, sources=sources, processed=processed,
+                    tracks=tracks, sources=sources, processed=processed,
                     attempts=attempts, warnings=warnings)
+
+    def _event_sources(self, rng, mode: str, ctx, item: int):
+        """Scaper's event model (any stem with an event field, or fades): per stem its number
+        of events, then per event its steps, level, boost, drop, duration and time (seconds,
+        to frames), then the placements (coherent: one track and start for every event, from
+        the first source's distributions; incoherent: one per event, ``source_time`` in
+        seconds or the ``start`` fraction). An event running past the mixture's end is moved
+        earlier (as Scaper does). Returns ``(per, tracks, sources)`` keyed by source key."""
+        r = self.recipe
+        n, sr = self._frames, r.sample_rate
+        per: dict[str, dict] = {}
+        for s, draw_level, draw_boost, drop in self._stem_plan:
+            p = r.stems[s]
+            count = int(p.events.sample(rng)) if p.events is not None else 1
+            for k in range(count):
+                steps = r.augment.draw(rng, s, ctx) if ctx is not None else []
+                level = float(draw_level(rng))
+                boost = float(draw_boost(rng))
+                dropped = bool(rng.random() < drop) if drop > 0 else False
+                offset, frames = 0, n
+                if p.role == "foreground":
+                    dur = None if p.event_duration is None else float(p.event_duration.sample(rng))
+                    t0 = 0.0 if p.event_time is None else float(p.event_time.sample(rng))
+                    offset = min(int(round(t0 * sr)), n - 1)
+                    frames = n - offset if dur is None else min(max(int(round(dur * sr)), 1), n)
+                    offset = min(offset, n - frames)
+                per[s if k == 0 else f"{s}#{k}"] = {
+                    "stem": s, "event": k, "steps": steps, "level": level, "boost": boost,
+                    "dropped": dropped, "offset": offset, "frames": frames,
+                    "need": source_frames(steps, frames) if steps else frames}
+        if not per:
+            raise SamplingError(f"item {item}: no stem has an event (every events draw was 0)")
+        tracks: dict[str, object] = {}
+        starts: dict[str, int] = {}
+        if mode == "coherent":
+            need = max(d["need"] for d in per.values())
+            got = self._place_event(rng, r.sources[0], self.coherent, need, "all sources",
+                                    "\0coherent", item)
+            for key in per:
+                tracks[key], starts[key] = got
+        else:
+            for key, d in per.items():
+                s = d["stem"]
+                tracks[key], starts[key] = self._place_event(rng, s, self.by_stem[s], d["need"],
+                                                             s, s, item)
+        fade_in, fade_out = int(r.fade_in * sr), int(r.fade_out * sr)  # Scaper: int(len * sr)
+        sources = []
+        for key, d in per.items():
+            s, track = d["stem"], tracks[key]
+            nsrc = d["need"] if track.sample_rate == sr else self._src_frames(track, d["need"])
+            bg = r.stems[s].role == "background"
+            if bg:
+                nsrc = min(nsrc, track.frames - starts[key])
+            sources.append(SourceSpec(
+                stem=s, target=self._target[s], track=track.id, start=starts[key],
+                source_frames=nsrc, gain_db=0.0, gain=1.0, level=r.stems[s].level[0],
+                boost=d["boost"], dropped=d["dropped"], track_sample_rate=track.sample_rate,
+                steps=d["steps"], event=d["event"], offset=d["offset"],
+                event_frames=None if d["frames"] == n - d["offset"] else d["frames"],
+                fade_in=0 if bg else fade_in, fade_out=0 if bg else fade_out,
+                role=r.stems[s].role))
+        return per, tracks, sources
+
+    def _place_event(self, rng, stem, cands, need, what, key, item):
+        """``(track, start)`` of an event: :meth:`_place`, with ``source_time`` (seconds, cut
+        to the valid range as Scaper does) instead of the ``start`` fraction when the recipe
+        gives it; a background may come from any track holding the stem (it is looped)."""
+        p = self.recipe.stems[stem]
+        bg = p.role == "background"
+        ok, ids, idset = self._candidates(key, cands, 1 if bg else need)
+        if not ok:
+            raise SamplingError(f"item {item}: no track holding {what!r} is long enough for "
+                                f"{need / self.recipe.sample_rate:.2f} s")
+        draw_track, draw_start = self._place_draw[stem]
+        tid = draw_track(rng, ids)
+        if tid not in idset:
+            raise RecipeError(p.track.field, f"track {tid!r} is not a candidate for {what} "
+                              "(not in the index/split, lacks the stem, or too short)")
+        track = self.index.track(tid)
+        span = max(track.frames - self._src_frames(track, need), 0)
+        if p.source_time is not None:
+            return track, min(int(float(p.source_time.sample(rng)) * track.sample_rate), span)
+        return track, int(round(float(draw_start(rng)) * span))
 
     def _finish(self, st: dict, loud: dict[str, float]):
         """Gains from the measured loudness ``loud`` (stem -> LUFS); ``(spec, processed)``."""
@@ -282,7 +372,8 @@ class Sampler:
         per, sources, ref_db = st["per"], st["sources"], st["ref_db"]
         seed, epoch, item = st["seed"], st["epoch"], st["item"]
         for spec_s in sources:
-            s, d = spec_s.stem, per[spec_s.stem]
+            s = spec_s.key
+            d = per[s]
             if spec_s.level == "snr":
                 L = loud[s]
                 spec_s.loudness = L
@@ -343,7 +434,7 @@ class Sampler:
             if got is None:
                 L, audio = self._loudness(src, track, keep_audio)
                 if audio is not None:
-                    processed[src.stem] = audio
+                    processed[src.key] = audio
                 out[i] = L
             else:
                 span, energies, start = got
@@ -363,6 +454,12 @@ class Sampler:
         loudness (the condition of :meth:`_loudness`'s look-up path; a cached pitch/tempo
         variant's own energies), or None when it must be measured."""
         r = self.recipe
+        n = self._frames
+        if src.placed(n):  # an event: its own frames; Scaper tiles short ones, loops backgrounds
+            n = src.frames_out(n)
+            if n < lufs.EVENT_MIN_SECONDS * r.sample_rate or \
+                    (src.role == "background" and src.source_frames < n):
+                return None
         if track.sample_rate == r.sample_rate and \
                 (track.channels == r.channels or track.channels == 1):
             if not src.steps:  # a plain excerpt: the stem's energies over the output frames
@@ -370,11 +467,11 @@ class Sampler:
                 e = self._energy_memo.get(key)
                 if e is None:
                     e = self._energy_memo[key] = self.index.energies(track.id, src.stem)
-                return self._frames, e, src.start
-            got = variants.variant_energies(self.index, src, r.frames, ENERGY_PRESERVING)
+                return n, e, src.start
+            got = variants.variant_energies(self.index, src, n, ENERGY_PRESERVING)
             if got is not None:
                 return got
-            span = loudness_span(src.steps, r.frames, ENERGY_PRESERVING)
+            span = loudness_span(src.steps, n, ENERGY_PRESERVING)
             if span is not None:
                 return span, self.index.energies(track.id, src.stem), src.start
         return None
@@ -385,7 +482,7 @@ class Sampler:
         covered source span, an approximation; ``augment.chain.loudness_span``), else measured
         on the processed audio (as Scaper measures after pitch/tempo)."""
         r = self.recipe
-        fast = track.sample_rate == r.sample_rate and \
+        fast = not src.placed(r.frames) and track.sample_rate == r.sample_rate and \
             (track.channels == r.channels or track.channels == 1) and \
             (span := loudness_span(src.steps, r.frames, ENERGY_PRESERVING)) is not None
         if fast:
@@ -393,26 +490,64 @@ class Sampler:
             if track.channels == 1 and r.channels > 1 and math.isfinite(L):
                 L += 10 * math.log10(r.channels)  # duplicated channels: powers add
             return float(L), None
-        audio = process_stem(self.index, src, r.sample_rate, r.channels, r.frames)
-        return float(lufs.integrated_loudness(audio, r.sample_rate)), audio
+        if not src.placed(r.frames):
+            audio = process_stem(self.index, src, r.sample_rate, r.channels, r.frames)
+            return float(lufs.integrated_loudness(audio, r.sample_rate)), audio
+        audio = event_audio(self.index, src, r.sample_rate, r.channels, r.frames)
+        return float(lufs.event_loudness(audio, r.sample_rate)), \
+            place_event(audio, src, r.frames)
 
 
 def process_stem(index, src: SourceSpec, sample_rate: int, channels: int, frames: int) -> np.ndarray:
     """Read one source and bring it to the output format, pre-gain: float32 ``(channels, frames)``.
 
-    read ``source_frames`` at the track's rate → resample (soxr) → channel conversion →
-    augmentation steps (exactly ``frames`` out). Leading ``mode: cached`` pitch/tempo steps read
-    their pre-computed variant instead (``augment.variants.read_source``).
+    :func:`event_audio`, then for an event (``src.placed``) :func:`place_event`: its fades and
+    its place in the mixture (silence elsewhere).
     """
+    audio = event_audio(index, src, sample_rate, channels, frames)
+    return place_event(audio, src, frames) if src.placed(frames) else audio
+
+
+def event_audio(index, src: SourceSpec, sample_rate: int, channels: int, frames: int) -> np.ndarray:
+    """The source as its loudness is measured: float32 ``(channels, src.frames_out(frames))``,
+    before fades and placement (``frames``: the mixture's length).
+
+    read ``source_frames`` at the track's rate → resample (soxr) → channel conversion →
+    augmentation steps (exactly the event's frames out). Leading ``mode: cached`` pitch/tempo
+    steps read their pre-computed variant instead (``augment.variants.read_source``). A
+    background's excerpt is looped to the event's length (Scaper tiles short backgrounds).
+    """
+    n = src.frames_out(frames)
     if src.steps and variants.is_cached(src.steps[0]):
-        audio, rest = variants.read_source(index, src, sample_rate, frames)
+        audio, rest = variants.read_source(index, src, sample_rate, n)
         audio = dsp.to_channels(audio, channels)  # a read-only memmap view when nothing follows
-        return apply_steps(audio, sample_rate, rest, frames) if rest else audio
+        return apply_steps(audio, sample_rate, rest, n) if rest else audio
     audio = index.read(src.track, src.stem, src.start, src.source_frames)
-    need = source_frames(src.steps, frames)
+    need = source_frames(src.steps, n)
     if src.track_sample_rate and src.track_sample_rate != sample_rate:
         audio = dsp.resample(audio, src.track_sample_rate, sample_rate)[:, :need]
     audio = dsp.to_channels(audio, channels)
+    if src.role == "background" and audio.shape[1] < n:
+        audio = np.tile(audio, (1, -(-n // audio.shape[1])))[:, :n]
     if src.steps:
-        audio = apply_steps(audio, sample_rate, src.steps, frames)
+        audio = apply_steps(audio, sample_rate, src.steps, n)
     return audio
+
+
+def place_event(audio: np.ndarray, src: SourceSpec, frames: int) -> np.ndarray:
+    """An event's ``(C, n)`` audio faded (Scaper's sine windows: ``sin(linspace(0, pi/2,
+    fade_in))`` over its first frames, the reverse over its last) and put at ``src.offset`` of
+    ``frames`` silent frames (cut at the mixture's end): float32 ``(C, frames)``."""
+    audio = np.array(audio, dtype=np.float32)
+    if src.fade_in > 0:
+        k = min(src.fade_in, audio.shape[1])
+        audio[:, :k] *= np.sin(np.linspace(0.0, np.pi / 2, src.fade_in))[:k].astype(np.float32)
+    if src.fade_out > 0:
+        k = min(src.fade_out, audio.shape[1])
+        w = np.sin(np.linspace(np.pi / 2, 0.0, src.fade_out))[src.fade_out - k:]
+        audio[:, audio.shape[1] - k:] *= w.astype(np.float32)
+    out = np.zeros((audio.shape[0], frames), np.float32)
+    end = min(frames, src.offset + audio.shape[1])
+    if end > src.offset:
+        out[:, src.offset:end] = audio[:, :end - src.offset]
+    return out
