@@ -330,7 +330,7 @@ def _event_params(merged: Mapping, where: Mapping) -> dict:
         values = d.args[0] if d.kind in ("choose", "choose_weighted") else \
             d.args[:1] if d.kind == "const" else None
         if values is None or not values or \
-                not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                not all(float(v).is_integer() for v in values):
             raise RecipeError(where["events"], "expected a whole number of events or "
                               "[choose, [counts]] / [choose_weighted, [counts], [p]]")
         out["events"] = d

@@ -455,11 +455,10 @@ class Sampler:
         variant's own energies), or None when it must be measured."""
         r = self.recipe
         n = self._frames
-        if src.placed(n):  # an event: its own frames; Scaper tiles short ones, loops backgrounds
+        if src.placed(n):  # an event: its own frames; Scaper tiles short ones
             n = src.frames_out(n)
-            if n < lufs.EVENT_MIN_SECONDS * r.sample_rate or \
-                    (src.role == "background" and src.source_frames < n):
-                return None
+            if n < lufs.EVENT_MIN_SECONDS * r.sample_rate or src.role == "background":
+                return None  # backgrounds (looped) are measured: Scaper puts them at ref_db
         if track.sample_rate == r.sample_rate and \
                 (track.channels == r.channels or track.channels == 1):
             if not src.steps:  # a plain excerpt: the stem's energies over the output frames
