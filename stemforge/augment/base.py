@@ -26,8 +26,8 @@ from typing import Any, Callable, ClassVar, Mapping
 import numpy as np
 
 from ..errors import RecipeError, StemforgeError
-from ..mixing import distributions
-from ..mixing.distributions import Distribution
+from .. import distributions
+from ..distributions import Distribution
 from ..types import Frames, Hz
 
 
@@ -44,7 +44,7 @@ class Param:
     ``parser`` set → a fixed structured option parsed by ``parser(value, field)`` (e.g. the
     cached mode's ``grid``); ``None`` stays None (option not given). Neither is recorded by
     :meth:`Step.draw` when ``record`` is False.
-    Otherwise the value is a distribution (see :mod:`stemforge.mixing.distributions`) whose whole
+    Otherwise the value is a distribution (see :mod:`stemforge.distributions`) whose whole
     support must lie in ``[low, high]``; ``integer`` rounds the drawn value to an int.
     """
 

@@ -54,7 +54,8 @@ from .. import __version__
 from ..audio import io, loudness
 from ..atomic import write_bytes_atomic, write_text_atomic
 from ..errors import StemforgeError
-from ..mixing.sample import LOUDNESS_FLOOR, event_audio
+from ..mixing.sample import LOUDNESS_FLOOR
+from ..mixing.sources import event_audio
 from ..mixing.spec import MixSpec
 from .layout import MIX_NAME, SPEC_FILE, JobError, audio_names, item_dir, wav_float32
 from .manifest import load_complete

@@ -25,16 +25,16 @@ import numpy as np
 
 from .. import __version__
 from ..audio import dsp, loudness as lufs
-from ..augment import variants
-from ..augment.chain import apply_steps, loudness_span, source_frames
+from ..augment.chain import loudness_span, source_frames
 from ..errors import IndexError_, RecipeError, SamplingError
 from ._seeding import ItemGenerators, pcg64_states
 from .recipe import Recipe
+from .sources import (RESAMPLE_PAD, event_audio, place_event, process_stem, track_frames,
+                      variant_energies)
 from .spec import MixSpec, SourceSpec
 
 LOUDNESS_FLOOR = -70.0  # Scaper floors measured loudness at -70 LUFS
 ENERGY_PRESERVING = {"polarity", "channel_swap"}  # K-weighted energy unchanged by these steps
-RESAMPLE_PAD = 16
 
 
 _U32 = 1 << 32
@@ -114,10 +114,7 @@ class Sampler:
     # ------------------------------------------------------------------ helpers
     def _src_frames(self, track, n_out: int) -> int:
         """Track-rate frames to read so that ``n_out`` frames exist at the recipe rate."""
-        sr_t, sr = track.sample_rate, self.recipe.sample_rate
-        if sr_t == sr:
-            return n_out
-        return int(math.ceil(n_out * sr_t / sr)) + RESAMPLE_PAD
+        return track_frames(track.sample_rate, self.recipe.sample_rate, n_out)
 
     def _candidates(self, key: str, cands, need: int):
         """Tracks of ``cands`` long enough for ``need`` output frames, and their ids (memoised
@@ -467,7 +464,7 @@ class Sampler:
                 if e is None:
                     e = self._energy_memo[key] = self.index.energies(track.id, src.stem)
                 return n, e, src.start
-            got = variants.variant_energies(self.index, src, n, ENERGY_PRESERVING)
+            got = variant_energies(self.index, src, n, ENERGY_PRESERVING)
             if got is not None:
                 return got
             span = loudness_span(src.steps, n, ENERGY_PRESERVING)
@@ -495,58 +492,3 @@ class Sampler:
         audio = event_audio(self.index, src, r.sample_rate, r.channels, r.frames)
         return float(lufs.event_loudness(audio, r.sample_rate)), \
             place_event(audio, src, r.frames)
-
-
-def process_stem(index, src: SourceSpec, sample_rate: int, channels: int, frames: int) -> np.ndarray:
-    """Read one source and bring it to the output format, pre-gain: float32 ``(channels, frames)``.
-
-    :func:`event_audio`, then for an event (``src.placed``) :func:`place_event`: its fades and
-    its place in the mixture (silence elsewhere).
-    """
-    audio = event_audio(index, src, sample_rate, channels, frames)
-    return place_event(audio, src, frames) if src.placed(frames) else audio
-
-
-def event_audio(index, src: SourceSpec, sample_rate: int, channels: int, frames: int) -> np.ndarray:
-    """The source as its loudness is measured: float32 ``(channels, src.frames_out(frames))``,
-    before fades and placement (``frames``: the mixture's length).
-
-    read ``source_frames`` at the track's rate → resample (soxr) → channel conversion →
-    augmentation steps (exactly the event's frames out). Leading ``mode: cached`` pitch/tempo
-    steps read their pre-computed variant instead (``augment.variants.read_source``). A
-    background's excerpt is looped to the event's length (Scaper tiles short backgrounds).
-    """
-    n = src.frames_out(frames)
-    if src.steps and variants.is_cached(src.steps[0]):
-        audio, rest = variants.read_source(index, src, sample_rate, n)
-        audio = dsp.to_channels(audio, channels)  # a read-only memmap view when nothing follows
-        return apply_steps(audio, sample_rate, rest, n) if rest else audio
-    audio = index.read(src.track, src.stem, src.start, src.source_frames)
-    need = source_frames(src.steps, n)
-    if src.track_sample_rate and src.track_sample_rate != sample_rate:
-        audio = dsp.resample(audio, src.track_sample_rate, sample_rate)[:, :need]
-    audio = dsp.to_channels(audio, channels)
-    if src.role == "background" and audio.shape[1] < n:
-        audio = np.tile(audio, (1, -(-n // audio.shape[1])))[:, :n]
-    if src.steps:
-        audio = apply_steps(audio, sample_rate, src.steps, n)
-    return audio
-
-
-def place_event(audio: np.ndarray, src: SourceSpec, frames: int) -> np.ndarray:
-    """An event's ``(C, n)`` audio faded (Scaper's sine windows: ``sin(linspace(0, pi/2,
-    fade_in))`` over its first frames, the reverse over its last) and put at ``src.offset`` of
-    ``frames`` silent frames (cut at the mixture's end): float32 ``(C, frames)``."""
-    audio = np.array(audio, dtype=np.float32)
-    if src.fade_in > 0:
-        k = min(src.fade_in, audio.shape[1])
-        audio[:, :k] *= np.sin(np.linspace(0.0, np.pi / 2, src.fade_in))[:k].astype(np.float32)
-    if src.fade_out > 0:
-        k = min(src.fade_out, audio.shape[1])
-        w = np.sin(np.linspace(np.pi / 2, 0.0, src.fade_out))[src.fade_out - k:]
-        audio[:, audio.shape[1] - k:] *= w.astype(np.float32)
-    out = np.zeros((audio.shape[0], frames), np.float32)
-    end = min(frames, src.offset + audio.shape[1])
-    if end > src.offset:
-        out[:, src.offset:end] = audio[:, :end - src.offset]
-    return out
