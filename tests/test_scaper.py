@@ -235,3 +235,99 @@ def test_export_warns_for_mp4_sources(musdb_excerpt, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err and all(line.startswith("warning: ") for line in err)
     assert "a .stem.mp4 stream, which Scaper (libsndfile) cannot read" in err[0]
+
+
+# ---------------------------------------------------------------------------- import-jams
+@pytest.fixture(scope="module")
+def scaper_root(tmp_path_factory):
+    """Scaper's fg_path layout with the nussl trick: <root>/<label>/<song>.wav, the same six
+    songs in every label folder (``bg`` too: the backgrounds of the events style)."""
+    root = tmp_path_factory.mktemp("scaperfg") / "fg"
+    for k in range(6):
+        for j, label in enumerate((*STEMS, "bg")):
+            write_wav(root / label / f"song{k}.wav", music(4.0, 7 + 100 * k + j), SR)
+    return root
+
+
+@pytest.mark.parametrize("style", ["tutorial", "events"])
+def test_import_reproduces_scaper(style, scaper_root, tmp_path, scaper_python):
+    """JAMS that Scaper generated (coherent and incoherent items, fix_clipping; Scaper's event
+    model with fades and a background) are reproduced source by source."""
+    from stemforge.cli import main
+
+    cfg = {"fg": str(scaper_root), "bg": str(scaper_root), "n": 6 if style == "tutorial" else 4,
+           "duration": 1.5, "sr": SR, "channels": 2, "labels": list(STEMS), "style": style}
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    peer(scaper_python, "generate", tmp_path / "cfg.json", tmp_path / "sc")
+    jams_files = [tmp_path / "sc" / f"{k}.jams" for k in range(cfg["n"])]
+    out = tmp_path / "set"
+    assert main(["import-jams", *map(str, jams_files), "--index", str(scaper_root),
+                 "--out", str(out)]) == 0
+    index = Index.open(scaper_root)
+    assert index.layout == "scaper" and len(index) == 6
+    clipped, coherent = 0, 0
+    for k in range(cfg["n"]):
+        spec = MixSpec.load(out / f"{k:06d}" / "spec.json")
+        got = np.load(tmp_path / "sc" / f"{k}.npz")
+        mix, srcs = _ours(spec, index)
+        assert len(srcs) == len(got["events"])
+        clipped += got["scale"] != 1.0
+        coherent += len({s.track for s in spec.sources}) == 1
+        assert math.isclose(spec.scale, float(got["scale"]), rel_tol=1e-5)
+        for s, ours, theirs in zip(_live(spec), srcs, got["events"], strict=True):
+            g = float(np.vdot(theirs, ours) / np.vdot(ours, ours))
+            assert abs(20 * np.log10(g)) < 0.01, (k, s.key, 20 * np.log10(g))
+            res = 10 * np.log10(np.sum((theirs - ours) ** 2) / np.sum(ours ** 2))
+            assert res < -100, (k, s.key, res)
+        assert np.abs(got["mix"] - mix).max() <= 1e-6 * max(np.abs(mix).max(), 1e-3)
+        # what was written is what the spec renders, and the mixture is the sum of the labels
+        written = sf.read(str(out / f"{k:06d}" / "mixture.wav"), dtype="float32")[0].T
+        assert np.array_equal(written, mix.T.astype(np.float32))
+    assert clipped > 0
+    if style == "tutorial":
+        assert coherent == 3  # even items are coherent (one song), odd ones incoherent
+    else:
+        specs = [MixSpec.load(out / f"{k:06d}" / "spec.json") for k in range(cfg["n"])]
+        assert any(s.role == "background" for sp in specs for s in sp.sources)
+        assert all(s.fade_in == int(0.01 * SR) for sp in specs for s in sp.sources
+                   if s.role == "foreground")
+
+
+def test_import_errors_are_one_line(scaper_root, tmp_path, capsys):
+    from stemforge.cli import main
+
+    bad = tmp_path / "x.jams"
+    bad.write_text(json.dumps({"annotations": [{"namespace": "beat", "data": []}]}))
+    out = tmp_path / "out"
+    assert main(["import-jams", str(bad), "--index", str(scaper_root), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no annotation in the 'scaper' namespace" in err
+    assert not out.exists()
+    doc = {"annotations": [{"namespace": "scaper", "sandbox": {"scaper": {
+        "sr": SR, "n_channels": 2, "duration": 1.0, "ref_db": -20}},
+        "data": [{"time": 0, "duration": 1, "value": {
+            "label": "vocals", "role": "foreground", "source_file": "/nowhere/vocals/zz.wav",
+            "source_time": 0, "event_time": 0, "event_duration": 1, "snr": 0}}]}]}
+    bad.write_text(json.dumps(doc))
+    assert main(["import-jams", str(bad), "--index", str(scaper_root), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not in the index of" in err and not out.exists()
+
+
+def test_scaper_layout_detection_needs_clear_evidence(tmp_path):
+    from stemforge import layouts
+
+    a = tmp_path / "a"  # labels x songs: scaper
+    for label in ("vocals", "drums"):
+        for song in ("s1", "s2", "s3"):
+            write_wav(a / label / f"{song}.wav", music(0.1, 1), SR)
+    assert layouts.detect(a).name == "scaper"
+    b = tmp_path / "b"  # tracks x stems: still a trackfolder
+    for track in ("t1", "t2", "t3"):
+        for stem in ("vocals", "drums"):
+            write_wav(b / track / f"{stem}.wav", music(0.1, 1), SR)
+    assert layouts.detect(b).name == "trackfolder"
+    c = tmp_path / "c"  # unaligned labels (no shared names): labelfolder
+    for label, song in (("vocals", "x"), ("drums", "y")):
+        write_wav(c / label / f"{song}.wav", music(0.1, 1), SR)
+    assert layouts.detect(c).name == "labelfolder"
