@@ -6,6 +6,7 @@ result in a cache directory::
 
     <cache_dir>/index.jsonl        header line + one line per track (atomic rewrite)
     <cache_dir>/analysis/<key>.npy K-weighted 10 ms sub-block energies per stem
+    <cache_dir>/analysis/<key>.zs1.npy  their zero-state corrections (loudness look-ups)
     <cache_dir>/audio/<key>.npy    decoded stems (StemCache, written by ``stemforge prepare``)
     <cache_dir>/variants/<vkey>.npy  pitch/tempo variants (``stemforge prepare --variants``)
 
@@ -292,11 +293,28 @@ class Index:
             self._energies[s.key] = e
         return e
 
+    def corrections(self, track_id: str, stem: str) -> np.ndarray:
+        """Zero-state corrections, float64 ``(n_sub,)`` (``loudness.zero_state_corrections``)."""
+        from .analyze import CORRECTIONS_SUFFIX
+
+        _, s = self._stem(track_id, stem)
+        key = s.key + CORRECTIONS_SUFFIX
+        c = self._energies.get(key)
+        if c is None:
+            path = self.cache_dir / "analysis" / f"{s.key}{CORRECTIONS_SUFFIX}"
+            try:
+                c = np.load(path, mmap_mode="r").view(np.ndarray)
+            except FileNotFoundError:
+                raise IndexError_(f"{path}: analysis missing; re-run `stemforge index "
+                                  f"{self.root}`") from None
+            self._energies[key] = c
+        return c
+
     def loudness(self, track_id: str, stem: str, start: Frames, frames: Frames) -> LUFS:
         """Integrated loudness (LUFS) of an excerpt, from precomputed energies (-inf if silent)."""
         t, s = self._stem(track_id, stem)
         return loudness.excerpt_loudness(self.energies(track_id, stem), s.sample_rate, start,
-                                         frames)
+                                         frames, self.corrections(track_id, stem))
 
     def active_fraction(self, track_id: str, stem: str, start: Frames, frames: Frames,
                         threshold_db: float = -60.0) -> float:

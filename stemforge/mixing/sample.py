@@ -434,12 +434,13 @@ class Sampler:
                     processed[src.key] = audio
                 out[i] = L
             else:
-                span, energies, start = got
+                span, energies, start, corr = got
                 groups.setdefault((stem.sample_rate, span), []).append((i, track, energies,
-                                                                        start))
+                                                                        start, corr))
         for (sr, span), group in groups.items():
-            vals = lufs.excerpt_loudness_many([e for *_, e, _ in group], sr,
-                                              [st for *_, st in group], span)
+            vals = lufs.excerpt_loudness_many([g[2] for g in group], sr,
+                                              [g[3] for g in group], span,
+                                              [g[4] for g in group])
             for (i, t, *_), L in zip(group, vals.tolist()):
                 if t.channels == 1 and self.recipe.channels > 1 and math.isfinite(L):
                     L += 10 * math.log10(self.recipe.channels)  # as in _loudness
@@ -447,9 +448,10 @@ class Sampler:
         return out
 
     def _energy_span(self, src: SourceSpec, track):
-        """``(span, energies, start)``: the stored energies and frames that give the stem's
-        loudness (the condition of :meth:`_loudness`'s look-up path; a cached pitch/tempo
-        variant's own energies), or None when it must be measured."""
+        """``(span, energies, start, corrections)``: the stored energies (and zero-state
+        corrections; None for a cached pitch/tempo variant's own energies) and frames that give
+        the stem's loudness (the condition of :meth:`_loudness`'s look-up path), or None when
+        it must be measured."""
         r = self.recipe
         n = self._frames
         if src.placed(n):  # an event: its own frames; Scaper tiles short ones
@@ -459,17 +461,27 @@ class Sampler:
         if track.sample_rate == r.sample_rate and \
                 (track.channels == r.channels or track.channels == 1):
             if not src.steps:  # a plain excerpt: the stem's energies over the output frames
-                key = (track.id, src.stem)
-                e = self._energy_memo.get(key)
-                if e is None:
-                    e = self._energy_memo[key] = self.index.energies(track.id, src.stem)
-                return n, e, src.start
+                e, c = self._stored(track.id, src.stem)
+                return n, e, src.start, c
             got = variant_energies(self.index, src, n, ENERGY_PRESERVING)
             if got is not None:
-                return got
+                span, e, start = got  # the identity point reads the stem's own energies
+                plain = self._stored(track.id, src.stem)
+                return span, e, start, plain[1] if e is plain[0] else None
             span = loudness_span(src.steps, n, ENERGY_PRESERVING)
             if span is not None:
-                return span, self.index.energies(track.id, src.stem), src.start
+                e, c = self._stored(track.id, src.stem)
+                return span, e, src.start, c
+        return None
+
+    def _stored(self, track_id: str, stem: str):
+        """A stem's stored energies and zero-state corrections (memoised per sampler)."""
+        key = (track_id, stem)
+        got = self._energy_memo.get(key)
+        if got is None:
+            got = self._energy_memo[key] = (self.index.energies(track_id, stem),
+                                            self.index.corrections(track_id, stem))
+        return got
         return None
 
     def _loudness(self, src: SourceSpec, track, keep_audio: bool):
