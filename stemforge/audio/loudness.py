@@ -2,11 +2,12 @@
 
 The mixing engine needs the integrated loudness (LUFS) of arbitrary excerpts of every stem.
 Filtering each excerpt at mix time is too slow, so the index stores, once per stem, the
-K-weighted, channel-weighted energy of every 10 ms *sub-block* (:func:`block_energies`).
+K-weighted, channel-weighted energy of every 10 ms *sub-block* (:func:`block_energies`) and,
+per sub-block boundary, the *zero-state correction* (:func:`zero_state_corrections`).
 :func:`excerpt_loudness` then rebuilds the 400 ms / 100 ms-hop gating blocks of any excerpt
 from those energies (partial sub-blocks at the edges are interpolated, linear for steady
-signals, see :func:`_cumulative`) and gates them
-exactly as BS.1770 / pyloudnorm 0.2.0 ``Meter(rate).integrated_loudness`` does:
+signals, see :func:`_cumulative`), corrects the first block and gates them exactly as
+BS.1770 / pyloudnorm 0.2.0 ``Meter(rate).integrated_loudness`` does:
 
 * K-weighting: RBJ-cookbook high shelf (+4 dB, Q=1/sqrt(2), 1500 Hz) followed by an RBJ high
   pass (Q=0.5, 38 Hz), designed for the actual sample rate (pyloudnorm's design);
@@ -18,18 +19,17 @@ exactly as BS.1770 / pyloudnorm 0.2.0 ``Meter(rate).integrated_loudness`` does:
 * absolute gate -70 LUFS (``>=``), relative gate -10 LU below the loudness of the blocks that
   passed the absolute gate (``>``); ``-inf`` when no block survives.
 
-Accuracy of :func:`excerpt_loudness` against pyloudnorm run on the excerpt's samples, at
-random (off-grid) start frames. The differences come from (a) pyloudnorm filtering the excerpt
-from zero state while the stored energies come from filtering the whole stem, (b) the energy
-inside the 10 ms sub-blocks cut by block/excerpt edges being interpolated (monotone cubic,
-see :func:`_cumulative`), and (c) BS.1770 gating being discontinuous: a block within a few
-hundredths of a dB of a gate threshold may be kept by one and dropped by the other. Measured
-(``benchmarks/loudness.py``, ``tests/test_loudness.py``; sectioned noise+tones, 0..-40 dB and
-silent sections): 5 s excerpts max 0.007 LU; 1 s excerpts p95 0.009 LU, max 0.02 LU except
-excerpts that are silent but for a few ms of sound at one edge (up to 0.11 LU, and rarely
--inf vs about -67 LUFS after an abrupt stop, where pyloudnorm misses the filter ring-out);
-0.4-1 s excerpts p95 0.01 LU, worst cases up to 3 LU (an edge sub-block holding an onset
-dominates a single-block excerpt).
+Accuracy against pyloudnorm run on the excerpt's samples. pyloudnorm filters the excerpt from
+zero state, the stored energies come from filtering the whole stem: the two differ by the
+filter's free response at the start (dominant on drums and bass: ~0.1-0.3 LU for 0.5-1 s
+excerpts), which the stored correction removes exactly for a start on the sub-block grid and
+linearly interpolates between grid frames otherwise. Block edges inside a sub-block use the
+interpolated cumulative energy. So on the 10 ms grid the look-up equals pyloudnorm to rounding
+(``tests/test_loudness.py`` checks <= 0.01 LU from 1 s and <= 0.05 LU at 0.5 s on the real MUSDB
+excerpt's stems, every grid start); off the grid both interpolations leave an error that is
+largest at onsets and near the gates (BS.1770's gating is discontinuous). Measured figures:
+``docs/benchmarks.md`` (``benchmarks/loudness.py``). Energies of pitch/tempo *variants* have no
+corrections stored (their look-ups are as before: interpolated, zero-state error included).
 
 Audio is ``(channels, frames)``; energies are float64 ``(n_sub,)`` in squared full-scale
 sample units (sum over the sub-block's frames, not a mean).
