@@ -199,6 +199,14 @@ def test_export_renders_in_scaper_as_is(name, dataset, tmp_path, scaper_python):
         keys = {s.key for sp in specs for s in sp.sources}
         assert "vocals#1" in keys and any(s.role == "background" for sp in specs
                                           for s in sp.sources)
+        for sp in specs:  # recorded in the spec: fades, source_time in seconds, placements
+            for s in sp.sources:
+                if s.role == "background":
+                    assert (s.start, s.offset, s.fade_in) == (int(0.3 * SR), 0, 0)
+                else:
+                    assert s.fade_in == s.fade_out == int(0.01 * SR)
+                    assert s.offset + s.frames_out(sp.frames) <= sp.frames
+                    assert int(0.5 * SR) - 1 <= s.frames_out(sp.frames) <= SR + 1
 
 
 def test_export_materialize_writes_scaper_layout(dataset, tmp_path, scaper_python):
@@ -225,16 +233,46 @@ def test_export_materialize_writes_scaper_layout(dataset, tmp_path, scaper_pytho
     assert np.abs(got["mix"] - mix).max() <= 1e-6 * np.abs(mix).max()
 
 
-def test_export_warns_for_mp4_sources(musdb_excerpt, tmp_path, capsys):
+def test_export_mp4_sources_warn_or_materialize(musdb_excerpt, tmp_path, capsys,
+                                               scaper_python):
+    """stem.mp4 streams: a warning at export; with --materialize, decoded WAVs that Scaper
+    renders to our item."""
     from stemforge.cli import main
 
     index = Index.build(musdb_excerpt, cache_dir=tmp_path / "cache")
-    (tmp_path / "r.yaml").write_text("duration: 1.0\ntargets: [vocals, drums]\n")
+    (tmp_path / "r.yaml").write_text("duration: 1.0\ntargets: [vocals, drums]\n"
+                                     "stems: {default: {snr: [uniform, -5, 5]}}\n")
     generate(Recipe.load(tmp_path / "r.yaml"), index, 1, tmp_path / "set", progress=False)
     assert main(["export-jams", str(tmp_path / "set")]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err and all(line.startswith("warning: ") for line in err)
     assert "a .stem.mp4 stream, which Scaper (libsndfile) cannot read" in err[0]
+    assert main(["export-jams", str(tmp_path / "set"), "--materialize",
+                 str(tmp_path / "fg")]) == 0
+    assert capsys.readouterr().err == ""
+    assert sorted(p.parent.name for p in (tmp_path / "fg").rglob("*.wav")) == ["drums", "vocals"]
+    peer(scaper_python, "render", tmp_path / "scaper", tmp_path / "set" / "000000" / "mixture.jams")
+    got = np.load(tmp_path / "scaper" / "0.npz")
+    mix, srcs = _ours(MixSpec.load(tmp_path / "set" / "000000" / "spec.json"), index)
+    for ours, theirs in zip(srcs, got["events"], strict=True):
+        res = 10 * np.log10(np.sum((theirs - ours) ** 2) / np.sum(ours ** 2))
+        assert res < -100
+    assert np.abs(got["mix"] - mix).max() <= 1e-6 * np.abs(mix).max()
+
+
+@pytest.mark.parametrize("stems,modes,field,msg", [
+    ({"vocals": {"start": 0.5, "source_time": 1.0}}, "incoherent", "stems.vocals",
+     "either start (a fraction) or source_time"),
+    ({"vocals": {"events": 2}}, "coherent", "stems.vocals.events", "use modes: {incoherent: 1}"),
+    ({"vocals": {"events": 1.5}}, "incoherent", "stems.vocals.events", "whole number of events"),
+    ({"vocals": {"role": "back"}}, "incoherent", "stems.vocals.role", "foreground, background"),
+])
+def test_event_model_recipe_errors_name_the_field(stems, modes, field, msg):
+    from stemforge.errors import RecipeError
+
+    with pytest.raises(RecipeError) as e:
+        Recipe.from_dict({"targets": ["vocals", "drums"], "modes": {modes: 1}, "stems": stems})
+    assert f"'{field}'" in str(e.value) and msg in str(e.value)
 
 
 # ---------------------------------------------------------------------------- import-jams
