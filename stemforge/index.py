@@ -280,35 +280,30 @@ class Index:
     def energies(self, track_id: str, stem: str) -> np.ndarray:
         """K-weighted sub-block energies, float64 ``(n_sub,)`` (see audio.loudness)."""
         _, s = self._stem(track_id, stem)
-        e = self._energies.get(s.key)
-        if e is None:
-            path = self.cache_dir / "analysis" / f"{s.key}.npy"
-            try:
-                # a read-only plain-ndarray view of the memmap: the same buffer without the
-                # memmap subclass's per-slice hooks, and the type the loudness kernel takes
-                e = np.load(path, mmap_mode="r").view(np.ndarray)
-            except FileNotFoundError:
-                raise IndexError_(f"{path}: analysis missing; re-run `stemforge index "
-                                  f"{self.root}`") from None
-            self._energies[s.key] = e
-        return e
+        return self._analysis(s.key, ".npy")
 
     def corrections(self, track_id: str, stem: str) -> np.ndarray:
         """Zero-state corrections, float64 ``(n_sub,)`` (``loudness.zero_state_corrections``)."""
         from .analyze import CORRECTIONS_SUFFIX
 
         _, s = self._stem(track_id, stem)
-        key = s.key + CORRECTIONS_SUFFIX
-        c = self._energies.get(key)
-        if c is None:
-            path = self.cache_dir / "analysis" / f"{s.key}{CORRECTIONS_SUFFIX}"
+        return self._analysis(s.key, CORRECTIONS_SUFFIX)
+
+    def _analysis(self, key: str, suffix: str) -> np.ndarray:
+        """``analysis/<key><suffix>``, loaded once: a read-only plain-ndarray view of the memmap
+        (the same buffer without the memmap subclass's per-slice hooks, and the type the
+        loudness kernel takes)."""
+        name = key + suffix
+        a = self._energies.get(name)
+        if a is None:
+            path = self.cache_dir / "analysis" / name
             try:
-                c = np.load(path, mmap_mode="r").view(np.ndarray)
+                a = np.load(path, mmap_mode="r").view(np.ndarray)
             except FileNotFoundError:
                 raise IndexError_(f"{path}: analysis missing; re-run `stemforge index "
                                   f"{self.root}`") from None
-            self._energies[key] = c
-        return c
+            self._energies[name] = a
+        return a
 
     def loudness(self, track_id: str, stem: str, start: Frames, frames: Frames) -> LUFS:
         """Integrated loudness (LUFS) of an excerpt, from precomputed energies (-inf if silent)."""
