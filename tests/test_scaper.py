@@ -369,3 +369,20 @@ def test_scaper_layout_detection_needs_clear_evidence(tmp_path):
     for label, song in (("vocals", "x"), ("drums", "y")):
         write_wav(c / label / f"{song}.wav", music(0.1, 1), SR)
     assert layouts.detect(c).name == "labelfolder"
+
+
+def test_zero_events_give_a_silent_mixture(dataset):
+    from stemforge.mixing.mixer import Mixer
+
+    r = Recipe.from_dict({"targets": ["vocals", "drums"], "modes": {"incoherent": 1},
+                          "duration": 1.0, "sample_rate": SR,
+                          "stems": {"default": {"events": ["choose", [0, 1]]}}})
+    m = Mixer(r, dataset, seed=0)
+    counts = set()
+    for i in range(12):
+        x = m.mixture(i)
+        counts.add(len(x.spec.sources))
+        assert np.array_equal(x.mix, sum(x.targets.values()))
+        if not x.spec.sources:
+            assert not x.mix.any() and "silent mixture" in x.spec.warnings[0]
+    assert 0 in counts and 2 in counts

@@ -32,7 +32,9 @@ import os
 import shutil
 from pathlib import Path
 
+from .. import __version__
 from ..audio import loudness
+from ..augment.chain import source_frames
 from ..errors import StemforgeError
 from ..mixing.render import render
 from ..mixing.sample import LOUDNESS_FLOOR
@@ -146,8 +148,6 @@ def jams_to_spec(path: Path, index, item: int = 0) -> MixSpec:
                 frames = int(n_src * sr / sr_t / tempo)
             offset = int(sr * _num(v.get("event_time", 0.0), "event_time", at))
         if steps:
-            from ..augment.chain import source_frames
-
             n_src = source_frames(steps, frames)
             if start + n_src > track.frames:
                 raise JamsError(f"{at}: pitch/tempo needs {n_src} frames of {stem.path} from "
@@ -173,8 +173,6 @@ def jams_to_spec(path: Path, index, item: int = 0) -> MixSpec:
         s.loudness = float(loudness.event_loudness(audio, sr))
         s.gain_db = ref_db + s.snr - max(s.loudness, LOUDNESS_FLOOR)
         s.gain = float(10.0 ** (s.gain_db / 20.0))
-    from .. import __version__
-
     return MixSpec(sample_rate=sr, channels=C, frames=T, mode="scaper", targets=labels,
                    sources=sources, ref_db=ref_db, clipping=clipping, scale=None, item=item,
                    recipe_name=f"scaper:{Path(path).name}", version=__version__)

@@ -220,8 +220,11 @@ class Sampler:
                "shared": {}} if aug else None
         if self._events:
             per, tracks, sources = self._event_sources(rng, mode, ctx, item)
+            warnings = [] if sources else ["no events drawn: a silent mixture (Scaper: a silent "
+                                           "soundscape)"]
             return dict(item=item, seed=seed, epoch=epoch, mode=mode, ref_db=ref_db, per=per,
-                        tracks=tracks, sources=sources, processed={}, attempts=1, warnings=[])
+                        tracks=tracks, sources=sources, processed={}, attempts=1,
+                        warnings=warnings)
         per = {}
         for s, draw_level, draw_boost, drop in self._stem_plan:
             steps = r.augment.draw(rng, s, ctx) if aug else []
@@ -309,8 +312,6 @@ class Sampler:
                     "stem": s, "event": k, "steps": steps, "level": level, "boost": boost,
                     "dropped": dropped, "offset": offset, "frames": frames,
                     "need": source_frames(steps, frames) if steps else frames}
-        if not per:
-            raise SamplingError(f"item {item}: no stem has an event (every events draw was 0)")
         tracks: dict[str, object] = {}
         starts: dict[str, int] = {}
         if mode == "coherent":
