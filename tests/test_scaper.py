@@ -142,6 +142,7 @@ def test_scaper_times_round_trip_exactly():
 def _ours(spec: MixSpec, index) -> tuple[np.ndarray, list[np.ndarray]]:
     """Our mix ``(T, C)`` float64 and each mixed source after gain and clip scale."""
     r = render(MixSpec.from_dict(spec.to_dict()), index, keep_sources=True)
+    assert r.scale == spec.scale  # the recorded scale is applied
     srcs = [r.sources[s.key].astype(np.float64).T * spec.scale for s in _live(spec)]
     return r.mix.astype(np.float64).T, srcs
 

@@ -6,8 +6,9 @@ Modes (a fixed recipe option, recorded in every drawn step):
   pitch and tempo are independent (pitch shift keeps the tempo, time stretch keeps the pitch).
 * ``fast``  — Rubber Band's R2 "faster" engine (``high_quality=False``) for the tempo part only,
   then a soxr tape speed change for the pitch: stretch by ``tempo / ratio`` (pitch kept), then
-  play ``ratio = 2 ** (s / 12)`` times faster. Same semantics as ``hq``, about 2-4x cheaper;
-  a pure tone's pitch is within ~1 % on >= 2 s (R2's phase vocoder wobbles on short inputs).
+  play ``ratio = 2 ** (s / 12)`` times faster. Same semantics as ``hq``, cheaper (costs in
+  docs/benchmarks.md); a pure tone's pitch is within 1 % on >= 2 s (tested; R2's phase
+  vocoder wobbles on short inputs).
 * ``quick`` — a soxr resampling speed change, like a tape played faster or slower: pitch and
   tempo change *together*. ``pitch_shift`` by ``s`` semitones plays ``2 ** (s / 12)`` times
   faster; ``time_stretch`` by ``rate`` raises the pitch by ``12 * log2(rate)`` semitones.
@@ -41,7 +42,7 @@ import numpy as np
 from ..audio import dsp
 from ..errors import RecipeError
 from ..types import Frames, Hz
-from .base import Param, Step, StepError, check_audio, fit_length, register
+from .base import Param, Step, StepError, fit_length, register
 from .grid import VariantGrid, parse_grid, snap, step_point
 
 #: surplus input frames read by every pitch/tempo step (trimmed inside ``apply``)
@@ -66,7 +67,8 @@ def _need(speed: float, out_frames: Frames) -> Frames:
 
 def _run(name: str, audio: np.ndarray, sr: Hz, out_frames: Frames | None, speed: float,
          process) -> np.ndarray:
-    audio = check_audio(name, audio)
+    """``process(audio)`` of checked C-contiguous audio, after checking its length against
+    ``source_frames`` for ``out_frames``, trimmed to ``out_frames``."""
     if out_frames is None:
         raise StepError(f"augmentation step '{name}' changes length: out_frames is required")
     need = _need(speed, out_frames)
@@ -96,6 +98,7 @@ class CachedMode(Step):
 
     AXES: tuple[str, ...] = ()
     VALUE: dict = {}
+    keeps_length = False
 
     def validate(self, field, sample_rate):
         super().validate(field, sample_rate)
@@ -252,8 +255,7 @@ class PitchShift(TapeOptions):
         return cls._speed(params) if _check_mode(params, cls.name) == "quick" else None
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
-        cls.check_params(params)
+    def transform(cls, audio, sample_rate, params, out_frames):
         if params["mode"] == "cached":
             raise cls.cached_error()
         mode, s = _check_mode(params, cls.name), float(params["semitones"])
@@ -302,7 +304,7 @@ class TimeStretch(TapeOptions):
         return rate if mode == "quick" else None
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
+    def transform(cls, audio, sample_rate, params, out_frames):
         mode, rate = cls._checked(params)
         if mode == "cached":
             raise cls.cached_error()
@@ -355,8 +357,7 @@ class PitchTempo(CachedMode):
             cls.cached_point(params)
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
-        cls.check_params(params)
+    def transform(cls, audio, sample_rate, params, out_frames):
         if params.get("mode") == "cached":
             raise cls.cached_error()
         mode = _check_mode(params, cls.name, ("hq", "fast"))

@@ -30,6 +30,7 @@ import json
 import math
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from .. import __version__
@@ -168,11 +169,11 @@ def jams_to_spec(path: Path, index, item: int = 0) -> MixSpec:
     if any(s.stem != s.target for s in sources):
         raise JamsError(f"{where}: labels must be stems of the index (Scaper's label folders); "
                         f"got {sorted({(s.target, s.stem) for s in sources if s.stem != s.target})}")
-    for s in sources:
-        audio = event_audio(index, s, sr, C, T)
-        s.loudness = float(loudness.event_loudness(audio, sr))
-        s.gain_db = ref_db + s.snr - max(s.loudness, LOUDNESS_FLOOR)
-        s.gain = float(10.0 ** (s.gain_db / 20.0))
+    for k, s in enumerate(sources):
+        level = float(loudness.event_loudness(event_audio(index, s, sr, C, T), sr))
+        gain_db = ref_db + s.snr - max(level, LOUDNESS_FLOOR)
+        sources[k] = replace(s, loudness=level, gain_db=gain_db,
+                             gain=float(10.0 ** (gain_db / 20.0)))
     return MixSpec(sample_rate=sr, channels=C, frames=T, mode="scaper", targets=labels,
                    sources=sources, ref_db=ref_db, clipping=clipping, scale=None, item=item,
                    recipe_name=f"scaper:{Path(path).name}", version=__version__)
@@ -194,8 +195,8 @@ def import_jams(paths, index, out, fmt: str = "wav") -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)
         for i, (p, spec) in enumerate(zip(paths, specs, strict=True)):
             r = render(spec, index)
-            write_item(out, i, spec, [r.mix, *(r.targets[t] for t in spec.targets)], fmt,
-                       fsync=False)
+            write_item(out, i, spec.rendered(r.scale, r.peak),
+                       [r.mix, *(r.targets[t] for t in spec.targets)], fmt, fsync=False)
             shutil.copyfile(p, item_dir(out, i) / "source.jams")
             dirs.append(item_dir(out, i))
     except OSError as e:

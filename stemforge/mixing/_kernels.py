@@ -62,7 +62,7 @@ def abs_bits(m):
     hi = np.uint32(0)
     mask = np.uint32(0x7FFFFFFF)
     for i in range(u.shape[0]):
-        # ufuncs keep uint32 (``max``/``&`` would widen to 64 bits: 4x slower, no vpmaxud)
+        # ufuncs keep uint32 (``max``/``&`` would widen to 64 bits: no vpmaxud)
         hi = np.maximum(hi, np.bitwise_and(u[i], mask))
     return hi
 
@@ -292,8 +292,8 @@ def bounded_peak(rows, gains, counts, fine, coarse, starts, E, G, floor, max_vis
 # ------------------------------------------------------------------ per-shape fused loops
 def _block_loop(w, K: int, S: int) -> None:
     """Emit the loop header shared by both generated functions: per block ``[b0, b1)`` and
-    channel ``c`` (channels inner: both channels of a block in turn, ~10 % faster on the mixing
-    benchmark than a whole channel at a time), views ``x{k}`` of the source rows (K of them),
+    channel ``c`` (channels inner: both channels of a block in turn, which the mixing benchmark
+    found faster than a whole channel at a time), views ``x{k}`` of the source rows (K of them),
     ``t{j}`` of the target rows and ``m`` of the mix row."""
     w("    for b0 in range(0, T, BLOCK):")
     w("        b1 = min(b0 + BLOCK, T)")
@@ -309,8 +309,8 @@ def _block_loop(w, K: int, S: int) -> None:
 def _peak_of_sample(w, indent: str) -> None:
     """Emit the running peak, taken in the loop that writes the mix: the bits of ``m[i]`` read
     back through the uint32 view ``mu`` (the compiler forwards the store, so the value never
-    leaves its register; the loop stays vectorised, ``vpmaxud``). ~25 % faster than a second
-    loop over the written block, measured on the mixing benchmark's items."""
+    leaves its register; the loop stays vectorised, ``vpmaxud``): cheaper than a second loop
+    over the written block."""
     w(f"{indent}peak = np.maximum(peak, np.bitwise_and(mu[i], MASK))")
 
 
