@@ -28,6 +28,21 @@ from .layouts.base import SourceRef, TrackEntry
 from .stamps import file_digest, source_key
 
 LENGTH_TOLERANCE = 2048  # frames (~46 ms at 44.1 kHz)
+#: beside a stem's energies ``<key>.npy``: its zero-state corrections (``loudness.
+#: zero_state_corrections``), ``<key>.zs1.npy``; a change of their format renames the file, so
+#: caches written before are re-analysed (both files must exist), never misread
+CORRECTIONS_SUFFIX = ".zs1.npy"
+
+
+def corrections_path(energies_path: Path) -> Path:
+    """``<key>.zs1.npy`` beside ``<key>.npy``."""
+    return energies_path.with_name(energies_path.stem + CORRECTIONS_SUFFIX)
+
+
+def analysis_done(analysis_dir, key: str) -> bool:
+    """True when both analysis files of source ``key`` exist in ``analysis_dir``."""
+    d = Path(analysis_dir)
+    return (d / f"{key}.npy").exists() and (d / f"{key}{CORRECTIONS_SUFFIX}").exists()
 
 
 def residual_key(keys: dict[str, str]) -> str:
@@ -91,11 +106,14 @@ def _channel(audio: np.ndarray, channel: int, path: str) -> np.ndarray:
 
 
 def analyse_audio(audio: np.ndarray, sr: int, energies_path: Path) -> tuple[float, float, float]:
-    """Save sub-block energies; return (integrated LUFS, silent fraction, peak)."""
-    e = loudness.block_energies(audio, sr)
-    # a unique hidden temp name per writer (runs on one cache never share one), then a rename
-    with atomic_file(energies_path, "wb", fsync=False) as fh:
-        np.save(fh, e.astype(np.float64))
+    """Save sub-block energies and zero-state corrections (``<key>.npy``, ``<key>.zs1.npy``);
+    return (integrated LUFS, silent fraction, peak)."""
+    e, corr = loudness.stem_analysis(audio, sr)
+    for arr, path in ((corr, corrections_path(energies_path)),
+                      (e, energies_path)):  # the energies last: they mark the pair complete
+        # a unique hidden temp name per writer (runs on one cache never share one), then a rename
+        with atomic_file(path, "wb", fsync=False) as fh:
+            np.save(fh, arr.astype(np.float64))
     frames = audio.shape[1]
     lufs = loudness.excerpt_loudness(e, sr, 0, frames)
     active = loudness.active_fraction(e, sr, 0, frames)
@@ -149,19 +167,20 @@ def _analyse(entry, sources, keys, full, known, adir, residual_known, created) -
     need_residual = entry.mixture is not None and rkey not in residual_known
     for name, ref in sources.items():
         k = keys[name]
-        if k in known and (adir / f"{k}.npy").exists() and not need_residual:
+        if k in known and analysis_done(adir, k) and not need_residual:
             facts[name] = known[k]
             continue
         a, sr = decode_source(ref, mp4cache)
         if a.shape[1] == 0:
             raise AudioError(f"{ref.path}: holds no samples")
         audio[name] = a
-        if k in known and (adir / f"{k}.npy").exists():
+        if k in known and analysis_done(adir, k):
             facts[name] = known[k]
             continue
         path = adir / f"{k}.npy"
-        if not path.exists():
-            created.append(str(path))  # before the write: an interrupt right after it cleans too
+        for p in (corrections_path(path), path):
+            if not p.exists():
+                created.append(str(p))  # before the write: an interrupt right after it cleans too
         try:
             lufs, silent, peak = analyse_audio(a, sr, path)
         except AudioError as e:  # e.g. more channels than BS.1770 weighs: name the file

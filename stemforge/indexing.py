@@ -25,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from . import layouts
-from .analyze import StemFacts, analyse_track, residual_key
+from .analyze import StemFacts, analyse_track, analysis_done, residual_key
 from .atomic import write_failure
 from .errors import AudioError, IndexError_, LayoutError, StemforgeError
 from .layouts.base import TrackEntry
@@ -250,7 +250,7 @@ def _build_locked(cls, root, lay, entries, stamps, cache_dir: Path, groups, work
         if any(d is None for ds in digests.values() for d in ds):
             return True  # hashed (and perhaps analysed) by a worker
         keys = {n: source_key(r, digests[n]) for n, r in _sources(e).items()}
-        stale = any(k not in known or not (adir / f"{k}.npy").exists() for k in keys.values())
+        stale = any(k not in known or not analysis_done(adir, k) for k in keys.values())
         return stale or (e.mixture is not None and residual_key(keys) not in residual_known)
 
     results: dict[str, dict] = {}
