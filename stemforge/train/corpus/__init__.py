@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import StemforgeError
+from ...jobs.layout import wav_float32
 from ...types import Hz, Seconds
 from .render import DEFAULT_SOUNDFONT, STEMS, check_soundfont, render_song
 from .scores import COMPOSERS, arrange, candidate_order, candidate_scores, parse_score
@@ -79,15 +80,13 @@ def make_song(seed: int, k: int, candidates: list[str], seconds: tuple[Seconds, 
 
 
 def _song_job(seed, k, candidates, seconds, sample_rate, soundfont, folder) -> dict:
-    import soundfile as sf
-
     name, stems, meta = make_song(seed, k, candidates, seconds, sample_rate, soundfont)
     d = Path(folder) / name
     d.mkdir(parents=True)
-    for stem in STEMS:
-        sf.write(str(d / f"{stem}.wav"), stems[stem].T, sample_rate, subtype="FLOAT")
     mix = stems["drums"] + stems["bass"] + stems["other"] + stems["vocals"]
-    sf.write(str(d / "mixture.wav"), mix.T, sample_rate, subtype="FLOAT")
+    for stem, audio in (*((s, stems[s]) for s in STEMS), ("mixture", mix)):
+        # float WAV without libsndfile's PEAK chunk (it holds a time stamp): same seed, same bytes
+        (d / f"{stem}.wav").write_bytes(wav_float32(audio, sample_rate))
     return meta
 
 
