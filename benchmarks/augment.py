@@ -244,7 +244,7 @@ CACHED = "stemforge cached (Rubber Band R3 variants, HQ)"
 def cached_rows(a, rows: list[dict]) -> dict:
     """Prepare the variant dataset (timed: the one-off cost), then time the cached and plain
     rows on it. Appends to ``rows``; returns the precompute figures."""
-    from stemforge.augment.variants import parse_grid
+    from stemforge.augment.grid import parse_grid
     from stemforge.prepare import prepare
 
     grid = parse_grid(a.variant_grid)

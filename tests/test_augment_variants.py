@@ -20,8 +20,8 @@ from conftest import cache_files, peak_frequency, sine, write_wav
 
 from stemforge.audio import loudness as lufs
 from stemforge.augment import StepError, apply_steps, parse_chain, source_frames
-from stemforge.augment.variants import (VariantError, VariantGrid, parse_grid, required_points,
-                                        variant_key)
+from stemforge.augment.grid import (VariantError, VariantGrid, parse_grid, required_points,
+                                   variant_key)
 from stemforge.cli import main
 from stemforge.errors import AudioError, RecipeError
 from stemforge.index import Index

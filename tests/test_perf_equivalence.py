@@ -35,7 +35,7 @@ def test_mp4_decode_equals_per_frame_to_ndarray(musdb_excerpt):
                 chunks[packet.stream.index].append(io._frame_to_array(frame))
     want = [np.concatenate(chunks[i], axis=1) for i in ids]
     assert len(got) == 5
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert g.dtype == np.float32 and g.flags.c_contiguous and g.shape == w.shape
         np.testing.assert_array_equal(g, w)
 
@@ -106,7 +106,7 @@ def test_excerpt_loudness_many_equals_one_call_per_row(tmp_path):
         for _ in range(15):
             starts = [int(rng.integers(0, span - frames + 1)) for _ in es]
             many = lufs.excerpt_loudness_many(es, sr, starts, frames)
-            one = np.array([lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(es, starts)])
+            one = np.array([lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(es, starts, strict=True)])
             assert many.shape == (4,) and many.dtype == np.float64
             assert np.array_equal(many, one), (frames, starts, many, one)
             _close_to_reference(many, es, sr, starts, frames)
@@ -141,7 +141,7 @@ def test_excerpt_loudness_many_long_excerpts_equal_one_call_per_row():
         for _ in range(4):
             starts = [int(rng.integers(0, 40 * sr - frames + 1)) for _ in es]
             many = lufs.excerpt_loudness_many(es, sr, starts, frames)
-            one = [lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(es, starts)]
+            one = [lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(es, starts, strict=True)]
             assert np.array_equal(many, np.array(one)), (frames, starts)
             _close_to_reference(many, es, sr, starts, frames)
 
@@ -291,7 +291,7 @@ def test_draw_many_equals_draw_item_by_item(tmp_path):
     items = [0, 1, 2, 7, 30, 31, 5]
     got = sampler.draw_many(3, 2, items)
     assert len(got) == len(items)
-    for i, spec in zip(items, got):
+    for i, spec in zip(items, got, strict=True):
         assert spec.to_json() == sampler.draw(3, 2, i)[0].to_json(), i
 
     # per-item failures (silence policy exhausted with on_exhausted: error)
@@ -309,7 +309,7 @@ def test_draw_many_equals_draw_item_by_item(tmp_path):
                           "on_exhausted": "error"}}
     s2 = Mixer(silent, idx2, seed=1).sampler
     kinds = set()
-    for i, g in zip(range(16), s2.draw_many(1, 0, range(16))):
+    for i, g in zip(range(16), s2.draw_many(1, 0, range(16)), strict=True):
         try:
             want = s2.draw(1, 0, i)[0]
         except SamplingError as e:
@@ -342,7 +342,7 @@ def test_excerpt_loudness_many_compiles_once_for_every_batch_size():
         rows = [es[k % len(es)] for k in range(r)]
         starts = [int(rng.integers(0, span - frames + 1)) for _ in rows]
         many = lufs.excerpt_loudness_many(rows, sr, starts, frames)
-        one = [lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(rows, starts)]
+        one = [lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(rows, starts, strict=True)]
         assert np.array_equal(many, np.array(one)), r
         _close_to_reference(many, rows, sr, starts, frames)
     assert len(kern.gate_sums.signatures) == before == 1

@@ -442,7 +442,7 @@ _local = threading.local()
 
 def _scratch(n: int) -> np.ndarray:
     """A float64 ``(n,)`` work array reused by this thread's calls (a fresh megabyte per call
-    would be fresh pages from the OS each time: ~4x the cost of filling it)."""
+    would be fresh pages from the OS each time, costing more than filling it)."""
     buf = getattr(_local, "buf", None)
     if buf is None or buf.shape[0] < n:
         buf = _local.buf = np.empty(max(n, 1 << 16))

@@ -177,8 +177,8 @@ def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 
     """Write items ``0..n-1`` of (recipe, index, seed, epoch) to ``out``; see module docs.
 
     ``fsync=False`` (``--no-fsync``) skips flushing each file to the device: writes stay atomic
-    if the process is killed, but a power loss may lose or truncate recent files; ~2-3x faster
-    on slow-fsync storage (see docs/benchmarks.md)."""
+    if the process is killed, but a power loss may lose or truncate recent files; faster on
+    slow-fsync storage (see docs/benchmarks.md)."""
     out = Path(out)
     if fmt not in FORMATS:
         raise JobError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")

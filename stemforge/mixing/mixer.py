@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..augment.variants import check_variants
 from .recipe import Recipe
 from .render import finish as _finish, prepare as _prepare, render as _render
 from .sample import Sampler
+from .sources import check_variants
 from .spec import MixSpec
 
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio.cache import PEAK_BLOCK, PEAK_GROUP
-from .sample import process_stem
+from .reference import clip_scale
+from .sources import process_stem
 from .spec import MixSpec
 
-CLIP_EPS = 1e-10
 #: the envelope bound is used when it leaves at most this share of blocks to mix exactly
 #: (more would cost about as much as the rescale pass it saves)
 BOUND_MAX_SHARE = 0.125
@@ -174,22 +174,13 @@ def finish(prep: Prepared, out: tuple[np.ndarray, np.ndarray] | None = None) -> 
     if spec.scale is None:
         peak = float(peak)
         spec.peak = peak
-        spec.scale = _clip_scale(spec.clipping, peak)
+        spec.scale = clip_scale(spec.clipping, peak)
         if spec.scale != 1.0:
             _rescale(counts, tbuf, mixbuf, np.float32(spec.scale))
     elif measured is not None and measured[1] is None:
         spec.peak = float(peak)  # no clipping possible: the pass measured the exact peak
     targets = {t: tbuf[j] for t, j in prep.slot.items()}
     return Rendered(mixbuf, targets, prep.kept)
-
-
-def _clip_scale(clipping: str, peak: float) -> float:
-    """The scale the clipping policy applies to a mix whose largest ``|x|`` is ``peak``."""
-    if clipping == "peak_normalize" and peak > 0:
-        return 1.0 / (peak + CLIP_EPS)
-    if clipping == "fix_clipping" and peak > 1.0:
-        return 1.0 / (peak + CLIP_EPS)
-    return 1.0
 
 
 def _scale_from_bound(clipping: str, rows: tuple, gains: np.ndarray,
@@ -207,7 +198,7 @@ def _scale_from_bound(clipping: str, rows: tuple, gains: np.ndarray,
     p = float(p)
     if clipping == "fix_clipping" and not p > 1.0 and p == p:
         return 1.0, None
-    return _clip_scale(clipping, p), p
+    return clip_scale(clipping, p), p
 
 
 def _mix(counts: tuple[int, ...], rows: tuple, gains: np.ndarray, tbuf: np.ndarray,

@@ -25,16 +25,15 @@ import numpy as np
 
 from .. import __version__
 from ..audio import dsp, loudness as lufs
-from ..augment import variants
-from ..augment.chain import apply_steps, loudness_span, source_frames
+from ..augment.chain import loudness_span, source_frames
 from ..errors import IndexError_, RecipeError, SamplingError
 from ._seeding import ItemGenerators, pcg64_states
 from .recipe import Recipe
+from .sources import RESAMPLE_PAD, process_stem, track_frames, variant_energies
 from .spec import MixSpec, SourceSpec
 
 LOUDNESS_FLOOR = -70.0  # Scaper floors measured loudness at -70 LUFS
 ENERGY_PRESERVING = {"polarity", "channel_swap"}  # K-weighted energy unchanged by these steps
-RESAMPLE_PAD = 16
 
 
 _U32 = 1 << 32
@@ -112,10 +111,7 @@ class Sampler:
     # ------------------------------------------------------------------ helpers
     def _src_frames(self, track, n_out: int) -> int:
         """Track-rate frames to read so that ``n_out`` frames exist at the recipe rate."""
-        sr_t, sr = track.sample_rate, self.recipe.sample_rate
-        if sr_t == sr:
-            return n_out
-        return int(math.ceil(n_out * sr_t / sr)) + RESAMPLE_PAD
+        return track_frames(track.sample_rate, self.recipe.sample_rate, n_out)
 
     def _candidates(self, key: str, cands, need: int):
         """Tracks of ``cands`` long enough for ``need`` output frames, and their ids (memoised
@@ -371,7 +367,7 @@ class Sampler:
                 if e is None:
                     e = self._energy_memo[key] = self.index.energies(track.id, src.stem)
                 return self._frames, e, src.start
-            got = variants.variant_energies(self.index, src, r.frames, ENERGY_PRESERVING)
+            got = variant_energies(self.index, src, r.frames, ENERGY_PRESERVING)
             if got is not None:
                 return got
             span = loudness_span(src.steps, r.frames, ENERGY_PRESERVING)
@@ -395,24 +391,3 @@ class Sampler:
             return float(L), None
         audio = process_stem(self.index, src, r.sample_rate, r.channels, r.frames)
         return float(lufs.integrated_loudness(audio, r.sample_rate)), audio
-
-
-def process_stem(index, src: SourceSpec, sample_rate: int, channels: int, frames: int) -> np.ndarray:
-    """Read one source and bring it to the output format, pre-gain: float32 ``(channels, frames)``.
-
-    read ``source_frames`` at the track's rate → resample (soxr) → channel conversion →
-    augmentation steps (exactly ``frames`` out). Leading ``mode: cached`` pitch/tempo steps read
-    their pre-computed variant instead (``augment.variants.read_source``).
-    """
-    if src.steps and variants.is_cached(src.steps[0]):
-        audio, rest = variants.read_source(index, src, sample_rate, frames)
-        audio = dsp.to_channels(audio, channels)  # a read-only memmap view when nothing follows
-        return apply_steps(audio, sample_rate, rest, frames) if rest else audio
-    audio = index.read(src.track, src.stem, src.start, src.source_frames)
-    need = source_frames(src.steps, frames)
-    if src.track_sample_rate and src.track_sample_rate != sample_rate:
-        audio = dsp.resample(audio, src.track_sample_rate, sample_rate)[:, :need]
-    audio = dsp.to_channels(audio, channels)
-    if src.steps:
-        audio = apply_steps(audio, sample_rate, src.steps, frames)
-    return audio
