@@ -12,21 +12,30 @@ import numpy as np
 import pandas as pd
 import pytest
 
-torch = pytest.importorskip("torch")
-
-from conftest import write_wav  # noqa: E402
-from stemforge import Index  # noqa: E402
-from stemforge.cli import main  # noqa: E402
-from stemforge.errors import StemforgeError  # noqa: E402
-from stemforge.mixing.recipe import Recipe  # noqa: E402
-from stemforge.train import synth  # noqa: E402
-from stemforge.train.experiment import (ABLATION, QUICK, ROWS, Protocol,  # noqa: E402
-                                        condition_recipe, resolve_setup)
-from stemforge.train.results import ORACLES, paired_difference  # noqa: E402
+from conftest import write_wav
+from stemforge import Index
+from stemforge.cli import main
+from stemforge.errors import StemforgeError
+from stemforge.mixing.recipe import Recipe
+from stemforge.train import synth
+from stemforge.train.experiment import (ABLATION, QUICK, ROWS, Protocol, condition_recipe,
+                                        resolve_setup)
+from stemforge.train.results import ORACLES, paired_difference
 
 SR = 8000
 NAMES = {"drums": "kick", "bass": "cello", "other": "piano", "vocals": "flute"}
 TARGETS = ["kick", "cello", "piano", "flute"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread for the in-process runs (--jobs 1), as the study's workers use."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
