@@ -21,11 +21,12 @@ Protocol (:class:`Protocol`; docs/experiments.md gives the reasons):
   the target itself); stems left out of the targets are left out of every mixture, with a
   warning.
 
-Runs are independent jobs (``<out>/runs/<row>-<recipe hash>/seed<k>/``: a training run, then ``scores.csv``
-of its best checkpoint on the valid and test tracks), run ``jobs`` at a time in worker
-processes with one torch thread each; an interrupted study resumes: finished jobs are kept,
-unfinished training runs continue from their checkpoint (bit-exact on CPU). Results:
-:mod:`stemforge.train.results`.
+Runs are independent jobs (``<out>/runs/<row>-<recipe hash>/seed<k>/``: a training run, then
+``scores.csv`` of its best checkpoint on the valid and test tracks; the row's ``recipe.yaml``
+beside them), run ``jobs`` at a time in worker processes with one torch thread each; an
+interrupted study resumes: finished jobs are kept, unfinished training runs continue from their
+checkpoint (bit-exact on CPU). The results (:mod:`stemforge.train.results`) are rewritten after
+every finished job, so a running study always has its tables so far.
 """
 from __future__ import annotations
 
@@ -305,12 +306,13 @@ def run_job(job: Job, index_file: str, setup: dict, protocol: dict, device=None,
                        hidden=p.hidden, max_bin=p.max_bin)
     t0, w0 = _cpu_seconds(), time.perf_counter()
     ckpt = run / CHECKPOINT
-    resumed = ckpt.exists() and int(load_checkpoint(ckpt)["step"]) < p.steps
-    if not (ckpt.exists() and int(load_checkpoint(ckpt)["step"]) == p.steps):
+    at = int(load_checkpoint(ckpt)["step"]) if ckpt.exists() else 0
+    resumed = 0 < at < p.steps
+    if at < p.steps:
         def report(step):
             if progress_queue is not None and step % 4 == 0:
                 progress_queue.put((job.row, job.seed, step))
-        train(recipe, index, run, cfg, mcfg, resume=ckpt.exists(), device=device, progress=False,
+        train(recipe, index, run, cfg, mcfg, resume=at > 0, device=device, progress=False,
               on_step=report)
     train_cpu, train_wall = _cpu_seconds() - t0, time.perf_counter() - w0
     best = load_checkpoint(run / BEST)
@@ -406,6 +408,10 @@ def run_study(index, out, protocol: Protocol | None = None, rows=ROWS, targets=N
     if not index.index_file.is_file():
         index.save()
     job_list, alias = plan_jobs(out, setup, protocol, rows)
+    for job in job_list:  # the exact recipe every row trains with, beside its runs
+        p = Path(job.run_dir).parent / "recipe.yaml"
+        if not p.is_file():
+            write_text_atomic(p, yaml.safe_dump(job.recipe, sort_keys=False))
     todo = [j for j in job_list if not job_done(j)]
     log(f"study: {len(rows)} rows x {len(protocol.seeds)} seeds = {len(job_list)} runs "
         f"({len(job_list) - len(todo)} done); train {len(setup.tracks('train'))}, valid "
@@ -419,13 +425,19 @@ def run_study(index, out, protocol: Protocol | None = None, rows=ROWS, targets=N
     if not (out / "oracles" / SCORES).is_file():
         log("scoring oracles and the mixture ...")
         run_oracles(ifile, sdict, pdict, out)
-    _run_jobs(todo, ifile, sdict, pdict, device, jobs, progress, protocol.steps)
+    def partial():
+        results.write_results(out, setup, protocol, rows, alias, log=lambda *a: None)
+
+    _run_jobs(todo, ifile, sdict, pdict, device, jobs, progress, protocol.steps, partial)
     res = results.write_results(out, setup, protocol, rows, alias, log=log)
     log(f"study finished in {time.perf_counter() - t0:.0f} s wall")
     return StudyResult(out, res["files"], res["summary"])
 
 
-def _run_jobs(todo: list[Job], index_file, setup, protocol, device, jobs, progress, steps):
+def _run_jobs(todo: list[Job], index_file, setup, protocol, device, jobs, progress, steps,
+              on_done):
+    """Run ``todo`` (in-process when ``jobs`` is 1, else in spawned workers); one progress bar
+    over all their steps; ``on_done()`` after every finished job."""
     from tqdm.auto import tqdm
 
     if not todo:
@@ -448,6 +460,7 @@ def _run_jobs(todo: list[Job], index_file, setup, protocol, device, jobs, progre
                     update(*item)
             for job in todo:
                 run_job(job, index_file, setup, protocol, device, None, _Q())
+                on_done()
             return
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
         from multiprocessing import get_context
@@ -467,15 +480,9 @@ def _run_jobs(todo: list[Job], index_file, setup, protocol, device, jobs, progre
                             break
                     for f in done:
                         f.result()  # re-raise a worker's error
+                        on_done()
     finally:
         bar.close()
-
-
-def fitted_recipe_yaml(row: str, setup: Setup, protocol: Protocol) -> str:
-    """The recipe a row trains with, as YAML (for the docs and the report)."""
-    r = condition_recipe(row, setup.targets, setup.sample_rate, setup.channels,
-                         protocol.duration, pitch_mode=protocol.pitch_mode, groups=setup.groups)
-    return yaml.safe_dump(r.raw, sort_keys=False)
 
 
 def protocol_replace(protocol: Protocol, **kw) -> Protocol:

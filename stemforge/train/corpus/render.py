@@ -52,7 +52,8 @@ def _fluidsynth():
 def check_soundfont(path: str | Path) -> Path:
     p = Path(path)
     if not p.is_file():
-        raise StemforgeError(f"{p}: soundfont not found (Debian: apt-get install fluid-soundfont-gm)")
+        raise StemforgeError(f"{p}: soundfont not found "
+                             "(Debian: apt-get install fluid-soundfont-gm)")
     return p
 
 
@@ -71,8 +72,8 @@ def _vocal_controls(note, vocal: dict, sr: Hz):
                 2 * np.pi * vocal["vibrato_rate"] * (t - vocal["vibrato_delay"]))
         swell = vocal["swell"] + (1 - vocal["swell"]) * min(1.0, t / 0.15)
         expr = 127 * swell * (1.0 - 0.12 * t / max(dur, 1e-3))
-        out.append((int(round((note.start + t) * sr)), int(np.clip(round(cents * 8192 / 200), -8192, 8191)),
-                    int(np.clip(round(expr), 0, 127))))
+        bend = int(np.clip(round(cents * 8192 / 200), -8192, 8191))
+        out.append((int(round((note.start + t) * sr)), bend, int(np.clip(round(expr), 0, 127))))
     return out
 
 

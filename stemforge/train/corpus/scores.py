@@ -50,7 +50,8 @@ OTHER_PROGRAMS = tuple(p for p in range(0, 112)
                        if p not in BASS_PROGRAMS and p not in (52, 53, 54, 85, 91))
 DRUM_KITS = (0, 8, 16, 24, 25, 32, 40)      # bank 128: Standard, Room, Power, Electronic,
 #                                             TR-808, Jazz, Brush
-KICK, SNARE, SIDESTICK, CLOSED_HAT, PEDAL_HAT, OPEN_HAT, RIDE, CRASH = 36, 38, 37, 42, 44, 46, 51, 49
+KICK, SNARE, SIDESTICK, CLOSED_HAT = 36, 38, 37, 42         # GM percussion keys
+PEDAL_HAT, OPEN_HAT, RIDE, CRASH = 44, 46, 51, 49
 TOMS = (50, 48, 47, 45, 43, 41)             # high to low
 MAX_OTHER_LINES = 6
 
@@ -301,12 +302,13 @@ def arrange(score, rng: np.random.Generator, seconds: tuple[Seconds, Seconds], n
     human = _Humaniser(rng, spq, downbeats)
     mel_shift = _median_shift([p for _, _, p in melody], 58, 72)
     vocal_prog = int(rng.choice(VOCAL_PROGRAMS, p=VOCAL_WEIGHTS))
-    parts.append(Part("vocals", vocal_prog, human.line([(o, d, (p + mel_shift,)) for o, d, p in sung],
-                                                          legato=(0.92, 1.0)),
+    sung_notes = human.line([(o, d, (p + mel_shift,)) for o, d, p in sung], legato=(0.92, 1.0))
+    parts.append(Part("vocals", vocal_prog, sung_notes,
                       pan=int(64 + rng.integers(-6, 7)), name="melody"))
     bass_shift = _median_shift([p for _, _, p in bass], 33, 45)
     parts.append(Part("bass", int(rng.choice(BASS_PROGRAMS)),
-                      human.line([(o, d, (p + bass_shift,)) for o, d, p in bass], legato=(0.8, 0.97)),
+                      human.line([(o, d, (p + bass_shift,)) for o, d, p in bass],
+                                 legato=(0.8, 0.97)),
                       pan=int(64 + rng.integers(-5, 6)), name="bass"))
     pans = np.linspace(-40, 40, len(others) + bool(lead))
     rng.shuffle(pans)
@@ -319,7 +321,8 @@ def arrange(score, rng: np.random.Generator, seconds: tuple[Seconds, Seconds], n
                           pan=int(64 + pans[k]), name=f"part {k + 1}"))
     if lead:
         parts.append(Part("other", int(rng.choice(OTHER_PROGRAMS)),
-                          human.line([(o, d, (p + mel_shift,)) for o, d, p in lead], legato=(0.85, 1.0)),
+                          human.line([(o, d, (p + mel_shift,)) for o, d, p in lead],
+                                     legato=(0.85, 1.0)),
                           pan=int(64 + pans[-1]), name="lead in the break"))
     drum_notes = _drums(rng, bars, drum_out, spq)
     parts.append(Part("drums", int(rng.choice(DRUM_KITS)), drum_notes, pan=64, bank=128,
@@ -356,7 +359,8 @@ class _Humaniser:
         for on, dur, pitches in evs:
             t = max(0.0, on * self.spq + float(rng.normal(0, sd)))
             length = max(0.05, dur * self.spq * leg)
-            curve = 5 * (np.sin(2 * np.pi * t / per[0] + ph[0]) + np.sin(2 * np.pi * t / per[1] + ph[1]))
+            curve = 5 * (np.sin(2 * np.pi * t / per[0] + ph[0])
+                         + np.sin(2 * np.pi * t / per[1] + ph[1]))
             accent = 8 if np.any(np.abs(self.downbeats - on) < 1e-6) else 0
             for p in pitches:
                 if 0 <= p <= 127:
