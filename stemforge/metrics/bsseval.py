@@ -204,9 +204,10 @@ def bss_eval_v4(
         project(firsts)
     isr_den, sir_num, sir_den, sar_num, sar_den = energies
 
-    sdr, silent = _frame_sdr(x.reshape(nsrc, nch, n), y.reshape(nsrc, nch, n), starts, stops)
+    s_energy, err_energy, silent = _frame_energies(x.reshape(nsrc, nch, n),
+                                                   y.reshape(nsrc, nch, n), starts, stops)
     out = [
-        sdr,
+        _db(s_energy, err_energy),
         _db(s_energy, isr_den),
         _db(sir_num, sir_den),
         _db(sar_num, sar_den),
@@ -217,11 +218,11 @@ def bss_eval_v4(
     return BSSEvalScores(sdr, isr, sir, sar, int(win), int(hop))
 
 
-def _frame_sdr(refs: np.ndarray, ests: np.ndarray, starts: np.ndarray, stops: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """``(SDR (nwin, nsrc) in dB, silent (nwin,) bool)`` from the frames' time-domain energies:
-    in images mode the four error terms sum to ``estimate - reference``, so the SDR of a frame
-    is ``|s|^2 / |ŝ - s|^2`` and needs no distortion filters."""
+def _frame_energies(refs: np.ndarray, ests: np.ndarray, starts: np.ndarray, stops: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(|s|^2, |ŝ - s|^2)`` per frame and source ((nwin, nsrc) float64) and the frames'
+    silence flags ((nwin,) bool). In images mode the four error terms sum to ``ŝ - s``, so the
+    SDR of a frame is the ratio of the two and needs no distortion filters."""
     from . import _kernels
 
     nsrc = refs.shape[0]
@@ -230,7 +231,7 @@ def _frame_sdr(refs: np.ndarray, ests: np.ndarray, starts: np.ndarray, stops: np
     err_energy = np.empty((nwin, nsrc))
     silent = np.empty(nwin, np.bool_)
     _kernels.frame_energies(refs, ests, starts, stops, s_energy, err_energy, silent)
-    return _db(s_energy, err_energy), silent
+    return s_energy, err_energy, silent
 
 
 def bss_eval_v4_sdr(references, estimates, win: Frames = 44100, hop: Frames = 44100,
@@ -245,6 +246,8 @@ def bss_eval_v4_sdr(references, estimates, win: Frames = 44100, hop: Frames = 44
     bounds = frame_bounds(n, win, hop)
     starts = np.array([a for a, _ in bounds], np.int64)
     stops = np.array([b for _, b in bounds], np.int64)
-    sdr, silent = _frame_sdr(np.ascontiguousarray(refs), np.ascontiguousarray(ests), starts, stops)
+    s_energy, err_energy, silent = _frame_energies(np.ascontiguousarray(refs),
+                                                   np.ascontiguousarray(ests), starts, stops)
+    sdr = _db(s_energy, err_energy)
     sdr[silent] = np.nan
     return np.ascontiguousarray(sdr.T)
