@@ -35,7 +35,6 @@ import json
 import os
 import queue as queue_mod
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -391,7 +390,6 @@ def run_study(index, out, protocol: Protocol | None = None, rows=ROWS, targets=N
     out = Path(out)
     setup = resolve_setup(index, protocol, targets)
     for w in setup.warnings:
-        warnings.warn(w, stacklevel=2)
         log(f"warning: {w}")
     meta = {"protocol": protocol.to_dict(), "splits": setup.splits, "targets": setup.targets,
             "sample_rate": setup.sample_rate, "channels": setup.channels,
