@@ -131,6 +131,14 @@ def test_setup_refusals_and_warnings(data, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "single target (flute)" in err[0]
     assert not out.exists()
+    from stemforge.jobs.generate import job_lock
+
+    out.mkdir()
+    with job_lock(out):  # a study already running in this folder
+        assert main(argv(base, root, "refused")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another stemforge job is writing" in err[0]
+    assert sorted(p.name for p in out.iterdir()) == [".stemforge.lock"]
 
 
 @pytest.mark.parametrize("sr,channels,codec", [(16000, 2, "aac"), (44100, 1, "mp3")])

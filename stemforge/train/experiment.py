@@ -391,6 +391,15 @@ def run_study(index, out, protocol: Protocol | None = None, rows=ROWS, targets=N
     setup = resolve_setup(index, protocol, targets)
     for w in setup.warnings:
         log(f"warning: {w}")
+    out.mkdir(parents=True, exist_ok=True)
+    from ..jobs.generate import job_lock
+
+    with job_lock(out):  # one study process per folder (released when the process ends)
+        return _study(index, out, protocol, rows, setup, device, jobs, progress, log)
+
+
+def _study(index, out: Path, protocol: Protocol, rows, setup: Setup, device, jobs, progress,
+           log) -> StudyResult:
     meta = {"protocol": protocol.to_dict(), "splits": setup.splits, "targets": setup.targets,
             "sample_rate": setup.sample_rate, "channels": setup.channels,
             "index": str(index.index_file)}
@@ -401,7 +410,6 @@ def run_study(index, out, protocol: Protocol | None = None, rows=ROWS, targets=N
                                                             if k != "index"}:
             raise StemforgeError(f"{pfile}: this folder holds a study with another protocol, "
                                  "split or targets; use another --out")
-    out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(pfile, json.dumps(meta, indent=1, sort_keys=True))
     if not index.index_file.is_file():
         index.save()
@@ -423,6 +431,7 @@ def run_study(index, out, protocol: Protocol | None = None, rows=ROWS, targets=N
     if not (out / "oracles" / SCORES).is_file():
         log("scoring oracles and the mixture ...")
         run_oracles(ifile, sdict, pdict, out)
+
     def partial():
         results.write_results(out, setup, protocol, rows, alias, log=lambda *a: None)
 
