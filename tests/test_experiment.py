@@ -131,6 +131,9 @@ def test_setup_refusals_and_warnings(data, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "single target (flute)" in err[0]
     assert not out.exists()
+    assert main(argv(base, root, "refused", "--valid-songs", "0")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--valid-songs: expected an integer >= 1, got 0" in err[0]
     from stemforge.jobs.generate import job_lock
 
     out.mkdir()

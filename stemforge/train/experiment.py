@@ -385,6 +385,10 @@ def run_study(index, out, protocol: Protocol | None = None, rows=ROWS, targets=N
         raise StemforgeError(f"--rows: unknown {', '.join(bad)}; known: {', '.join(ROWS)}")
     if not protocol.seeds:
         raise StemforgeError("--seeds: at least one seed")
+    for name in ("train_songs", "valid_songs", "test_songs", "steps", "batch_size", "valid_every"):
+        v = getattr(protocol, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise StemforgeError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {v!r}")
     if "plain" not in rows:
         rows = ["plain"] + rows  # every difference is paired against plain
     out = Path(out)
