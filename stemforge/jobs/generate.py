@@ -69,10 +69,10 @@ class GenerateResult:
     warnings: int
 
 
-def _open_mixer(task: Task) -> Mixer:
+def open_mixer(task: Task) -> Mixer:
     from ..index import Index
 
-    tune_worker_malloc()  # once per worker process (see its docstring: 2x CPU otherwise)
+    tune_worker_malloc()  # once per worker process (see its docstring)
     recipe = Recipe.from_dict(task.recipe)
     recipe.name = task.recipe_name
     index = Index.load(task.index_file, refresh=False)
@@ -85,7 +85,7 @@ def generate_item(i: int, task: Task) -> int:
     out = Path(task.out)
     if is_complete(out, i):
         return 0
-    mixer = worker_state(task.key, lambda: _open_mixer(task))
+    mixer = worker_state(task.key, lambda: open_mixer(task))
     m = mixer.mixture(i, epoch=task.epoch)
     write_item(out, i, m.spec, [m.mix, *(m.targets[t] for t in m.spec.targets)], task.fmt,
                fsync=task.fsync)

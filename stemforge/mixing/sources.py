@@ -10,7 +10,7 @@ never prepared; :func:`variant_energies` gives a cached source's stored energies
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -25,6 +25,18 @@ from ..types import Frames, Hz
 RESAMPLE_PAD: Frames = 16
 
 
+class SourceRead(Protocol):
+    """What reading a source needs (a :class:`~stemforge.mixing.spec.SourceSpec`, or the
+    sampler's draft of one before its gain is known)."""
+
+    track: str
+    stem: str
+    start: int
+    source_frames: int
+    track_sample_rate: int
+    steps: Sequence[Mapping[str, Any]]
+
+
 def track_frames(track_rate: Hz, rate: Hz, frames: Frames) -> Frames:
     """Track-rate frames to read so that ``frames`` frames exist at the output ``rate``."""
     if track_rate == rate:
@@ -32,7 +44,8 @@ def track_frames(track_rate: Hz, rate: Hz, frames: Frames) -> Frames:
     return int(math.ceil(frames * track_rate / rate)) + RESAMPLE_PAD
 
 
-def process_stem(index, src, sample_rate: Hz, channels: int, frames: Frames) -> np.ndarray:
+def process_stem(index, src: SourceRead, sample_rate: Hz, channels: int,
+                 frames: Frames) -> np.ndarray:
     """Read one source and bring it to the output format, pre-gain: float32 ``(channels, frames)``.
 
     read ``source_frames`` at the track's rate → resample (soxr) → channel conversion →
