@@ -167,7 +167,9 @@ def histories(out: Path, rows, alias, seeds) -> dict[str, list[pd.DataFrame]]:
         for seed in seeds:
             p = Path(alias[row]) / f"seed{seed}" / "history.csv"
             if p.is_file():
-                hs.append(pd.read_csv(p))
+                h = pd.read_csv(p)
+                if len(h):  # a run that has not validated yet has a header only
+                    hs.append(h)
         if hs:
             res[row] = hs
     return res
