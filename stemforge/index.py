@@ -24,7 +24,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -236,6 +236,20 @@ class Index:
             raise IndexError_(f"split(s) {sorted(unknown)} not in the index; it has {have}")
         sub = Index(self.root, self.layout, self.cache_dir,
                     [t for t in self.tracks if t.split in want], self.groups)
+        sub._energies = self._energies
+        sub.taxonomy = self.taxonomy
+        sub.cache = self.cache
+        sub.variants = self.variants
+        return sub
+
+    def with_splits(self, splits: dict[str, str]) -> "Index":
+        """A view holding only the tracks named in ``splits`` (track id -> split), relabelled
+        with those splits (e.g. an experiment's train/valid/test partition). Shares the cache."""
+        unknown = sorted(set(splits) - set(self._by_id))
+        if unknown:
+            raise IndexError_(f"track(s) {unknown[:3]} not in the index of {self.root}")
+        tracks = [replace(t, split=splits[t.id]) for t in self.tracks if t.id in splits]
+        sub = Index(self.root, self.layout, self.cache_dir, tracks, self.groups)
         sub._energies = self._energies
         sub.taxonomy = self.taxonomy
         sub.cache = self.cache

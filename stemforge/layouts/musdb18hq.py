@@ -1,6 +1,8 @@
 """MUSDB18-HQ: ``<root>/{train,test}/<Artist - Title>/{mixture,drums,bass,other,vocals}.wav``.
 
-Same split and groups as MUSDB18; ``mixture.wav`` is the optional real mixture.
+Same split and groups as MUSDB18; ``mixture.wav`` is the optional real mixture. A ``valid``
+folder beside ``train`` and ``test`` (as ``stemforge experiment corpus`` writes) is split
+``valid``.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from .musdb18 import GROUPS, STEMS, musdb_split
 
 def _track_dirs(root: Path) -> list[tuple[str, Path]]:
     out = []
-    for folder in ("train", "test"):
+    for folder in ("train", "valid", "test"):
         d = root / folder
         if d.is_dir():
             out += [(folder, t) for t in subdirs(d) if (t / "mixture.wav").exists()
@@ -33,7 +35,7 @@ def scan(root: Path) -> list[TrackEntry]:
         tracks.append(
             TrackEntry(
                 name=tdir.name,
-                split=musdb_split(folder, tdir.name),
+                split="valid" if folder == "valid" else musdb_split(folder, tdir.name),
                 stems={s: SourceRef(str(tdir / f"{s}.wav")) for s in STEMS},
                 mixture=SourceRef(str(mix)) if mix.is_file() else None,
                 folder=folder,
@@ -51,7 +53,7 @@ LAYOUT = register(
         name="musdb18hq",
         scan=scan,
         detect=detect,
-        description="MUSDB18-HQ: <root>/{train,test}/<track>/{mixture,drums,bass,other,vocals}.wav",
+        description="MUSDB18-HQ: <root>/{train,valid,test}/<track>/{mixture,drums,bass,other,vocals}.wav",
         groups=GROUPS,
     )
 )

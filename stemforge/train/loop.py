@@ -140,13 +140,14 @@ def _write_history(path: Path, history: list[dict]) -> None:
 def train(recipe, index, out: str | os.PathLike, config: TrainConfig | None = None,
           model_config: ModelConfig | None = None, resume: bool = False,
           device: str | torch.device | None = None, progress: bool = True,
-          desc: str = "train") -> TrainResult:
+          desc: str = "train", on_step=None) -> TrainResult:
     """Train a :class:`MaskSeparator` on mixtures drawn by ``recipe`` from ``index``.
 
     ``recipe``: Recipe / YAML path / dict; ``index``: Index / root / index.jsonl. ``out``: run
     folder (see module docstring). If ``out/checkpoint.pt`` exists, ``resume=True`` continues it
     (its model config, recipe hash and fixed train settings must match) and ``resume=False`` is
     refused, so a run is never overwritten by accident. ``device``: default CUDA if available.
+    ``on_step(step)`` is called after every optimisation step (progress reporting).
     """
     cfg = (config or TrainConfig()).check()
     recipe, index = as_recipe(recipe), as_index(index)
@@ -213,6 +214,8 @@ def train(recipe, index, out: str | os.PathLike, config: TrainConfig | None = No
                 n_running += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                if on_step is not None:
+                    on_step(step)
                 last = step == cfg.steps
                 if (cfg.valid_every and step % cfg.valid_every == 0) or last:
                     vloss = validation_loss(model, valid, dev, cfg.batch_size) if valid else None
