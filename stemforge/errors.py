@@ -35,3 +35,8 @@ class RecipeError(StemforgeError):
 
 class SamplingError(StemforgeError):
     """A bounded re-draw loop ran out of attempts."""
+
+
+class StemforgeWarning(UserWarning):
+    """Something was left out or chosen silently (stems in no target, tracks too short to be
+    drawn, ...). The CLI prints it as one ``warning:`` line."""

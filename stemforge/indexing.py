@@ -7,6 +7,7 @@ directory. Re-indexing an unchanged dataset therefore only lists folders and sta
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -14,8 +15,10 @@ from pathlib import Path
 
 from . import layouts
 from .analyze import StemFacts, analyse_track, residual_key, source_key
-from .errors import AudioError, IndexError_, StemforgeError
+from .errors import AudioError, IndexError_, LayoutError, StemforgeError
 from .layouts.base import TrackEntry
+
+log = logging.getLogger("stemforge")
 
 
 def _previous(index_file: Path) -> tuple[dict, list[dict]]:
@@ -65,25 +68,45 @@ def _make_track(cls_track, cls_stem, entry: TrackEntry, result: dict):
 
 def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers, progress,
                 taxonomy=None):
-    from .index import Stem, Track, default_cache_dir
+    from .index import Stem, Track, remember_cache_dir, resolve_cache_dir
     from .taxonomy import Taxonomy
 
-    lay = layouts.get(layout) if layout else layouts.detect(root)
+    cache_dir, cache_source = resolve_cache_dir(root, cache_dir)
+    index_file = cache_dir / "index.jsonl"
+    header, old = _previous(index_file)
+    # what an earlier build of this root chose (the header of another root's index is ignored)
+    earlier = header if header.get("root") == str(root.resolve()) else {}
     if layout:
+        lay, layout_source = layouts.get(layout), "given"
         layouts.check_root(root)
-    entries = lay.scan(root)
-    if not entries:
-        raise IndexError_(f"{root}: no tracks found for layout '{lay.name}' "
-                          f"(expected {lay.description})")
+    elif earlier.get("layout") in layouts.REGISTRY:
+        lay, layout_source = layouts.get(earlier["layout"]), "remembered"
+        layouts.check_root(root)
+    else:
+        lay, layout_source = layouts.detect(root), "detected"
+    if taxonomy is None and earlier.get("taxonomy"):
+        taxonomy = earlier["taxonomy"]["targets"]
+    try:
+        entries = lay.scan(root)
+        if not entries:
+            raise IndexError_(f"{root}: no tracks found for layout '{lay.name}' "
+                              f"(expected {lay.description})")
+    except (LayoutError, IndexError_) as e:
+        if layout_source == "given":
+            raise
+        others = [n for n, sc in layouts.scores(root).items() if sc > 0 and n != lay.name]
+        hint = f", e.g. --layout {others[0]}" if others else ""
+        raise type(e)(f"{e} (layout {lay.name} was {layout_source}; pass --layout to choose "
+                      f"another{hint})") from e
+    if layout_source != "given":  # every guess is said (the CLI prints stemforge's log)
+        log.info("layout: %s (%s; --layout to override)", lay.name,
+                 "detected" if layout_source == "detected" else f"remembered from {index_file}")
     taxonomy = Taxonomy.coerce(taxonomy)
     if taxonomy is not None:
         entries, unclaimed = taxonomy.apply_all(entries)
         if not entries:
             raise IndexError_(f"{root}: the taxonomy claims no stem of any track (unclaimed "
                               f"labels: {', '.join(unclaimed)})")
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(root)
-    index_file = cache_dir / "index.jsonl"
-    header, old = _previous(index_file)
     if header and header.get("layout") != lay.name:
         old = []  # another layout's index in this cache dir: analysis files are still reused
     known, residual_known = _known_facts(old)
@@ -124,9 +147,12 @@ def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers,
             if missing:
                 raise IndexError_(f"group {g!r}: stems {missing} are not in {root}")
         index = cls(root, lay.name, cache_dir, tracks, all_groups)
+        index.layout_source, index.cache_source = layout_source, cache_source
         if taxonomy is not None:
             index.taxonomy = {"targets": taxonomy.to_mapping(), "unclaimed": unclaimed}
         index.save()
+        if cache_source == "given":
+            remember_cache_dir(root, cache_dir)
         return index
     except BaseException:
         for p in created:
@@ -140,10 +166,10 @@ def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers,
 def _run_jobs(todo, known, adir, residual_known, workers, progress, results, errors, created):
     if not todo:
         return
-    from tqdm import tqdm
+    from .progress import progress as progress_bar
 
     workers = workers or min(os.cpu_count() or 1, len(todo))
-    bar = tqdm(total=len(todo), desc="indexing", unit="track", disable=None if progress else True)
+    bar = progress_bar(len(todo), "index", "track", enabled=progress)
 
     def take(e, res_or_exc):
         if isinstance(res_or_exc, StemforgeError):
@@ -203,4 +229,5 @@ def load_index(cls, index_file: Path, refresh: bool, progress: bool):
                            header.get("groups"), None, progress, tax and tax["targets"])
     index = cls(root, header["layout"], index_file.parent, tracks, header.get("groups", {}))
     index.taxonomy = header.get("taxonomy")
+    index.layout_source = index.cache_source = "loaded"
     return index

@@ -67,7 +67,7 @@ def prepare(index, workers: int | None = None, progress: bool = False,
     ``variants`` (a SPEC string, mapping or :class:`~stemforge.augment.variants.VariantGrid`)
     also render the stems' pitch/tempo variants into ``index.variants``. A bad ``variants``
     raises VariantError before anything is written."""
-    from tqdm import tqdm
+    from .progress import progress as progress_bar
 
     grid = None
     if variants is not None:
@@ -84,7 +84,7 @@ def prepare(index, workers: int | None = None, progress: bool = False,
             jobs.append((t, todo))
     written = nbytes = 0
     folder = str(index.cache.folder)
-    bar = tqdm(total=len(jobs), desc="preparing", unit="track", disable=None if progress else True)
+    bar = progress_bar(len(jobs), "prepare", "track", enabled=progress)
     workers = workers or min(os.cpu_count() or 1, max(len(jobs), 1))
     try:
         if workers <= 1 or len(jobs) <= 1:
@@ -112,9 +112,8 @@ def prepare(index, workers: int | None = None, progress: bool = False,
 
 
 def _variants(index, grid, workers, progress: bool, stats: PrepareStats) -> None:
-    from tqdm import tqdm
-
     from .augment.variants import variant_key
+    from .progress import progress as progress_bar
 
     jobs, total = [], 0
     for t in index.tracks:
@@ -126,7 +125,7 @@ def _variants(index, grid, workers, progress: bool, stats: PrepareStats) -> None
                 jobs.append((t, name, s, todo))
                 total += len(todo)
     folder, vfolder = str(index.cache.folder), str(index.variants.folder)
-    bar = tqdm(total=total, desc="variants", unit="variant", disable=None if progress else True)
+    bar = progress_bar(total, "prepare --variants", "variant", enabled=progress)
     workers = workers or min(os.cpu_count() or 1, max(len(jobs), 1))
     args = [(folder, vfolder, s.key, s.ref, s.sample_rate, todo) for _, _, s, todo in jobs]
 

@@ -1,15 +1,14 @@
-"""``stemforge evaluate --references ROOT --estimates DIR --out RESULTS``: BSS Eval v4 (museval-
-compatible JSON per track), SI-SDR, MDX SDR; CSV summaries and a boxplot per target."""
+"""``stemforge evaluate --index ROOT --estimates DIR --out RESULTS``: BSS Eval v4 (museval-
+compatible JSON per track), SI-SDR, MDX SDR; CSV summaries and a boxplot per target.
+``--references ROOT`` is an alias of ``--index ROOT``."""
 from __future__ import annotations
 
-from ._common import add_dataset_args, open_index
+from ._common import add_dataset_args, add_workers_arg, open_index, workers
 
 
 def add_parser(sub):
     p = sub.add_parser("evaluate", help="score separated estimates against a dataset "
                        "(museval JSON per track, CSV summaries, boxplots)")
-    p.add_argument("--references", required=True, metavar="ROOT",
-                   help="reference dataset root (any layout) or its index.jsonl")
     p.add_argument("--estimates", required=True, metavar="DIR",
                    help="estimates as DIR/<track name>/<target>.wav")
     p.add_argument("--targets", nargs="+", default=None, metavar="TARGET",
@@ -27,7 +26,8 @@ def add_parser(sub):
                    help="score tracks on an existing Dask cluster (workers need stemforge and "
                    "the data at the same paths); --workers K > 1 starts a local one")
     p.add_argument("--out", required=True, metavar="RESULTS", help="results folder")
-    add_dataset_args(p, positional=False)
+    add_dataset_args(p, positional=False, aliases=("--references",))
+    add_workers_arg(p, 1, "the tracks (K > 1: a local Dask cluster)")
     return p
 
 
@@ -42,9 +42,10 @@ def run(args) -> int:
     from ..jobs.evaluate import evaluate, parse_metrics
 
     metrics = parse_metrics(args.metrics)
-    index = select_split(open_index(args, root=args.references), args.split)
+    k = workers(args)
+    index = select_split(open_index(args), args.split)
     res = evaluate(index, args.estimates, args.out, targets=args.targets, metrics=metrics,
-                   workers=args.workers or 1, scheduler=args.scheduler,
+                   workers=k, scheduler=args.scheduler,
                    progress=not args.no_progress, win=args.win, hop=args.hop)
     for note in res.adjusted:
         print(f"note: estimate zero-padded / trimmed to the reference length: {note}")

@@ -27,8 +27,6 @@ def add_parser(sub):
 
     a = esub.add_parser("augmentation", help="train plain / tutorial / stemforge recipes for the "
                         "same steps and compare them on held-out tracks with the oracle IRM")
-    a.add_argument("--index", required=True, metavar="ROOT", dest="root",
-                   help="dataset root (train split for training) or its index.jsonl")
     a.add_argument("--out", default="experiment-augmentation", metavar="DIR",
                    help="output folder (default ./experiment-augmentation)")
     a.add_argument("--conditions", nargs="+", default=None, metavar="NAME",
@@ -45,7 +43,8 @@ def add_parser(sub):
                    help="skip scoring the mixture itself as an estimate (saves one BSS Eval "
                         "per track)")
     add_train_args(a)
-    add_dataset_args(a, positional=False)
+    add_dataset_args(a, positional=False,
+                     what="dataset root (train split for training) or its index.jsonl")
     return p
 
 

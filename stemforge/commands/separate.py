@@ -11,6 +11,7 @@ def add_parser(sub):
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     p.add_argument("--chunk", type=float, default=30.0,
                    help="seconds processed at once (cross-faded; default 30)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars and lines")
     return p
 
 
@@ -18,6 +19,6 @@ def run(args) -> int:
     from ..train.separate import separate_file
 
     files = separate_file(args.checkpoint, args.audio, args.out, device=args.device,
-                          chunk=args.chunk)
+                          chunk=args.chunk, progress=not args.no_progress)
     print(f"separated {args.audio}: " + ", ".join(str(p) for p in files.values()))
     return 0

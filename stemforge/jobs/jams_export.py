@@ -134,10 +134,14 @@ def spec_to_jams(spec: MixSpec, index, mixture_path: str = "") -> dict:
             "sandbox": {}}
 
 
-def export_jams(out, *, index=None) -> list[Path]:
+def export_jams(out, *, index=None, layout: str | None = None,
+                progress: bool = False) -> list[Path]:
     """Write ``<id>/mixture.jams`` for every item of the set in ``out``. All items must be
-    complete (checked before anything is written). Returns the files written."""
+    complete (checked before anything is written). Returns the files written. ``index``: the
+    dataset to use instead of the job file's (root, index file or Index; ``layout`` as in
+    ``Index.open``); ``progress``: progress bar or lines on stderr."""
     from ..index import Index
+    from ..progress import progress as progress_bar
 
     out = Path(out)
     job = load_complete(out)
@@ -147,17 +151,22 @@ def export_jams(out, *, index=None) -> list[Path]:
                            f"({job.index_file}); pass --index with the dataset root or index file")
         index = Index.load(job.index_file, refresh=False)
     elif not hasattr(index, "tracks"):
-        index = Index.open(Path(index))
+        index = Index.open(Path(index), layout=layout)
     docs = []
-    for i in range(job.n):
-        spec = MixSpec.load(item_dir(out, i) / SPEC_FILE)
-        mix = audio_names(spec.targets, job.format)[0]
-        docs.append(spec_to_jams(spec, index, str(item_dir(out, i).resolve() / mix)))
+    with progress_bar(job.n, "export-jams (read specs)", "item", enabled=progress) as bar:
+        for i in range(job.n):
+            spec = MixSpec.load(item_dir(out, i) / SPEC_FILE)
+            mix = audio_names(spec.targets, job.format)[0]
+            docs.append(spec_to_jams(spec, index, str(item_dir(out, i).resolve() / mix)))
+            bar.update(1)
     written = []
     try:
-        for i, doc in enumerate(docs):
-            written.append(write_text_atomic(item_dir(out, i) / JAMS_FILE,
-                                             json.dumps(doc, indent=1, allow_nan=False) + "\n"))
+        with progress_bar(job.n, "export-jams", "item", enabled=progress) as bar:
+            for i, doc in enumerate(docs):
+                written.append(write_text_atomic(
+                    item_dir(out, i) / JAMS_FILE, json.dumps(doc, indent=1, allow_nan=False)
+                    + "\n"))
+                bar.update(1)
     except OSError as e:
         from .generate import io_error
 

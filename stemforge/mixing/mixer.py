@@ -1,12 +1,14 @@
 """The Python API: ``Mixer(recipe, index).mixture(i, epoch=0)`` and ``render(spec, index)``."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..augment.variants import check_variants
+from ..errors import StemforgeWarning
 from .recipe import Recipe
 from .render import finish as _finish, prepare as _prepare, render as _render
 from .sample import Sampler
@@ -27,23 +29,47 @@ class Mixture:
         return np.stack([self.targets[t] for t in self.spec.targets])
 
 
-def _as_recipe(recipe) -> Recipe:
+def as_recipe(recipe, overrides=None) -> Recipe:
+    """A :class:`Recipe` from a Recipe, a dict, a YAML path or a packaged recipe's name, with
+    ``overrides`` applied (see :meth:`Recipe.with_overrides`)."""
     if isinstance(recipe, Recipe):
-        return recipe
+        return recipe.with_overrides(overrides) if overrides else recipe
     if isinstance(recipe, dict):
-        return Recipe.from_dict(recipe)
-    return Recipe.load(recipe)
+        return Recipe.from_dict(recipe, overrides=overrides)
+    return Recipe.load(recipe, overrides=overrides)
 
 
-def _as_index(index):
+def as_index(index, layout: str | None = None):
+    """An :class:`~stemforge.index.Index` from an Index, a dataset root or an index file
+    (``layout``: see :meth:`Index.open`)."""
     from ..index import Index
 
-    return index if isinstance(index, Index) else Index.open(Path(index))
+    return index if isinstance(index, Index) else Index.open(Path(index), layout=layout)
+
+
+def bind(recipe: Recipe, index) -> Recipe:
+    """``recipe`` closed over the stems of its split of ``index`` (:meth:`Recipe.bind`)."""
+    if not recipe.open:
+        return recipe
+    from ..errors import IndexError_, RecipeError
+
+    try:
+        sub = index.subset(recipe.split) if recipe.split else index
+    except IndexError_ as e:
+        raise RecipeError("split", str(e)) from None
+    return recipe.bind(sub.stem_names)
 
 
 class Mixer:
     """Draws mixtures from ``recipe`` over ``index``. Item ``i`` of epoch ``e`` under ``seed`` is
     a pure function of (recipe, index, seed, e, i).
+
+    ``recipe``: Recipe, dict, YAML path or packaged recipe name; ``overrides``: fields to
+    replace, validated like the file (``{"split": "test", "stems.vocals.snr": [uniform, -3,
+    3]}`` or ``["split=test", ...]``); ``self.recipe`` is the effective recipe (overrides
+    applied, ``*``/``rest`` targets bound to the index). ``index``: Index, root or index file
+    (``layout``: see ``Index.open``). ``warn``: emit a :class:`StemforgeWarning` for stems the
+    recipe leaves out and tracks too short to be drawn.
 
     Read-ahead: when items are asked for in order (``i`` right after ``i - 1`` of the same
     epoch), the specs of the next ``READ_AHEAD - 1`` items are drawn together with item ``i``
@@ -60,11 +86,15 @@ class Mixer:
 
     READ_AHEAD = 64
 
-    def __init__(self, recipe, index, seed: int = 0):
-        self.recipe = _as_recipe(recipe)
-        self.index = _as_index(index)
+    def __init__(self, recipe, index, seed: int = 0, overrides=None, layout: str | None = None,
+                 warn: bool = True):
+        self.index = as_index(index, layout)
+        self.recipe = bind(as_recipe(recipe, overrides), self.index)
         self.seed = int(seed)
         self.sampler = Sampler(self.recipe, self.index)
+        if warn:  # what the recipe silently leaves out of this index (once, not per worker)
+            for msg in self.sampler.notices():
+                warnings.warn(msg, StemforgeWarning, stacklevel=2)
         # mode cached: every variant the recipe can ask for is prepared (refused now, not mid-job)
         check_variants(self.recipe, self.sampler.index, self.sampler.by_stem)
         self._ahead: dict[tuple[int, int], MixSpec] = {}
@@ -123,6 +153,6 @@ class Mixer:
 
 def render(spec: MixSpec, index) -> Mixture:
     """Re-render a recorded spec: identical bytes to the original mixture."""
-    index = _as_index(index)
+    index = as_index(index)
     out = _render(spec, index)
     return Mixture(out.mix, out.targets, spec)

@@ -59,6 +59,10 @@ class Sampler:
 
     def __init__(self, recipe: Recipe, index):
         self.recipe = recipe
+        if recipe.open:
+            raise RecipeError("targets", f"{recipe.targets} must be bound to the index's stems "
+                              "first (Recipe.bind; Mixer does it)")
+        check_split(recipe, index)
         try:
             self.index = index.subset(recipe.split) if recipe.split else index
         except IndexError_ as e:
@@ -66,6 +70,10 @@ class Sampler:
         idx = self.index
         if len(idx) == 0:
             raise RecipeError("split", f"no tracks in the index of {index.root} for split {recipe.split}")
+        if recipe.pad and any(variants.entry_points(e) is not None
+                              for e in recipe.augment.entries):
+            raise RecipeError("pad", "pad: true cannot be combined with mode: cached pitch/tempo "
+                              "steps (variants are read at the drawn start, not zero-padded)")
         have = set(idx.stem_names)
         for s in recipe.sources:
             if s not in have:
@@ -92,9 +100,10 @@ class Sampler:
                               f"({', '.join(recipe.sources)}); use incoherent mixing")
         n = recipe.frames
         longest = max(t.frames * recipe.sample_rate / t.sample_rate for t in idx.tracks)
-        if n > longest:
+        if n > longest and not recipe.pad:
             raise RecipeError("duration", f"{recipe.duration:g} s is longer than every track "
-                              f"(longest {longest / recipe.sample_rate:.2f} s)")
+                              f"(longest {longest / recipe.sample_rate:.2f} s); set pad: true to "
+                              "draw tracks zero-padded (Demucs-style)")
         self.hash = recipe.hash()
         self._memo: dict = {}
         self._target = {s: recipe.target_of(s) for s in recipe.sources}
@@ -109,6 +118,26 @@ class Sampler:
         self._any_snr = any(recipe.stems[s].level[0] == "snr" for s in recipe.sources)
         self._energy_memo: dict = {}
 
+    def notices(self) -> list[str]:
+        """What this recipe silently leaves out of its split of the index: stems in no target
+        (unless ``exclude``-d) and tracks shorter than the excerpt (unless ``pad``). Empty
+        when nothing is left out; ``Mixer`` emits them as warnings."""
+        r, idx, out = self.recipe, self.index, []
+        unused = [s for s in idx.stem_names if s not in r.sources and s not in r.exclude]
+        if unused:
+            out.append(f"recipe '{r.name}': stem(s) {', '.join(unused)} of the index are in no "
+                       f"target, so every mixture leaves them out (mix = sum of the targets "
+                       f"{', '.join(r.targets)}); add `rest` to targets to collect them in one "
+                       f"target, or list them under `exclude:` to say it is meant")
+        used = [t for t in idx.tracks if any(s in t.stems for s in r.sources)]
+        short = [t for t in used if self._src_frames(t, r.frames) > t.frames]
+        if short and not r.pad:
+            out.append(f"recipe '{r.name}': {len(short)} of {len(used)} tracks are shorter than "
+                       f"its duration ({r.duration:g} s) and are never drawn (e.g. "
+                       f"'{short[0].id}', {short[0].duration:.2f} s); set pad: true to draw "
+                       "them zero-padded (Demucs-style), or lower duration")
+        return out
+
     # ------------------------------------------------------------------ helpers
     def _src_frames(self, track, n_out: int) -> int:
         """Track-rate frames to read so that ``n_out`` frames exist at the recipe rate."""
@@ -122,7 +151,7 @@ class Sampler:
         per (candidate list, need): placement is hot, datasets can hold thousands of tracks)."""
         memo = self._memo.get((key, need))
         if memo is None:
-            ok = [t for t in cands if self._src_frames(t, need) <= t.frames]
+            ok = [t for t in cands if self.recipe.pad or self._src_frames(t, need) <= t.frames]
             memo = self._memo[(key, need)] = (ok, [t.id for t in ok], {t.id for t in ok})
         return memo
 
@@ -139,7 +168,7 @@ class Sampler:
             raise RecipeError(field, f"track {tid!r} is not a candidate for {what} "
                               "(not in the index/split, lacks the stem, or too short)")
         track = self.index.track(tid)
-        span = track.frames - self._src_frames(track, need)
+        span = max(0, track.frames - self._src_frames(track, need))  # 0: a padded short track
         start = int(round(float(draw_start(rng)) * span))
         return track, start
 
@@ -267,11 +296,12 @@ class Sampler:
             d = per[s]
             nsrc = d["need"] if track.sample_rate == r.sample_rate else \
                 self._src_frames(track, d["need"])
+            pad = max(0, start + nsrc - track.frames)  # > 0 only with pad: true
             sources.append(SourceSpec(
-                stem=s, target=self._target[s], track=track.id, start=start, source_frames=nsrc,
-                gain_db=0.0, gain=1.0, level=r.stems[s].level[0], boost=d["boost"],
-                dropped=d["dropped"], track_sample_rate=track.sample_rate, steps=d["steps"],
-                active_fraction=d.get("active")))
+                stem=s, target=self._target[s], track=track.id, start=start,
+                source_frames=nsrc - pad, gain_db=0.0, gain=1.0, level=r.stems[s].level[0],
+                boost=d["boost"], dropped=d["dropped"], track_sample_rate=track.sample_rate,
+                steps=d["steps"], active_fraction=d.get("active"), pad_frames=pad))
         return dict(item=item, seed=seed, epoch=epoch, mode=mode, ref_db=ref_db, per=per,
                     placement=placement, sources=sources, processed=processed,
                     attempts=attempts, warnings=warnings)
@@ -312,7 +342,9 @@ class Sampler:
                     continue
                 track, start = placement[s]
                 nsrc = self._src_frames(track, per[s]["need"])
-                a = self.index.active_fraction(track.id, s, start, nsrc, r.silence.threshold_db)
+                have = min(nsrc, track.frames - start)  # less when zero-padded (pad: true)
+                a = self.index.active_fraction(track.id, s, start, have, r.silence.threshold_db)
+                a *= have / nsrc
                 per[s]["active"] = float(a)
                 best = max(best, a)
             if best < r.silence.min_active and any(not per[s]["dropped"] for s in r.members(t)
@@ -363,6 +395,8 @@ class Sampler:
         loudness (the condition of :meth:`_loudness`'s look-up path; a cached pitch/tempo
         variant's own energies), or None when it must be measured."""
         r = self.recipe
+        if src.pad_frames:
+            return None  # zero-padded: measured on the padded audio
         if track.sample_rate == r.sample_rate and \
                 (track.channels == r.channels or track.channels == 1):
             if not src.steps:  # a plain excerpt: the stem's energies over the output frames
@@ -385,7 +419,7 @@ class Sampler:
         covered source span, an approximation; ``augment.chain.loudness_span``), else measured
         on the processed audio (as Scaper measures after pitch/tempo)."""
         r = self.recipe
-        fast = track.sample_rate == r.sample_rate and \
+        fast = not src.pad_frames and track.sample_rate == r.sample_rate and \
             (track.channels == r.channels or track.channels == 1) and \
             (span := loudness_span(src.steps, r.frames, ENERGY_PRESERVING)) is not None
         if fast:
@@ -395,6 +429,24 @@ class Sampler:
             return float(L), None
         audio = process_stem(self.index, src, r.sample_rate, r.channels, r.frames)
         return float(lufs.integrated_loudness(audio, r.sample_rate)), audio
+
+
+def check_split(recipe: Recipe, index) -> None:
+    """Refuse a recipe that names no split on an index that has several: drawing from train
+    and test together is never what a training set wants. ``split: all`` says it is meant."""
+    if recipe.split is not None or recipe.all_splits:
+        return
+    counts: dict = {}
+    for t in index.tracks:
+        counts[t.split] = counts.get(t.split, 0) + 1
+    if len(counts) > 1:
+        have = ", ".join(f"{k or '(none)'} ({n} tracks)"
+                         for k, n in sorted(counts.items(), key=lambda kv: str(kv[0])))
+        first = next((k for k in ("train", "training") if k in counts), None) or \
+            next(k for k in counts if k)
+        raise RecipeError("split", f"missing, and the index of {index.root} has splits {have}; "
+                          f"say which to draw from, e.g. split: {first} (or --set split={first}), "
+                          "or split: all for every split")
 
 
 def process_stem(index, src: SourceSpec, sample_rate: int, channels: int, frames: int) -> np.ndarray:
@@ -409,6 +461,8 @@ def process_stem(index, src: SourceSpec, sample_rate: int, channels: int, frames
         audio = dsp.to_channels(audio, channels)  # a read-only memmap view when nothing follows
         return apply_steps(audio, sample_rate, rest, frames) if rest else audio
     audio = index.read(src.track, src.stem, src.start, src.source_frames)
+    if src.pad_frames:  # a track shorter than the excerpt, zero-padded at its end (pad: true)
+        audio = np.pad(audio, ((0, 0), (0, src.pad_frames)))
     need = source_frames(src.steps, frames)
     if src.track_sample_rate and src.track_sample_rate != sample_rate:
         audio = dsp.resample(audio, src.track_sample_rate, sample_rate)[:, :need]

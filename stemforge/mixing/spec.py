@@ -19,7 +19,8 @@ class SourceSpec:
     """One stem's contribution.
 
     ``start`` and ``source_frames`` are in the track's own sample rate: the renderer reads
-    ``source_frames`` frames from ``start``, resamples to the spec's rate if needed, converts
+    ``source_frames`` frames from ``start``, appends ``pad_frames`` zeros (a track shorter than
+    the excerpt, recipe ``pad: true``), resamples to the spec's rate if needed, converts
     channels, applies ``steps`` (yielding exactly the spec's ``frames``), multiplies by ``gain``.
     """
 
@@ -38,6 +39,7 @@ class SourceSpec:
     track_sample_rate: int = 0
     active_fraction: float | None = None
     steps: list[dict] = field(default_factory=list)
+    pad_frames: int = 0               # zeros appended after the read (pad: true, short tracks)
 
 
 @dataclass
@@ -67,7 +69,11 @@ class MixSpec:
         return self.frames / self.sample_rate
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        for src in d["sources"]:  # written only when used: specs without padding are unchanged
+            if not src["pad_frames"]:
+                del src["pad_frames"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "MixSpec":

@@ -63,8 +63,9 @@ class ReportResult:
 
 def build_section(path: str | Path, out: str | Path, kind: str = "auto", n: int = 0,
                   max_items: int = 100, preview_seconds: float = PREVIEW_SECONDS,
-                  progress: bool = False) -> Section:
-    """One input's section; its assets go to ``out/assets/<n>-<kind>/``."""
+                  progress: bool = False, layout: str | None = None) -> Section:
+    """One input's section; its assets go to ``out/assets/<n>-<kind>/``. ``layout``: of a
+    dataset input (see ``Index.open``)."""
     p = Path(path)
     if kind not in KINDS:
         raise StemforgeError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
@@ -75,6 +76,8 @@ def build_section(path: str | Path, out: str | Path, kind: str = "auto", n: int 
         return Section("unknown", p, f"{p.name or p}", problems=[f"{p}: {what}"])
     assets = Assets(Path(out), preview_seconds=preview_seconds, sub=f"{n}-{k}",
                     progress=progress)
+    if k == "dataset":
+        return dataset_section(p, assets, max_items=max_items, layout=layout)
     return BUILDERS[k](p, assets, max_items=max_items)
 
 
@@ -123,11 +126,13 @@ def _install(staging: Path, out: Path) -> Path:
 
 def build_report(paths: str | Path | Sequence[str | Path], out: str | Path, kind: str = "auto",
                  max_items: int = 100, preview_seconds: float = PREVIEW_SECONDS,
-                 title: str | None = None, progress: bool = False) -> ReportResult:
+                 title: str | None = None, progress: bool = False,
+                 layout: str | None = None) -> ReportResult:
     """Write a static HTML report of ``paths`` (datasets, generated sets, results; mixed
     freely) to ``out/index.html`` + ``out/assets/``. Problems are shown on the page; the
     result's ``rendered`` is 0 when nothing could be shown. ``progress`` shows a progress bar
-    per section (on stderr).
+    per section (on stderr). ``layout``: of the dataset inputs (default: remembered from
+    their last indexing, else detected).
 
     The report is built in ``out/.stemforge-report.part/`` and moved into place when complete:
     a failure leaves any previous report in ``out`` as it was, and a new report never mixes
@@ -145,8 +150,8 @@ def build_report(paths: str | Path | Sequence[str | Path], out: str | Path, kind
         if staging.exists():
             shutil.rmtree(staging)  # left by a killed run
         staging.mkdir()
-        sections = [build_section(p, staging, kind, i, max_items, preview_seconds, progress)
-                    for i, p in enumerate(paths)]
+        sections = [build_section(p, staging, kind, i, max_items, preview_seconds, progress,
+                                  layout) for i, p in enumerate(paths)]
         (staging / "assets").mkdir(exist_ok=True)
         (staging / "index.html").write_text(_page(sections, title), encoding="utf-8")
         index_html = _install(staging, out)
