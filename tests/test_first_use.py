@@ -97,7 +97,8 @@ def test_the_layout_is_remembered_by_every_later_use(tmp_path, capsys):
     assert "layout trackfolder" in out and "layout: trackfolder (remembered from" in err
     assert Index.open(root).layout == "trackfolder"
     assert Index.open(root, layout="trackfolder").layout_source == "given"
-    recipe = {"targets": ["bass", "rest"], "split": "train", "duration": 0.5}
+    recipe = {"targets": ["bass", "rest"], "split": "train", "duration": 0.5,
+              "modes": {"incoherent": 1.0}}
     from stemforge.torch import MixtureDataset
 
     ds = MixtureDataset(recipe, root, length=2)

@@ -127,8 +127,6 @@ class Recipe:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise RecipeError("<file>", f"{p}: not valid YAML ({e})") from e
-        if overrides and isinstance(data, Mapping) and "name" not in data:
-            data = {**data, "name": stem}
         r = cls.from_dict(data, overrides=overrides)
         if r.name == "recipe" and "name" not in (data or {}):
             r.name = stem
