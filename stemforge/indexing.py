@@ -152,7 +152,11 @@ def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers,
             index.taxonomy = {"targets": taxonomy.to_mapping(), "unclaimed": unclaimed}
         index.save()
         if cache_source == "given":
-            remember_cache_dir(root, cache_dir)
+            try:
+                remember_cache_dir(root, cache_dir)
+            except OSError as e:  # the index is fine; only later commands must name --cache
+                log.info("cache: %s is not remembered for %s (%s); pass --cache again",
+                         cache_dir, root, e.strerror or e)
         return index
     except BaseException:
         for p in created:

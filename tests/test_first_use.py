@@ -264,6 +264,21 @@ def test_a_recipe_without_split_is_refused_on_an_index_with_splits(tmp_path, cap
     assert not (tmp_path / "g").exists()
 
 
+def test_sets_made_before_the_split_rule_still_verify(tmp_path, capsys, monkeypatch):
+    """A set generated (by an earlier stemforge) from a recipe without split on an index with
+    splits re-renders as it was drawn: the rule refuses new sets, not old ones."""
+    from stemforge.jobs.generate import generate
+    from stemforge.mixing import sample
+
+    root = make_satb(tmp_path / "choir", {"train": 1, "test": 1})
+    with monkeypatch.context() as m:  # the rule as it was before
+        m.setattr(sample, "check_split", lambda recipe, index: None)
+        generate(Recipe.from_dict({"targets": ["*"], "duration": 0.5}), Index.open(root), 3,
+                 tmp_path / "old", progress=False)
+    code, out, err = cli(capsys, "regenerate", tmp_path / "old", "--verify", "--no-progress")
+    assert code == 0 and "all 3 items re-render byte-identically" in out, err
+
+
 def test_validation_uses_the_valid_split_or_needs_a_choice(tmp_path):
     from stemforge.torch import MixtureDataset, ValidationDataset
 

@@ -182,7 +182,7 @@ def _open(out: Path, index, scheduler: str | None = None,
         raise JobError(f"{out}: job file recipe hashes to {recipe.hash()}, but the file records "
                        f"{job.recipe_hash}; the job file was edited")
     task = make_task(job, out)
-    mixer = Mixer(recipe, index, seed=job.seed, warn=False)
+    mixer = Mixer(recipe, index, seed=job.seed, warn=False, strict_split=False)
     check_same_audio(job, *fingerprint(mixer.sampler.index.tracks), out / JOB_FILE,
                      "re-rendering it from this index cannot give its bytes")
     seed_state(task.key, mixer)

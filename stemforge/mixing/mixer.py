@@ -69,7 +69,8 @@ class Mixer:
     3]}`` or ``["split=test", ...]``); ``self.recipe`` is the effective recipe (overrides
     applied, ``*``/``rest`` targets bound to the index). ``index``: Index, root or index file
     (``layout``: see ``Index.open``). ``warn``: emit a :class:`StemforgeWarning` for stems the
-    recipe leaves out and tracks too short to be drawn.
+    recipe leaves out and tracks too short to be drawn. ``strict_split=False``: see
+    :class:`~stemforge.mixing.sample.Sampler` (for re-opening existing sets only).
 
     Read-ahead: when items are asked for in order (``i`` right after ``i - 1`` of the same
     epoch), the specs of the next ``READ_AHEAD - 1`` items are drawn together with item ``i``
@@ -87,11 +88,11 @@ class Mixer:
     READ_AHEAD = 64
 
     def __init__(self, recipe, index, seed: int = 0, overrides=None, layout: str | None = None,
-                 warn: bool = True):
+                 warn: bool = True, strict_split: bool = True):
         self.index = as_index(index, layout)
         self.recipe = bind(as_recipe(recipe, overrides), self.index)
         self.seed = int(seed)
-        self.sampler = Sampler(self.recipe, self.index)
+        self.sampler = Sampler(self.recipe, self.index, strict_split=strict_split)
         if warn:  # what the recipe silently leaves out of this index (once, not per worker)
             for msg in self.sampler.notices():
                 warnings.warn(msg, StemforgeWarning, stacklevel=2)

@@ -316,7 +316,7 @@ def _open_recipe(cls, raw: dict) -> "Recipe":
         names = e.get("stems") if isinstance(e, Mapping) else None
         if isinstance(names, list):
             mentioned += [str(n) for n in names if n not in groups and n not in (WILDCARD, REST)]
-    probe_stems = list(dict.fromkeys(mentioned + ["\0stand-in"]))
+    probe_stems = list(dict.fromkeys(mentioned + ["<a stem of the index>"]))
     probe = cls(targets=[], sources=[], groups={}, duration=0, sample_rate=0, channels=0,
                 resample=False, split=None, modes={}, ref_db=None, stems={}, clipping="",
                 silence=Silence(), augment=Chain(()), raw=raw, open=True,

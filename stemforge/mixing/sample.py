@@ -55,14 +55,17 @@ def item_rng(seed: int, epoch: int, item: int) -> np.random.Generator:
 
 
 class Sampler:
-    """Pre-computed candidate lists for one (recipe, index); ``draw(seed, epoch, item)``."""
+    """Pre-computed candidate lists for one (recipe, index); ``draw(seed, epoch, item)``.
+    ``strict_split=False`` skips :func:`check_split` (re-opening a set generated before
+    recipes had to name their split)."""
 
-    def __init__(self, recipe: Recipe, index):
+    def __init__(self, recipe: Recipe, index, strict_split: bool = True):
         self.recipe = recipe
         if recipe.open:
             raise RecipeError("targets", f"{recipe.targets} must be bound to the index's stems "
                               "first (Recipe.bind; Mixer does it)")
-        check_split(recipe, index)
+        if strict_split:
+            check_split(recipe, index)
         try:
             self.index = index.subset(recipe.split) if recipe.split else index
         except IndexError_ as e:
