@@ -376,7 +376,7 @@ def test_regenerate_uses_the_index_of_the_job_file_or_override(data, tmp_path, c
 
 # ---------------------------------------------------------------------------- export-jams
 def test_export_jams_validates_with_jams(data, tmp_path):
-    jams = pytest.importorskip("jams")
+    import jams
     root, index, recipe, ref = data
     out = tmp_path / "o"
     shutil.copytree(ref, out)
@@ -469,7 +469,7 @@ def test_export_shards_webdataset_layout_deterministic(data, tmp_path):
             assert (m.mtime, m.uid, m.uname) == (0, 0, "")
     index_doc = json.loads((out / "shards" / "shards.json").read_text())
     assert [(s["first"], s["count"]) for s in index_doc["shards"]] == [(0, 4), (4, 2)]
-    for s, p in zip(index_doc["shards"], shards):
+    for s, p in zip(index_doc["shards"], shards, strict=True):
         assert s["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
         assert s["bytes"] == p.stat().st_size
     first = tree(out / "shards")
@@ -478,7 +478,7 @@ def test_export_shards_webdataset_layout_deterministic(data, tmp_path):
     assert cli("export-shards", out, "--per-shard", 6) == 0
     assert sorted(p.name for p in (out / "shards").iterdir()) == ["shard-000000.tar",
                                                                    "shards.json"]
-    wds = pytest.importorskip("webdataset")
+    import webdataset as wds
     samples = list(wds.WebDataset(str(out / "shards" / "shard-000000.tar"),
                                   shardshuffle=False))
     assert [s["__key__"] for s in samples] == [f"{i:06d}" for i in range(6)]

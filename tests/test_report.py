@@ -163,7 +163,7 @@ def test_dataset_figures_use_index_values(index):
     assert [t.get_text() for t in ax.get_xticklabels()] == index.stem_names
     # the scatter overlay holds exactly the per-track loudness values of each stem
     pts = [c.get_offsets()[:, 1] for c in ax.collections]
-    for name, ys in zip(index.stem_names, pts):
+    for name, ys in zip(index.stem_names, pts, strict=True):
         want = sorted(t.stems[name].loudness for t in index.tracks_with(name))
         assert np.allclose(sorted(ys), want)
 

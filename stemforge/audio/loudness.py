@@ -383,7 +383,7 @@ def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> 
     (one per excerpt, e.g. the stems of one track); ``starts``: R start frames; ``frames``:
     the common excerpt length. Returns float64 ``(R,)`` LUFS; a row's value does not depend on
     the other rows (``excerpt_loudness`` is this with one row). One compiled call for all rows
-    (the mixer looks up every stem of an item together, and every item of a read-ahead run).
+    (the mixer looks up every stem of an item together, and every item of a batch).
     The final logarithm is Python's ``math.log10`` per row, not ``np.log10``, whose SIMD
     variants differ by an ulp between processors: values are the same on every machine.
     """
@@ -408,7 +408,7 @@ def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> 
     bounds = _block_bounds(frames, sr)
     positions = st[:, None] + bounds
     # each row's sub-blocks that the kernel reads (~500 per 5 s row), gathered into one array;
-    # a few rows (one item's stems) in plain ints, many (a read-ahead run) in numpy
+    # a few rows (one item's stems) in plain ints, many (a batch) in numpy
     if len(es) <= _FEW_ROWS:
         first, last = int(bounds[0]), int(bounds[-1])
         spans = [kern.window(s + first, s + last, b, n) for s, n in zip(st.tolist(), lengths)]
@@ -442,7 +442,7 @@ _local = threading.local()
 
 def _scratch(n: int) -> np.ndarray:
     """A float64 ``(n,)`` work array reused by this thread's calls (a fresh megabyte per call
-    would be fresh pages from the OS each time: ~4x the cost of filling it)."""
+    would be fresh pages from the OS each time, costing more than filling it)."""
     buf = getattr(_local, "buf", None)
     if buf is None or buf.shape[0] < n:
         buf = _local.buf = np.empty(max(n, 1 << 16))

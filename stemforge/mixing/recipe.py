@@ -51,8 +51,8 @@ import yaml
 
 from ..augment.chain import Chain, parse_chain
 from ..errors import RecipeError
-from . import distributions as D
-from .distributions import Distribution
+from .. import distributions as D
+from ..distributions import Distribution
 
 TOP_FIELDS = ("name", "duration", "sample_rate", "channels", "resample", "split", "targets",
               "groups", "modes", "ref_db", "stems", "clipping", "silence", "augment", "sources",

@@ -20,21 +20,22 @@ Draw order for one item (fixed, documented so specs can be audited):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import __version__
-from ..audio import dsp, loudness as lufs
-from ..augment import variants
-from ..augment.chain import apply_steps, loudness_span, source_frames
+from ..audio import loudness as lufs
+from ..augment.chain import loudness_span, source_frames
+from ..augment.grid import entry_points
 from ..errors import IndexError_, RecipeError, SamplingError
 from ._seeding import ItemGenerators, pcg64_states
 from .recipe import Recipe
+from .sources import process_stem, track_frames, variant_energies
 from .spec import MixSpec, SourceSpec
 
 LOUDNESS_FLOOR = -70.0  # Scaper floors measured loudness at -70 LUFS
 ENERGY_PRESERVING = {"polarity", "channel_swap"}  # K-weighted energy unchanged by these steps
-RESAMPLE_PAD = 16
 
 
 _U32 = 1 << 32
@@ -73,8 +74,7 @@ class Sampler:
         idx = self.index
         if len(idx) == 0:
             raise RecipeError("split", f"no tracks in the index of {index.root} for split {recipe.split}")
-        if recipe.pad and any(variants.entry_points(e) is not None
-                              for e in recipe.augment.entries):
+        if recipe.pad and any(entry_points(e) is not None for e in recipe.augment.entries):
             raise RecipeError("pad", "pad: true cannot be combined with mode: cached pitch/tempo "
                               "steps (variants are read at the drawn start, not zero-padded)")
         have = set(idx.stem_names)
@@ -119,6 +119,7 @@ class Sampler:
         self._place_draw = {s: (recipe.stems[s].track.drawer(), recipe.stems[s].start.drawer())
                             for s in recipe.sources}
         self._any_snr = any(recipe.stems[s].level[0] == "snr" for s in recipe.sources)
+        self._level_kind = {s: recipe.stems[s].level[0] for s in recipe.sources}
         self._energy_memo: dict = {}
 
     def notices(self) -> list[str]:
@@ -144,10 +145,7 @@ class Sampler:
     # ------------------------------------------------------------------ helpers
     def _src_frames(self, track, n_out: int) -> int:
         """Track-rate frames to read so that ``n_out`` frames exist at the recipe rate."""
-        sr_t, sr = track.sample_rate, self.recipe.sample_rate
-        if sr_t == sr:
-            return n_out
-        return int(math.ceil(n_out * sr_t / sr)) + RESAMPLE_PAD
+        return track_frames(track.sample_rate, self.recipe.sample_rate, n_out)
 
     def _candidates(self, key: str, cands, need: int):
         """Tracks of ``cands`` long enough for ``need`` output frames, and their ids (memoised
@@ -176,64 +174,46 @@ class Sampler:
         return track, start
 
     # ------------------------------------------------------------------ draw
-    def draw(self, seed: int, epoch: int, item: int, keep_audio: bool = False):
+    def draw(self, seed: int, epoch: int, item: int) -> tuple[MixSpec, dict]:
         """Draw one MixSpec. Returns ``(spec, processed)`` where ``processed`` maps stem ->
         pre-gain audio computed while measuring loudness (reused by render when given)."""
-        states = pcg64_states(seed, epoch, (item,))
-        st = self._begin(seed, epoch, item, states[0] if states else None)
-        snr = [x for x in st["sources"] if x.level == "snr"]
-        loud = self._loudness_all([(x, st["placement"][x.stem][0]) for x in snr], keep_audio,
-                                  st["processed"])
-        return self._finish(st, dict(zip((x.stem for x in snr), loud)))
+        return self._draw_items(seed, epoch, (item,), measure=True)[0]
 
-    def draw_many(self, seed: int, epoch: int, items) -> list:
-        """:meth:`draw` of several items, the same values, with one loudness look-up for all
-        of them (index energies of every snr source of every item: one batched call per
-        (rate, span) instead of one per item). Returns one entry per item, in order: its
-        spec; the exception drawing it raised; or None when its loudness would have to be
-        measured on processed audio (not done here: :meth:`draw` it when it is needed)."""
-        out, started = [], []
+    def draw_many(self, seed: int, epoch: int, items) -> list[MixSpec | None]:
+        """:meth:`draw`'s specs of several items, the same values, with one loudness look-up
+        for all of them (index energies of every snr source of every item: one batched call
+        per (rate, span) instead of one per item). Returns one entry per item, in order: its
+        spec, or None when its loudness has to be measured on processed audio (not done here,
+        so nothing large is held for a batch: :meth:`draw` that item when it is rendered).
+        An item that cannot be drawn raises its error (the first such item in order)."""
+        return [None if d is None else d[0]
+                for d in self._draw_items(seed, epoch, items, measure=False)]
+
+    def _draw_items(self, seed: int, epoch: int, items, measure: bool) -> list:
+        """``(spec, processed)`` per item (None for an item left unmeasured when not
+        ``measure``): every item's draws, then one loudness look-up for all snr sources,
+        then the gains."""
         items = list(items)
         states = pcg64_states(seed, epoch, items) or [None] * len(items)
-        for item, state in zip(items, states):
-            try:
-                st = self._begin(seed, epoch, item, state)
-            except Exception as e:  # noqa: BLE001 - handed back for that item only
-                out.append(e)
-                continue
-            out.append(None)
-            started.append((len(out) - 1, st))
-        entries, owners = [], []
-        for k, st in started:
-            for x in st["sources"]:
-                if x.level == "snr":
-                    entries.append((x, st["placement"][x.stem][0], st["processed"]))
-                    owners.append((k, x.stem))
-        try:
-            loud = self._loudness_many(entries, measure=False)
-        except Exception:  # noqa: BLE001 - per item, so each item gets its own error
-            for k, st in started:
-                try:
-                    out[k] = self.draw(seed, epoch, st["item"])[0]
-                except Exception as e:  # noqa: BLE001
-                    out[k] = e
-            return out
-        per_item: dict[int, dict[str, float]] = {}
-        unmeasured = set()
-        for (k, stem), L in zip(owners, loud):
-            if L is None:
-                unmeasured.add(k)
-            per_item.setdefault(k, {})[stem] = L
-        for k, st in started:
-            if k not in unmeasured:
-                out[k] = self._finish(st, per_item.get(k, {}))[0]
+        drafts = [self._begin(seed, epoch, item, state)
+                  for item, state in zip(items, states, strict=True)]
+        entries = [(x, d) for d in drafts for x in d.sources if x.level == "snr"]
+        loud = self._loudness_many([(x, self.index.track(x.track), d.processed)
+                                    for x, d in entries], measure=measure)
+        per_item: dict[int, dict[str, float | None]] = {}
+        for (x, d), L in zip(entries, loud, strict=True):
+            per_item.setdefault(id(d), {})[x.stem] = L
+        out = []
+        for d in drafts:
+            got = per_item.get(id(d), {})
+            out.append(None if any(L is None for L in got.values()) else self._finish(d, got))
         return out
 
-    def _begin(self, seed: int, epoch: int, item: int, state=None) -> dict:
+    def _begin(self, seed: int, epoch: int, item: int, state=None) -> "ItemDraft":
         """Every draw of an item up to its loudness look-up: mode, ref_db, per-source values,
-        placement (silence policy included) and the SourceSpecs without gains. ``state``: the
-        item's PCG64 state from ``_seeding.pcg64_states`` (the same generator as
-        :func:`item_rng`, without building a SeedSequence), or None to build it."""
+        placement (silence policy included). ``state``: the item's PCG64 state from
+        ``_seeding.pcg64_states`` (the same generator as :func:`item_rng`, without building a
+        SeedSequence), or None to build it."""
         r = self.recipe
         rng = item_rng(seed, epoch, item) if state is None else self._gens.get(state)
         modes = list(r.modes)
@@ -251,14 +231,14 @@ class Sampler:
         aug = bool(r.augment.entries)
         ctx = {"sample_rate": r.sample_rate, "channels": r.channels, "mode": mode,
                "shared": {}} if aug else None
-        per = {}
+        per: dict[str, SourceDraw] = {}
         for s, draw_level, draw_boost, drop in self._stem_plan:
             steps = r.augment.draw(rng, s, ctx) if aug else []
             level = float(draw_level(rng))
             boost = float(draw_boost(rng))
             dropped = bool(rng.random() < drop) if drop > 0 else False
-            per[s] = {"steps": steps, "level": level, "boost": boost, "dropped": dropped,
-                      "need": source_frames(steps, n) if steps else n}
+            per[s] = SourceDraw(s, self._target[s], self._level_kind[s], level, boost, dropped,
+                                steps, source_frames(steps, n) if steps else n)
 
         placement: dict[str, tuple] = {}
         attempts, warnings = 0, []
@@ -266,7 +246,7 @@ class Sampler:
         while True:
             attempts += 1
             if mode == "coherent":
-                need = max(d["need"] for d in per.values()) if aug else n
+                need = max(d.need for d in per.values()) if aug else n
                 got = self._place(rng, r.sources[0], self.coherent, need, "all sources",
                                   "\0coherent")
                 if got is None:
@@ -275,10 +255,10 @@ class Sampler:
                 placement = dict.fromkeys(r.sources, got)
             else:
                 for s in pending:
-                    got = self._place(rng, s, self.by_stem[s], per[s]["need"], s, s)
+                    got = self._place(rng, s, self.by_stem[s], per[s].need, s, s)
                     if got is None:
                         raise SamplingError(f"item {item}: no track holding {s!r} is long enough "
-                                            f"for {per[s]['need'] / r.sample_rate:.2f} s")
+                                            f"for {per[s].need / r.sample_rate:.2f} s")
                     placement[s] = got
             failing = self._silent_targets(per, placement) if r.silence.min_active > 0 else ()
             if not failing:
@@ -292,48 +272,45 @@ class Sampler:
                 break
             pending = [s for t in failing for s in r.members(t) if s in r.sources]
 
-        processed: dict = {}
-        sources = []
         for s in r.sources:
             track, start = placement[s]
             d = per[s]
-            nsrc = d["need"] if track.sample_rate == r.sample_rate else \
-                self._src_frames(track, d["need"])
-            pad = max(0, start + nsrc - track.frames)  # > 0 only with pad: true
-            sources.append(SourceSpec(
-                stem=s, target=self._target[s], track=track.id, start=start,
-                source_frames=nsrc - pad, gain_db=0.0, gain=1.0, level=r.stems[s].level[0],
-                boost=d["boost"], dropped=d["dropped"], track_sample_rate=track.sample_rate,
-                steps=d["steps"], active_fraction=d.get("active"), pad_frames=pad))
-        return dict(item=item, seed=seed, epoch=epoch, mode=mode, ref_db=ref_db, per=per,
-                    placement=placement, sources=sources, processed=processed,
-                    attempts=attempts, warnings=warnings)
+            d.track, d.start, d.track_sample_rate = track.id, start, track.sample_rate
+            nsrc = d.need if track.sample_rate == r.sample_rate else \
+                self._src_frames(track, d.need)
+            d.pad_frames = max(0, start + nsrc - track.frames)  # > 0 only with pad: true
+            d.source_frames = nsrc - d.pad_frames
+        return ItemDraft(item, seed, epoch, mode, ref_db, [per[s] for s in r.sources],
+                         attempts, warnings)
 
-    def _finish(self, st: dict, loud: dict[str, float]):
-        """Gains from the measured loudness ``loud`` (stem -> LUFS); ``(spec, processed)``."""
+    def _finish(self, d: "ItemDraft", loud: dict[str, float]) -> tuple[MixSpec, dict]:
+        """The spec of draft ``d`` with gains from the measured loudness ``loud`` (stem ->
+        LUFS); ``(spec, processed)``."""
         r = self.recipe
-        per, sources, ref_db = st["per"], st["sources"], st["ref_db"]
-        seed, epoch, item = st["seed"], st["epoch"], st["item"]
-        for spec_s in sources:
-            s, d = spec_s.stem, per[spec_s.stem]
-            if spec_s.level == "snr":
-                L = loud[s]
-                spec_s.loudness = L
-                spec_s.snr = d["level"]
-                spec_s.gain_db = ref_db + d["level"] + d["boost"] - max(L, LOUDNESS_FLOOR)
+        sources = []
+        for x in d.sources:
+            if x.level == "snr":
+                L = loud[x.stem]
+                gain_db = d.ref_db + x.value + x.boost - max(L, LOUDNESS_FLOOR)
+                loudness, snr = L, x.value
             else:
-                spec_s.gain_db = d["level"] + d["boost"]
-            spec_s.gain = float(10.0 ** (spec_s.gain_db / 20.0))
+                gain_db, loudness, snr = x.value + x.boost, None, None
+            sources.append(SourceSpec(
+                stem=x.stem, target=x.target, track=x.track, start=x.start,
+                source_frames=x.source_frames, gain_db=gain_db,
+                gain=float(10.0 ** (gain_db / 20.0)), loudness=loudness, level=x.level,
+                snr=snr, boost=x.boost, dropped=x.dropped,
+                track_sample_rate=x.track_sample_rate, active_fraction=x.active,
+                steps=x.steps, pad_frames=x.pad_frames))
         spec = MixSpec(sample_rate=r.sample_rate, channels=r.channels, frames=r.frames,
-                       mode=st["mode"],
-                       targets=list(r.targets), sources=sources,
-                       ref_db=ref_db if self._any_snr else None,
-                       clipping=r.clipping, scale=None, seed=int(seed), epoch=int(epoch),
-                       item=int(item), recipe_name=r.name, recipe_hash=self.hash,
-                       version=__version__, attempts=st["attempts"], warnings=st["warnings"])
-        return spec, st["processed"]
+                       mode=d.mode, targets=list(r.targets), sources=sources,
+                       ref_db=d.ref_db if self._any_snr else None, clipping=r.clipping,
+                       seed=int(d.seed), epoch=int(d.epoch), item=int(d.item),
+                       recipe_name=r.name, recipe_hash=self.hash, version=__version__,
+                       attempts=d.attempts, warnings=d.warnings)
+        return spec, d.processed
 
-    def _silent_targets(self, per, placement) -> list[str]:
+    def _silent_targets(self, per: dict[str, "SourceDraw"], placement) -> list[str]:
         r = self.recipe
         if r.silence.min_active <= 0:
             return []
@@ -341,62 +318,58 @@ class Sampler:
         for t in r.targets:
             best = 0.0
             for s in r.members(t):
-                if s not in per or per[s]["dropped"]:
+                if s not in per or per[s].dropped:
                     continue
                 track, start = placement[s]
-                nsrc = self._src_frames(track, per[s]["need"])
+                nsrc = self._src_frames(track, per[s].need)
                 have = min(nsrc, track.frames - start)  # less when zero-padded (pad: true)
                 a = self.index.active_fraction(track.id, s, start, have, r.silence.threshold_db)
                 a *= have / nsrc
-                per[s]["active"] = float(a)
+                per[s].active = float(a)
                 best = max(best, a)
-            if best < r.silence.min_active and any(not per[s]["dropped"] for s in r.members(t)
+            if best < r.silence.min_active and any(not per[s].dropped for s in r.members(t)
                                                    if s in per):
                 failing.append(t)
         return failing
 
-    def _loudness_all(self, entries: list, keep_audio: bool, processed: dict) -> list[float]:
-        """LUFS of each ``(source, track)`` of one item, exactly what :meth:`_loudness` gives
-        for it (see :meth:`_loudness_many`); audio measured on the way goes to ``processed``."""
-        return self._loudness_many([(x, t, processed) for x, t in entries], keep_audio)
-
-    def _loudness_many(self, entries: list, keep_audio: bool = False,
-                       measure: bool = True) -> list:
-        """LUFS of each ``(source, track, processed)`` entry (any items), exactly what
-        :meth:`_loudness` gives for it, but the look-ups from index energies are made together:
-        one ``excerpt_loudness_many`` call per (sample rate, span) group (every stem of a
-        coherent item, every item of a read-ahead run, shares one). Audio measured on the way
-        goes to the entry's ``processed`` dict; with ``measure=False`` entries that need it
-        are left None instead."""
+    def _loudness_many(self, entries: list, measure: bool = True) -> list:
+        """LUFS of each ``(source, track, processed)`` entry (any items) as the stem enters
+        its gain. From stored energies when nothing changes the signal's K-weighted energy (or
+        quick tape steps opt in with ``loudness: source``: the covered source span, an
+        approximation; ``augment.chain.loudness_span``; or a cached variant's own energies):
+        those look-ups are made together, one ``excerpt_loudness_many`` call per (sample rate,
+        span) group (every stem of a coherent item, every item of a batch, shares one). Else
+        measured on the processed audio (as Scaper measures after pitch/tempo), which goes to
+        the entry's ``processed`` dict; with ``measure=False`` such entries are left None."""
         out: list = [None] * len(entries)
         groups: dict[tuple[int, int], list] = {}
+        channels = self.recipe.channels
         for i, (src, track, processed) in enumerate(entries):
-            stem = track.stems.get(src.stem)
-            got = self._energy_span(src, track) if stem is not None else None
-            if got is None and not measure:
-                continue
+            got = self._energy_span(src, track)
             if got is None:
-                L, audio = self._loudness(src, track, keep_audio)
-                if audio is not None:
+                if measure:
+                    audio = process_stem(self.index, src, self.recipe.sample_rate, channels,
+                                         self.recipe.frames)
                     processed[src.stem] = audio
-                out[i] = L
-            else:
-                span, energies, start = got
-                groups.setdefault((stem.sample_rate, span), []).append((i, track, energies,
-                                                                        start))
+                    out[i] = float(lufs.integrated_loudness(audio, self.recipe.sample_rate))
+                continue
+            span, energies, start = got
+            sr = track.stems[src.stem].sample_rate
+            groups.setdefault((sr, span), []).append((i, track, energies, start))
         for (sr, span), group in groups.items():
             vals = lufs.excerpt_loudness_many([e for *_, e, _ in group], sr,
                                               [st for *_, st in group], span)
-            for (i, t, *_), L in zip(group, vals.tolist()):
-                if t.channels == 1 and self.recipe.channels > 1 and math.isfinite(L):
-                    L += 10 * math.log10(self.recipe.channels)  # as in _loudness
+            for (i, t, *_), L in zip(group, vals.tolist(), strict=True):
+                if t.channels == 1 and channels > 1 and math.isfinite(L):
+                    L += 10 * math.log10(channels)  # duplicated channels: powers add
                 out[i] = float(L)
         return out
 
-    def _energy_span(self, src: SourceSpec, track):
+    def _energy_span(self, src, track):
         """``(span, energies, start)``: the stored energies and frames that give the stem's
-        loudness (the condition of :meth:`_loudness`'s look-up path; a cached pitch/tempo
-        variant's own energies), or None when it must be measured."""
+        loudness (a plain excerpt; energy-preserving steps; a cached pitch/tempo variant's own
+        energies; quick tape steps with ``loudness: source``), or None when it must be
+        measured on processed audio."""
         r = self.recipe
         if src.pad_frames:
             return None  # zero-padded: measured on the padded audio
@@ -408,30 +381,13 @@ class Sampler:
                 if e is None:
                     e = self._energy_memo[key] = self.index.energies(track.id, src.stem)
                 return self._frames, e, src.start
-            got = variants.variant_energies(self.index, src, r.frames, ENERGY_PRESERVING)
+            got = variant_energies(self.index, src, r.frames, ENERGY_PRESERVING)
             if got is not None:
                 return got
             span = loudness_span(src.steps, r.frames, ENERGY_PRESERVING)
             if span is not None:
                 return span, self.index.energies(track.id, src.stem), src.start
         return None
-
-    def _loudness(self, src: SourceSpec, track, keep_audio: bool):
-        """LUFS of the stem as it enters the gain: from index energies when nothing changes the
-        signal's K-weighted energy (or quick tape steps opt in with ``loudness: source``: the
-        covered source span, an approximation; ``augment.chain.loudness_span``), else measured
-        on the processed audio (as Scaper measures after pitch/tempo)."""
-        r = self.recipe
-        fast = not src.pad_frames and track.sample_rate == r.sample_rate and \
-            (track.channels == r.channels or track.channels == 1) and \
-            (span := loudness_span(src.steps, r.frames, ENERGY_PRESERVING)) is not None
-        if fast:
-            L = self.index.loudness(track.id, src.stem, src.start, span)
-            if track.channels == 1 and r.channels > 1 and math.isfinite(L):
-                L += 10 * math.log10(r.channels)  # duplicated channels: powers add
-            return float(L), None
-        audio = process_stem(self.index, src, r.sample_rate, r.channels, r.frames)
-        return float(lufs.integrated_loudness(audio, r.sample_rate)), audio
 
 
 def check_split(recipe: Recipe, index) -> None:
@@ -452,24 +408,41 @@ def check_split(recipe: Recipe, index) -> None:
                           "or split: all for every split")
 
 
-def process_stem(index, src: SourceSpec, sample_rate: int, channels: int, frames: int) -> np.ndarray:
-    """Read one source and bring it to the output format, pre-gain: float32 ``(channels, frames)``.
+@dataclass(slots=True)
+class SourceDraw:
+    """One source's draws before its gain is known: what :meth:`Sampler._begin` drew
+    (``level`` kind and ``value``, ``boost``, ``dropped``, ``steps``, ``need`` output frames
+    before the steps) and its placement (``track``, ``start``, ``source_frames``,
+    ``track_sample_rate``, ``active`` fraction when the silence policy measured it). Reads like
+    a source (:class:`~stemforge.mixing.sources.SourceRead`) for loudness measurement."""
 
-    read ``source_frames`` at the track's rate → resample (soxr) → channel conversion →
-    augmentation steps (exactly ``frames`` out). Leading ``mode: cached`` pitch/tempo steps read
-    their pre-computed variant instead (``augment.variants.read_source``).
-    """
-    if src.steps and variants.is_cached(src.steps[0]):
-        audio, rest = variants.read_source(index, src, sample_rate, frames)
-        audio = dsp.to_channels(audio, channels)  # a read-only memmap view when nothing follows
-        return apply_steps(audio, sample_rate, rest, frames) if rest else audio
-    audio = index.read(src.track, src.stem, src.start, src.source_frames)
-    if src.pad_frames:  # a track shorter than the excerpt, zero-padded at its end (pad: true)
-        audio = np.pad(audio, ((0, 0), (0, src.pad_frames)))
-    need = source_frames(src.steps, frames)
-    if src.track_sample_rate and src.track_sample_rate != sample_rate:
-        audio = dsp.resample(audio, src.track_sample_rate, sample_rate)[:, :need]
-    audio = dsp.to_channels(audio, channels)
-    if src.steps:
-        audio = apply_steps(audio, sample_rate, src.steps, frames)
-    return audio
+    stem: str
+    target: str
+    level: str
+    value: float
+    boost: float
+    dropped: bool
+    steps: list
+    need: int
+    track: str = ""
+    start: int = 0
+    source_frames: int = 0
+    track_sample_rate: int = 0
+    active: float | None = None
+    pad_frames: int = 0
+
+
+@dataclass(slots=True)
+class ItemDraft:
+    """An item drawn up to its loudness look-up (:meth:`Sampler._begin`); ``processed``:
+    audio measured for its loudness, reused by render."""
+
+    item: int
+    seed: int
+    epoch: int
+    mode: str
+    ref_db: float
+    sources: list[SourceDraw]
+    attempts: int
+    warnings: list[str]
+    processed: dict = field(default_factory=dict)

@@ -2,11 +2,16 @@
 
 ``render(spec, index)`` needs nothing else. ``to_json``/``from_json`` round-trip exactly (floats
 are written with Python's shortest round-trip repr).
+
+Specs are records: frozen dataclasses that nothing changes after they are made (their lists are
+never mutated either). The sampler makes a spec with ``scale``/``peak`` None (not rendered yet);
+rendering returns the clip scale and peak it found, and the caller records them in a new spec
+with :meth:`MixSpec.rendered` (``dataclasses.replace``).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..atomic import write_text_atomic
@@ -14,7 +19,7 @@ from ..atomic import write_text_atomic
 SPEC_FORMAT = "stemforge-mixspec/1"
 
 
-@dataclass
+@dataclass(frozen=True)
 class SourceSpec:
     """One stem's contribution.
 
@@ -42,8 +47,12 @@ class SourceSpec:
     pad_frames: int = 0               # zeros appended after the read (pad: true, short tracks)
 
 
-@dataclass
+@dataclass(frozen=True)
 class MixSpec:
+    """Every value drawn for one mixture (see the module docstring); ``scale``: the clip
+    scale applied to mix and targets, ``peak``: max ``|mix|`` before it (both None until the
+    spec is rendered, then recorded by :meth:`rendered`)."""
+
     sample_rate: int
     channels: int
     frames: int
@@ -52,8 +61,8 @@ class MixSpec:
     sources: list[SourceSpec]
     ref_db: float | None
     clipping: str
-    scale: float = 1.0
-    peak: float = 0.0                 # max |mix| before clip scaling
+    scale: float | None = None
+    peak: float | None = None         # max |mix| before clip scaling
     seed: int | None = None
     epoch: int | None = None
     item: int | None = None
@@ -67,6 +76,13 @@ class MixSpec:
     @property
     def duration(self) -> float:
         return self.frames / self.sample_rate
+
+    def rendered(self, scale: float, peak: float | None) -> "MixSpec":
+        """This spec with the clip ``scale`` and ``peak`` a render found recorded (itself when
+        they are already recorded: a re-render applies the recorded scale)."""
+        if self.scale is not None:
+            return self
+        return replace(self, scale=float(scale), peak=None if peak is None else float(peak))
 
     def to_dict(self) -> dict:
         d = asdict(self)

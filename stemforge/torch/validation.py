@@ -27,8 +27,9 @@ from ..errors import RecipeError, StemforgeWarning
 from ..mixing.mixer import as_index, as_recipe, bind, render
 from ..mixing.recipe import Recipe
 from ..mixing.sample import Sampler
+from ..mixing.sources import track_frames
 from ..mixing.spec import MixSpec, SourceSpec
-from .dataset import light_index, to_tensors
+from .convert import light_index, to_tensors
 
 TAILS = ("cover", "drop")
 VALID_SPLITS = ("valid", "validation")   # MUSDB18's and Slakh's names for the validation split
@@ -136,7 +137,7 @@ class ValidationDataset(Dataset):
         r = self.recipe
         tid, start = self.windows[i]
         track = self.index.track(tid)
-        need = self.sampler._src_frames(track, r.frames)
+        need = track_frames(track.sample_rate, r.sample_rate, r.frames)
         sources = [SourceSpec(stem=s, target=r.target_of(s), track=tid, start=start,
                               source_frames=need, gain_db=0.0, gain=1.0,
                               track_sample_rate=track.sample_rate) for s in r.sources]
