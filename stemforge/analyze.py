@@ -4,7 +4,8 @@ For every stem (and the real mixture, when there is one) it decodes the audio on
 (finite, readable, consistent across the track) and computes what the index stores:
 sample rate, channels, frames, BS.1770 K-weighted sub-block energies (saved as ``.npy`` in the
 cache's ``analysis/`` folder), integrated loudness, silent fraction, and for tracks with a real
-mixture the residual ``mixture - sum(stems)`` in dB relative to the mixture.
+mixture the residual ``mixture - sum(stems)`` in dB relative to the mixture (``-inf`` when the
+mixture is exactly the stem sum).
 
 Track consistency policy (documented in docs/datasets.md):
 * all stems of a track must share sample rate and channel count (else an error names the files);
@@ -14,6 +15,7 @@ Track consistency policy (documented in docs/datasets.md):
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +165,8 @@ def analyse_track(
         stem_sum = sum(audio[s][:, :n].astype(np.float64) for s in entry.stems)
         mix = audio["__mixture__"][:, :n].astype(np.float64)
         num, den = float(((mix - stem_sum) ** 2).sum()), float((mix**2).sum())
-        residual = 10 * np.log10(num / den) if num > 0 and den > 0 else None
+        # -inf: the mixture is exactly the stem sum; None: a silent mixture (no reference level)
+        residual = (10 * np.log10(num / den) if num > 0 else -math.inf) if den > 0 else None
     return {"facts": facts, "residual_db": residual, "residual_key": rkey, "created": created,
             "notes": notes}
 

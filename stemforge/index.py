@@ -372,6 +372,17 @@ class Index:
         frames = t.frames - start if frames is None else frames
         return self.read_stem(t.mixture, start, frames)
 
+    def read_input(self, track_id: str, real: bool = True, start: Frames = 0,
+                   frames: Frames | None = None) -> np.ndarray:
+        """What a separator gets: the real mixture when the track has one (and ``real``), else
+        the sum of all its stems (float64 sum, float32 result) ``(channels, frames)``."""
+        t = self.track(track_id)
+        if real and t.mixture is not None:
+            return self.read_mixture(track_id, start, frames)
+        frames = t.frames - start if frames is None else frames
+        stems = [self.read(track_id, s, start, frames) for s in t.stems]
+        return np.sum(stems, axis=0, dtype=np.float64).astype(np.float32)
+
     # ------------------------------------------------------------------ analysis
     def energies(self, track_id: str, stem: str) -> np.ndarray:
         """K-weighted sub-block energies, float64 ``(n_sub,)`` (see audio.loudness)."""

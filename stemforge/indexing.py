@@ -39,7 +39,9 @@ def _known_facts(tracks: list[dict]) -> tuple[dict[str, StemFacts], dict[str, fl
         for s in stems:
             known[s["key"]] = StemFacts(s["key"], s["sample_rate"], s["channels"], s["frames"],
                                         s["loudness"], s["silent_fraction"], s["peak"])
-        if t.get("residual_key"):
+        # an index from before exact mixtures were recorded as -inf stored None for them: such
+        # a track's residual is measured again
+        if t.get("residual_key") and not (t.get("mixture") and t.get("residual_db") is None):
             residual[t["residual_key"]] = t.get("residual_db")
     return known, residual
 

@@ -129,7 +129,7 @@ def test_readme_shell_blocks_run(tmp_path, monkeypatch, capsys, archive_server):
     assert (work / "stemforge-demo" / "report" / "index.html").is_file()
     assert (work / "train-set" / "manifest.csv").is_file() and (work / "test-set").is_dir()
     assert (work / "stems" / "vocals.wav").is_file() and (work / "run" / "best.pt").is_file()
-    assert (work / "results" / "summary_targets.csv").is_file()
+    assert (work / "results" / "summary.csv").is_file()
     assert (work / "report" / "index.html").is_file()
     assert (tmp_path / "fast" / "cache" / "index.jsonl").is_file()
     assert sorted(p.name for p in (work / "musdb18-sample").iterdir()) == ["test", "train"]

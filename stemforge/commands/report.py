@@ -9,7 +9,8 @@ def add_parser(sub):
                        "tables, plots) of a dataset, a generated set, or evaluation results")
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="dataset root or index.jsonl, generated set folder, or results folder "
-                   "(kind detected automatically; several may be given)")
+                   "(kind detected automatically; several may be given; NAME=DIR names a "
+                   "results folder's method; several results are also compared side by side)")
     p.add_argument("--index", action="append", default=[], metavar="ROOT",
                    help="a dataset to report (as a PATH; repeatable)")
     p.add_argument("--layout", help="layout of the dataset PATHs (default: the one remembered "
@@ -20,16 +21,16 @@ def add_parser(sub):
     p.add_argument("--max-items", type=int, default=100,
                    help="tracks / mixtures with players and images (default 100)")
     p.add_argument("--excerpt", type=float, default=10.0,
-                   help="seconds of audio per preview (default 10)")
+                   help="seconds of audio per preview; in comparisons, the excerpt where two "
+                   "methods differ most (default 10)")
     p.add_argument("--title", default=None, help="page title")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
 
 def run(args) -> int:
-    from ..report import build_report
-
     from ..errors import StemforgeError
+    from ..report import build_report
 
     paths = [*args.paths, *args.index]
     if not paths:
