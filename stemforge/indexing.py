@@ -100,9 +100,8 @@ def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers,
         hint = f", e.g. --layout {others[0]}" if others else ""
         raise type(e)(f"{e} (layout {lay.name} was {layout_source}; pass --layout to choose "
                       f"another{hint})") from e
-    if layout_source != "given":  # every guess is said (the CLI prints stemforge's log)
-        log.info("layout: %s (%s; --layout to override)", lay.name,
-                 "detected" if layout_source == "detected" else f"remembered from {index_file}")
+    if layout_source == "detected":  # every guess is said (the CLI prints stemforge's log)
+        log.info("layout: %s (detected; --layout to override)", lay.name)
     taxonomy = Taxonomy.coerce(taxonomy)
     if taxonomy is not None:
         entries, unclaimed = taxonomy.apply_all(entries)

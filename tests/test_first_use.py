@@ -94,7 +94,7 @@ def test_the_layout_is_remembered_by_every_later_use(tmp_path, capsys):
     assert code == 0, err
     code, out, err = cli(capsys, "info", root)
     assert code == 0, err
-    assert "layout trackfolder" in out and "layout: trackfolder (remembered from" in err
+    assert "layout trackfolder" in out and "detected" not in err  # remembered, not guessed
     assert Index.open(root).layout == "trackfolder"
     assert Index.open(root, layout="trackfolder").layout_source == "given"
     recipe = {"targets": ["bass", "rest"], "split": "train", "duration": 0.5,
