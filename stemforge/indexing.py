@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from . import layouts
-from .analyze import StemFacts, analyse_track, residual_key, source_key
+from .analyze import StemFacts, analyse_track, analysis_done, residual_key, source_key
 from .errors import AudioError, IndexError_, LayoutError, StemforgeError
 from .layouts.base import TrackEntry
 
@@ -122,7 +122,7 @@ def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers,
         jobs.append((e, keys))
 
     def needs_work(e, keys):
-        stale = any(k not in known or not (adir / f"{k}.npy").exists() for k in keys.values())
+        stale = any(k not in known or not analysis_done(adir, k) for k in keys.values())
         return stale or (e.mixture is not None and residual_key(keys) not in residual_known)
 
     created: list[str] = []

@@ -310,12 +310,13 @@ def test_loudness_from_variant_energies(prepared):
         for src in x.spec.sources:
             s, t = src.steps[0]["variant"].values()
             stem = index.tracks[0].stems[src.stem]
-            if (s, t) == (0.0, 1.0):
+            if (s, t) == (0.0, 1.0):  # the stem itself: its zero-state corrections apply
                 e, v0 = index.energies(src.track, src.stem), src.start
-            else:
+                c = index.corrections(src.track, src.stem)
+            else:  # a variant's energies have none stored
                 e = np.load(index.variants.energies_path(variant_key(stem.key, s, t)))
-                v0 = int(np.floor(src.start / t + 0.5))
-            assert src.loudness == lufs.excerpt_loudness(e, SR, v0, x.spec.frames)
+                v0, c = int(np.floor(src.start / t + 0.5)), None
+            assert src.loudness == lufs.excerpt_loudness(e, SR, v0, x.spec.frames, c)
             if src.stem != "drums":  # steady tones: the stored-energy look-up is ~exact
                 pre_gain = x.sources[src.stem] / np.float32(src.gain)
                 measured = lufs.integrated_loudness(pre_gain, SR)

@@ -66,9 +66,10 @@ def test_excerpt_loudness_memmap_equals_array(tmp_path, start, frames):
     assert a == b and np.isfinite(a)
 
 
-def _energies_set(rng, sr=44100, seconds=8):
+def _energies_set(rng, sr=44100, seconds=8, corrections=False):
     """Energies of four stems: loud noise, quiet noise with a silent second, digital silence,
-    a short burst in silence (blocks on both sides of the gates)."""
+    a short burst in silence (blocks on both sides of the gates); with ``corrections``, the
+    pairs ``(energies, zero-state corrections)``."""
     out = []
     for kind in range(4):
         x = (0.1 * rng.standard_normal((2, seconds * sr))).astype(np.float32)
@@ -80,15 +81,16 @@ def _energies_set(rng, sr=44100, seconds=8):
         elif kind == 3:
             x[:, : 4 * sr] = 0.0
             x[:, 5 * sr:] = 0.0
-        out.append(lufs.block_energies(x, sr))
+        out.append(lufs.stem_analysis(x, sr) if corrections else lufs.block_energies(x, sr))
     return out
 
 
-def _close_to_reference(values, es, sr, starts, frames, atol=1e-9):
+def _close_to_reference(values, es, sr, starts, frames, atol=1e-9, cs=None):
     """The compiled values equal the readable NumPy reference to float rounding (the two sum
     in different orders), with -inf exactly where the reference has it."""
-    ref = np.array([lufs.excerpt_loudness_reference(e, sr, s, frames)
-                    for e, s in zip(es, starts, strict=True)])
+    cs = cs or [None] * len(es)
+    ref = np.array([lufs.excerpt_loudness_reference(e, sr, s, frames, c)
+                    for e, s, c in zip(es, starts, cs, strict=True)])
     assert np.array_equal(np.isinf(values), np.isinf(ref)), (values, ref)
     fin = np.isfinite(ref)
     np.testing.assert_allclose(values[fin], ref[fin], rtol=0, atol=atol)
@@ -117,6 +119,32 @@ def test_excerpt_loudness_many_equals_one_call_per_row(tmp_path):
             inf += int(np.isinf(one).sum())
     assert finite > 100 and inf > 20  # both outcomes exercised
     assert lufs.excerpt_loudness_many([], sr, [], 1000).shape == (0,)
+
+
+def test_excerpt_loudness_many_with_corrections_equals_reference():
+    """Zero-state corrections (one row without), starts on and off the sub-block grid."""
+    rng = np.random.default_rng(4)
+    sr = 44100
+    b = lufs.sub_block_frames(sr)
+    pairs = _energies_set(rng, sr, corrections=True)
+    es = [e for e, _ in pairs]
+    cs = [c for _, c in pairs]
+    cs[2] = None
+    span = es[1].shape[0] * b
+    moved = 0
+    for frames in (9000, 17640, sr, 5 * sr):
+        for k in range(12):
+            starts = [int(rng.integers(0, (span - frames) // b)) * b if k % 2 else
+                      int(rng.integers(0, span - frames + 1)) for _ in es]
+            many = lufs.excerpt_loudness_many(es, sr, starts, frames, cs)
+            one = np.array([lufs.excerpt_loudness(e, sr, s, frames, c)
+                            for e, s, c in zip(es, starts, cs, strict=True)])
+            assert np.array_equal(many, one), (frames, starts)
+            _close_to_reference(many, es, sr, starts, frames, cs=cs)
+            plain = lufs.excerpt_loudness_many(es, sr, starts, frames)
+            moved += int(np.sum(np.isfinite(plain) & (plain != many)))
+            assert many[2] == plain[2] or (np.isinf(many[2]) and np.isinf(plain[2]))
+    assert moved > 20  # the corrections did change values
 
 
 def test_compiled_pairwise_sum_is_numpys_sum():

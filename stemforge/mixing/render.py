@@ -42,8 +42,8 @@ class Rendered:
     """``mix`` float32 ``(C, T)``; ``targets`` name -> float32 ``(C, T)`` in spec order;
     ``scale`` the clip scale applied and ``peak`` max ``|mix|`` before it (the spec's recorded
     values on a re-render); ``stacked`` float32 ``(S, C, T)``, the array the targets are rows
-    of; ``sources`` stem -> post-gain, pre-scale float32 ``(C, T)`` (only with
-    ``keep_sources``)."""
+    of; ``sources`` source key (the stem; ``stem#k`` for its k-th event) -> post-gain,
+    pre-scale float32 ``(C, T)`` (only with ``keep_sources``)."""
 
     mix: np.ndarray
     targets: dict[str, np.ndarray]
@@ -130,12 +130,12 @@ def prepare(spec: MixSpec, index, processed: dict | None = None, keep_sources: b
     for src in spec.sources:
         if src.dropped:
             if kept is not None:
-                kept[src.stem] = np.zeros((C, T), np.float32)
+                kept[src.key] = np.zeros((C, T), np.float32)
             continue
-        audio = None if processed is None else processed.get(src.stem)
+        audio = None if processed is None else processed.get(src.key)
         env = None
         if audio is None and not src.steps and not src.pad_frames \
-                and src.track_sample_rate in (0, spec.sample_rate):
+                and src.track_sample_rate in (0, spec.sample_rate) and not src.placed(T):
             # fast path: rows of the prepared memmap, no copy before the gain
             t = index.track(src.track)
             s = t.stems[src.stem]
@@ -155,7 +155,7 @@ def prepare(spec: MixSpec, index, processed: dict | None = None, keep_sources: b
             raise ValueError(f"render: source {src.stem!r} of track {src.track!r} gave audio of "
                              f"shape {audio.shape}, expected {(C, T)}")
         if kept is not None:
-            kept[src.stem] = np.multiply(audio, np.float32(src.gain), dtype=np.float32)
+            kept[src.key] = np.multiply(audio, np.float32(src.gain), dtype=np.float32)
         members[slot[src.target]].append((audio, src.gain, env, src.start))
     # sources grouped by target (spec order within a target): the kernels' layout
     rows, gains, fine, coarse, starts = [], [], [], [], []

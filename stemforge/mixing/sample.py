@@ -31,8 +31,8 @@ from ..augment.grid import entry_points
 from ..errors import IndexError_, RecipeError, SamplingError
 from ._seeding import ItemGenerators, pcg64_states
 from .recipe import Recipe
-from .sources import process_stem, track_frames, variant_energies
-from .spec import MixSpec, SourceSpec
+from .sources import event_audio, place_event, process_stem, track_frames, variant_energies
+from .spec import EventPlacement, MixSpec, SourceSpec
 
 LOUDNESS_FLOOR = -70.0  # Scaper floors measured loudness at -70 LUFS
 ENERGY_PRESERVING = {"polarity", "channel_swap"}  # K-weighted energy unchanged by these steps
@@ -120,6 +120,12 @@ class Sampler:
                             for s in recipe.sources}
         self._any_snr = any(recipe.stems[s].level[0] == "snr" for s in recipe.sources)
         self._level_kind = {s: recipe.stems[s].level[0] for s in recipe.sources}
+        self._events = any(recipe.stems[s].is_event for s in recipe.sources) or \
+            recipe.fade_in > 0 or recipe.fade_out > 0
+        if recipe.pad and self._events:
+            raise RecipeError("pad", "pad: true zero-pads whole-mixture stems; events (Scaper's "
+                              "event model: event_time, event_duration, fades) place their own "
+                              "excerpts, so the two cannot be combined")
         self._energy_memo: dict = {}
 
     def notices(self) -> list[str]:
@@ -202,7 +208,7 @@ class Sampler:
                                     for x, d in entries], measure=measure)
         per_item: dict[int, dict[str, float | None]] = {}
         for (x, d), L in zip(entries, loud, strict=True):
-            per_item.setdefault(id(d), {})[x.stem] = L
+            per_item.setdefault(id(d), {})[x.key] = L
         out = []
         for d in drafts:
             got = per_item.get(id(d), {})
@@ -231,6 +237,11 @@ class Sampler:
         aug = bool(r.augment.entries)
         ctx = {"sample_rate": r.sample_rate, "channels": r.channels, "mode": mode,
                "shared": {}} if aug else None
+        if self._events:
+            sources = self._event_sources(rng, mode, ctx, item)
+            warnings = [] if sources else ["no events drawn: a silent mixture (Scaper: a silent "
+                                           "soundscape)"]
+            return ItemDraft(item, seed, epoch, mode, ref_db, sources, 1, warnings)
         per: dict[str, SourceDraw] = {}
         for s, draw_level, draw_boost, drop in self._stem_plan:
             steps = r.augment.draw(rng, s, ctx) if aug else []
@@ -290,7 +301,7 @@ class Sampler:
         sources = []
         for x in d.sources:
             if x.level == "snr":
-                L = loud[x.stem]
+                L = loud[x.key]
                 gain_db = d.ref_db + x.value + x.boost - max(L, LOUDNESS_FLOOR)
                 loudness, snr = L, x.value
             else:
@@ -301,7 +312,9 @@ class Sampler:
                 gain=float(10.0 ** (gain_db / 20.0)), loudness=loudness, level=x.level,
                 snr=snr, boost=x.boost, dropped=x.dropped,
                 track_sample_rate=x.track_sample_rate, active_fraction=x.active,
-                steps=x.steps, pad_frames=x.pad_frames))
+                steps=x.steps, event=x.event, offset=x.offset, event_frames=x.event_frames,
+                fade_in=x.fade_in, fade_out=x.fade_out, role=x.role,
+                pad_frames=x.pad_frames))
         spec = MixSpec(sample_rate=r.sample_rate, channels=r.channels, frames=r.frames,
                        mode=d.mode, targets=list(r.targets), sources=sources,
                        ref_db=d.ref_db if self._any_snr else None, clipping=r.clipping,
@@ -348,46 +361,142 @@ class Sampler:
             got = self._energy_span(src, track)
             if got is None:
                 if measure:
-                    audio = process_stem(self.index, src, self.recipe.sample_rate, channels,
-                                         self.recipe.frames)
-                    processed[src.stem] = audio
-                    out[i] = float(lufs.integrated_loudness(audio, self.recipe.sample_rate))
+                    out[i] = self._measure(src, processed)
                 continue
-            span, energies, start = got
+            span, energies, start, corr = got
             sr = track.stems[src.stem].sample_rate
-            groups.setdefault((sr, span), []).append((i, track, energies, start))
+            groups.setdefault((sr, span), []).append((i, track, energies, start, corr))
         for (sr, span), group in groups.items():
-            vals = lufs.excerpt_loudness_many([e for *_, e, _ in group], sr,
-                                              [st for *_, st in group], span)
+            vals = lufs.excerpt_loudness_many([g[2] for g in group], sr, [g[3] for g in group],
+                                              span, [g[4] for g in group])
             for (i, t, *_), L in zip(group, vals.tolist(), strict=True):
                 if t.channels == 1 and channels > 1 and math.isfinite(L):
                     L += 10 * math.log10(channels)  # duplicated channels: powers add
                 out[i] = float(L)
         return out
 
+    def _measure(self, src, processed: dict) -> float:
+        """LUFS of a source measured on its processed audio (its event audio for an event, as
+        Scaper measures it: short events tiled); the audio render will use goes to
+        ``processed``."""
+        r = self.recipe
+        if not src.placed(r.frames):
+            audio = process_stem(self.index, src, r.sample_rate, r.channels, r.frames)
+            processed[src.key] = audio
+            return float(lufs.integrated_loudness(audio, r.sample_rate))
+        audio = event_audio(self.index, src, r.sample_rate, r.channels, r.frames)
+        processed[src.key] = place_event(audio, src, r.frames)
+        return float(lufs.event_loudness(audio, r.sample_rate))
+
     def _energy_span(self, src, track):
-        """``(span, energies, start)``: the stored energies and frames that give the stem's
-        loudness (a plain excerpt; energy-preserving steps; a cached pitch/tempo variant's own
-        energies; quick tape steps with ``loudness: source``), or None when it must be
-        measured on processed audio."""
+        """``(span, energies, start, corrections)``: the stored energies (and zero-state
+        corrections; None for a cached variant's own energies) and frames that give the stem's
+        loudness (a plain excerpt or event; energy-preserving steps; a cached pitch/tempo
+        variant's own energies; quick tape steps with ``loudness: source``), or None when it
+        must be measured on processed audio (also backgrounds, which Scaper puts at ref_db
+        exactly, and events under 0.5 s, which Scaper tiles)."""
         r = self.recipe
         if src.pad_frames:
-            return None  # zero-padded: measured on the padded audio
+            return None  # zero-padded (pad: true): measured on the padded audio
+        n = self._frames
+        if src.placed(n):
+            n = src.frames_out(n)
+            if n < lufs.EVENT_MIN_SECONDS * r.sample_rate or src.role == "background":
+                return None
         if track.sample_rate == r.sample_rate and \
                 (track.channels == r.channels or track.channels == 1):
             if not src.steps:  # a plain excerpt: the stem's energies over the output frames
-                key = (track.id, src.stem)
-                e = self._energy_memo.get(key)
-                if e is None:
-                    e = self._energy_memo[key] = self.index.energies(track.id, src.stem)
-                return self._frames, e, src.start
-            got = variant_energies(self.index, src, r.frames, ENERGY_PRESERVING)
+                e, c = self._stored(track.id, src.stem)
+                return n, e, src.start, c
+            got = variant_energies(self.index, src, n, ENERGY_PRESERVING)
             if got is not None:
-                return got
-            span = loudness_span(src.steps, r.frames, ENERGY_PRESERVING)
+                span, e, start = got  # the identity point reads the stem's own energies
+                plain = self._stored(track.id, src.stem)
+                return span, e, start, plain[1] if e is plain[0] else None
+            span = loudness_span(src.steps, n, ENERGY_PRESERVING)
             if span is not None:
-                return span, self.index.energies(track.id, src.stem), src.start
+                e, c = self._stored(track.id, src.stem)
+                return span, e, src.start, c
         return None
+
+    def _stored(self, track_id: str, stem: str):
+        """A stem's stored energies and zero-state corrections (memoised per sampler)."""
+        key = (track_id, stem)
+        got = self._energy_memo.get(key)
+        if got is None:
+            got = self._energy_memo[key] = (self.index.energies(track_id, stem),
+                                            self.index.corrections(track_id, stem))
+        return got
+
+    # ------------------------------------------------------------------ Scaper's event model
+    def _event_sources(self, rng, mode: str, ctx, item: int) -> list["SourceDraw"]:
+        """Scaper's event model (any stem with an event field, or fades): per stem its number
+        of events, then per event its steps, level, boost, drop, duration and time (seconds,
+        to frames), then the placements (coherent: one track and start for every event, from
+        the first source's distributions; incoherent: one per event, ``source_time`` in
+        seconds or the ``start`` fraction). An event running past the mixture's end is moved
+        earlier (as Scaper does). Draws nothing that plain recipes draw differently: those
+        never come here."""
+        r = self.recipe
+        n, sr = self._frames, r.sample_rate
+        fade_in, fade_out = int(r.fade_in * sr), int(r.fade_out * sr)  # Scaper: int(len * sr)
+        draws: list[SourceDraw] = []
+        for s, draw_level, draw_boost, drop in self._stem_plan:
+            p = r.stems[s]
+            count = int(p.events.sample(rng)) if p.events is not None else 1
+            for k in range(count):
+                steps = r.augment.draw(rng, s, ctx) if ctx is not None else []
+                level = float(draw_level(rng))
+                boost = float(draw_boost(rng))
+                dropped = bool(rng.random() < drop) if drop > 0 else False
+                offset, frames = 0, n
+                if p.role == "foreground":
+                    dur = None if p.event_duration is None else float(p.event_duration.sample(rng))
+                    t0 = 0.0 if p.event_time is None else float(p.event_time.sample(rng))
+                    offset = min(int(round(t0 * sr)), n - 1)
+                    frames = n - offset if dur is None else min(max(int(round(dur * sr)), 1), n)
+                    offset = min(offset, n - frames)
+                bg = p.role == "background"
+                draws.append(SourceDraw(
+                    s, self._target[s], self._level_kind[s], level, boost, dropped, steps,
+                    source_frames(steps, frames) if steps else frames, event=k, offset=offset,
+                    event_frames=None if frames == n - offset else frames,
+                    fade_in=0 if bg else fade_in, fade_out=0 if bg else fade_out, role=p.role))
+        if mode == "coherent" and draws:
+            need = max(d.need for d in draws)
+            got = self._place_event(rng, r.sources[0], self.coherent, need, "all sources",
+                                    "\0coherent", item)
+            places = [got] * len(draws)
+        else:
+            places = [self._place_event(rng, d.stem, self.by_stem[d.stem], d.need, d.stem, d.stem,
+                                        item) for d in draws]
+        for d, (track, start) in zip(draws, places, strict=True):
+            d.track, d.start, d.track_sample_rate = track.id, start, track.sample_rate
+            d.source_frames = d.need if track.sample_rate == sr else \
+                self._src_frames(track, d.need)
+            if d.role == "background":  # looped: what the track has from the start
+                d.source_frames = min(d.source_frames, track.frames - start)
+        return draws
+
+    def _place_event(self, rng, stem, cands, need, what, key, item):
+        """``(track, start)`` of an event: :meth:`_place`, with ``source_time`` (seconds, cut
+        to the valid range as Scaper does) instead of the ``start`` fraction when the recipe
+        gives it; a background may come from any track holding the stem (it is looped)."""
+        p = self.recipe.stems[stem]
+        ok, ids, idset = self._candidates(key, cands, 1 if p.role == "background" else need)
+        if not ok:
+            raise SamplingError(f"item {item}: no track holding {what!r} is long enough for "
+                                f"{need / self.recipe.sample_rate:.2f} s")
+        draw_track, draw_start = self._place_draw[stem]
+        tid = draw_track(rng, ids)
+        if tid not in idset:
+            raise RecipeError(p.track.field, f"track {tid!r} is not a candidate for {what} "
+                              "(not in the index/split, lacks the stem, or too short)")
+        track = self.index.track(tid)
+        span = max(track.frames - self._src_frames(track, need), 0)
+        if p.source_time is not None:
+            return track, min(int(float(p.source_time.sample(rng)) * track.sample_rate), span)
+        return track, int(round(float(draw_start(rng)) * span))
 
 
 def check_split(recipe: Recipe, index) -> None:
@@ -409,12 +518,12 @@ def check_split(recipe: Recipe, index) -> None:
 
 
 @dataclass(slots=True)
-class SourceDraw:
+class SourceDraw(EventPlacement):
     """One source's draws before its gain is known: what :meth:`Sampler._begin` drew
     (``level`` kind and ``value``, ``boost``, ``dropped``, ``steps``, ``need`` output frames
     before the steps) and its placement (``track``, ``start``, ``source_frames``,
-    ``track_sample_rate``, ``active`` fraction when the silence policy measured it). Reads like
-    a source (:class:`~stemforge.mixing.sources.SourceRead`) for loudness measurement."""
+    ``track_sample_rate``, ``active`` fraction when the silence policy measured it) and, for
+    Scaper's event model, its event fields. Reads like a source (:class:`~stemforge.mixing.sources.SourceRead`) for loudness measurement."""
 
     stem: str
     target: str
@@ -429,7 +538,14 @@ class SourceDraw:
     source_frames: int = 0
     track_sample_rate: int = 0
     active: float | None = None
-    pad_frames: int = 0
+    # Scaper's event model (SourceSpec's fields of the same names)
+    event: int = 0
+    offset: int = 0
+    event_frames: int | None = None
+    fade_in: int = 0
+    fade_out: int = 0
+    role: str = "foreground"
+    pad_frames: int = 0   # zeros after the read (pad: true, a short track)
 
 
 @dataclass(slots=True)

@@ -35,7 +35,13 @@ class SourceRead(Protocol):
     source_frames: int
     track_sample_rate: int
     steps: Sequence[Mapping[str, Any]]
-    pad_frames: int
+    # Scaper's event model (``spec.EventPlacement``: ``key``, ``placed``, ``frames_out``)
+    offset: int
+    event_frames: int | None
+    fade_in: int
+    fade_out: int
+    role: str
+    pad_frames: int   # zeros appended after the read (recipe pad: true, a short track)
 
 
 def track_frames(track_rate: Hz, rate: Hz, frames: Frames) -> Frames:
@@ -49,25 +55,59 @@ def process_stem(index, src: SourceRead, sample_rate: Hz, channels: int,
                  frames: Frames) -> np.ndarray:
     """Read one source and bring it to the output format, pre-gain: float32 ``(channels, frames)``.
 
-    read ``source_frames`` at the track's rate (+ ``pad_frames`` zeros) → resample (soxr) →
-    channel conversion →
-    augmentation steps (exactly ``frames`` out). Leading ``mode: cached`` pitch/tempo steps read
-    their pre-computed variant instead (:func:`read_source`).
+    :func:`event_audio`, then for an event (``src.placed``: Scaper's event model) its fades and
+    its place in the mixture, silence elsewhere (:func:`place_event`).
     """
+    audio = event_audio(index, src, sample_rate, channels, frames)
+    return place_event(audio, src, frames) if src.placed(frames) else audio
+
+
+def event_audio(index, src, sample_rate: Hz, channels: int, frames: Frames) -> np.ndarray:
+    """The source as its loudness is measured: float32 ``(channels, src.frames_out(frames))``,
+    before fades and placement (``frames``: the mixture's length; a plain source spans it).
+
+    read ``source_frames`` at the track's rate (+ ``pad_frames`` zeros) → resample (soxr) →
+    channel conversion → augmentation steps (exactly the event's frames out). Leading
+    ``mode: cached`` pitch/tempo steps read their pre-computed variant instead
+    (:func:`read_source`). A background's excerpt is looped to the event's length (Scaper tiles
+    short backgrounds).
+    """
+    n = src.frames_out(frames)
     if src.steps and is_cached(src.steps[0]):
-        audio, rest = read_source(index, src, sample_rate, frames)
+        audio, rest = read_source(index, src, sample_rate, n)
         audio = dsp.to_channels(audio, channels)  # a read-only memmap view when nothing follows
-        return apply_steps(audio, sample_rate, rest, frames) if rest else audio
+        return apply_steps(audio, sample_rate, rest, n) if rest else audio
     audio = index.read(src.track, src.stem, src.start, src.source_frames)
     if src.pad_frames:  # a track shorter than the excerpt, zero-padded at its end (pad: true)
         audio = np.pad(audio, ((0, 0), (0, src.pad_frames)))
-    need = source_frames(src.steps, frames)
+    need = source_frames(src.steps, n)
     if src.track_sample_rate and src.track_sample_rate != sample_rate:
         audio = dsp.resample(audio, src.track_sample_rate, sample_rate)[:, :need]
     audio = dsp.to_channels(audio, channels)
+    if src.role == "background" and audio.shape[1] < n:
+        audio = np.tile(audio, (1, -(-n // audio.shape[1])))[:, :n]
     if src.steps:
-        audio = apply_steps(audio, sample_rate, src.steps, frames)
+        audio = apply_steps(audio, sample_rate, src.steps, n)
     return audio
+
+
+def place_event(audio: np.ndarray, src, frames: Frames) -> np.ndarray:
+    """An event's ``(C, n)`` audio faded (Scaper's sine windows: ``sin(linspace(0, pi/2,
+    fade_in))`` over its first frames, the reverse over its last) and put at ``src.offset`` of
+    ``frames`` silent frames (cut at the mixture's end): float32 ``(C, frames)``."""
+    audio = np.array(audio, dtype=np.float32)
+    if src.fade_in > 0:
+        k = min(src.fade_in, audio.shape[1])
+        audio[:, :k] *= np.sin(np.linspace(0.0, np.pi / 2, src.fade_in))[:k].astype(np.float32)
+    if src.fade_out > 0:
+        k = min(src.fade_out, audio.shape[1])
+        w = np.sin(np.linspace(np.pi / 2, 0.0, src.fade_out))[src.fade_out - k:]
+        audio[:, audio.shape[1] - k:] *= w.astype(np.float32)
+    out = np.zeros((audio.shape[0], frames), np.float32)
+    end = min(frames, src.offset + audio.shape[1])
+    if end > src.offset:
+        out[:, src.offset:end] = audio[:, :end - src.offset]
+    return out
 
 
 def _command(index, grid_spec: str) -> str:

@@ -19,8 +19,31 @@ from ..atomic import write_text_atomic
 SPEC_FORMAT = "stemforge-mixspec/1"
 
 
+class EventPlacement:
+    """Scaper's event model on a source-like record with ``stem``, ``event``, ``offset``,
+    ``event_frames``, ``fade_in``, ``fade_out`` and ``role`` (a :class:`SourceSpec`, or the
+    sampler's draft of one)."""
+
+    __slots__ = ()
+
+    @property
+    def key(self) -> str:
+        """Unique name of this source in its spec: the stem, ``stem#k`` for its k-th event."""
+        return self.stem if self.event == 0 else f"{self.stem}#{self.event}"
+
+    def placed(self, frames: int) -> bool:
+        """True when the source is an event: not the whole mixture, faded, or a background."""
+        return (self.offset != 0 or self.fade_in != 0 or self.fade_out != 0
+                or self.role != "foreground"
+                or (self.event_frames is not None and self.event_frames != frames))
+
+    def frames_out(self, frames: int) -> int:
+        """Output frames of the event itself (``frames`` = the mixture's length)."""
+        return frames - self.offset if self.event_frames is None else self.event_frames
+
+
 @dataclass(frozen=True)
-class SourceSpec:
+class SourceSpec(EventPlacement):
     """One stem's contribution.
 
     ``start`` and ``source_frames`` are in the track's own sample rate: the renderer reads
@@ -44,7 +67,21 @@ class SourceSpec:
     track_sample_rate: int = 0
     active_fraction: float | None = None
     steps: list[dict] = field(default_factory=list)
+    # Scaper's event model; at these defaults (a stem spanning the whole mixture) the fields are
+    # left out of the JSON, so plain specs keep their bytes (see ``EVENT_DEFAULTS``)
+    event: int = 0                    # index among the events of the same stem (see ``key``)
+    offset: int = 0                   # output frame where the event starts (Scaper: event_time)
+    event_frames: int | None = None   # output frames of the event; None = to the mixture's end
+    fade_in: int = 0                  # frames of Scaper's sine fade-in / fade-out of the event
+    fade_out: int = 0
+    role: str = "foreground"          # "background": Scaper's background (excerpt looped)
     pad_frames: int = 0               # zeros appended after the read (pad: true, short tracks)
+
+
+#: SourceSpec fields written only when they differ from these values (plain specs keep their
+#: bytes)
+EVENT_DEFAULTS = {"event": 0, "offset": 0, "event_frames": None, "fade_in": 0, "fade_out": 0,
+                  "role": "foreground", "pad_frames": 0}
 
 
 @dataclass(frozen=True)
@@ -86,9 +123,10 @@ class MixSpec:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for src in d["sources"]:  # written only when used: specs without padding are unchanged
-            if not src["pad_frames"]:
-                del src["pad_frames"]
+        for src in d["sources"]:
+            for k, v in EVENT_DEFAULTS.items():
+                if src[k] == v:
+                    del src[k]
         return d
 
     @classmethod
