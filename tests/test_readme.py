@@ -5,6 +5,8 @@ Placeholders become made data (tiny, so the test stays fast):
 * ``/data/musdb18``: a musdb18 (stem.mp4) tree, one 1.2 s test track;
 * ``/data/musdb18hq``: a MUSDB18-HQ tree, two train tracks and one test track of 6.5 s;
 * ``/fast/cache``: a folder in the test's temp dir; ``song.wav``: a made recording;
+* ``/data/scaper_fg``: Scaper's ``<label>/<song>.wav`` folder, and ``scaper/*.jams``: Scaper JAMS
+  of mixtures of it (written by ``stemforge generate`` + ``export-jams`` on that folder);
 * ``stemforge download``'s server: a local one serving a made archive of 150 tracks.
 
 Only sizes shrink (``SCALE``: mixture counts, training steps, song counts, worker processes);
@@ -14,9 +16,11 @@ line is not a ``stemforge`` command.
 """
 from __future__ import annotations
 
+import glob
 import io
 import re
 import shlex
+import shutil
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -96,8 +100,19 @@ def made_data(tmp: Path) -> dict[str, str]:
                         {"A - One": "train", "B - Two": "train", "C - Three": "test"},
                         seconds=6.5)
     write_wav(tmp / "work" / "song.wav", tone(330, 3.0, sr=22050), 22050)
+    fg = tmp / "data" / "scaper_fg"
+    for k in range(4):
+        for j, label in enumerate(("vocals", "drums", "bass")):
+            write_wav(fg / label / f"song{k}.wav", tone(150 * (j + 1) + 9 * k, 0.8, seed=k + j))
+    made = tmp / "scaper-made"
+    assert main(["generate", "all_stems", "--index", str(fg), "--set", "split=all", "--set",
+                 "duration=0.5", "--n", "2", "--out", str(made), "--no-progress"]) == 0
+    assert main(["export-jams", str(made), "--no-progress"]) == 0
+    for jams in sorted(made.glob("*/mixture.jams")):
+        (tmp / "work" / "scaper").mkdir(exist_ok=True)
+        shutil.copyfile(jams, tmp / "work" / "scaper" / f"{jams.parent.name}.jams")
     return {"/data/musdb18hq": str(hq), "/data/musdb18": str(musdb),
-            "/fast/cache": str(tmp / "fast" / "cache")}
+            "/data/scaper_fg": str(fg), "/fast/cache": str(tmp / "fast" / "cache")}
 
 
 def substitute(cmd: str, paths: dict[str, str]) -> str:
@@ -119,6 +134,7 @@ def test_readme_shell_blocks_run(tmp_path, monkeypatch, capsys, archive_server):
         if cmd.startswith(NOT_RUN):
             continue
         argv = shlex.split(substitute(cmd, paths), comments=True)
+        argv = [a for w in argv for a in (sorted(glob.glob(w)) if "*" in w else [w])]  # as sh
         assert argv and argv[0] == "stemforge", f"README.md:{line}: not a stemforge command: {cmd}"
         rc = main(argv[1:])
         out, err = capsys.readouterr()
@@ -135,7 +151,7 @@ def test_readme_shell_blocks_run(tmp_path, monkeypatch, capsys, archive_server):
     assert sorted(p.name for p in (work / "musdb18-sample").iterdir()) == ["test", "train"]
     for c in ("index", "info", "prepare", "download", "recipes", "generate", "regenerate",
               "export-jams", "export-shards", "demo", "report", "experiment", "train",
-              "separate", "oracle", "evaluate"):
+              "separate", "oracle", "evaluate", "import-jams"):
         assert c in ran, c
 
 
