@@ -42,8 +42,16 @@ COMMANDS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error, ``stemforge CMD: error: ...`` and exit 2, like
+    every other error (the usage text stays in ``--help``). Sub-command parsers share it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="stemforge",
         description="Turn multitrack stem datasets into training and evaluation data.",
     )
@@ -75,6 +83,19 @@ class _Notes(logging.Handler):
             print(line, file=sys.stderr, flush=True)
 
 
+def _stdout_closed() -> bool:
+    """Whether stdout's reader is gone (a pipe whose read end was closed reports an error when
+    polled); True when stdout cannot be polled (then the broken pipe was most likely it)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poll.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -101,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     except StemforgeError as e:
         print(f"stemforge {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"stemforge {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
+    except BrokenPipeError as e:
+        if not _stdout_closed():  # another pipe (e.g. a separator's): an error like any other
+            print(f"stemforge {args.command}: error: {e.filename or 'a pipe'}: {e.strerror}",
+                  file=sys.stderr)
+            return 2
         # the reader went away (`stemforge info ROOT | head -1`): stop quietly, and keep the
         # interpreter's final flush of stdout from raising again
         try:
@@ -113,6 +135,15 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, AttributeError):  # stdout without a descriptor (tests)
             pass
         return 141  # 128 + SIGPIPE, as for any program killed by a closed pipe
+    except OSError as e:
+        # the environment failed where no command gave a more specific message (a full disk,
+        # a file that vanished, a permission): still one line naming the file, never a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"stemforge {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"stemforge {args.command}: interrupted", file=sys.stderr)
+        return 130
     finally:
         BEFORE_OUTPUT.remove(handler.flush_notes)
         log.removeHandler(handler)

@@ -1,28 +1,32 @@
 """The Index: a cached manifest of a dataset's tracks, stems and per-stem analysis.
 
 ``Index.open(root_or_index_file)`` is the one entry point most code needs: it scans the dataset
-with its layout reader, re-analyses only files whose (path, size, mtime) changed, and stores the
-result in a cache directory::
+with its layout reader, re-analyses only stems whose content changed (files are stamped by size,
+mtime, ctime, inode and their first and last 64 KiB, and keyed by their sha256:
+:mod:`stemforge.stamps`), and stores the result in a cache directory::
 
     <cache_dir>/index.jsonl        header line + one line per track (atomic rewrite)
     <cache_dir>/analysis/<key>.npy K-weighted 10 ms sub-block energies per stem
     <cache_dir>/analysis/<key>.zs1.npy  their zero-state corrections (loudness look-ups)
     <cache_dir>/audio/<key>.npy    decoded stems (StemCache, written by ``stemforge prepare``)
     <cache_dir>/variants/<vkey>.npy  pitch/tempo variants (``stemforge prepare --variants``)
+    <cache_dir>/.stemforge.lock    held while a build writes the cache (one build at a time)
 
 The default cache directory is ``$STEMFORGE_CACHE_DIR`` (or ``~/.cache/stemforge``) /
 ``<root name>-<hash of the absolute root>``. A root indexed with another cache directory
 (``--cache DIR``) has it remembered (``$STEMFORGE_CACHE_DIR/roots/<root name>-<hash>.json``), so
 one dataset root maps to one cache: every later use of the root without ``cache_dir`` opens that
 one. The index header remembers the layout and options (groups, taxonomy) it was built with,
-and a later build of the same root without them reuses them. Loading an index file re-checks
-every file's stamp, so an index is never silently stale: changed files are re-analysed (or,
-with ``refresh=False``, an error names them).
+and a later build of the same root without them reuses them. Opening an ``index.jsonl`` rescans
+the root it records with the layout, groups and taxonomy it records, exactly as building does,
+so an index is never silently stale (with ``refresh=False`` it is read as recorded and any
+changed file is an error naming it).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,6 +62,10 @@ class Stem:
     label: str | None = None
     extra_paths: tuple[str, ...] = ()
     channel: int | None = None
+    #: per file of ``ref.paths``: its stamp when indexed and the sha256 of its bytes then
+    #: (:mod:`stemforge.stamps`); ``key`` is made from the digests
+    stamps: tuple[str, ...] = ()
+    digests: tuple[str, ...] = ()
 
     @property
     def ref(self) -> SourceRef:
@@ -87,18 +95,38 @@ class Track:
         return self.frames / self.sample_rate
 
     def to_dict(self) -> dict:
+        """JSON-ready (finite numbers and nulls only): a silent stem's loudness (-inf) is
+        null; an exact mixture's residual (-inf dB) is null with ``residual_exact: true``."""
         d = asdict(self)
+        for s in [*d["stems"].values(), *([d["mixture"]] if d["mixture"] else [])]:
+            if not math.isfinite(s["loudness"]):
+                s["loudness"] = None
+        if d["residual_db"] == -math.inf:
+            d["residual_db"], d["residual_exact"] = None, True
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Track":
         d = dict(d)
-        d["stems"] = {k: Stem(**{**v, "extra_paths": tuple(v.get("extra_paths", ()))})
-                      for k, v in d["stems"].items()}
+        d["residual_db"] = residual_from_json(d)
+        d.pop("residual_exact", None)
+        d["stems"] = {k: _stem_from_dict(v) for k, v in d["stems"].items()}
         if d.get("mixture"):
-            m = d["mixture"]
-            d["mixture"] = Stem(**{**m, "extra_paths": tuple(m.get("extra_paths", ()))})
+            d["mixture"] = _stem_from_dict(d["mixture"])
         return cls(**d)
+
+
+def residual_from_json(row: dict) -> float | None:
+    """A track row's residual in dB: -inf for an exact mixture (see :meth:`Track.to_dict`)."""
+    return -math.inf if row.get("residual_exact") else row.get("residual_db")
+
+
+def _stem_from_dict(v: dict) -> Stem:
+    """A Stem from its JSON form (null loudness = silent = -inf LUFS)."""
+    v = {**v, **{k: tuple(v.get(k, ())) for k in ("extra_paths", "stamps", "digests")}}
+    if v.get("loudness") is None:
+        v["loudness"] = -math.inf
+    return Stem(**v)
 
 
 def cache_base() -> Path:
@@ -198,6 +226,8 @@ class Index:
         # "remembered" (from an earlier build of the root), "default" (cache) or "loaded"
         self.layout_source = "given"
         self.cache_source = "given"
+        #: files whose bytes differ from the previous index of this cache (set by a build)
+        self.content_changed: list[str] = []
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -208,7 +238,8 @@ class Index:
         the root, else detected. Other keywords as :meth:`build`."""
         p = Path(path)
         if p.is_file() or p.name == INDEX_FILE:
-            index = cls.load(p, **{k: v for k, v in kw.items() if k in ("refresh", "progress")})
+            index = cls.load(p, **{k: v for k, v in kw.items()
+                                    if k in ("refresh", "progress", "verify_content")})
             if layout is not None and layout != index.layout:
                 raise IndexError_(f"{p}: this index was built with layout {index.layout!r}, not "
                                   f"{layout!r}; re-index the dataset root with --layout {layout}")
@@ -231,6 +262,7 @@ class Index:
         workers: int | None = None,
         progress: bool = False,
         taxonomy=None,
+        verify_content: bool = False,
     ) -> "Index":
         """Scan ``root``, analyse new/changed files, write the index; return it.
 
@@ -239,19 +271,24 @@ class Index:
         ``layout``, ``taxonomy`` and ``cache_dir`` default to what an earlier build of the same
         root used (then ``layout_source``/``cache_source`` say ``remembered``); a root never
         built before has its layout detected (``detected``) and the default cache directory.
+        ``verify_content``: hash every file in full instead of trusting unchanged stamps
+        (``stemforge index --verify-content``); ``index.content_changed`` lists the files whose
+        bytes differ from the previous index.
         """
         from .indexing import build_index
 
         return build_index(cls, Path(root), layout, cache_dir, groups, workers, progress,
-                           taxonomy)
+                           taxonomy, verify_content)
 
     @classmethod
     def load(cls, index_file: str | os.PathLike, refresh: bool = True,
-             progress: bool = False) -> "Index":
-        """Load ``index.jsonl``; re-check file stamps (rebuild changed parts, or raise)."""
+             progress: bool = False, verify_content: bool = False) -> "Index":
+        """Load ``index.jsonl``: rescan its root as :meth:`build` does (with its recorded layout,
+        groups and taxonomy), or with ``refresh=False`` read it as recorded, raising if any
+        file's stamp changed."""
         from .indexing import load_index
 
-        return load_index(cls, Path(index_file), refresh, progress)
+        return load_index(cls, Path(index_file), refresh, progress, verify_content)
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:
@@ -440,8 +477,14 @@ class Index:
     def save(self) -> Path:
         """Write ``index.jsonl`` atomically (temp file + rename)."""
         # no fsync: the index is a cache whose stamps are re-checked on load
+        lines = [json.dumps(self.header(), allow_nan=False)]
+        lines += [json.dumps(t.to_dict(), allow_nan=False) for t in self.tracks]
+        text = "\n".join(lines) + "\n"
+        try:
+            if self.index_file.read_text() == text:
+                return self.index_file  # unchanged: no write (a read-only cache stays usable)
+        except (OSError, UnicodeDecodeError):
+            pass
         with atomic_file(self.index_file, "w", fsync=False) as fh:
-            fh.write(json.dumps(self.header()) + "\n")
-            for t in self.tracks:
-                fh.write(json.dumps(t.to_dict()) + "\n")
+            fh.write(text)
         return self.index_file

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .analyze import decode_source
+from .atomic import write_failure
 from .audio.cache import StemCache, VariantCache
 from .errors import StemforgeError
 
@@ -77,7 +78,25 @@ def prepare(index, workers: int | None = None, progress: bool = False,
     """Decode all stems (and real mixtures) of ``index`` into ``index.cache``; with
     ``variants`` (a SPEC string, mapping or :class:`~stemforge.augment.grid.VariantGrid`)
     also render the stems' pitch/tempo variants into ``index.variants``. A bad ``variants``
-    raises VariantError before anything is written."""
+    raises VariantError before anything is written. A failed write (a full disk, a read-only
+    cache) raises StemforgeError naming the folder; every entry written before is complete
+    (atomic writes), so a rerun resumes."""
+    made = [f for f in (index.cache.folder, index.variants.folder) if not f.exists()]
+    try:
+        return _prepare(index, workers, progress, variants)
+    except OSError as e:
+        for folder in made:  # folders this call made and left empty
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        what = f" while writing {e.filename}" if e.filename else ""
+        raise StemforgeError(f"{index.cache.folder.parent}: stem cache {write_failure(e)}{what}; "
+                             "the entries written before are complete and kept, so fix it and "
+                             "rerun to resume") from e
+
+
+def _prepare(index, workers, progress, variants) -> PrepareStats:
     from .progress import progress as progress_bar
 
     grid = None

@@ -85,6 +85,17 @@ def dataset_root(args) -> str:
     return root
 
 
+def count(text: str) -> int:
+    """argparse type for seeds and epochs: an integer >= 0 (they seed ``SeedSequence``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def parse_groups(specs: list[str]) -> dict[str, list[str]]:
     groups = {}
     for spec in specs:
@@ -96,9 +107,11 @@ def parse_groups(specs: list[str]) -> dict[str, list[str]]:
     return groups
 
 
-def open_index(args, root: str | None = None, workers: int | None = None):
+def open_index(args, root: str | None = None, workers: int | None = None,
+               verify_content: bool = False):
     """The dataset of ``args`` as an Index (built or reused; the layout remembered or
-    detected, ``--layout`` to override). ``workers``: the analysis pool when it must index."""
+    detected, ``--layout`` to override). ``workers``: the analysis pool when it must index;
+    ``verify_content``: hash every file in full (``index --verify-content``)."""
     from ..index import Index
 
     root = root or dataset_root(args)
@@ -106,4 +119,4 @@ def open_index(args, root: str | None = None, workers: int | None = None):
                       cache_dir=getattr(args, "cache", None),
                       groups=parse_groups(getattr(args, "group", [])),
                       workers=workers, progress=not getattr(args, "no_progress", False),
-                      taxonomy=getattr(args, "taxonomy", None))
+                      taxonomy=getattr(args, "taxonomy", None), verify_content=verify_content)

@@ -7,7 +7,7 @@
 """
 from __future__ import annotations
 
-from ._common import add_dataset_args, open_index
+from ._common import add_dataset_args, count, open_index
 from .train import add_train_args, model_kw, set_threads, train_config
 
 
@@ -23,7 +23,7 @@ def add_parser(sub):
     s.add_argument("--seconds", type=float, nargs=2, default=(10.0, 20.0), metavar=("MIN", "MAX"),
                    help="song duration range in seconds (default 10 20)")
     s.add_argument("--sample-rate", type=int, default=22050, help="Hz (default 22050)")
-    s.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    s.add_argument("--seed", type=count, default=0, help="generator seed (default 0)")
 
     a = esub.add_parser("augmentation", help="train plain / tutorial / stemforge recipes for the "
                         "same steps and compare them on held-out tracks with the oracle IRM")

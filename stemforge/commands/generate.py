@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import (add_dataset_args, add_recipe_args, add_workers_arg, load_recipe,
+from ._common import (add_dataset_args, add_recipe_args, add_workers_arg, count, load_recipe,
                       open_index, workers)
 
 
@@ -14,8 +14,8 @@ def add_parser(sub):
     add_dataset_args(p, positional=False)
     p.add_argument("--n", type=int, required=True, help="number of mixtures (items 0..N-1)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="job seed (default 0)")
-    p.add_argument("--epoch", type=int, default=0, help="epoch (default 0)")
+    p.add_argument("--seed", type=count, default=0, help="job seed (default 0)")
+    p.add_argument("--epoch", type=count, default=0, help="epoch (default 0)")
     p.add_argument("--format", choices=["wav", "flac"], default="wav",
                    help="wav = 32-bit float (bit-exact), flac = 24-bit PCM")
     add_workers_arg(p, 1, "rendering (K > 1: a local Dask cluster)")

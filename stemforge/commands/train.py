@@ -2,7 +2,7 @@
 separator (stemforge.train) on mixtures drawn by a recipe; checkpoints in DIR."""
 from __future__ import annotations
 
-from ._common import (add_dataset_args, add_recipe_args, add_workers_arg, load_recipe,
+from ._common import (add_dataset_args, add_recipe_args, add_workers_arg, count, load_recipe,
                       open_index, workers)
 
 
@@ -13,7 +13,7 @@ def add_train_args(p) -> None:
     p.add_argument("--batches-per-epoch", type=int, default=64,
                    help="steps per epoch; item i of epoch e is a fresh mixture (default 64)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--seed", type=int, default=0, help="model init and data seed (default 0)")
+    p.add_argument("--seed", type=count, default=0, help="model init and data seed (default 0)")
     p.add_argument("--valid-every", type=int, default=100,
                    help="validate every N steps (default 100; also at the end)")
     p.add_argument("--checkpoint-every", type=int, default=100,

@@ -74,7 +74,8 @@ class Job:
 
     def save(self, out: Path) -> Path:
         return write_text_atomic(Path(out) / JOB_FILE,
-                                 json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
+                                 json.dumps(self.to_dict(), indent=1, sort_keys=True,
+                                            allow_nan=False) + "\n")
 
     @classmethod
     def load(cls, out: Path) -> "Job":

@@ -111,7 +111,7 @@ def export_shards(out, *, per_shard: int = 1000, dest=None, progress: bool = Fal
         index = {"kind": "stemforge-shards/1", "items": job.n, "per_shard": per_shard,
                  "format": job.format, "recipe_hash": job.recipe_hash, "seed": job.seed,
                  "epoch": job.epoch, "shards": shards}
-        write_text_atomic(dest / SHARDS_INDEX, json.dumps(index, indent=1) + "\n")
+        write_text_atomic(dest / SHARDS_INDEX, json.dumps(index, indent=1, allow_nan=False) + "\n")
     except OSError as e:
         raise io_error(e, dest) from e
     return paths

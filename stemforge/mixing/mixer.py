@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import StemforgeWarning
+from ..errors import StemforgeWarning, check_count
 from .recipe import Recipe
 from .render import Rendered, render as render_spec, render_batch
 from .sample import Sampler
@@ -95,9 +95,9 @@ class Mixer:
 
     def __init__(self, recipe, index, seed: int = 0, overrides=None, layout: str | None = None,
                  warn: bool = True, strict_split: bool = True):
+        self.seed = check_count(seed, "seed")
         self.index = as_index(index, layout)
         self.recipe = bind(as_recipe(recipe, overrides), self.index)
-        self.seed = int(seed)
         self.sampler = Sampler(self.recipe, self.index, strict_split=strict_split)
         if warn:  # what the recipe silently leaves out of this index (once, not per worker)
             for msg in self.sampler.notices():
@@ -108,13 +108,14 @@ class Mixer:
     def spec(self, i: int, epoch: int = 0) -> MixSpec:
         """Only the drawn values (cheap: no rendering, unless loudness needs processed audio);
         ``scale``/``peak`` are None until a render records them."""
-        return self.sampler.draw(self.seed, int(epoch), int(i))[0]
+        return self.sampler.draw(self.seed, check_count(epoch, "epoch"), check_count(i, "item"))[0]
 
     def mixture(self, i: int, epoch: int = 0, keep_sources: bool = False,
                 out: tuple[np.ndarray, np.ndarray] | None = None) -> Mixture:
         """Item ``i`` of ``epoch``. ``out``: optional ``(mix (C, T), targets (S, C, T))``
         float32 arrays to render into (no copy; see :func:`stemforge.mixing.render.render`)."""
-        spec, processed = self.sampler.draw(self.seed, int(epoch), int(i))
+        spec, processed = self.sampler.draw(self.seed, check_count(epoch, "epoch"),
+                                            check_count(i, "item"))
         return _mixture(spec, render_spec(spec, self.index, processed=processed,
                                           keep_sources=keep_sources, out=out))
 
@@ -126,8 +127,8 @@ class Mixer:
         (e.g. a :class:`~stemforge.torch.BatchBuffer`'s): item ``k`` is rendered into row
         ``k`` and the returned arrays are views of them. An item that cannot be drawn raises
         its error (the first such item in order); nothing is rendered then."""
-        items = [int(i) for i in items]
-        epoch = int(epoch)
+        items = [check_count(i, "item") for i in items]
+        epoch = check_count(epoch, "epoch")
         B = len(items)
         rows = [None] * B
         if out is not None:

@@ -43,12 +43,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from .. import strict_yaml
 from ..augment.chain import Chain, parse_chain
 from ..errors import RecipeError
 from .. import distributions as D
@@ -136,14 +138,16 @@ class Recipe:
         from .packaged import find
 
         p = Path(path)
-        if p.is_file():
-            text, stem = p.read_text(), p.stem
-        else:
-            text, stem = find(str(path)), Path(str(path)).stem
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise RecipeError("<file>", f"{p}: not valid YAML ({e})") from e
+            if p.is_file():
+                text, stem, where = p.read_text(), p.stem, str(p)
+            else:
+                text, stem, where = find(str(path)), Path(str(path)).stem, f"packaged {path}"
+        except OSError as e:
+            raise RecipeError("<file>", f"{p}: cannot read the recipe ({e.strerror})") from e
+        except UnicodeDecodeError as e:
+            raise RecipeError("<file>", f"{p}: not a text file ({e.reason})") from e
+        data = _parse_yaml(text, where)
         r = cls.from_dict(data, overrides=overrides)
         if r.name == "recipe" and "name" not in (data or {}):
             r.name = stem
@@ -151,7 +155,7 @@ class Recipe:
 
     @classmethod
     def from_yaml(cls, text: str, overrides=None) -> "Recipe":
-        return cls.from_dict(yaml.safe_load(text), overrides=overrides)
+        return cls.from_dict(_parse_yaml(text, "<text>"), overrides=overrides)
 
     def with_overrides(self, overrides) -> "Recipe":
         """This recipe with fields replaced, validated like a file: ``overrides`` is a mapping
@@ -175,6 +179,7 @@ class Recipe:
             except RecipeError as e:
                 raise _blame(e, applied) from None
         raw = copy.deepcopy(dict(data))
+        _check_finite(raw, "")
         for k in raw:
             if k not in TOP_FIELDS:
                 raise RecipeError(k, f"unknown field; known fields: {', '.join(TOP_FIELDS)}")
@@ -409,6 +414,29 @@ def _blame(e: RecipeError, applied: list[tuple[str, str]]) -> RecipeError:
 
 
 # ---------------------------------------------------------------------- helpers
+def _parse_yaml(text: str, where: str):
+    """YAML text -> data; a syntax error or a key given twice is a RecipeError."""
+    try:
+        return strict_yaml.load(text)
+    except strict_yaml.DuplicateKey as e:
+        raise RecipeError(e.path, f"given twice in {where} (lines {e.first} and {e.line}); "
+                          "give each field once") from None
+    except yaml.YAMLError as e:
+        raise RecipeError("<file>", f"{where}: not valid YAML ({strict_yaml.describe(e)})") from e
+
+
+def _check_finite(value, path: str) -> None:
+    """Every number in a recipe is finite (YAML's .inf/.nan would reach specs and job files)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecipeError(path or "<root>", f"expected a finite number, got {value!r}")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_finite(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{path}.{i}" if path else str(i))
+
+
 def _typed(v, t, f):
     if not isinstance(v, t) or (t is not bool and isinstance(v, bool)):
         raise RecipeError(f, f"expected {t.__name__}, got {v!r}")

@@ -16,6 +16,10 @@ Draw order for one item (fixed, documented so specs can be audited):
    ``min_active`` of the excerpt triggers a re-draw of step 3 (coherent: everything; incoherent:
    that target's members), at most ``max_retries`` times; then ``on_exhausted`` decides
    (``keep``: the last draw is kept and a warning recorded in the spec; ``error``: SamplingError).
+
+Gains: an ``snr`` source gets ``ref_db + snr + boost - max(loudness, -70)`` dB (Scaper). A source
+whose excerpt is silent (loudness -inf: no block above the absolute gate) is not normalised: gain
+``SILENT_GAIN_DB`` (0 dB), ``loudness: null`` in the spec. Specs hold only finite numbers.
 """
 from __future__ import annotations
 
@@ -35,6 +39,11 @@ from .sources import event_audio, place_event, process_stem, track_frames, varia
 from .spec import EventPlacement, MixSpec, SourceSpec
 
 LOUDNESS_FLOOR = -70.0  # Scaper floors measured loudness at -70 LUFS
+#: gain of an ``snr`` source whose excerpt is silent: no 400 ms block reaches the -70 LUFS
+#: absolute gate, so its loudness is -inf and there is nothing to normalise. It is added as it
+#: is (0 dB; digital silence stays zeros, a sub-gate noise floor is not raised by up to ~100 dB
+#: to the target level) and its spec records ``loudness: null`` (docs/mixing.md, "Silent sources")
+SILENT_GAIN_DB = 0.0
 ENERGY_PRESERVING = {"polarity", "channel_swap"}  # K-weighted energy unchanged by these steps
 
 
@@ -97,6 +106,15 @@ class Sampler:
                 raise RecipeError("channels", f"{recipe.channels} channels cannot be made from "
                                   f"track '{t.id}' with {t.channels} channels")
         self.by_stem = {s: [t for t in idx.tracks if s in t.stems] for s in recipe.sources}
+        for s in recipe.sources:  # named tracks must exist: refused now, not at some item
+            dist = recipe.stems[s].track
+            named = dist.args[0] if dist.kind in ("choose", "choose_weighted") else dist.args
+            have = {t.id for t in self.by_stem[s]}
+            bad = [v for v in named if v not in have]
+            if bad:
+                raise RecipeError(dist.field, f"track {bad[0]!r} is not a track holding {s!r} "
+                                  f"in the index of {index.root}"
+                                  + (f" (split {', '.join(recipe.split)})" if recipe.split else ""))
         self.coherent = [t for t in idx.tracks if all(s in t.stems for s in recipe.sources)]
         if recipe.modes.get("coherent", 0) > 0 and not self.coherent:
             raise RecipeError("modes.coherent", "no track holds every source stem "
@@ -302,8 +320,12 @@ class Sampler:
         for x in d.sources:
             if x.level == "snr":
                 L = loud[x.key]
-                gain_db = d.ref_db + x.value + x.boost - max(L, LOUDNESS_FLOOR)
-                loudness, snr = L, x.value
+                snr = x.value
+                if math.isfinite(L):
+                    gain_db = d.ref_db + x.value + x.boost - max(L, LOUDNESS_FLOOR)
+                    loudness = L
+                else:  # silent excerpt (-inf LUFS): nothing to normalise, see SILENT_GAIN_DB
+                    gain_db, loudness = SILENT_GAIN_DB, None
             else:
                 gain_db, loudness, snr = x.value + x.boost, None, None
             sources.append(SourceSpec(

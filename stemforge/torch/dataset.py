@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from torch.utils.data import Dataset
 
+from ..errors import ArgumentError
 from ..mixing.mixer import Mixer
 from .collate import BatchBuffer
 from .convert import light_index, spec_dict, to_tensors
@@ -47,7 +48,7 @@ class MixtureDataset(Dataset):
                  return_spec: bool = False, require_set_epoch: bool = False, overrides=None,
                  layout: str | None = None):
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-            raise ValueError(f"MixtureDataset: length must be an integer >= 1, got {length!r}")
+            raise ArgumentError(f"MixtureDataset: length must be an integer >= 1, got {length!r}")
         self.mixer = Mixer(recipe, index, seed, overrides=overrides, layout=layout)
         self.length = length
         self.return_spec = bool(return_spec)

@@ -20,6 +20,7 @@ import itertools
 
 from torch.utils.data import IterableDataset
 
+from ..errors import ArgumentError
 from ..mixing.mixer import Mixer
 from .collate import BatchBuffer
 from .convert import light_index, spec_dict
@@ -35,10 +36,10 @@ class MixtureStream(IterableDataset):
                  overrides=None, layout: str | None = None):
         for name, v, low in (("batch_size", batch_size, 1), ("start", start, 0)):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"MixtureStream: {name} must be an integer >= {low}, got {v!r}")
+                raise ArgumentError(f"MixtureStream: {name} must be an integer >= {low}, got {v!r}")
         if batches is not None and (isinstance(batches, bool) or not isinstance(batches, int)
                                     or batches < 1):
-            raise ValueError(f"MixtureStream: batches must be None (endless) or an integer >= 1, "
+            raise ArgumentError(f"MixtureStream: batches must be None (endless) or an integer >= 1, "
                              f"got {batches!r}")
         self.mixer = Mixer(recipe, index, seed, overrides=overrides, layout=layout)
         self.batch_size = batch_size

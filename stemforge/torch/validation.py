@@ -23,7 +23,7 @@ import warnings
 from torch.utils.data import Dataset
 
 from .. import __version__
-from ..errors import RecipeError, StemforgeWarning
+from ..errors import ArgumentError, RecipeError, StemforgeWarning
 from ..mixing.mixer import as_index, as_recipe, bind, render
 from ..mixing.recipe import Recipe
 from ..mixing.sample import Sampler
@@ -88,7 +88,7 @@ class ValidationDataset(Dataset):
                  tail: str = "cover", return_spec: bool = False):
         index = as_index(index)
         if tail not in TAILS:
-            raise ValueError(f"ValidationDataset: tail must be one of {TAILS}, got {tail!r}")
+            raise ArgumentError(f"ValidationDataset: tail must be one of {TAILS}, got {tail!r}")
         self.recipe = validation_recipe(index, recipe_or_targets, duration, split)
         self.sampler = Sampler(self.recipe, index)  # validates stems, rates, channels, duration
         self.index = index
