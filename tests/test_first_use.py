@@ -168,7 +168,13 @@ def test_continue_with_other_audio_is_refused_with_the_reason(tmp_path, capsys):
     assert code == 2 and "generated from other audio than this index holds (2 of 2 tracks " \
         "differ in content" in line and "--continue" not in line.split("holds")[0]
     assert not (out / "000002").exists()
-    code, _, err = cli(capsys, "regenerate", out, "--verify", "--index", copy, "--no-progress")
+    # verify reports it (with the reason, before the per-file mismatches); repair refuses
+    code, stdout, _ = cli(capsys, "regenerate", out, "--verify", "--index", copy,
+                          "--no-progress")
+    assert code == 1 and stdout.splitlines()[0].startswith(
+        "MISMATCH stemforge-job.json: the set was generated from other audio than this index "
+        "holds (2 of 2 tracks differ in content")
+    code, _, err = cli(capsys, "regenerate", out, "--index", copy, "--no-progress")
     assert code == 2 and "re-rendering it from this index cannot give its bytes" in \
         one_line_error(err, "regenerate")
     # the same audio moved elsewhere continues

@@ -164,15 +164,24 @@ def index_difference(old: dict[str, str], new: dict[str, str]) -> str:
     return "; ".join(parts) or "the track lists differ"
 
 
+def other_audio(job: Job, fingerprint: str, tracks: dict[str, str]) -> str | None:
+    """Why an index with this content ``fingerprint`` (and per-track digests) holds other audio
+    than ``job`` was generated from, or None when it is the same (or the job file predates
+    fingerprints)."""
+    if not job.index_fingerprint or not fingerprint or fingerprint == job.index_fingerprint:
+        return None
+    return (f"the set was generated from other audio than this index holds "
+            f"({index_difference(job.index_tracks, tracks)})")
+
+
 def check_same_audio(job: Job, fingerprint: str, tracks: dict[str, str], where: Path,
                      why: str) -> None:
     """Refuse (JobError with the reason) an index whose content fingerprint is not the one
     ``job`` was generated from. Job files written before fingerprints existed pass."""
-    if not job.index_fingerprint or not fingerprint or fingerprint == job.index_fingerprint:
-        return
-    raise JobError(f"{where}: the set was generated from other audio than this index holds "
-                   f"({index_difference(job.index_tracks, tracks)}); {why}. Use the dataset it "
-                   f"was made from (indexed at {job.index_root}), or choose a new --out folder")
+    problem = other_audio(job, fingerprint, tracks)
+    if problem:
+        raise JobError(f"{where}: {problem}; {why}. Use the dataset it was made from (indexed "
+                       f"at {job.index_root}), or choose a new --out folder")
 
 
 def _num(x) -> str:
