@@ -53,3 +53,8 @@ def check_count(value, name: str) -> int:
     if v < 0 or isinstance(value, bool):
         raise ArgumentError(f"{name} {value!r}: expected an integer >= 0")
     return v
+
+
+class StemforgeWarning(UserWarning):
+    """Something was left out or chosen silently (stems in no target, tracks too short to be
+    drawn, ...). The CLI prints it as one ``warning:`` line."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +34,7 @@ from .locking import acquire, release
 from .stamps import file_stamp, source_key
 
 LOCK_FILE = ".stemforge.lock"
+log = logging.getLogger("stemforge")
 
 
 def _previous(index_file: Path) -> tuple[dict, list[dict]]:
@@ -155,8 +157,24 @@ def _scan(lay, root: Path) -> list[TrackEntry]:
                           f"({e.strerror or e})") from e
 
 
-def _entries(root: Path, layout: str | None, taxonomy):
-    """``(layout, track entries, taxonomy, unclaimed labels)`` of ``root`` (files listed only)."""
+def _remembered(root: Path, cache_dir: Path, layout: str | None, taxonomy):
+    """``(layout, taxonomy, how the layout was chosen)``: the given ones, else what the index
+    of ``root`` in ``cache_dir`` recorded (``remembered``), else ``detected`` (layout None)."""
+    header, _ = _previous(cache_dir / "index.jsonl")
+    earlier = header if header.get("root") == str(root.resolve()) else {}  # another root's
+    if taxonomy is None and earlier.get("taxonomy"):
+        taxonomy = earlier["taxonomy"]["targets"]
+    if layout:
+        return layout, taxonomy, "given"
+    if earlier.get("layout") in layouts.REGISTRY:
+        return earlier["layout"], taxonomy, "remembered"
+    return None, taxonomy, "detected"
+
+
+def _entries(root: Path, layout: str | None, taxonomy, source: str = "given"):
+    """``(layout, track entries, taxonomy, unclaimed labels)`` of ``root`` (files listed only).
+    ``source``: how ``layout`` was chosen (see :func:`_remembered`); an error that follows from
+    a layout that was not given says so and names another candidate."""
     from .taxonomy import Taxonomy
 
     try:
@@ -166,10 +184,20 @@ def _entries(root: Path, layout: str | None, taxonomy):
     except OSError as e:
         raise LayoutError(f"{e.filename or root}: cannot read it while detecting the dataset's "
                           f"layout ({e.strerror or e})") from e
-    entries = _scan(lay, root)
-    if not entries:
-        raise IndexError_(f"{root}: no tracks found for layout '{lay.name}' "
-                          f"(expected {lay.description})")
+    try:
+        entries = _scan(lay, root)
+        if not entries:
+            raise IndexError_(f"{root}: no tracks found for layout '{lay.name}' "
+                              f"(expected {lay.description})")
+    except (LayoutError, IndexError_) as e:
+        if source == "given":
+            raise
+        others = [n for n, sc in layouts.scores(root).items() if sc > 0 and n != lay.name]
+        hint = f", e.g. --layout {others[0]}" if others else ""
+        raise type(e)(f"{e} (layout {lay.name} was {source}; pass --layout to choose "
+                      f"another{hint})") from e
+    if source == "detected":  # every guess is said (the CLI prints stemforge's log)
+        log.info("layout: %s (detected; --layout to override)", lay.name)
     taxonomy, unclaimed = Taxonomy.coerce(taxonomy), None
     if taxonomy is not None:
         entries, unclaimed = taxonomy.apply_all(entries)
@@ -194,14 +222,19 @@ def _stamps(entries: list[TrackEntry]) -> dict[str, dict[str, tuple[str, ...]]]:
 
 
 def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers, progress,
-                taxonomy=None, verify_content: bool = False):
-    from .index import default_cache_dir
+                taxonomy=None, verify_content: bool = False, remember: bool = True):
+    """See ``Index.build``. The cache folder is ``cache_dir``, else the one remembered for
+    ``root``, else its default; the layout and taxonomy are the given ones, else what that
+    cache's index of ``root`` recorded, else detected. ``remember``: a given ``cache_dir``
+    becomes the one remembered for ``root`` (not when re-opening an index file)."""
+    from .index import remember_cache_dir, resolve_cache_dir
 
-    lay, entries, taxonomy, unclaimed = _entries(root, layout, taxonomy)
+    cache_dir, cache_source = resolve_cache_dir(root, cache_dir)
+    layout, taxonomy, layout_source = _remembered(root, cache_dir, layout, taxonomy)
+    lay, entries, taxonomy, unclaimed = _entries(root, layout, taxonomy, layout_source)
     # every file stamped before anything is created: a missing, unreadable or looping file is
     # an error naming it, and leaves no cache folder behind
     stamps = _stamps(entries)
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(root)
     created_dir, fd = open_cache(cache_dir, progress)
     made: dict[str, list] = {"files": [], "dirs": []}  # what this build wrote, for an undo
     try:
@@ -224,6 +257,13 @@ def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers,
     finally:
         if fd is not None:
             release(fd, cache_dir / LOCK_FILE)  # removed while held: a waiter retries on a new one
+    index.layout_source, index.cache_source = layout_source, cache_source
+    if cache_source == "given" and remember:
+        try:
+            remember_cache_dir(root, cache_dir)
+        except OSError as e:  # the index is fine; only later commands must name --cache
+            log.info("cache: %s is not remembered for %s (%s); pass --cache again", cache_dir,
+                     root, e.strerror or e)
     return index
 
 
@@ -314,10 +354,10 @@ def _run_jobs(todo, known, adir, residual_known, workers, progress, results, err
     track has finished, so ``created`` lists every file the build wrote."""
     if not todo:
         return
-    from tqdm import tqdm
+    from .progress import progress as progress_bar
 
     workers = workers or min(os.cpu_count() or 1, len(todo))
-    bar = tqdm(total=len(todo), desc="indexing", unit="track", disable=None if progress else True)
+    bar = progress_bar(len(todo), "index", "track", enabled=progress)
     failure: list[BaseException] = []
 
     def take(e, res_or_exc):
@@ -371,9 +411,11 @@ def load_index(cls, index_file: Path, refresh: bool, progress: bool,
     root = Path(header["root"])
     if refresh:
         tax = header.get("taxonomy")
-        return build_index(cls, root, header["layout"], index_file.parent,
-                           header.get("groups"), None, progress, tax and tax["targets"],
-                           verify_content)
+        index = build_index(cls, root, header["layout"], index_file.parent,
+                            header.get("groups"), None, progress, tax and tax["targets"],
+                            verify_content, remember=False)
+        index.layout_source = index.cache_source = "loaded"
+        return index
     tracks = [Track.from_dict(r) for r in rows]
     stale = []
     for t in tracks:
@@ -389,4 +431,5 @@ def load_index(cls, index_file: Path, refresh: bool, progress: bool,
                           f"e.g. {stale[0]}; re-run `stemforge index {root}`")
     index = cls(root, header["layout"], index_file.parent, tracks, header.get("groups", {}))
     index.taxonomy = header.get("taxonomy")
+    index.layout_source = index.cache_source = "loaded"
     return index

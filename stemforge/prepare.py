@@ -97,7 +97,7 @@ def prepare(index, workers: int | None = None, progress: bool = False,
 
 
 def _prepare(index, workers, progress, variants) -> PrepareStats:
-    from tqdm import tqdm
+    from .progress import progress as progress_bar
 
     grid = None
     if variants is not None:
@@ -114,7 +114,7 @@ def _prepare(index, workers, progress, variants) -> PrepareStats:
             jobs.append((t, todo))
     written = nbytes = 0
     folder = str(index.cache.folder)
-    bar = tqdm(total=len(jobs), desc="preparing", unit="track", disable=None if progress else True)
+    bar = progress_bar(len(jobs), "prepare", "track", enabled=progress)
     workers = workers or min(os.cpu_count() or 1, max(len(jobs), 1))
     try:
         if workers <= 1 or len(jobs) <= 1:
@@ -142,9 +142,8 @@ def _prepare(index, workers, progress, variants) -> PrepareStats:
 
 
 def _variants(index, grid, workers, progress: bool, stats: PrepareStats) -> None:
-    from tqdm import tqdm
-
     from .augment.grid import variant_key
+    from .progress import progress as progress_bar
 
     jobs, total = [], 0
     for t in index.tracks:
@@ -156,7 +155,7 @@ def _variants(index, grid, workers, progress: bool, stats: PrepareStats) -> None
                 jobs.append((t, name, s, todo))
                 total += len(todo)
     folder, vfolder = str(index.cache.folder), str(index.variants.folder)
-    bar = tqdm(total=total, desc="variants", unit="variant", disable=None if progress else True)
+    bar = progress_bar(total, "prepare --variants", "variant", enabled=progress)
     workers = workers or min(os.cpu_count() or 1, max(len(jobs), 1))
     args = [(folder, vfolder, s.key, s.ref, s.sample_rate, todo) for _, _, s, todo in jobs]
 

@@ -36,6 +36,7 @@ RECIPE = """\
 name: battery
 duration: 1.0
 sample_rate: 8000
+split: train
 targets: [vocals, accompaniment]
 groups: {accompaniment: [drums, bass, other]}
 modes: {coherent: 0.5, incoherent: 0.5}
@@ -284,14 +285,16 @@ CASES = [
          lambda w: w.recipe_with("  vocals: {track: [choose_weighted, [train/A - One, "
                                  "train/Nobody], [0.99, 0.01]]}\n")),
     Case("recipe-stem-not-in-index", gen(recipe="{w}/r2.yaml"), "stem 'piano' is not in",
-         lambda w: (w.w / "r2.yaml").write_text("targets: [piano]\nsample_rate: 8000\n")),
+         lambda w: (w.w / "r2.yaml").write_text("targets: [piano]\nsample_rate: 8000\n"
+                                                "split: train\n")),
     Case("recipe-too-long", gen(recipe="{w}/r2.yaml"), "recipe field 'duration': 9 s",
          lambda w: (w.w / "r2.yaml").write_text(RECIPE.replace("duration: 1.0",
                                                                 "duration: 9.0"))),
     Case("recipe-rate-mismatch", gen(recipe="{w}/r2.yaml"), "recipe field 'sample_rate'",
          lambda w: (w.w / "r2.yaml").write_text(RECIPE.replace("sample_rate: 8000\n", ""))),
     Case("recipe-unknown-split", gen(recipe="{w}/r2.yaml"), "recipe field 'split'",
-         lambda w: w.recipe_with("split: valid\n")),
+         lambda w: (w.w / "r2.yaml").write_text(RECIPE.replace("split: train",
+                                                                "split: valid"))),
     Case("recipe-modes-sum", gen(recipe="{w}/r2.yaml"), "recipe field 'modes'",
          lambda w: (w.w / "r2.yaml").write_text(RECIPE.replace("incoherent: 0.5",
                                                                 "incoherent: 0.7"))),

@@ -55,6 +55,7 @@ def recipes(draw) -> dict:
     gain = draw(st.sampled_from(["snr", "gain_db"]))
     stems = {"default": {gain: ["uniform", lo, lo + draw(st.floats(0.1, 8))]}}
     rec = dict(targets, duration=draw(st.sampled_from([0.5, 1.0, 1.5])), modes=modes,
+               split=draw(st.sampled_from(["all", "train", ["train"]])),
                ref_db=["uniform", -35, -8], stems=stems,
                clipping=draw(st.sampled_from(["fix_clipping", "peak_normalize", "none"])))
     return rec

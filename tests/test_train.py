@@ -65,7 +65,7 @@ def mcfg() -> ModelConfig:
 
 def cfg(**kw) -> TrainConfig:
     base = dict(steps=8, batch_size=4, batches_per_epoch=3, lr=3e-3, valid_every=4,
-                checkpoint_every=4)
+                checkpoint_every=4, valid_split="test")  # synthetic data has no valid split
     base.update(kw)
     return TrainConfig(**base)
 
@@ -290,7 +290,8 @@ def test_train_cli_and_refusal(data, capsys, tmp_path):
     rp.write_text(yaml.safe_dump(recipe().raw))
     argv = ["train", "--index", str(root), "--recipe", str(rp), "--steps", "2", "--out",
             str(tmp_path / "run"), "--batch-size", "2", "--hidden", "16", "--n-fft", "256",
-            "--hop", "64", "--no-progress", "--cache", str(base / "cache")]
+            "--hop", "64", "--no-progress", "--cache", str(base / "cache"),
+            "--valid-split", "test", "--select-on-test"]
     assert main(argv) == 0
     assert "trained 2 steps" in capsys.readouterr().out
     assert main(argv) == 2

@@ -49,8 +49,6 @@ def add_parser(sub):
 
     a = esub.add_parser("augmentation", help="the data-limited augmentation study: ablation "
                         "rows and comparison recipes, several seeds, scored on held-out songs")
-    a.add_argument("--index", required=True, metavar="ROOT", dest="root",
-                   help="dataset root or its index.jsonl (train/valid/test splits, see docs)")
     a.add_argument("--out", default="experiment-augmentation", metavar="DIR",
                    help="study folder; an interrupted study resumes there "
                         "(default ./experiment-augmentation)")
@@ -85,7 +83,8 @@ def add_parser(sub):
                    help="training runs in parallel, one CPU thread each (default 2)")
     a.add_argument("--device", default=None,
                    help="torch device (default: cuda if available, else cpu)")
-    add_dataset_args(a, positional=False)
+    add_dataset_args(a, positional=False,
+                     what="dataset root or its index.jsonl (train/valid/test splits, see docs)")
     return p
 
 

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import time
 
-from ._common import add_dataset_args, open_index
+from ._common import add_dataset_args, add_workers_arg, open_index, workers
 
 
 def add_parser(sub):
     p = sub.add_parser("index", help="scan a dataset and build or refresh its cached index")
     add_dataset_args(p)
+    add_workers_arg(p, None, "the analysis")
     p.add_argument("--verify-content", action="store_true",
                    help="hash every file in full instead of trusting files whose stamp (size, "
                    "mtime, ctime, inode, first and last 64 KiB) is unchanged; finds any edit")
@@ -17,7 +18,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     t0 = time.perf_counter()
-    index = open_index(args, verify_content=args.verify_content)
+    index = open_index(args, workers=workers(args), verify_content=args.verify_content)
     splits = ", ".join(f"{k or '-'}: {len(v)}" for k, v in sorted(index.splits().items(),
                                                                       key=lambda kv: str(kv[0])))
     print(f"indexed {len(index)} tracks ({splits}) with layout '{index.layout}' "

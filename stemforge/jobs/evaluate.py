@@ -351,14 +351,14 @@ def plan(index, estimates: str | os.PathLike | Mapping[str, str | os.PathLike],
 def run_task(fn: Callable, task, n: int, workers: int = 1, scheduler: str | None = None,
              progress: bool = False, desc: str = "evaluate", unit: str = "track") -> list:
     """``[fn(i, task) for i in range(n)]`` in-process or on Dask (see
-    :func:`~stemforge.jobs.dask_runner.run_items`), with a tqdm bar; results in completion order.
-    The first failure raises (Dask cancels what has not started)."""
-    from tqdm import tqdm
+    :func:`~stemforge.jobs.dask_runner.run_items`), with a progress bar (lines off a terminal);
+    results in completion order. The first failure raises (Dask cancels what has not started)."""
+    from ..progress import progress as progress_bar
 
     if workers is not None and workers < 1:
         raise StemforgeError(f"--workers {workers}: expected 1 or more")
     out = []
-    with tqdm(total=n, desc=desc, unit=unit, disable=not progress) as bar:
+    with progress_bar(n, desc, unit, enabled=progress) as bar:
         for r in run_items(fn, range(n), workers, scheduler, name=desc.replace(" ", "-"),
                            task=task):
             out.append(r)

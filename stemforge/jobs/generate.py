@@ -11,8 +11,9 @@ Guarantees:
   whatever the number of workers, in-process or on a Dask cluster;
 * the recipe, the index and a ``scheduler`` address are checked before anything is created;
   a folder holding another job's output is refused (:func:`~stemforge.jobs.manifest.
-  check_compatible`: another recipe, seed, epoch or format always — two sets never share a
-  folder —, another index location or stemforge version unless ``allow_continue``); a set can
+  check_compatible`: another recipe, seed, epoch or format, or other audio (the index's content
+  fingerprint) always — two sets never share a folder —, another index location or stemforge
+  version unless ``allow_continue``); a set can
   grow (a larger ``n`` adds items) but not shrink; one run at a time per folder (an advisory
   lock, taken before the folder is checked, so the check and the writes see the same folder);
   I/O failures (disk full, read-only, permissions) raise
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from ..atomic import fsync_dir, write_bytes_atomic, write_text_atomic
 from ..errors import StemforgeError, check_count
+from ..index import fingerprint
 from ..locking import acquire, release
 from ..mixing.mixer import Mixer
 from ..mixing.recipe import Recipe
@@ -81,7 +83,9 @@ def open_mixer(task: Task) -> Mixer:
     recipe = Recipe.from_dict(task.recipe)
     recipe.name = task.recipe_name
     index = Index.load(task.index_file, refresh=False)
-    return Mixer(recipe, index, seed=task.seed)
+    # checked and warned by the starting process; a set made before recipes had to name their
+    # split is re-rendered as it was drawn
+    return Mixer(recipe, index, seed=task.seed, warn=False, strict_split=False)
 
 
 def generate_item(i: int, task: Task) -> int:
@@ -242,12 +246,15 @@ def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 
     check_count(seed, "--seed")
     check_count(epoch, "--epoch")
     mixer = Mixer(recipe, index, seed=seed)  # validates the recipe against the index
+    recipe = mixer.recipe  # the effective recipe (``*``/``rest`` bound to the index)
     index_file = Path(index.index_file).resolve()
     if not index_file.is_file():
         raise JobError(f"{index_file}: index file missing; workers open the index from it")
+    fp, per_track = fingerprint(mixer.sampler.index.tracks)
     job = Job(recipe=recipe.to_dict(), recipe_hash=recipe.hash(), seed=int(seed),
               epoch=int(epoch), n=n, format=fmt, index_root=str(Path(index.root).resolve()),
-              index_file=str(index_file), recipe_name=recipe.name)
+              index_file=str(index_file), recipe_name=recipe.name, index_fingerprint=fp,
+              index_tracks=per_track)
     if scheduler:
         check_scheduler(scheduler)
     task = make_task(job, out, fsync=fsync)
@@ -272,10 +279,9 @@ def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 
                 done = n - len(todo)
                 seed_state(task.key, mixer)
                 warnings = 0
-                from tqdm import tqdm
+                from ..progress import progress as progress_bar
 
-                with tqdm(total=n, initial=done, unit="mix", desc="generate",
-                          disable=not progress, dynamic_ncols=True) as bar:
+                with progress_bar(n, "generate", "mix", enabled=progress, initial=done) as bar:
                     for w in run_items(generate_item, todo, workers, scheduler, name="generate",
                                        task=task):
                         warnings += w

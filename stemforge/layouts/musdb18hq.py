@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import LayoutError
-from .base import Layout, SourceRef, TrackEntry, register, subdirs
+from .base import Layout, SourceRef, TrackEntry, audio_files, register, subdirs
 from .musdb18 import GROUPS, STEMS, musdb_split
 
 
@@ -44,8 +44,16 @@ def scan(root: Path) -> list[TrackEntry]:
     return tracks
 
 
-def detect(root: Path) -> bool:
-    return bool(_track_dirs(root))
+def detect(root: Path) -> float:
+    """Share of the track folders under ``train/``/``test/`` (folders holding ``.wav`` files)
+    that hold all four MUSDB stems: a tree of other stems (``bass.wav`` beside ``soprano.wav``)
+    is not MUSDB18-HQ, a MUSDB18-HQ tree with one damaged track still is."""
+    folders = [t for folder in ("train", "test") if (root / folder).is_dir()
+               for t in subdirs(root / folder) if audio_files(t, (".wav",))]
+    if not folders:
+        return 0.0
+    full = sum(all((t / f"{s}.wav").is_file() for s in STEMS) for t in folders)
+    return full / len(folders)
 
 
 LAYOUT = register(

@@ -7,9 +7,12 @@ YAML form (every field optional except ``targets``; see recipes/ for examples)::
     sample_rate: 44100
     channels: 2
     resample: false               # allow index tracks at another sample rate (soxr)
-    split: train                  # index split(s) to draw from (default: all)
+    split: train                  # index split(s) to draw from, or "all"; required when the
+                                  # index has several splits (never train and test by accident)
     targets: [vocals, accompaniment]          # stems or group names; output order
     groups: {accompaniment: [drums, bass, other]}   # group targets (declared here: a recipe is self-contained)
+    exclude: [piano]              # stems of the index left out on purpose (else a warning)
+    pad: false                    # true: tracks shorter than duration are drawn, zero-padded
     modes: {coherent: 0.5, incoherent: 0.5}
     ref_db: [uniform, -30, -10]               # Scaper's reference loudness (LUFS)
     stems:                                    # per-stem parameters
@@ -24,6 +27,16 @@ of the valid start range, [uniform, 0, 1] by default), exactly one of ``snr`` (L
 ``ref_db``, Scaper semantics) or ``gain_db`` (dB relative to the source; the default is ``gain_db: 0``, the original levels), ``boost`` (dB added
 on top, e.g. a target boost), ``drop`` (probability of silencing a stem that is a member of a
 group target, never a stand-alone target).
+
+Open targets, resolved against the index by :meth:`Recipe.bind` (``Mixer`` does it):
+``"*"`` stands for every stem of the index not named elsewhere, each its own target; ``rest``
+(unless declared in ``groups``) is one group target collecting every stem not named elsewhere,
+so ``targets: [vocals, rest]`` keeps ``mix == sum(targets)`` over all of the index's stems.
+
+Overrides (``--set FIELD=VALUE``, ``overrides=``): dotted paths into the recipe
+(``stems.vocals.snr``, ``augment.0.p``) set before validation, so an override is checked like the
+file; the recipe's hash (recorded in every spec and job) is that of the effective recipe.
+Packaged recipes (``stemforge/recipes/*.yaml``) load by name: ``Recipe.load("musdb_vocals")``.
 """
 from __future__ import annotations
 
@@ -45,7 +58,10 @@ from ..distributions import Distribution
 
 TOP_FIELDS = ("name", "duration", "sample_rate", "channels", "resample", "split", "targets",
               "groups", "modes", "ref_db", "stems", "clipping", "silence", "augment", "sources",
-              "fade_in", "fade_out")
+              "fade_in", "fade_out", "exclude", "pad")
+ALL_SPLITS = "all"   # split: all = every split of the index, said explicitly
+WILDCARD = "*"       # targets: ["*"] = every stem of the index, each its own target
+REST = "rest"        # targets: [vocals, rest] = one target of every other stem
 STEM_FIELDS = ("track", "start", "snr", "gain_db", "boost", "drop",
                "source_time", "event_time", "event_duration", "events", "role")
 ROLES = ("foreground", "background")
@@ -109,48 +125,82 @@ class Recipe:
     fade_in: float = 0.0   # seconds of Scaper's sine fade-in/out of every foreground event
     fade_out: float = 0.0
     raw: dict = field(default_factory=dict, repr=False)
+    all_splits: bool = False            # split: all (said explicitly)
+    exclude: tuple[str, ...] = ()       # stems left out on purpose
+    pad: bool = False                   # short tracks drawn zero-padded (Demucs-style)
+    open: bool = False                  # targets hold "*" or rest: bind(index stems) first
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | Path) -> "Recipe":
+    def load(cls, path: str | Path, overrides=None) -> "Recipe":
+        """A recipe file, or the name of a packaged recipe (``musdb_vocals``; a file of that
+        name wins). ``overrides``: see :meth:`with_overrides`."""
+        from .packaged import find
+
         p = Path(path)
-        if not p.is_file():
-            raise RecipeError("<file>", f"{p}: recipe file not found")
         try:
-            data = _parse_yaml(p.read_text(), str(p))
+            if p.is_file():
+                text, stem, where = p.read_text(), p.stem, str(p)
+            else:
+                text, stem, where = find(str(path)), Path(str(path)).stem, f"packaged {path}"
         except OSError as e:
             raise RecipeError("<file>", f"{p}: cannot read the recipe ({e.strerror})") from e
         except UnicodeDecodeError as e:
             raise RecipeError("<file>", f"{p}: not a text file ({e.reason})") from e
-        r = cls.from_dict(data)
+        data = _parse_yaml(text, where)
+        r = cls.from_dict(data, overrides=overrides)
         if r.name == "recipe" and "name" not in (data or {}):
-            r.name = p.stem
+            r.name = stem
         return r
 
     @classmethod
-    def from_yaml(cls, text: str) -> "Recipe":
-        return cls.from_dict(_parse_yaml(text, "<text>"))
+    def from_yaml(cls, text: str, overrides=None) -> "Recipe":
+        return cls.from_dict(_parse_yaml(text, "<text>"), overrides=overrides)
+
+    def with_overrides(self, overrides) -> "Recipe":
+        """This recipe with fields replaced, validated like a file: ``overrides`` is a mapping
+        ``{"stems.vocals.snr": [uniform, -3, 3], ...}`` or a list of ``"FIELD=VALUE"`` strings
+        (values parsed as YAML, as ``--set`` gives them)."""
+        r = Recipe.from_dict(self.raw, overrides=overrides)
+        if "name" not in self.raw:
+            r.name = self.name
+        return r
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Recipe":
-        """Validate ``data``; every problem raises RecipeError naming the field."""
+    def from_dict(cls, data: Mapping[str, Any], overrides=None) -> "Recipe":
+        """Validate ``data`` (after ``overrides``, see :meth:`with_overrides`); every problem
+        raises RecipeError naming the field (and the override that set it)."""
         if not isinstance(data, Mapping):
             raise RecipeError("<root>", f"a recipe is a mapping of fields, got {type(data).__name__}")
+        if overrides:
+            data, applied = apply_overrides(data, overrides)
+            try:
+                return cls.from_dict(data)
+            except RecipeError as e:
+                raise _blame(e, applied) from None
         raw = copy.deepcopy(dict(data))
         _check_finite(raw, "")
         for k in raw:
             if k not in TOP_FIELDS:
                 raise RecipeError(k, f"unknown field; known fields: {', '.join(TOP_FIELDS)}")
+        if _is_open(raw):
+            return _open_recipe(cls, raw)
         name = _typed(raw.get("name", "recipe"), str, "name")
         duration = _number(raw.get("duration", 5.0), "duration", low=0, strict=True)
         sample_rate = _int(raw.get("sample_rate", 44100), "sample_rate", low=1000)
         channels = _int(raw.get("channels", 2), "channels", low=1, high=8)
         resample = _typed(raw.get("resample", False), bool, "resample")
         split = raw.get("split")
-        if split is not None:
+        all_splits = split == ALL_SPLITS or split == [ALL_SPLITS]
+        if all_splits:
+            split = None
+        elif split is not None:
             split = [split] if isinstance(split, str) else split
-            if not isinstance(split, list) or not all(isinstance(s, str) for s in split):
-                raise RecipeError("split", f"expected a split name or list of names, got {split!r}")
+            if not isinstance(split, list) or not split or \
+                    not all(isinstance(s, str) for s in split):
+                raise RecipeError("split", f"expected a split name, a list of names or "
+                                  f"'{ALL_SPLITS}', got {split!r}")
+        pad = _typed(raw.get("pad", False), bool, "pad")
 
         groups = raw.get("groups") or {}
         if not isinstance(groups, Mapping):
@@ -174,6 +224,12 @@ class Recipe:
             raise RecipeError("targets", f"duplicate names in {targets}")
 
         sources = _sources(targets, groups, raw.get("sources"))
+        exclude = raw.get("exclude") or []
+        if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
+            raise RecipeError("exclude", f"expected a list of stem names, got {exclude!r}")
+        clash = [x for x in exclude if x in sources]
+        if clash:
+            raise RecipeError("exclude", f"stem(s) {clash} are in a target and cannot be excluded")
 
         modes = raw.get("modes", {"coherent": 1.0})
         if isinstance(modes, str):
@@ -203,7 +259,37 @@ class Recipe:
         return cls(targets=list(targets), sources=sources, groups=groups, duration=duration,
                    sample_rate=sample_rate, channels=channels, resample=resample, split=split,
                    modes=modes, ref_db=ref_db, stems=stems, clipping=clipping, silence=silence,
-                   augment=chain, name=name, raw=raw, fade_in=fades[0], fade_out=fades[1])
+                   augment=chain, name=name, raw=raw, fade_in=fades[0], fade_out=fades[1],
+                   all_splits=all_splits, exclude=tuple(exclude), pad=pad)
+
+    def bind(self, stem_names) -> "Recipe":
+        """The closed recipe for an index holding ``stem_names`` (its split's stems, in index
+        order): ``"*"`` replaced by every stem not named elsewhere (or excluded), each its own
+        target; ``rest`` declared as the group of those stems. A closed recipe is returned as
+        is. The bound recipe (explicit targets and groups) is the effective one: its hash is
+        what specs and jobs record."""
+        if not self.open:
+            return self
+        raw = copy.deepcopy(self.raw)
+        targets = [raw["targets"]] if isinstance(raw["targets"], str) else list(raw["targets"])
+        groups = dict(raw.get("groups") or {})
+        named = {m for t in targets if t not in (WILDCARD, REST) for m in groups.get(t, [t])}
+        left = [s for s in stem_names if s not in named and s not in self.exclude]
+        have = ", ".join(stem_names)
+        if not left:
+            which = f"'{WILDCARD}'" if WILDCARD in targets else REST
+            raise RecipeError("targets", f"{which} matches no stem: every stem of the index "
+                              f"({have}) is already named in the recipe or excluded")
+        if WILDCARD in targets:
+            k = targets.index(WILDCARD)
+            targets[k:k + 1] = left
+        else:
+            groups[REST] = left
+        raw["targets"], raw["groups"] = targets, groups
+        r = Recipe.from_dict(raw)
+        if "name" not in raw:
+            r.name = self.name
+        return r
 
     # ------------------------------------------------------------------ facts
     @property
@@ -227,6 +313,104 @@ class Recipe:
         """sha256 of the canonical JSON of the recipe as written (first 16 hex digits)."""
         text = json.dumps(self.raw, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------- open targets
+def _is_open(raw: Mapping) -> bool:
+    targets = raw.get("targets")
+    targets = [targets] if isinstance(targets, str) else targets
+    if not isinstance(targets, list):
+        return False
+    return WILDCARD in targets or (REST in targets and REST not in (raw.get("groups") or {}))
+
+
+def _open_recipe(cls, raw: dict) -> "Recipe":
+    """A recipe with ``"*"``/``rest`` targets, validated as far as it can be without an index:
+    bound to a probe list of stems (every name the recipe mentions, plus one stand-in), so
+    every field but the stem names is checked now; :meth:`Recipe.bind` checks the rest."""
+    targets = [raw["targets"]] if isinstance(raw["targets"], str) else list(raw["targets"])
+    if WILDCARD in targets and REST in targets:
+        raise RecipeError("targets", f"use either '{WILDCARD}' (each other stem its own target) "
+                          f"or {REST} (all other stems in one target), not both")
+    if targets.count(WILDCARD) > 1:
+        raise RecipeError("targets", f"'{WILDCARD}' given twice")
+    groups = raw.get("groups") or {}
+    mentioned = [str(n) for n in (raw.get("stems") or {}) if n != "default" and n not in groups]
+    for e in raw.get("augment") or []:
+        names = e.get("stems") if isinstance(e, Mapping) else None
+        if isinstance(names, list):
+            mentioned += [str(n) for n in names if n not in groups and n not in (WILDCARD, REST)]
+    probe_stems = list(dict.fromkeys(mentioned + ["<a stem of the index>"]))
+    probe = cls(targets=[], sources=[], groups={}, duration=0, sample_rate=0, channels=0,
+                resample=False, split=None, modes={}, ref_db=None, stems={}, clipping="",
+                silence=Silence(), augment=Chain(()), raw=raw, open=True,
+                exclude=tuple(raw.get("exclude") or ()))
+    bound = probe.bind(probe_stems)
+    fields = {k: getattr(bound, k) for k in bound.__dataclass_fields__}
+    named = [m for t in targets if t not in (WILDCARD, REST) for m in groups.get(t, [t])]
+    fields.update(targets=targets, raw=raw, open=True, sources=named)
+    return cls(**fields)
+
+
+# ---------------------------------------------------------------------- overrides
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"stems.vocals.snr=[uniform,-3,3]"`` -> ``("stems.vocals.snr", ["uniform", -3, 3])``."""
+    key, sep, value = str(text).partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise RecipeError("<override>", f"{text!r}: expected FIELD=VALUE, e.g. split=test")
+    try:
+        return key, yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as e:
+        raise RecipeError(key, f"override {text!r}: the value is not valid YAML ({e})") from None
+
+
+def apply_overrides(data: Mapping, overrides) -> tuple[dict, list[tuple[str, str]]]:
+    """``(data with each override set, [(field, the override as given)])``. ``overrides``: a
+    mapping ``{dotted field: value}`` or ``FIELD=VALUE`` strings. A field path walks mappings
+    (missing ones are created) and lists (by index: ``augment.0.p``)."""
+    out = copy.deepcopy(dict(data))
+    if isinstance(overrides, Mapping):
+        items = [(str(k), v, f"{k}={v!r}") for k, v in overrides.items()]
+    else:
+        items = [(*parse_override(o), str(o)) for o in
+                 ([overrides] if isinstance(overrides, str) else overrides)]
+    for key, value, _ in items:
+        parts = key.split(".")
+        if not all(parts):
+            raise RecipeError(key, "override: empty part in the field path")
+        node: Any = out
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                try:
+                    k = int(part)
+                    node[k]
+                except (ValueError, IndexError):
+                    raise RecipeError(".".join(parts[:i + 1]), f"override: {part!r} is not an "
+                                      f"index of this list of {len(node)} entries") from None
+            elif isinstance(node, dict):
+                k = part
+                if not last and node.get(k) is None:
+                    node[k] = {}
+            else:
+                raise RecipeError(".".join(parts[:i]), f"override {key}: cannot set {part!r} "
+                                  f"inside {node!r}")
+            if last:
+                node[k] = value
+            else:
+                node = node[k]
+    return out, [(key, given) for key, _, given in items]
+
+
+def _blame(e: RecipeError, applied: list[tuple[str, str]]) -> RecipeError:
+    """``e`` naming the override that set its field (or a field inside it), if one did."""
+    for key, given in reversed(applied):
+        if e.field == key or e.field.startswith(key + ".") or e.field.startswith(key + "[") \
+                or key.startswith(e.field + "."):
+            msg = str(e).split(": ", 1)[1] if ": " in str(e) else str(e)
+            return RecipeError(e.field, f"{msg} (override {given})")
+    return e
 
 
 # ---------------------------------------------------------------------- helpers

@@ -31,6 +31,7 @@ import numpy as np
 from .. import __version__
 from ..audio import loudness as lufs
 from ..augment.chain import loudness_span, source_frames
+from ..augment.grid import entry_points
 from ..errors import IndexError_, RecipeError, SamplingError
 from ._seeding import ItemGenerators, pcg64_states
 from .recipe import Recipe
@@ -64,10 +65,17 @@ def item_rng(seed: int, epoch: int, item: int) -> np.random.Generator:
 
 
 class Sampler:
-    """Pre-computed candidate lists for one (recipe, index); ``draw(seed, epoch, item)``."""
+    """Pre-computed candidate lists for one (recipe, index); ``draw(seed, epoch, item)``.
+    ``strict_split=False`` skips :func:`check_split` (re-opening a set generated before
+    recipes had to name their split)."""
 
-    def __init__(self, recipe: Recipe, index):
+    def __init__(self, recipe: Recipe, index, strict_split: bool = True):
         self.recipe = recipe
+        if recipe.open:
+            raise RecipeError("targets", f"{recipe.targets} must be bound to the index's stems "
+                              "first (Recipe.bind; Mixer does it)")
+        if strict_split:
+            check_split(recipe, index)
         try:
             self.index = index.subset(recipe.split) if recipe.split else index
         except IndexError_ as e:
@@ -75,6 +83,9 @@ class Sampler:
         idx = self.index
         if len(idx) == 0:
             raise RecipeError("split", f"no tracks in the index of {index.root} for split {recipe.split}")
+        if recipe.pad and any(entry_points(e) is not None for e in recipe.augment.entries):
+            raise RecipeError("pad", "pad: true cannot be combined with mode: cached pitch/tempo "
+                              "steps (variants are read at the drawn start, not zero-padded)")
         have = set(idx.stem_names)
         for s in recipe.sources:
             if s not in have:
@@ -110,9 +121,10 @@ class Sampler:
                               f"({', '.join(recipe.sources)}); use incoherent mixing")
         n = recipe.frames
         longest = max(t.frames * recipe.sample_rate / t.sample_rate for t in idx.tracks)
-        if n > longest:
+        if n > longest and not recipe.pad:
             raise RecipeError("duration", f"{recipe.duration:g} s is longer than every track "
-                              f"(longest {longest / recipe.sample_rate:.2f} s)")
+                              f"(longest {longest / recipe.sample_rate:.2f} s); set pad: true to "
+                              "draw tracks zero-padded (Demucs-style)")
         self.hash = recipe.hash()
         self._memo: dict = {}
         self._target = {s: recipe.target_of(s) for s in recipe.sources}
@@ -128,7 +140,31 @@ class Sampler:
         self._level_kind = {s: recipe.stems[s].level[0] for s in recipe.sources}
         self._events = any(recipe.stems[s].is_event for s in recipe.sources) or \
             recipe.fade_in > 0 or recipe.fade_out > 0
+        if recipe.pad and self._events:
+            raise RecipeError("pad", "pad: true zero-pads whole-mixture stems; events (Scaper's "
+                              "event model: event_time, event_duration, fades) place their own "
+                              "excerpts, so the two cannot be combined")
         self._energy_memo: dict = {}
+
+    def notices(self) -> list[str]:
+        """What this recipe silently leaves out of its split of the index: stems in no target
+        (unless ``exclude``-d) and tracks shorter than the excerpt (unless ``pad``). Empty
+        when nothing is left out; ``Mixer`` emits them as warnings."""
+        r, idx, out = self.recipe, self.index, []
+        unused = [s for s in idx.stem_names if s not in r.sources and s not in r.exclude]
+        if unused:
+            out.append(f"recipe '{r.name}': stem(s) {', '.join(unused)} of the index are in no "
+                       f"target, so every mixture leaves them out (mix = sum of the targets "
+                       f"{', '.join(r.targets)}); add `rest` to targets to collect them in one "
+                       f"target, or list them under `exclude:` to say it is meant")
+        used = [t for t in idx.tracks if any(s in t.stems for s in r.sources)]
+        short = [t for t in used if self._src_frames(t, r.frames) > t.frames]
+        if short and not r.pad:
+            out.append(f"recipe '{r.name}': {len(short)} of {len(used)} tracks are shorter than "
+                       f"its duration ({r.duration:g} s) and are never drawn (e.g. "
+                       f"'{short[0].id}', {short[0].duration:.2f} s); set pad: true to draw "
+                       "them zero-padded (Demucs-style), or lower duration")
+        return out
 
     # ------------------------------------------------------------------ helpers
     def _src_frames(self, track, n_out: int) -> int:
@@ -140,7 +176,7 @@ class Sampler:
         per (candidate list, need): placement is hot, datasets can hold thousands of tracks)."""
         memo = self._memo.get((key, need))
         if memo is None:
-            ok = [t for t in cands if self._src_frames(t, need) <= t.frames]
+            ok = [t for t in cands if self.recipe.pad or self._src_frames(t, need) <= t.frames]
             memo = self._memo[(key, need)] = (ok, [t.id for t in ok], {t.id for t in ok})
         return memo
 
@@ -157,7 +193,7 @@ class Sampler:
             raise RecipeError(field, f"track {tid!r} is not a candidate for {what} "
                               "(not in the index/split, lacks the stem, or too short)")
         track = self.index.track(tid)
-        span = track.frames - self._src_frames(track, need)
+        span = max(0, track.frames - self._src_frames(track, need))  # 0: a padded short track
         start = int(round(float(draw_start(rng)) * span))
         return track, start
 
@@ -269,8 +305,10 @@ class Sampler:
             track, start = placement[s]
             d = per[s]
             d.track, d.start, d.track_sample_rate = track.id, start, track.sample_rate
-            d.source_frames = d.need if track.sample_rate == r.sample_rate else \
+            nsrc = d.need if track.sample_rate == r.sample_rate else \
                 self._src_frames(track, d.need)
+            d.pad_frames = max(0, start + nsrc - track.frames)  # > 0 only with pad: true
+            d.source_frames = nsrc - d.pad_frames
         return ItemDraft(item, seed, epoch, mode, ref_db, [per[s] for s in r.sources],
                          attempts, warnings)
 
@@ -297,7 +335,8 @@ class Sampler:
                 snr=snr, boost=x.boost, dropped=x.dropped,
                 track_sample_rate=x.track_sample_rate, active_fraction=x.active,
                 steps=x.steps, event=x.event, offset=x.offset, event_frames=x.event_frames,
-                fade_in=x.fade_in, fade_out=x.fade_out, role=x.role))
+                fade_in=x.fade_in, fade_out=x.fade_out, role=x.role,
+                pad_frames=x.pad_frames))
         spec = MixSpec(sample_rate=r.sample_rate, channels=r.channels, frames=r.frames,
                        mode=d.mode, targets=list(r.targets), sources=sources,
                        ref_db=d.ref_db if self._any_snr else None, clipping=r.clipping,
@@ -318,7 +357,9 @@ class Sampler:
                     continue
                 track, start = placement[s]
                 nsrc = self._src_frames(track, per[s].need)
-                a = self.index.active_fraction(track.id, s, start, nsrc, r.silence.threshold_db)
+                have = min(nsrc, track.frames - start)  # less when zero-padded (pad: true)
+                a = self.index.active_fraction(track.id, s, start, have, r.silence.threshold_db)
+                a *= have / nsrc
                 per[s].active = float(a)
                 best = max(best, a)
             if best < r.silence.min_active and any(not per[s].dropped for s in r.members(t)
@@ -377,6 +418,8 @@ class Sampler:
         must be measured on processed audio (also backgrounds, which Scaper puts at ref_db
         exactly, and events under 0.5 s, which Scaper tiles)."""
         r = self.recipe
+        if src.pad_frames:
+            return None  # zero-padded (pad: true): measured on the padded audio
         n = self._frames
         if src.placed(n):
             n = src.frames_out(n)
@@ -478,6 +521,24 @@ class Sampler:
         return track, int(round(float(draw_start(rng)) * span))
 
 
+def check_split(recipe: Recipe, index) -> None:
+    """Refuse a recipe that names no split on an index that has several: drawing from train
+    and test together is never what a training set wants. ``split: all`` says it is meant."""
+    if recipe.split is not None or recipe.all_splits:
+        return
+    counts: dict = {}
+    for t in index.tracks:
+        counts[t.split] = counts.get(t.split, 0) + 1
+    if len(counts) > 1:
+        have = ", ".join(f"{k or '(none)'} ({n} tracks)"
+                         for k, n in sorted(counts.items(), key=lambda kv: str(kv[0])))
+        first = next((k for k in ("train", "training") if k in counts), None) or \
+            next(k for k in counts if k)
+        raise RecipeError("split", f"missing, and the index of {index.root} has splits {have}; "
+                          f"say which to draw from, e.g. split: {first} (or --set split={first}), "
+                          "or split: all for every split")
+
+
 @dataclass(slots=True)
 class SourceDraw(EventPlacement):
     """One source's draws before its gain is known: what :meth:`Sampler._begin` drew
@@ -506,6 +567,7 @@ class SourceDraw(EventPlacement):
     fade_in: int = 0
     fade_out: int = 0
     role: str = "foreground"
+    pad_frames: int = 0   # zeros after the read (pad: true, a short track)
 
 
 @dataclass(slots=True)
