@@ -10,8 +10,11 @@ mixtures, loudness gains (snr uniform(-5, 5) relative to ref_db uniform(-30, -10
 semantics) and fix_clipping, from the synthetic dataset of ``benchmarks/_data.py`` (20 tracks x
 30 s; WAV tree for Scaper, StemCache memmaps for stemforge).
 
-* stemforge: ``Mixer(recipe, index, seed).mixtures(items)`` over 0..n-1, a ``--chunk`` of items per
-  call (draw + render; the batch path a DataLoader batch or a stream uses).
+* stemforge: ``Mixer(recipe, index, seed).mixtures(items, out=buffers)`` over 0..n-1, a
+  ``--chunk`` of items per call, rendered into one reused pair of output arrays (draw + render;
+  the batch path a DataLoader batch or a stream uses with its ``BatchBuffer``). Without ``out``
+  every item's outputs are fresh allocations: ~9 MB of new pages per 5 s item (~515 page faults),
+  which costs more than the mixing itself (see docs/benchmarks.md).
 * Scaper 1.6.5: the seed tutorial's coherent generation, whole per-item function timed
   (``benchmarks/peers/scaper_run.py`` in the peer venv, via subprocess, JSON timings back).
 * floor: ``np.load(mmap_mode='r')`` maps opened once; per item the 4 stem slices at
@@ -77,10 +80,12 @@ RECIPE = {
 }
 
 
-def time_stemforge(mixer: Mixer, items: range) -> tuple[float, float]:
-    """(wall, CPU) seconds for ``items``, one ``Mixer.mixtures`` batch."""
+def time_stemforge(mixer: Mixer, items: range, out) -> tuple[float, float]:
+    """(wall, CPU) seconds for ``items``, one ``Mixer.mixtures`` batch into ``out`` (reused
+    ``(mix (B, C, T), targets (B, S, C, T))``; its first ``len(items)`` rows)."""
+    out = (out[0][: len(items)], out[1][: len(items)])
     t0, c0 = time.perf_counter(), time.process_time()
-    mixer.mixtures(items)
+    mixer.mixtures(items, out=out)
     return time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -187,10 +192,12 @@ def main(argv=None) -> int:
     rspecs = render_plan(mixer, a.n)
     runs[rname], n_for[rname] = [], a.n
     drawer = Mixer(RECIPE, index, seed=0)  # its own Mixer: the stemforge row's runs stay whole
+    S, C, T = len(mixer.recipe.targets), mixer.recipe.channels, mixer.recipe.frames
+    buffers = (np.empty((a.chunk, C, T), np.float32), np.empty((a.chunk, S, C, T), np.float32))
     local = {  # row -> function of an item range
         "floor (memmap read + sum)": lambda r: time_floor(maps, plan[r.start:r.stop], frames),
         outs: lambda r: time_floor_outputs(maps, oplan[r.start:r.stop], frames),
-        "stemforge": lambda r: time_stemforge(mixer, r),
+        "stemforge": lambda r: time_stemforge(mixer, r, buffers),
         draw: lambda r: time_draw(drawer, r),
         rname: lambda r: time_render(index, rspecs[r.start:r.stop]),
     }
