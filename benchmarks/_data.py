@@ -6,7 +6,7 @@
   (stereo, 44.1 kHz, 16-bit PCM like MUSDB18-HQ);
 * Scaper foreground folders over the same files: ``<root>/fg/<label>/<track>.wav`` (symlinks)
   and an empty background folder ``<root>/bg/`` (Scaper requires a bg path);
-* stemforge's index and StemCache (float32 memmaps) in ``<root>/cache`` via
+* stemforge's index and StemCache (int16 memmaps of the 16-bit PCM) in ``<root>/cache`` via
   ``Index.build(root, cache_dir=...)`` and ``prepare(index)``.
 
 Each stem is distinct: drums = decaying noise bursts on a beat grid, bass = low sine with a

@@ -109,7 +109,9 @@ def time_floor(maps, plan, frames: int) -> tuple[float, float]:
     t0, c0 = time.perf_counter(), time.process_time()
     for tid, start in plan:
         end = start + frames
-        mix = maps[(tid, TARGETS[0])][:, start:end] + maps[(tid, TARGETS[1])][:, start:end]
+        # float32 sum whatever the entries hold (int16 for 16-bit sources, float32 else)
+        mix = np.add(maps[(tid, TARGETS[0])][:, start:end], maps[(tid, TARGETS[1])][:, start:end],
+                     dtype=np.float32)
         mix += maps[(tid, TARGETS[2])][:, start:end]
         mix += maps[(tid, TARGETS[3])][:, start:end]
     return time.perf_counter() - t0, time.process_time() - c0
@@ -128,7 +130,8 @@ def time_floor_outputs(maps, plan, frames: int) -> tuple[float, float]:
     for item in plan:
         buf = np.empty((len(item) + 1, 2, frames), np.float32)
         for j, (tid, stem, start, g) in enumerate(item):
-            np.multiply(maps[(tid, stem)][:, start:start + frames], g, out=buf[j])
+            np.multiply(maps[(tid, stem)][:, start:start + frames], g, out=buf[j],
+                        casting="unsafe")
         np.add(buf[0], buf[1], out=buf[-1])
         for j in range(2, len(item)):
             buf[-1] += buf[j]
