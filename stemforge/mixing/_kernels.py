@@ -9,8 +9,9 @@ value's IEEE bits, see :func:`abs_bits`).
 A loop that keeps every value in registers needs the item's *shape* fixed at compile time: the
 number of sources feeding each target (``counts``, e.g. ``(1, 3)`` for vocals vs a three-stem
 accompaniment). :func:`plan_kernels` writes that loop's source for a shape into a small module
-in the kernel folder (``$STEMFORGE_KERNEL_DIR``, else ``$XDG_CACHE_HOME/stemforge/kernels``,
-else ``~/.cache/stemforge/kernels``) and imports it, so numba's on-disk cache keeps the machine code between processes. A process
+in the kernel folder (:func:`stemforge._jit.kernel_dir`: ``$STEMFORGE_KERNEL_DIR``, else
+``~/.cache/stemforge/kernels``) and imports it, so numba's on-disk cache (in the same folder)
+keeps the machine code between processes. A process
 compiles at most ``MAX_PLANS`` shapes (and only shapes of at most ``MAX_SOURCES`` sources);
 further shapes use :func:`mix_generic`, a fixed kernel that walks the sources block by block —
 slower, same bytes.
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -45,6 +45,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from .. import _jit
 from .._jit import njit
 from ..audio.cache import PCM16_UNIT
 
@@ -413,12 +414,9 @@ _plans: dict[tuple[int, ...], object] = {}
 
 
 def kernel_dir() -> Path:
-    """Folder of the generated per-shape modules (created on demand)."""
-    env = os.environ.get("STEMFORGE_KERNEL_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "stemforge" / "kernels"
+    """Folder of the generated per-shape modules (:func:`stemforge._jit.kernel_dir`, where
+    every kernel's machine code is cached too; created on demand)."""
+    return _jit.kernel_dir()
 
 
 def plan_kernels(counts: tuple[int, ...]):
