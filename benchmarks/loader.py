@@ -434,6 +434,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=320, help="items per timed epoch (stemforge)")
     ap.add_argument("--n-peer", type=int, default=16, help="items for Scaper")
     ap.add_argument("--root", type=Path, default=_data.DEFAULT_ROOT)
+    ap.add_argument("--tracks", type=int, default=20, help="throughput dataset: tracks")
+    ap.add_argument("--seconds", type=float, default=30.0, help="throughput dataset: seconds")
     ap.add_argument("--mem-root", type=Path, default=Path("/tmp/stemforge-bench-loader-mem"))
     ap.add_argument("--venv", type=Path, default=None, help="Scaper peer venv")
     ap.add_argument("--no-peer", action="store_true")
@@ -450,6 +452,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-cache-size", action="store_true", help="skip part 3")
     ap.add_argument("--cache-only", action="store_true", help="run part 3 only")
     ap.add_argument("--cache-child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--apis", default="default,collate,stream",
+                    help="throughput rows: comma-separated of default, collate, stream")
+    ap.add_argument("--workers", default="0,1,2", help="throughput rows: num_workers values")
     a = ap.parse_args(argv)
     if a.memory_child is not None:
         print(json.dumps(memory_child(a.mem_root / f"n{a.memory_child}", a.memory_child)))
@@ -465,15 +470,16 @@ def main(argv=None) -> int:
     if a.memory_only:
         print_memory(memory_rows(a.mem_root, (10, 100, 1000)))
         return 0
-    index = _data.build(a.root, 20, 30.0)
+    index = _data.build(a.root, a.tracks, a.seconds)
     _data.warm_page_cache(a.root)
     rows, notes = [], []
     apis = {"default": "MixtureDataset, DataLoader(batch_size=8) default collate",
             "collate": "MixtureDataset, DataLoader(batch_size=8, collate_fn=stemforge.torch."
                        "collate)",
             "stream": "MixtureStream(batch_size=8), DataLoader(batch_size=None)"}
+    apis = {k: v for k, v in apis.items() if k in a.apis.split(",")}
     for api, label in apis.items():
-        for w in (0, 1, 2):
+        for w in (int(x) for x in a.workers.split(",")):
             sec, cpu, warm = time_loader(index, a.n, w, api)
             rows.append({"name": f"{label}, num_workers={w}", "items": a.n, "seconds": sec,
                          "cpu_seconds": cpu, "audio_seconds": a.n * DURATION})
