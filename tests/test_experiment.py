@@ -18,8 +18,8 @@ from stemforge.cli import main
 from stemforge.errors import StemforgeError
 from stemforge.mixing.recipe import Recipe
 from stemforge.train import synth
-from stemforge.train.experiment import (ABLATION, QUICK, ROWS, Protocol, condition_recipe,
-                                        resolve_setup)
+from stemforge.train.experiment import (ABLATION, QUICK, ROWS, Protocol, Setup, condition_recipe,
+                                        plan_jobs, resolve_setup)
 from stemforge.train.results import ORACLES, paired_difference
 
 SR = 8000
@@ -159,6 +159,26 @@ def test_ablation_rows_add_one_ingredient_each(sr, channels, codec):
     gains = condition_recipe("gains", TARGETS, sr, channels, 1.0)
     assert gains.raw["stems"]["default"]["gain_db"] == ["uniform", -6, 6]
     assert isinstance(condition_recipe("recommended", TARGETS, sr, channels, 1.0), Recipe)
+
+
+def test_rows_with_the_same_recipe_but_its_name_share_their_runs(tmp_path, monkeypatch):
+    """A comparison recipe equal to an ablation row but for its name (here: a recommended
+    recipe that is the remix row) trains once; a real difference makes its own runs."""
+    import yaml
+
+    from stemforge.train import experiment
+
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    raw = {**experiment.ablation_recipe("remix", 2, 16000), "name": "mine"}
+    (recipes / experiment.RECIPE_FILES["recommended"]).write_text(yaml.safe_dump(raw))
+    monkeypatch.setattr(experiment, "RECIPES_DIR", recipes)
+    setup = Setup({"a": "train", "b": "valid", "c": "test"}, TARGETS, 16000, 2)
+    jobs, alias = plan_jobs(tmp_path / "study", setup, Protocol(seeds=(0, 1)),
+                            ["plain", "remix", "recommended", "gains"])
+    assert alias["recommended"] == alias["remix"] != alias["plain"]
+    assert sorted({j.row for j in jobs}) == ["gains", "plain", "remix"]
+    assert len(jobs) == 6 and len({j.run_dir for j in jobs}) == 6
 
 
 def test_paired_difference_interval():

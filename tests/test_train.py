@@ -276,6 +276,19 @@ def test_condition_recipes():
         condition_recipe("fancy", TARGETS, SR, 2, 1.5)
 
 
+def test_recommended_recipe_is_what_the_study_chose():
+    """docs/experiments.md chose the packaged recommended recipe on the study's valid split: the
+    best row (4: remix, gains, channel swap/polarity) without the ingredient that lowered the
+    validation SDR (gains). A change to the recipe must re-run the study's recommended row."""
+    def fields(row):
+        raw = condition_recipe(row, TARGETS, SR, 2, 1.5).raw
+        return {k: v for k, v in raw.items() if k != "name"}
+
+    remix, swap = fields("remix"), fields("swap")
+    assert [s["step"] for s in swap["augment"]] == ["channel_swap", "polarity"]
+    assert fields("recommended") == {**remix, "augment": swap["augment"]}
+
+
 def test_experiment_synth_refuses_existing_data(data, capsys):
     _, root, _ = data
     assert main(["experiment", "synth", str(root)]) == 2  # never writes into existing data

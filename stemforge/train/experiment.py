@@ -255,13 +255,14 @@ class Job:
 def plan_jobs(out: Path, setup: Setup, protocol: Protocol, rows) -> tuple[list[Job], dict]:
     """One job per (row, seed), seed-major (every row's first seed first), in
     ``<out>/runs/<row>-<recipe hash>/seed<k>`` (a changed recipe gets a new folder). Rows with
-    the same fitted recipe share their runs: returns ``(jobs, {row: its runs' folder})``."""
+    the same fitted recipe (every field but ``name``, which draws nothing) share their runs:
+    returns ``(jobs, {row: its runs' folder})``."""
     recipes, alias = {}, {}
     for row in rows:
         r = condition_recipe(row, setup.targets, setup.sample_rate, setup.channels,
                              protocol.duration, pitch_mode=protocol.pitch_mode,
                              groups=setup.groups)
-        same = [k for k, v in recipes.items() if v.hash() == r.hash()]
+        same = [k for k, v in recipes.items() if _drawn(v) == _drawn(r)]
         alias[row] = same[0] if same else row
         if not same:
             recipes[row] = r
@@ -269,6 +270,11 @@ def plan_jobs(out: Path, setup: Setup, protocol: Protocol, rows) -> tuple[list[J
     jobs = [Job(row, seed, str(dirs[row] / f"seed{seed}"), r.raw, r.hash())
             for seed in protocol.seeds for row, r in recipes.items()]
     return jobs, {row: dirs[src] for row, src in alias.items()}
+
+
+def _drawn(recipe: Recipe) -> dict:
+    """What a recipe draws from: its fields without ``name``."""
+    return {k: v for k, v in recipe.raw.items() if k != "name"}
 
 
 def job_done(job: Job) -> bool:

@@ -39,9 +39,11 @@ SMALL = {"A - Song": "train", "B - Song": "train"}
 CASES: dict[str, dict] = {
     "tutorial": {"recipe": "musdb_vocals", "data": "main", "items": [0, 1, 2, 3, 4]},
     "four_stems": {"recipe": "musdb_4stems", "data": "main", "items": [0, 1, 2, 3, 4]},
-    # item 7: a coherent item with pitch/tempo (shared draws)
-    "recommended": {"recipe": "stemforge_recommended", "data": "main",
-                    "items": [0, 1, 2, 3, 4, 7]},
+    "recommended": {"recipe": "stemforge_recommended", "data": "main", "items": [0, 1, 2, 3, 4]},
+    # the recommended recipe until 2026-12-06 (tests/golden/recipes/); item 7: a coherent item
+    # with pitch/tempo (shared draws)
+    "augmented_fast": {"recipe": "augmented_fast", "source": "golden", "data": "main",
+                       "items": [0, 1, 2, 3, 4, 7]},
     # item 8: a coherent item with a cached variant
     "augmented_cached": {
         "recipe": "musdb_vocals_augmented_cached", "data": "small", "items": [0, 1, 2, 3, 4, 8],
@@ -53,8 +55,10 @@ EPOCH = 0
 
 
 def recipe_dict(case: dict) -> dict:
-    """The packaged recipe's YAML as a dict, with the case's overrides (``a.0.b`` paths)."""
-    raw = yaml.safe_load((RECIPES / f"{case['recipe']}.yaml").read_text())
+    """The case's recipe YAML (packaged, or ``source: golden``: kept in ``tests/golden/recipes/``)
+    as a dict, with the case's overrides (``a.0.b`` paths)."""
+    base = HERE / "recipes" if case.get("source") == "golden" else RECIPES
+    raw = yaml.safe_load((base / f"{case['recipe']}.yaml").read_text())
     raw = copy.deepcopy(raw)
     for path, value in (case.get("overrides") or {}).items():
         *parents, last = path.split(".")
