@@ -6,13 +6,26 @@
   (stereo, 44.1 kHz, 16-bit PCM like MUSDB18-HQ);
 * Scaper foreground folders over the same files: ``<root>/fg/<label>/<track>.wav`` (symlinks)
   and an empty background folder ``<root>/bg/`` (Scaper requires a bg path);
-* stemforge's index and StemCache (float32 memmaps) in ``<root>/cache`` via
+* stemforge's index and StemCache (int16 memmaps of the 16-bit PCM) in ``<root>/cache`` via
   ``Index.build(root, cache_dir=...)`` and ``prepare(index)``.
 
-Each stem is distinct: drums = decaying noise bursts on a beat grid, bass = low sine with a
-harmonic, other = a three-note chord, vocals = a vibrato tone; each has a little noise, its
-own per-track pitch/tempo, and silent gaps (whole seconds zeroed), so loudness and silence
-handling both have something to do. Randomness: ``SeedSequence([seed, track])``.
+Two styles (``style=``):
+
+* ``synthetic`` (default, ``<root>`` = ``$STEMFORGE_BENCH_DATA`` or /tmp/stemforge-bench-data):
+  each stem is distinct: drums = decaying noise bursts on a beat grid, bass = low sine with a
+  harmonic, other = a three-note chord, vocals = a vibrato tone; each has a little noise, its
+  own per-track pitch/tempo, and silent gaps (whole seconds zeroed), so loudness and silence
+  handling both have something to do.
+* ``sustained`` (default root ``<that>-sustained``): clipping-prone sustained music, as real
+  instrument recordings are and the synthetic style is not: dense chords (4-6 notes of
+  harmonic-rich tones) held for 1.5-4 s with soft attacks, long bass notes, a legato
+  vibrato-and-formant melody, dense drums (kick, snare and hats on eighths), every stem loud
+  (peaks near full scale) with short rests only. Its peak envelopes are flat (every block
+  close to the peak), so the renderer's envelope bound settles fewer items, and with the
+  mixing benchmark's recipe 30 % or more of the items clip under ``fix_clipping``
+  (``benchmarks/mixing.py`` prints the share).
+
+Randomness: ``SeedSequence([seed, track])``.
 
 Command line (to pre-build or inspect)::
 
@@ -68,15 +81,106 @@ def _stem(name: str, rng: np.random.Generator, frames: int) -> np.ndarray:
     return np.clip(out, -0.99, 0.99).astype(np.float32)
 
 
+def _tone(f: np.ndarray | float, t: np.ndarray, harmonics: int, tilt: float,
+          phase: float = 0.0) -> np.ndarray:
+    """A harmonic-rich tone of (instantaneous) frequency ``f`` Hz: ``harmonics`` partials with
+    amplitudes ``k ** -tilt`` (below Nyquist), normalised to peak ~1."""
+    ph = 2 * np.pi * (np.cumsum(np.broadcast_to(f, t.shape)) / SR) + phase
+    x = np.zeros_like(t)
+    fmax = float(np.max(f))
+    for k in range(1, harmonics + 1):
+        if k * fmax < SR / 2 - 1000:
+            x += k ** -tilt * np.sin(k * ph)
+    return x / (np.max(np.abs(x)) + 1e-9)
+
+
+def _notes(rng: np.random.Generator, frames: int, lo: float, hi: float):
+    """(start, end) frame spans of held notes of ``lo``-``hi`` seconds, back to back with
+    short rests (50-250 ms) between some of them."""
+    spans, pos = [], 0
+    while pos < frames:
+        n = int(rng.uniform(lo, hi) * SR)
+        spans.append((pos, min(frames, pos + n)))
+        pos += n + (int(rng.uniform(0.05, 0.25) * SR) if rng.random() < 0.3 else 0)
+    return spans
+
+
+def _envelope(n: int, attack: float, release: float) -> np.ndarray:
+    """Soft attack and release (seconds) over a held note of ``n`` frames."""
+    e = np.ones(n)
+    a, r = min(n // 2, int(attack * SR)), min(n // 2, int(release * SR))
+    if a:
+        e[:a] = np.linspace(0.0, 1.0, a)
+    if r:
+        e[n - r:] = np.linspace(1.0, 0.0, r)
+    return e
+
+
+def _sustained_stem(name: str, rng: np.random.Generator, frames: int) -> np.ndarray:
+    """One stem of the ``sustained`` style: float32 ``(2, frames)``, peak ~0.9-0.99."""
+    t = np.arange(frames, dtype=np.float64) / SR
+    x = np.zeros(frames)
+    key = rng.uniform(0, 12)
+    midi = lambda m: 440.0 * 2 ** ((m + key - 69) / 12)  # noqa: E731
+    if name == "drums":
+        bpm = rng.uniform(100, 150)
+        eighth = 30.0 / bpm
+        for k in range(int(frames / SR / eighth)):
+            s0 = int(k * eighth * SR)
+            n = min(frames - s0, int(0.25 * SR))
+            tt = np.arange(n) / SR
+            hit = 0.35 * rng.standard_normal(n) * np.exp(-tt * 60)  # hat
+            if k % 4 == 0:
+                hit += 0.9 * np.sin(2 * np.pi * (50 + 80 * np.exp(-tt * 30)) * tt) * np.exp(-tt * 8)
+            if k % 4 == 2:
+                hit += 0.6 * rng.standard_normal(n) * np.exp(-tt * 18)
+            x[s0:s0 + n] += hit
+    elif name == "bass":
+        for a, b in _notes(rng, frames, 1.0, 3.0):
+            f = midi(rng.integers(28, 43))
+            x[a:b] = _tone(f, t[a:b], 8, 1.2, rng.uniform(0, 6.28)) * _envelope(b - a, 0.01, 0.05)
+    elif name == "other":
+        for a, b in _notes(rng, frames, 1.5, 4.0):
+            root_note = rng.integers(48, 60)
+            chord = root_note + np.array(sorted(rng.choice([0, 3, 4, 7, 10, 11, 12, 14, 16, 19],
+                                                           size=rng.integers(4, 7),
+                                                           replace=False)))
+            seg = sum(_tone(midi(m) * (1 + rng.uniform(-0.002, 0.002)), t[a:b], 12, 1.0,
+                            rng.uniform(0, 6.28)) for m in chord)
+            x[a:b] = seg * _envelope(b - a, 0.15, 0.3)
+    else:  # vocals: legato melody with vibrato and a formant-ish spectrum
+        for a, b in _notes(rng, frames, 0.6, 2.5):
+            f = midi(rng.integers(57, 74)) * (1 + 0.012 * np.sin(2 * np.pi * 5.5 * t[a:b]))
+            x[a:b] = _tone(f, t[a:b], 16, 0.7, rng.uniform(0, 6.28)) * _envelope(b - a, 0.04, 0.1)
+    x = x + 0.003 * rng.standard_normal(frames)
+    pan = rng.uniform(0.35, 0.65)
+    out = np.stack([x * (1 - pan) * 2, x * pan * 2])
+    out *= rng.uniform(0.9, 0.99) / (np.max(np.abs(out)) + 1e-9)  # loud: peak near full scale
+    return out.astype(np.float32)
+
+
+STYLES = {"synthetic": _stem, "sustained": _sustained_stem}
+
+
+def default_root(style: str = "synthetic") -> Path:
+    """Where a style's dataset lives by default."""
+    return DEFAULT_ROOT if style == "synthetic" else DEFAULT_ROOT.with_name(
+        f"{DEFAULT_ROOT.name}-{style}")
+
+
 def build(root: Path = DEFAULT_ROOT, tracks: int = 20, seconds: float = 30.0, seed: int = 0,
-          verbose: bool = True):
-    """Write (or reuse) the dataset under ``root``; return the prepared stemforge ``Index``."""
+          verbose: bool = True, style: str = "synthetic"):
+    """Write (or reuse) the dataset of ``style`` (see the module docstring) under ``root``;
+    return the prepared stemforge ``Index``."""
     from stemforge.index import Index
     from stemforge.prepare import prepare
 
     root = Path(root)
     meta = {"tracks": tracks, "seconds": seconds, "seed": seed, "sample_rate": SR,
             "stems": list(STEMS), "format": "bench-data/1"}
+    if style != "synthetic":  # the synthetic stamp stays as it was: existing sets are reused
+        meta["style"] = style
+    make = STYLES[style]
     stamp = root / "dataset.json"
     t0 = time.perf_counter()
     if not (stamp.is_file() and json.loads(stamp.read_text()) == meta):
@@ -87,7 +191,7 @@ def build(root: Path = DEFAULT_ROOT, tracks: int = 20, seconds: float = 30.0, se
             tdir.mkdir(parents=True, exist_ok=True)
             rng = np.random.default_rng(np.random.SeedSequence([seed, i]))
             for s in STEMS:
-                sf.write(tdir / f"{s}.wav", _stem(s, rng, frames).T, SR, subtype="PCM_16")
+                sf.write(tdir / f"{s}.wav", make(s, rng, frames).T, SR, subtype="PCM_16")
                 link = root / "fg" / s / f"{name}.wav"
                 link.parent.mkdir(parents=True, exist_ok=True)
                 if link.is_symlink() or link.exists():
@@ -98,7 +202,7 @@ def build(root: Path = DEFAULT_ROOT, tracks: int = 20, seconds: float = 30.0, se
     index = Index.build(root, cache_dir=root / "cache")
     prepare(index)
     if verbose:
-        print(f"dataset: {len(index)} tracks x {seconds:g} s x {len(STEMS)} stereo stems at "
+        print(f"dataset ({style}): {len(index)} tracks x {seconds:g} s x {len(STEMS)} stereo stems at "
               f"{SR} Hz in {root} (ready in {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     return index
 
@@ -112,8 +216,9 @@ def main(argv=None) -> int:
     ap.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     ap.add_argument("--tracks", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--style", choices=sorted(STYLES), default="synthetic")
     a = ap.parse_args(argv)
-    idx = build(a.root, a.tracks, a.seconds)
+    idx = build(a.root, a.tracks, a.seconds, style=a.style)
     print(idx)
     return 0
 

@@ -91,7 +91,7 @@ def bench_reads(root: Path, cache: Path, n_reads: int):
                 f.seek(s)
                 f.read(n, dtype="float32", always_2d=True)
 
-    ram = {t.id: np.asarray(idx.cache.get(t.stems["vocals"].key)) for t, _ in picks}
+    ram = {t.id: idx.cache.read(t.stems["vocals"].key) for t, _ in picks}
 
     def floor():
         for t, s in picks:

@@ -28,6 +28,18 @@ synthetic prepared dataset of ``benchmarks/_data.py`` (20 tracks x 30 s, StemCac
 * Scaper 1.6.5 (one core, the seed tutorial's on-the-fly generation) via
   ``benchmarks/peers/scaper_run.py`` in the peer venv.
 
+Part 3 — cache size and worker memory on a larger cache (``--cache-only`` runs just this part;
+``--no-cache-size`` skips it): the dataset of ``benchmarks/_data.py`` at ``--big-tracks`` x
+``--big-seconds`` (default 32 x 60 s: 1.35 GB of 16-bit PCM, three times the throughput data)
+under ``--big-root``, prepared (StemCache format 2: int16 entries), plus a float32 copy of the
+same cache (format 1, what earlier versions wrote; same index, analysis and envelopes). Per
+cache: the bytes of the stem entries and of everything else (peak envelopes) against the
+sources' PCM bytes; then a fresh process runs ``DataLoader(num_workers=2,
+persistent_workers=True, collate_fn=stemforge.torch.collate)`` over ``--big-items`` coherent
+4-stem 5 s items of the throughput recipe and reports each worker's Rss, Pss (anonymous and
+file-backed) and USS (Private_Clean + Private_Dirty) from ``/proc/<pid>/smaps_rollup``, with
+the page cache dropped of the other cache's files first where the kernel allows it.
+
 Part 2 — worker memory as the dataset grows: tiny prepared datasets of 10, 100 and 1,000
 tracks (2 stereo stems x 1 s at 8 kHz, trackfolder layout, built once under ``--mem-root``);
 per size, a fresh process runs ``DataLoader(num_workers=2, persistent_workers=True)`` over
@@ -151,7 +163,7 @@ class FloorDataset:
         if self.cache is None:
             self.cache = StemCache(self.folder)
         tid, start = self.plan[i]
-        t = np.stack([self.cache.get(self.keys[(tid, s)])[:, start:start + self.frames]
+        t = np.stack([self.cache.read(self.keys[(tid, s)], start, self.frames)
                       for s in mixing.TARGETS])
         return torch.from_numpy(t.sum(0)), torch.from_numpy(t)
 
@@ -284,12 +296,146 @@ def print_memory(mem: list[dict]) -> None:
               f"{m['main_rss_mb']:.1f} | {m['seconds']:.2f} |")
 
 
+# ---------------------------------------------------------------------- cache size
+def _entries(folder: Path) -> tuple[int, int]:
+    """(bytes of stem entries ``<key>.npy``, bytes of every other file) in a StemCache folder."""
+    stems = other = 0
+    for p in folder.iterdir():
+        if p.is_file():
+            if p.suffix == ".npy" and p.name.count(".") == 1:
+                stems += p.stat().st_size
+            else:
+                other += p.stat().st_size
+    return stems, other
+
+
+def build_big(root: Path, tracks: int, seconds: float) -> dict:
+    """The larger dataset, its format-2 cache (``cache/``) and a float32 copy of it
+    (``cache-f32/``: every entry as float32, the rest copied). Returns sizes in bytes."""
+    import shutil
+
+    import soundfile as sf
+
+    from stemforge.audio.cache import FORMAT_FILE, as_float32
+
+    index = _data.build(root, tracks, seconds, verbose=False)
+    src_pcm = src_files = 0
+    for t in index.tracks:
+        for s in t.stems.values():
+            info = sf.info(s.path)
+            assert info.subtype == "PCM_16"
+            src_pcm += info.frames * info.channels * 2
+            src_files += os.path.getsize(s.path)
+    f32 = root / "cache-f32"
+    stamp = f32 / "done.json"
+    if not stamp.is_file():
+        shutil.rmtree(f32, ignore_errors=True)
+        shutil.copytree(root / "cache", f32)
+        (f32 / "audio" / FORMAT_FILE).unlink()
+        for p in (f32 / "audio").glob("*.npy"):
+            if p.name.count(".") == 1:
+                np.save(p, as_float32(np.load(p)))
+        stamp.write_text("{}")
+    i16, o16 = _entries(root / "cache" / "audio")
+    e32, o32 = _entries(f32 / "audio")
+    return {"tracks": tracks, "seconds": seconds, "src_pcm": src_pcm, "src_files": src_files,
+            "int16": (i16, o16), "float32": (e32, o32)}
+
+
+def _smaps(pid: int) -> dict:
+    """``/proc/<pid>/smaps_rollup`` fields in MB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        k, _, v = line.partition(":")
+        if v.strip().endswith("kB"):
+            out[k.strip()] = int(v.split()[0]) / 1024
+    return out
+
+
+def _drop_cached(folder: Path) -> None:
+    """Ask the kernel to drop ``folder``'s files from the page cache (posix_fadvise DONTNEED;
+    pages mapped by a live process stay)."""
+    for p in folder.rglob("*.npy"):
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def cache_child(root: Path, which: str, items: int) -> dict:
+    """Runs in a fresh process: worker memory after ``items`` items from cache ``which``."""
+    from torch.utils.data import DataLoader
+
+    from stemforge.index import Index
+    from stemforge.torch import MixtureDataset, collate
+
+    other = root / ("cache-f32" if which == "int16" else "cache")
+    _drop_cached(other)
+    index = Index.open(root, cache_dir=root / ("cache" if which == "int16" else "cache-f32"))
+    recipe = {**RECIPE, "modes": {"coherent": 1.0}}
+    ds = MixtureDataset(recipe, index, length=items, seed=0)
+    loader = DataLoader(ds, batch_size=BATCH, num_workers=2, persistent_workers=True,
+                        collate_fn=collate)
+    t0 = time.perf_counter()
+    for _ in loader:
+        pass
+    seconds = time.perf_counter() - t0
+    sm = [_smaps(w.pid) for w in loader._iterator._workers]
+    mean = {k: float(np.mean([m.get(k, 0.0) for m in sm])) for k in sm[0]}
+    mean["USS"] = mean.get("Private_Clean", 0.0) + mean.get("Private_Dirty", 0.0)
+    return {"which": which, "items": items, "seconds": seconds, "smaps": mean}
+
+
+def cache_rows(root: Path, tracks: int, seconds: float, items: int) -> tuple[dict, list[dict]]:
+    sizes = build_big(root, tracks, seconds)
+    rows = []
+    for which in ("float32", "int16"):
+        cmd = [sys.executable, __file__, "--cache-child", which, "--big-root", str(root),
+               "--big-items", str(items)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        if r.returncode != 0:
+            raise SystemExit(f"cache memory run ({which}) failed:\n{r.stderr[-3000:]}")
+        rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        print(f"cache memory: {which} done", file=sys.stderr)
+    return sizes, rows
+
+
+def print_cache(sizes: dict, rows: list[dict]) -> None:
+    gb = 1 / 1e9
+    src = sizes["src_pcm"]
+    print(f"\nStemCache size: {sizes['tracks']} tracks x {sizes['seconds']:g} s x 4 stereo "
+          f"stems, 16-bit PCM WAV sources: {src * gb:.3f} GB of PCM "
+          f"({sizes['src_files'] * gb:.3f} GB of files)")
+    print("\n| cache | stem entries GB | x source PCM | + envelopes etc. GB | total x source PCM |")
+    print("|---|---:|---:|---:|---:|")
+    for label, key in (("float32 (format 1, before)", "float32"),
+                       ("int16 where lossless (format 2)", "int16")):
+        e, o = sizes[key]
+        print(f"| {label} | {e * gb:.3f} | {e / src:.3f}x | {o * gb:.3f} | "
+              f"{(e + o) / src:.3f}x |")
+    print(f"\nWorker memory on that cache: DataLoader(num_workers=2, persistent_workers=True, "
+          f"collate_fn=stemforge.torch.collate), {rows[0]['items']} coherent 4-stem 5 s items "
+          f"(batch {BATCH}); mean per worker, /proc/<pid>/smaps_rollup, MB")
+    print("\n| cache | Rss | Pss | Pss_Anon | Pss_File | Pss_Shmem | USS (private) | "
+          "Shared_Clean | epoch s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        m = r["smaps"]
+        print(f"| {r['which']} | {m.get('Rss', 0):.0f} | {m.get('Pss', 0):.0f} | "
+              f"{m.get('Pss_Anon', 0):.0f} | {m.get('Pss_File', 0):.0f} | "
+              f"{m.get('Pss_Shmem', 0):.0f} | {m['USS']:.0f} | {m.get('Shared_Clean', 0):.0f} | "
+              f"{r['seconds']:.1f} |")
+
+
 # ---------------------------------------------------------------------- main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="loader throughput and worker memory")
     ap.add_argument("--n", type=int, default=320, help="items per timed epoch (stemforge)")
     ap.add_argument("--n-peer", type=int, default=16, help="items for Scaper")
     ap.add_argument("--root", type=Path, default=_data.DEFAULT_ROOT)
+    ap.add_argument("--tracks", type=int, default=20, help="throughput dataset: tracks")
+    ap.add_argument("--seconds", type=float, default=30.0, help="throughput dataset: seconds")
     ap.add_argument("--mem-root", type=Path, default=Path("/tmp/stemforge-bench-loader-mem"))
     ap.add_argument("--venv", type=Path, default=None, help="Scaper peer venv")
     ap.add_argument("--no-peer", action="store_true")
@@ -299,23 +445,41 @@ def main(argv=None) -> int:
                     help="run under glibc MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_/"
                          "MALLOC_TOP_PAD_ (inherited by workers and Scaper)")
     ap.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--big-root", type=Path, default=Path("/tmp/stemforge-bench-loader-big"))
+    ap.add_argument("--big-tracks", type=int, default=32)
+    ap.add_argument("--big-seconds", type=float, default=60.0)
+    ap.add_argument("--big-items", type=int, default=640)
+    ap.add_argument("--no-cache-size", action="store_true", help="skip part 3")
+    ap.add_argument("--cache-only", action="store_true", help="run part 3 only")
+    ap.add_argument("--cache-child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--apis", default="default,collate,stream",
+                    help="throughput rows: comma-separated of default, collate, stream")
+    ap.add_argument("--workers", default="0,1,2", help="throughput rows: num_workers values")
     a = ap.parse_args(argv)
     if a.memory_child is not None:
         print(json.dumps(memory_child(a.mem_root / f"n{a.memory_child}", a.memory_child)))
+        return 0
+    if a.cache_child is not None:
+        print(json.dumps(cache_child(a.big_root, a.cache_child, a.big_items)))
+        return 0
+    if a.cache_only:
+        print(f"machine: {_data.machine()}")
+        print_cache(*cache_rows(a.big_root, a.big_tracks, a.big_seconds, a.big_items))
         return 0
 
     if a.memory_only:
         print_memory(memory_rows(a.mem_root, (10, 100, 1000)))
         return 0
-    index = _data.build(a.root, 20, 30.0)
+    index = _data.build(a.root, a.tracks, a.seconds)
     _data.warm_page_cache(a.root)
     rows, notes = [], []
     apis = {"default": "MixtureDataset, DataLoader(batch_size=8) default collate",
             "collate": "MixtureDataset, DataLoader(batch_size=8, collate_fn=stemforge.torch."
                        "collate)",
             "stream": "MixtureStream(batch_size=8), DataLoader(batch_size=None)"}
+    apis = {k: v for k, v in apis.items() if k in a.apis.split(",")}
     for api, label in apis.items():
-        for w in (0, 1, 2):
+        for w in (int(x) for x in a.workers.split(",")):
             sec, cpu, warm = time_loader(index, a.n, w, api)
             rows.append({"name": f"{label}, num_workers={w}", "items": a.n, "seconds": sec,
                          "cpu_seconds": cpu, "audio_seconds": a.n * DURATION})
@@ -365,6 +529,8 @@ def main(argv=None) -> int:
     for n in notes:
         print(f"- {n}")
 
+    if not a.no_cache_size:
+        print_cache(*cache_rows(a.big_root, a.big_tracks, a.big_seconds, a.big_items))
     if not a.no_memory:
         print_memory(memory_rows(a.mem_root, (10, 100, 1000)))
     return 0

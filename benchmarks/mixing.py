@@ -40,8 +40,14 @@ conditions; Scaper runs once
 per round, after them, and each local row re-runs its first chunk untimed before the next
 round (its code and data back in the caches the peer's process evicted). Each row is the
 median of ``--repeat`` rounds.
-Prints a markdown table (items, seconds, audio seconds generated per second, ratios).
-Targets (issue 3): stemforge >= 40x Scaper and >= 0.65x the floor.
+Two datasets in the same rounds (``--datasets``, default both): the ``synthetic`` one and the
+clipping-prone ``sustained`` one of ``benchmarks/_data.py`` (dense chords, long notes, loud;
+its share of items rescaled by fix_clipping is printed). On each: stemforge with the recipe as
+above (fix_clipping) and with ``clipping: none``, both also render only, the floor, Scaper; the
+other informative rows on the first dataset only.
+Prints a markdown table per dataset (items, seconds, audio seconds generated per second,
+ratios). Targets: stemforge >= 40x Scaper and >= 0.65x the floor (issue 23: also with
+fix_clipping on the sustained data).
 """
 from __future__ import annotations
 
@@ -80,10 +86,19 @@ RECIPE = {
 }
 
 
-def time_stemforge(mixer: Mixer, items: range, out) -> tuple[float, float]:
-    """(wall, CPU) seconds for ``items``, one ``Mixer.mixtures`` batch into ``out`` (reused
-    ``(mix (B, C, T), targets (B, S, C, T))``; its first ``len(items)`` rows)."""
-    out = (out[0][: len(items)], out[1][: len(items)])
+_BUFFERS: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def time_stemforge(mixer: Mixer, items: range) -> tuple[float, float]:
+    """(wall, CPU) seconds for ``items``, one ``Mixer.mixtures`` batch rendered into a reused
+    pair of output arrays ``(mix (B, C, T), targets (B, S, C, T))``, as a loader's
+    ``BatchBuffer``: allocated once per shape, outside the timing."""
+    S, C, T = len(mixer.recipe.targets), mixer.recipe.channels, mixer.recipe.frames
+    buf = _BUFFERS.get((S, C, T))
+    if buf is None or buf[0].shape[0] < len(items):
+        buf = _BUFFERS[(S, C, T)] = (np.zeros((len(items), C, T), np.float32),
+                                     np.zeros((len(items), S, C, T), np.float32))
+    out = (buf[0][: len(items)], buf[1][: len(items)])
     t0, c0 = time.perf_counter(), time.process_time()
     mixer.mixtures(items, out=out)
     return time.perf_counter() - t0, time.process_time() - c0
@@ -114,7 +129,9 @@ def time_floor(maps, plan, frames: int) -> tuple[float, float]:
     t0, c0 = time.perf_counter(), time.process_time()
     for tid, start in plan:
         end = start + frames
-        mix = maps[(tid, TARGETS[0])][:, start:end] + maps[(tid, TARGETS[1])][:, start:end]
+        # float32 sum whatever the entries hold (int16 for 16-bit sources, float32 else)
+        mix = np.add(maps[(tid, TARGETS[0])][:, start:end], maps[(tid, TARGETS[1])][:, start:end],
+                     dtype=np.float32)
         mix += maps[(tid, TARGETS[2])][:, start:end]
         mix += maps[(tid, TARGETS[3])][:, start:end]
     return time.perf_counter() - t0, time.process_time() - c0
@@ -133,7 +150,8 @@ def time_floor_outputs(maps, plan, frames: int) -> tuple[float, float]:
     for item in plan:
         buf = np.empty((len(item) + 1, 2, frames), np.float32)
         for j, (tid, stem, start, g) in enumerate(item):
-            np.multiply(maps[(tid, stem)][:, start:start + frames], g, out=buf[j])
+            np.multiply(maps[(tid, stem)][:, start:start + frames], g, out=buf[j],
+                        casting="unsafe")
         np.add(buf[0], buf[1], out=buf[-1])
         for j in range(2, len(item)):
             buf[-1] += buf[j]
@@ -154,6 +172,41 @@ def time_render(index, specs) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def dataset_rows(name: str, index, n: int, full: bool) -> tuple[dict, dict, Mixer]:
+    """The local rows of one dataset: row name -> function of an item range, and row name ->
+    items. ``full``: also the informative rows (floor + outputs, draw only, render only)."""
+    mixer = Mixer(RECIPE, index, seed=0)
+    for i in range(3):  # warm up imports and code paths
+        m = mixer.mixture(10_000 + i)
+    assert m.mix.shape == (2, mixer.recipe.frames) and m.mix.dtype == np.float32
+    none = Mixer({**RECIPE, "clipping": "none"}, index, seed=0)
+    none.mixtures(range(10_000, 10_003))
+    maps, plan, frames = floor_plan(mixer, index, n)
+    tag = f"[{name}] "
+    rspecs = render_plan(mixer, n)
+    rnone = render_plan(none, n)
+    local = {
+        tag + FLOOR: lambda r: time_floor(maps, plan[r.start:r.stop], frames),
+        tag + "stemforge (fix_clipping)": lambda r: time_stemforge(mixer, r),
+        tag + "stemforge (clipping: none)": lambda r: time_stemforge(none, r),
+        tag + "stemforge render only (drawn specs, fix_clipping)":
+            lambda r: time_render(index, rspecs[r.start:r.stop]),
+        tag + "stemforge render only (drawn specs, clipping: none)":
+            lambda r: time_render(index, rnone[r.start:r.stop]),
+    }
+    if full:
+        oplan = outputs_plan(mixer, n)
+        drawer = Mixer(RECIPE, index, seed=0)  # its own Mixer: the stemforge row's runs stay whole
+        local[tag + "floor + outputs (gains into 4 target buffers + sum)"] = \
+            lambda r: time_floor_outputs(maps, oplan[r.start:r.stop], frames)
+        local[tag + "stemforge draw only (Mixer.spec)"] = lambda r: time_draw(drawer, r)
+    return local, {k: n for k in local}, mixer
+
+
+FLOOR = "floor (memmap read + sum)"
+PEER = "Scaper 1.6.5"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="mixing throughput: stemforge vs Scaper vs floor")
     ap.add_argument("--n", type=int, default=400, help="items for stemforge and the floor")
@@ -162,7 +215,13 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk", type=int, default=40,
                     help="items per turn when the local rows take turns within a round")
     ap.add_argument("--quick", action="store_true", help="--n 100 --n-peer 10 --repeat 1")
-    ap.add_argument("--root", type=Path, default=_data.DEFAULT_ROOT, help="dataset directory")
+    ap.add_argument("--root", type=Path, default=_data.DEFAULT_ROOT,
+                    help="synthetic dataset directory")
+    ap.add_argument("--sustained-root", type=Path, default=_data.default_root("sustained"),
+                    help="sustained (clipping-prone) dataset directory")
+    ap.add_argument("--datasets", default="synthetic,sustained",
+                    help="comma-separated styles of benchmarks/_data.py, each measured in the "
+                         "same rounds")
     ap.add_argument("--tracks", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=30.0, help="track length")
     ap.add_argument("--venv", type=Path, default=None, help="Scaper peer venv")
@@ -171,42 +230,28 @@ def main(argv=None) -> int:
     if a.quick:
         a.n, a.n_peer, a.repeat = 100, 10, 1
 
-    index = _data.build(a.root, a.tracks, a.seconds)
-    _data.warm_page_cache(a.root)
-    mixer = Mixer(RECIPE, index, seed=0)
-    for i in range(3):  # warm up imports and code paths
-        m = mixer.mixture(10_000 + i)
-    assert m.mix.shape == (2, mixer.recipe.frames) and m.mix.dtype == np.float32
-    assert np.array_equal(m.mix, sum(m.targets[t] for t in TARGETS[1:]) + m.targets[TARGETS[0]]) \
-        or np.allclose(m.mix, sum(m.targets.values()), atol=1e-6)
-    maps, plan, frames = floor_plan(mixer, index, a.n)
-    oplan = outputs_plan(mixer, a.n)
-    outs = "floor + outputs (gains into 4 target buffers + sum)"
-    runs = {"stemforge": [], "Scaper 1.6.5": [], "floor (memmap read + sum)": [], outs: []}
-    draw = "stemforge draw only (Mixer.spec)"
+    styles = [x.strip() for x in a.datasets.split(",") if x.strip()]
+    roots = {"synthetic": a.root, "sustained": a.sustained_root}
+    local, n_for, mixers = {}, {}, {}
+    for k, style in enumerate(styles):
+        root = roots.get(style, _data.default_root(style))
+        index = _data.build(root, a.tracks, a.seconds, style=style)
+        _data.warm_page_cache(root)
+        rows, ns, mixers[style] = dataset_rows(style, index, a.n, full=k == 0)
+        local.update(rows)
+        n_for.update(ns)
+    runs = {name: [] for name in local}
+    for style in styles:
+        runs[f"[{style}] {PEER}"] = []
+        n_for[f"[{style}] {PEER}"] = a.n_peer
     faults: dict[str, list[float]] = {}
-    runs[draw] = []
-    n_for = {"stemforge": a.n, "Scaper 1.6.5": a.n_peer, "floor (memmap read + sum)": a.n,
-             outs: a.n, draw: a.n}
-    rname = "stemforge render only (drawn specs)"
-    rspecs = render_plan(mixer, a.n)
-    runs[rname], n_for[rname] = [], a.n
-    drawer = Mixer(RECIPE, index, seed=0)  # its own Mixer: the stemforge row's runs stay whole
-    S, C, T = len(mixer.recipe.targets), mixer.recipe.channels, mixer.recipe.frames
-    buffers = (np.empty((a.chunk, C, T), np.float32), np.empty((a.chunk, S, C, T), np.float32))
-    local = {  # row -> function of an item range
-        "floor (memmap read + sum)": lambda r: time_floor(maps, plan[r.start:r.stop], frames),
-        outs: lambda r: time_floor_outputs(maps, oplan[r.start:r.stop], frames),
-        "stemforge": lambda r: time_stemforge(mixer, r, buffers),
-        draw: lambda r: time_draw(drawer, r),
-        rname: lambda r: time_render(index, rspecs[r.start:r.stop]),
-    }
     chunks = [range(c, min(c + a.chunk, a.n)) for c in range(0, a.n, a.chunk)]
     # One untimed pass of every local row over all its items first: each then runs in steady
     # state (the memmap pages mapped into this process, the kernels loaded, the allocator's
     # buffers reused), not paying first touches in its first round.
     for fn in local.values():
         fn(range(a.n))
+    peer_info = {}
     for r in range(a.repeat):
         # the local rows take turns chunk by chunk (``--chunk`` items each), so that all of
         # them run under the same machine conditions (a shared VM's speed drifts by tens of
@@ -229,26 +274,31 @@ def main(argv=None) -> int:
         for name, (w, c) in total.items():
             runs[name].append((w, c))
         if not a.no_peer:
-            out = _data.run_scaper(a.root, a.n_peer, a.venv, source_max=a.seconds - DURATION)
-            runs["Scaper 1.6.5"].append((out["seconds"], out["cpu_seconds"]))
-            peer_info = out
+            for style in styles:
+                root = roots.get(style, _data.default_root(style))
+                out = _data.run_scaper(root, a.n_peer, a.venv, source_max=a.seconds - DURATION)
+                runs[f"[{style}] {PEER}"].append((out["seconds"], out["cpu_seconds"]))
+                peer_info = out
         print(f"round {r + 1}/{a.repeat} done", file=sys.stderr)
 
     rows = [{"name": k, "items": n_for[k], "seconds": statistics.median(w for w, _ in v),
              "cpu_seconds": statistics.median(c for _, c in v),
              "audio_seconds": n_for[k] * DURATION} for k, v in runs.items() if v]
     print(f"\nMixing: coherent 4-stem {DURATION:g} s stereo 44.1 kHz, snr + ref_db loudness gains, "
-          f"fix_clipping; one core; median of {a.repeat} round(s)")
+          f"fix_clipping (and clipping: none); one core; median of {a.repeat} round(s)")
     print(f"machine: {_data.machine()}")
-    clip = sum(mixer.mixture(i).spec.scale != 1.0 for i in range(min(a.n, 200)))
-    print(f"items rescaled by fix_clipping: {clip / min(a.n, 200):.0%} of the first "
-          f"{min(a.n, 200)}")
-    if not a.no_peer:
+    if peer_info:
         print(f"peer: {peer_info['tool']} (numpy {peer_info['numpy']}), generate() share of "
               f"its time {peer_info['generate_seconds'] / peer_info['seconds']:.0%}")
-    print()
-    print(_data.table(rows, [("vs Scaper", "Scaper 1.6.5"),
-                             ("vs floor", "floor (memmap read + sum)")]))
+    for style in styles:
+        mixer = mixers[style]
+        m = min(a.n, 200)
+        clip = sum(s.scale != 1.0 for s in (x.spec for x in mixer.mixtures(range(m))))
+        print(f"\n[{style}] items rescaled by fix_clipping: {clip / m:.0%} of the first {m}")
+        print()
+        tag = f"[{style}] "
+        print(_data.table([r for r in rows if r["name"].startswith(tag)],
+                          [("vs Scaper", tag + PEER), ("vs floor", tag + FLOOR)]))
     print("\nminor page faults per item, per round: " + "; ".join(
         f"{k}: {', '.join(f'{x:.1f}' for x in v)}" for k, v in faults.items()))
     return 0

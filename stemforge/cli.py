@@ -39,6 +39,7 @@ COMMANDS = {
     "report": "report",
     "separate": "separate",
     "train": "train",
+    "warmup": "warmup",
 }
 
 

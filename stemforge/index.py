@@ -248,9 +248,9 @@ class Index:
         return out
 
     def read_stem(self, s: Stem, start: Frames, frames: Frames) -> np.ndarray:
-        cached = self.cache.get(s.key)
+        cached = self.cache.read(s.key, start, frames)
         if cached is not None:
-            return np.array(cached[:, start:start + frames], dtype=np.float32)
+            return cached
         if not s.extra_paths and s.channel is None:
             return io.read(s.path, start, frames, s.stream)
         parts = [io.read(p, start, frames, s.stream) for p in s.ref.paths]

@@ -3,6 +3,11 @@
 Parallel over tracks (a process pool); a stem.mp4 is demuxed once for all its streams. Stems
 already in the cache (same source key) are skipped, so an interrupted prepare resumes.
 Each ``.npy`` is written atomically, so a crash never leaves a truncated cache entry.
+16-bit sources are stored as int16 (the source's PCM size), others as float32
+(:mod:`stemforge.audio.cache`); a cache of the older float32-only format is compacted first.
+Real mixtures (``mixture.wav``) are decoded only with ``mixtures=True`` (``--mixtures``): no
+recipe reads them, and the readers that do (oracles and separation on the real mixture, the
+report) read them from the file when they are not cached.
 
 With ``variants`` (``stemforge prepare --variants "semitones=-2,-1,0,1,2 tempo=0.9,1,1.1"``) it
 then renders every stem at every non-identity grid point through Rubber Band R3 (the ``hq``
@@ -31,6 +36,8 @@ class PrepareStats:
     stems_written: int
     stems_skipped: int
     bytes_written: int
+    #: bytes saved by rewriting float32 entries of an older cache as int16
+    bytes_compacted: int = 0
     variants_written: int = 0
     variants_skipped: int = 0
     variant_bytes: int = 0
@@ -52,7 +59,7 @@ def _prepare_track(folder: str, stems: list[tuple[str, object]]) -> tuple[int, i
 def _prepare_variants(folder: str, vfolder: str, key: str, ref, sr: int,
                       todo: list[tuple[str, float, float]]) -> tuple[int, int]:
     """Render one stem's missing variants ``todo`` = [(vkey, semitones, tempo), ...]."""
-    audio = StemCache(folder).get(key)
+    audio = StemCache(folder).read(key, 0, None)
     if audio is None:
         audio, _ = decode_source(ref, {})
     vc = VariantCache(vfolder)
@@ -74,8 +81,9 @@ def render_variant(audio: np.ndarray, sample_rate: int, semitones: float, tempo:
 
 
 def prepare(index, workers: int | None = None, progress: bool = False,
-            variants=None) -> PrepareStats:
-    """Decode all stems (and real mixtures) of ``index`` into ``index.cache``; with
+            variants=None, mixtures: bool = False) -> PrepareStats:
+    """Decode all stems (and with ``mixtures`` the real mixtures) of ``index`` into
+    ``index.cache``; with
     ``variants`` (a SPEC string, mapping or :class:`~stemforge.augment.grid.VariantGrid`)
     also render the stems' pitch/tempo variants into ``index.variants``. A bad ``variants``
     raises VariantError before anything is written. A failed write (a full disk, a read-only
@@ -83,7 +91,7 @@ def prepare(index, workers: int | None = None, progress: bool = False,
     (atomic writes), so a rerun resumes."""
     made = [f for f in (index.cache.folder, index.variants.folder) if not f.exists()]
     try:
-        return _prepare(index, workers, progress, variants)
+        return _prepare(index, workers, progress, variants, mixtures)
     except OSError as e:
         for folder in made:  # folders this call made and left empty
             try:
@@ -96,7 +104,21 @@ def prepare(index, workers: int | None = None, progress: bool = False,
                              "rerun to resume") from e
 
 
-def _prepare(index, workers, progress, variants) -> PrepareStats:
+def _compact(index) -> int:
+    """Rewrite a format-1 cache's float32 entries that fit int16 (every stem and mixture of
+    the index present in the cache); returns the bytes saved. Entries of other indexes sharing
+    the folder are left as they are (read correctly either way)."""
+    cache = index.cache
+    if cache.format() >= 2 or not cache.folder.exists():
+        return 0
+    saved = 0
+    for t in index.tracks:
+        for s in list(t.stems.values()) + ([t.mixture] if t.mixture else []):
+            saved += cache.compact(s.key)
+    return saved
+
+
+def _prepare(index, workers, progress, variants, mixtures) -> PrepareStats:
     from .progress import progress as progress_bar
 
     grid = None
@@ -105,9 +127,10 @@ def _prepare(index, workers, progress, variants) -> PrepareStats:
 
         grid = variants if isinstance(variants, VariantGrid) else parse_grid(variants)
 
+    compacted = _compact(index)
     jobs, skipped = [], 0
     for t in index.tracks:
-        stems = list(t.stems.values()) + ([t.mixture] if t.mixture else [])
+        stems = list(t.stems.values()) + ([t.mixture] if t.mixture and mixtures else [])
         todo = [(s.key, s.ref) for s in stems if not index.cache.has(s.key)]
         skipped += len(stems) - len(todo)
         if todo:
@@ -135,7 +158,9 @@ def _prepare(index, workers, progress, variants) -> PrepareStats:
     finally:
         bar.close()
     index.cache.forget()
-    stats = PrepareStats(len(index.tracks), written, skipped, nbytes)
+    if index.cache.folder.exists() and index.cache.format() < 2:
+        index.cache.mark_format()
+    stats = PrepareStats(len(index.tracks), written, skipped, nbytes, compacted)
     if grid is not None:
         _variants(index, grid, workers, progress, stats)
     return stats

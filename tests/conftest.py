@@ -1,6 +1,7 @@
 """Shared fixtures: every test builds its own small data in tmp dirs.
 
-``STEMFORGE_CACHE_DIR`` is pointed at a per-test temp folder so no test touches ~/.cache.
+``STEMFORGE_CACHE_DIR`` is pointed at a per-test temp folder so no test touches the user's
+index caches; compiled kernels stay in the shared kernel folder (see ``_isolated_cache``).
 """
 from __future__ import annotations
 
@@ -15,16 +16,13 @@ import soundfile as sf
 MUSDB_STEMS = ["drums", "bass", "other", "vocals"]
 
 
-@pytest.fixture(scope="session")
-def _kernel_dir(tmp_path_factory):
-    """One folder of generated mixing kernels per test process (compiled once, reused)."""
-    return str(tmp_path_factory.mktemp("sfkernels"))
-
-
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch, _kernel_dir):
+def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("STEMFORGE_CACHE_DIR", str(tmp_path_factory.mktemp("sfcache")))
-    monkeypatch.setenv("STEMFORGE_KERNEL_DIR", _kernel_dir)
+    # compiled kernels are NOT isolated: the suite uses the kernel folder every stemforge
+    # process uses ($STEMFORGE_KERNEL_DIR, default ~/.cache/stemforge/kernels; what `stemforge
+    # warmup` fills, CI included), so test processes load kernels instead of each compiling
+    # them all (tests of the folder itself set their own)
 
 
 def tone(freq: float, seconds: float, sr: int = 44100, channels: int = 2, amp: float = 0.3,

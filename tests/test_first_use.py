@@ -135,7 +135,7 @@ def test_prepare_with_cache_is_remembered_for_the_root(tmp_path, capsys):
     assert code == 0, err
     code, out, err = cli(capsys, "info", root)
     assert f"index: {fast / 'index.jsonl'} (remembered for this root" in out
-    assert f"stem cache: {fast / 'audio'} (10 of 10 stems prepared)" in out
+    assert f"stem cache: {fast / 'audio'} (8 of 8 stems prepared; 0 of 2 real mixtures)" in out
     ix = Index.open(root)
     assert ix.cache_dir == fast and ix.cache_source == "remembered"
     assert ix.cache.get(ix.tracks[0].stems["bass"].key) is not None  # memmaps, not file reads

@@ -1,9 +1,18 @@
 """StemCache: decoded stems as memory-mappable ``.npy`` files, one per stem source key.
 
-Layout: ``<cache_dir>/audio/<key>.npy`` holding float32 ``(channels, frames)`` in C order, so an
+Layout: ``<cache_dir>/audio/<key>.npy`` holding ``(channels, frames)`` in C order, so an
 excerpt of every channel is a strided slice of a memmap: no decoding and no per-item file opens
 (each memmap is opened once per process and kept). Written once by ``stemforge prepare``
 (:func:`stemforge.prepare.prepare`); readers fall back to partial file reads when absent.
+
+Sample format (cache format 2): int16 when every decoded sample is ``k / 32768`` for an integer
+``k`` in int16's range and no sample is ``-0.0`` (what a 16-bit PCM source decodes to), so the
+entry is the source's PCM size and ``fl32(k) * 2**-15`` (:data:`PCM16_UNIT`, exact) gives back
+the decoded float32 bytes; float32 otherwise (float or 24-bit WAV, decoded lossy codecs).
+Readers take either: :func:`as_float32` converts a stored view, the mixing kernels read int16
+rows and apply the unit themselves. Format 1 caches (float32 only) are read as they are;
+``stemforge prepare`` rewrites their entries that fit int16 (:meth:`StemCache.compact`) and
+then records the format in ``<folder>/FORMAT``.
 
 Beside each stem, ``<key>.peaks64x16.npy`` holds its peak envelopes: float32
 ``(C, ceil(T / 64))`` and ``(C, ceil(T / 1024))`` side by side along the block axis, the largest
@@ -36,6 +45,42 @@ def _forget_after_fork() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)
 
+#: value of one int16 step: an int16 entry ``k`` stands for the float32 ``fl32(k) * PCM16_UNIT``
+#: (exact: a power of two), which is what soundfile decodes a 16-bit PCM sample ``k`` to
+PCM16_UNIT = np.float32(2.0 ** -15)
+#: the cache format this code writes (1: float32 only; 2: int16 where lossless)
+FORMAT = 2
+#: the file in a StemCache folder that records its format
+FORMAT_FILE = "FORMAT"
+
+
+def as_float32(audio: np.ndarray) -> np.ndarray:
+    """A stored entry (or a slice of one), int16 or float32 ``(C, T)``, as float32 ``(C, T)``:
+    int16 ``k`` becomes ``fl32(k) * PCM16_UNIT``; a float32 array is returned as it is."""
+    if audio.dtype == np.int16:
+        return np.multiply(audio, PCM16_UNIT, dtype=np.float32)
+    return np.asarray(audio, dtype=np.float32)
+
+
+def pcm16(audio: np.ndarray) -> np.ndarray | None:
+    """``audio`` float32 ``(C, T)`` as int16 ``(C, T)`` when that is lossless (every sample
+    ``k * 2**-15`` with integer ``k`` in ``[-32768, 32767]``, no ``-0.0``, no NaN), else None."""
+    audio = np.asarray(audio, dtype=np.float32)
+    out = np.empty(audio.shape, np.int16)
+    T = audio.shape[-1]
+    step = max(1, (1 << 20) // max(1, audio.shape[0]))  # bounded temporaries
+    for a in range(0, T, step):
+        x = audio[..., a:a + step]
+        q = x * np.float32(32768.0)  # exact (a power of two; no overflow for finite float32)
+        r = np.rint(q)
+        if not (np.array_equal(q, r) and (r.size == 0 or (r.min() >= -32768 and r.max() <= 32767))):
+            return None  # not on the grid, NaN, or out of range
+        if np.any(np.signbit(x) & (x == 0)):
+            return None  # -0.0 would come back as +0.0
+        out[..., a:a + step] = r
+    return out
+
+
 #: frames per block of a stem's fine peak envelope
 PEAK_BLOCK = 64
 #: fine blocks per block of the coarse envelope (1024 frames)
@@ -46,8 +91,9 @@ PEAKS_NAME = f"peaks{PEAK_BLOCK}x{PEAK_GROUP}"
 
 
 def peak_envelope(audio: np.ndarray, block: int = PEAK_BLOCK) -> np.ndarray:
-    """Largest ``|x|`` per channel per ``block`` frames of ``audio`` ``(C, T)``: float32
-    ``(C, ceil(T / block))``, the last block partial; NaN where a block holds a NaN."""
+    """Largest ``|x|`` per channel per ``block`` frames of ``audio`` ``(C, T)`` (float32, or a
+    stored int16 entry: its float32 values): float32 ``(C, ceil(T / block))``, the last block
+    partial; NaN where a block holds a NaN."""
     C, T = audio.shape
     nb = -(-T // block)
     env = np.zeros((C, nb), np.float32)
@@ -55,10 +101,10 @@ def peak_envelope(audio: np.ndarray, block: int = PEAK_BLOCK) -> np.ndarray:
     step = block * max(1, (1 << 20) // block)  # ~1 M frames at a time: bounded temporaries
     for a in range(0, full * block, step):
         b = min(a + step, full * block)
-        x = np.abs(np.asarray(audio[:, a:b], dtype=np.float32))
+        x = np.abs(as_float32(audio[:, a:b]))
         env[:, a // block:b // block] = x.reshape(C, -1, block).max(axis=2)
     if full < nb:
-        env[:, full] = np.abs(np.asarray(audio[:, full * block:], dtype=np.float32)).max(axis=1)
+        env[:, full] = np.abs(as_float32(audio[:, full * block:])).max(axis=1)
     return env
 
 
@@ -84,6 +130,8 @@ class StemCache:
 
     #: :meth:`put` also writes the peak envelope
     WITH_PEAKS = True
+    #: :meth:`put` stores int16 where that is lossless
+    COMPACT = True
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
@@ -97,9 +145,19 @@ class StemCache:
         return self.path(key).exists()
 
     def get(self, key: str) -> np.ndarray | None:
-        """The stem ``(C, T)`` for ``key`` (a read-only view of its memmap), or None if the
-        stem was not prepared."""
+        """The stem ``(C, T)`` for ``key`` as stored (a read-only view of its memmap: int16 or
+        float32, see the module docstring; :func:`as_float32` gives its float32 values), or
+        None if the stem was not prepared."""
         return self._map(key)
+
+    def read(self, key: str, start: int = 0, frames: int | None = None) -> np.ndarray | None:
+        """Frames ``[start, start + frames)`` (to the end when ``frames`` is None) of the stem
+        as a new float32 ``(C, frames)`` array, or None if the stem was not prepared."""
+        m = self._map(key)
+        if m is None:
+            return None
+        part = m[:, start:None if frames is None else start + frames]
+        return part.astype(np.float32) if part.dtype == np.float32 else as_float32(part)
 
     def _map(self, name: str) -> np.ndarray | None:
         """``<folder>/<name>.npy`` memory-mapped, as a read-only plain-ndarray view (no memmap
@@ -144,22 +202,57 @@ class StemCache:
             np.save(fh, both)
 
     def put(self, key: str, audio: np.ndarray) -> Path:
-        """Store ``(C, T)`` audio as float32 atomically (temp file + rename), with its peak
-        envelope (written first: a stem file present means its envelope is too)."""
-        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        """Store ``(C, T)`` audio atomically (temp file + rename): int16 when that is lossless
+        (:func:`pcm16`), else float32; with its peak envelope (written first: a stem file
+        present means its envelope is too)."""
+        audio = np.ascontiguousarray(as_float32(audio))
+        stored = (pcm16(audio) if self.COMPACT else None)
         # no fsync: a cache entry lost to a power cut is re-decoded (its key is checked)
         if self.WITH_PEAKS:
             self._write_peaks(key, stored_envelopes(audio))
             self._maps.pop(("peaks", key), None)
         try:
             with atomic_file(self.path(key), "wb", fsync=False) as fh:
-                np.save(fh, audio)
+                np.save(fh, audio if stored is None else stored)
         except BaseException:
             if self.WITH_PEAKS and not self.path(key).exists():
                 self.peaks_path(key).unlink(missing_ok=True)  # no envelope without its stem
             raise
         self._maps.pop(key, None)
         return self.path(key)
+
+    def compact(self, key: str) -> int:
+        """Rewrite a float32 entry (cache format 1) as int16 when that is lossless; returns the
+        bytes saved (0 when the entry is absent, already int16 or not 16-bit audio). Its
+        envelope is unchanged (same float32 values)."""
+        path = self.path(key)
+        if not path.exists():
+            return 0
+        m = np.load(path, mmap_mode="r")
+        if m.dtype != np.float32:
+            return 0
+        stored = pcm16(m)
+        del m
+        if stored is None:
+            return 0
+        before = path.stat().st_size
+        with atomic_file(path, "wb", fsync=False) as fh:
+            np.save(fh, stored)
+        self._maps.pop(key, None)
+        return before - path.stat().st_size
+
+    def format(self) -> int:
+        """The folder's recorded cache format (1 when unrecorded: written before formats)."""
+        try:
+            return int((self.folder / FORMAT_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return 1
+
+    def mark_format(self) -> None:
+        """Record that every entry is in :data:`FORMAT` (after :meth:`compact` of the rest)."""
+        from ..atomic import write_text_atomic
+
+        write_text_atomic(self.folder / FORMAT_FILE, f"{FORMAT}\n")
 
     def forget(self) -> None:
         """Drop open memmaps (e.g. before pickling to another process)."""
@@ -185,6 +278,7 @@ class VariantCache(StemCache):
     """
 
     WITH_PEAKS = False
+    COMPACT = False  # Rubber Band output is float: always float32
 
     def energies_path(self, key: str) -> Path:
         return self.folder / f"{key}.energies.npy"

@@ -22,13 +22,16 @@ CACHE_SOURCES = {"given": "given with --cache, now remembered for this root",
 
 def location_lines(index) -> list[str]:
     """Where the index and its caches live, and how much of the stem cache is prepared."""
-    stems = [s for t in index.tracks for s in [*t.stems.values(), *([t.mixture] if t.mixture
-                                                                     else [])]]
+    stems = [s for t in index.tracks for s in t.stems.values()]
+    mixes = [t.mixture for t in index.tracks if t.mixture is not None]
     ready = sum(index.cache.has(s.key) for s in stems)
     how = CACHE_SOURCES.get(getattr(index, "cache_source", ""), "")
     hint = "" if ready == len(stems) else f"; `stemforge prepare {index.root}` decodes the rest"
+    mix = ""
+    if mixes:  # decoded only with prepare --mixtures (read from the files otherwise)
+        mix = f"; {sum(index.cache.has(m.key) for m in mixes)} of {len(mixes)} real mixtures"
     return [f"index: {index.index_file}" + (f" ({how})" if how else ""),
-            f"stem cache: {index.cache.folder} ({ready} of {len(stems)} stems prepared{hint})"]
+            f"stem cache: {index.cache.folder} ({ready} of {len(stems)} stems prepared{hint}{mix})"]
 
 
 def _fmt_db(x):

@@ -16,6 +16,10 @@ def add_parser(sub):
                         "R3, for recipe steps with mode: cached, e.g. "
                         "\"semitones=-2,-1,0,1,2 tempo=0.9,1,1.1\" (grid = product; costs one "
                         "copy of the stems per non-identity point)")
+    p.add_argument("--mixtures", action="store_true",
+                   help="also decode the real mixtures (mixture.wav): only oracles, separation "
+                        "and evaluation on the real mixture read them, and they read the files "
+                        "when these are not cached")
     return p
 
 
@@ -30,10 +34,13 @@ def run(args) -> int:
     k = workers(args)
     index = open_index(args, workers=k)
     t0 = time.perf_counter()
-    st = prepare(index, workers=k, progress=not args.no_progress, variants=grid)
+    st = prepare(index, workers=k, progress=not args.no_progress, variants=grid,
+                 mixtures=args.mixtures)
     dt = time.perf_counter() - t0
     print(f"prepared {st.tracks} tracks: {st.stems_written} stems decoded "
           f"({st.bytes_written / 1e6:.1f} MB), {st.stems_skipped} already cached, {dt:.2f} s")
+    if st.bytes_compacted:
+        print(f"older cache entries rewritten as int16: {st.bytes_compacted / 1e6:.1f} MB saved")
     if grid is not None:
         print(f"variants {grid.spec()}: {st.variants_written} rendered "
               f"({st.variant_bytes / 1e6:.1f} MB), {st.variants_skipped} already present")

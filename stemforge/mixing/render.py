@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio.cache import PEAK_BLOCK, PEAK_GROUP
+from ..audio.cache import PEAK_BLOCK, PEAK_GROUP, as_float32
 from .reference import clip_scale
 from .sources import process_stem
 from .spec import MixSpec
@@ -140,7 +140,7 @@ def prepare(spec: MixSpec, index, processed: dict | None = None, keep_sources: b
             t = index.track(src.track)
             s = t.stems[src.stem]
             mm = cache.get(s.key) if cache is not None else None
-            if mm is not None and s.channels == C and mm.dtype == np.float32:
+            if mm is not None and s.channels == C:  # int16 or float32 (see audio.cache)
                 audio = mm[:, src.start:src.start + T]
                 if bound:
                     env = cache.peaks(s.key)  # read-only plain ndarrays (the kernel's type)
@@ -148,19 +148,25 @@ def prepare(spec: MixSpec, index, processed: dict | None = None, keep_sources: b
             if stored_only:
                 return None
             audio = process_stem(index, src, spec.sample_rate, C, T)
-        if type(audio) is not np.ndarray or audio.dtype != np.float32 \
-                or audio.strides[-1] != 4:
+        if type(audio) is not np.ndarray or audio.dtype not in (np.float32, np.int16) \
+                or audio.strides[-1] != audio.itemsize:
             audio = np.ascontiguousarray(audio, dtype=np.float32)
         if audio.shape != (C, T):
             raise ValueError(f"render: source {src.stem!r} of track {src.track!r} gave audio of "
                              f"shape {audio.shape}, expected {(C, T)}")
         if kept is not None:
-            kept[src.key] = np.multiply(audio, np.float32(src.gain), dtype=np.float32)
+            kept[src.key] = np.multiply(as_float32(audio), np.float32(src.gain),
+                                        dtype=np.float32)
         members[slot[src.target]].append((audio, src.gain, env, src.start))
+    # the kernels take rows of one type: int16 entries (16-bit sources, stored as PCM) beside
+    # float32 audio (processed sources, float sources) are converted, exactly, to float32
+    mixed = len({a.dtype for group in members for a, *_ in group}) > 1
     # sources grouped by target (spec order within a target): the kernels' layout
     rows, gains, fine, coarse, starts = [], [], [], [], []
     for group in members:
         for audio, g, env, start in group:
+            if mixed and audio.dtype == np.int16:
+                audio = as_float32(audio)
             if type(audio) is not np.ndarray or audio.flags.writeable:
                 audio = _readonly(audio)  # cache slices already are
             rows.extend(audio)  # its C rows
