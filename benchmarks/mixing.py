@@ -21,6 +21,10 @@ semantics) and fix_clipping, from the synthetic dataset of ``benchmarks/_data.py
   loudness, no peak, no clip scaling. The gap between the two floors is the cost of returning
   four targets besides the mix.
 
+* stemforge, two datasets (issue 20): the same recipe with ``datasets: {a: 0.5, b: 0.5}`` over
+  this dataset and a second one of the same shape (``--root`` + ``-b``, seed 1), each item's
+  dataset drawn by weight (``Mixer(recipe, {"a": index, "b": index_b})``): the cost of
+  resolving each source's dataset, against the ``stemforge`` row.
 * stemforge draw only (informative): ``Sampler.draw_many`` of the same chunks, the sampling
   (item generators, distributions, the batched loudness look-up) without rendering.
 * stemforge render only (informative): ``render(spec, index)`` of the same items' specs drawn
@@ -187,10 +191,18 @@ def main(argv=None) -> int:
     rspecs = render_plan(mixer, a.n)
     runs[rname], n_for[rname] = [], a.n
     drawer = Mixer(RECIPE, index, seed=0)  # its own Mixer: the stemforge row's runs stay whole
+    two = "stemforge, two datasets (datasets: {a: 0.5, b: 0.5})"
+    root_b = a.root.with_name(a.root.name + "-b")
+    index_b = _data.build(root_b, a.tracks, a.seconds, seed=1)
+    _data.warm_page_cache(root_b)
+    mixer2 = Mixer({**RECIPE, "name": "bench-two-datasets", "datasets": {"a": 0.5, "b": 0.5}},
+                   {"a": index, "b": index_b}, seed=0)
+    runs[two], n_for[two] = [], a.n
     local = {  # row -> function of an item range
         "floor (memmap read + sum)": lambda r: time_floor(maps, plan[r.start:r.stop], frames),
         outs: lambda r: time_floor_outputs(maps, oplan[r.start:r.stop], frames),
         "stemforge": lambda r: time_stemforge(mixer, r),
+        two: lambda r: time_stemforge(mixer2, r),
         draw: lambda r: time_draw(drawer, r),
         rname: lambda r: time_render(index, rspecs[r.start:r.stop]),
     }

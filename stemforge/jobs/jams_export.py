@@ -273,6 +273,10 @@ def export_jams(out, *, index=None, materialize=None, layout: str | None = None,
 
     out = Path(out)
     job = load_complete(out)
+    if job.datasets:
+        raise JobError(f"{out}: the set was drawn from several datasets "
+                       f"({', '.join(job.datasets)}); JAMS export (Scaper's one source folder "
+                       "per label) takes sets of one dataset")
     if index is None:
         if not Path(job.index_file).is_file():
             raise JobError(f"{out}: the index named in its job file is missing "

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..audio.cache import PEAK_BLOCK, PEAK_GROUP
 from .reference import clip_scale
+from ..indexset import source_index
 from .sources import process_stem
 from .spec import MixSpec
 
@@ -122,11 +123,10 @@ def prepare(spec: MixSpec, index, processed: dict | None = None, keep_sources: b
     C, T = spec.channels, spec.frames
     slot = {t: j for j, t in enumerate(spec.targets)}
     kept = {} if keep_sources else None
-    cache = getattr(index, "cache", None)
     members: list[list[tuple]] = [[] for _ in spec.targets]  # (audio, gain, envelopes, start)
     # peak envelopes (and stem start frames) only matter when the clip scale is still unknown
-    bound = spec.scale is None and spec.clipping in ("fix_clipping", "peak_normalize") \
-        and cache is not None
+    # (a source without a StemCache has none: then render measures, see below)
+    bound = spec.scale is None and spec.clipping in ("fix_clipping", "peak_normalize")
     for src in spec.sources:
         if src.dropped:
             if kept is not None:
@@ -137,8 +137,10 @@ def prepare(spec: MixSpec, index, processed: dict | None = None, keep_sources: b
         if audio is None and not src.steps and not src.pad_frames \
                 and src.track_sample_rate in (0, spec.sample_rate) and not src.placed(T):
             # fast path: rows of the prepared memmap, no copy before the gain
-            t = index.track(src.track)
+            ix = source_index(index, src)  # its dataset's index (several datasets)
+            t = ix.track(src.track)
             s = t.stems[src.stem]
+            cache = getattr(ix, "cache", None)
             mm = cache.get(s.key) if cache is not None else None
             if mm is not None and s.channels == C and mm.dtype == np.float32:
                 audio = mm[:, src.start:src.start + T]
