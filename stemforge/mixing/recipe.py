@@ -16,6 +16,8 @@ YAML form (every field optional except ``targets``; see recipes/ for examples)::
     datasets: {musdb: 0.6, moises: {weight: 0.4, split: train}}   # several datasets, bound
                                   # by name: Mixer(recipe, {"musdb": index, ...}), --index NAME=ROOT
     dataset_mode: within          # incoherent stems from the item's dataset (across: one each)
+    tracks: uniform               # by_duration: a track's probability is its number of valid
+                                  # starts (excerpts uniform over all audio, Demucs/MSST-style)
     modes: {coherent: 0.5, incoherent: 0.5}
     ref_db: [uniform, -30, -10]               # Scaper's reference loudness (LUFS)
     stems:                                    # per-stem parameters
@@ -62,7 +64,7 @@ from ..distributions import Distribution
 
 TOP_FIELDS = ("name", "duration", "sample_rate", "channels", "resample", "split", "targets",
               "groups", "modes", "ref_db", "stems", "clipping", "silence", "augment", "sources",
-              "fade_in", "fade_out", "exclude", "pad", "datasets", "dataset_mode")
+              "fade_in", "fade_out", "exclude", "pad", "datasets", "dataset_mode", "tracks")
 ALL_SPLITS = "all"   # split: all = every split of the index, said explicitly
 WILDCARD = "*"       # targets: ["*"] = every stem of the index, each its own target
 REST = "rest"        # targets: [vocals, rest] = one target of every other stem
@@ -75,6 +77,7 @@ SILENCE_FIELDS = ("min_active", "threshold_db", "max_retries", "on_exhausted")
 BY_DURATION = "by_duration"   # a weight proportional to the audio there is to draw from
 DATASET_FIELDS = ("weight", "split")
 DATASET_MODES = ("within", "across")
+TRACK_CHOICES = ("uniform", BY_DURATION)  # uniform over tracks, or over all audio (by length)
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,7 @@ class Recipe:
     #: several datasets, bound by name (None: the one index the recipe is given)
     datasets: dict[str, DatasetParams] | None = None
     dataset_mode: str = "within"        # incoherent stems: the item's dataset, or across
+    tracks: str = "uniform"             # by_duration: track probability ∝ its valid starts
     open: bool = False                  # targets hold "*" or rest: bind(index stems) first
 
     # ------------------------------------------------------------------ loading
@@ -221,6 +225,10 @@ class Recipe:
             raise RecipeError("dataset_mode", "only meaningful with datasets: (several datasets "
                               "in one recipe)")
         pad = _typed(raw.get("pad", False), bool, "pad")
+        tracks = raw.get("tracks", "uniform")
+        if tracks not in TRACK_CHOICES:
+            raise RecipeError("tracks", f"expected one of {', '.join(TRACK_CHOICES)}, got "
+                              f"{tracks!r}")
 
         groups = raw.get("groups") or {}
         if not isinstance(groups, Mapping):
@@ -281,7 +289,7 @@ class Recipe:
                    modes=modes, ref_db=ref_db, stems=stems, clipping=clipping, silence=silence,
                    augment=chain, name=name, raw=raw, fade_in=fades[0], fade_out=fades[1],
                    all_splits=all_splits, exclude=tuple(exclude), pad=pad,
-                   datasets=datasets, dataset_mode=dataset_mode)
+                   datasets=datasets, dataset_mode=dataset_mode, tracks=tracks)
 
     def bind(self, stem_names) -> "Recipe":
         """The closed recipe for an index holding ``stem_names`` (its split's stems, in index

@@ -144,6 +144,13 @@ class Sampler:
                             recipe.stems[s].drop) for s in recipe.sources]
         self._place_draw = {s: (recipe.stems[s].track.drawer(), recipe.stems[s].start.drawer())
                             for s in recipe.sources}
+        self._by_duration = recipe.tracks == "by_duration"
+        if self._by_duration:
+            named = [st for st in recipe.sources if _named_tracks(recipe.stems[st].track)]
+            if named:
+                raise RecipeError(recipe.stems[named[0]].track.field, "names tracks, but "
+                                  "tracks: by_duration draws every track by its length; leave "
+                                  "track: [choose, []]")
         self._any_snr = any(recipe.stems[s].level[0] == "snr" for s in recipe.sources)
         self._level_kind = {s: recipe.stems[s].level[0] for s in recipe.sources}
         self._events = any(recipe.stems[s].is_event for s in recipe.sources) or \
@@ -257,20 +264,32 @@ class Sampler:
         memo = self._memo.get((key, need))
         if memo is None:
             ok = [t for t in cands if self.recipe.pad or self._src_frames(t, need) <= t.frames]
-            memo = self._memo[(key, need)] = (ok, [t.id for t in ok], {t.id for t in ok})
+            cum = None
+            if self._by_duration and ok:  # seconds of valid starts (a padded track: one start)
+                cum = np.cumsum([(max(0, t.frames - self._src_frames(t, need)) + 1)
+                                 / t.sample_rate for t in ok])
+            memo = self._memo[(key, need)] = (ok, [t.id for t in ok], {t.id for t in ok}, cum)
         return memo
+
+    def _draw_track(self, rng, stem: str, ids: list, cum) -> str:
+        """A track id: the stem's ``track`` distribution, or with ``tracks: by_duration`` one
+        uniform draw against the candidates' cumulative valid-start seconds."""
+        if cum is None:
+            return self._place_draw[stem][0](rng, ids)
+        k = int(np.searchsorted(cum, rng.random() * cum[-1], side="right"))
+        return ids[min(k, len(ids) - 1)]
 
     def _place(self, rng, stem, pool: "Pool", coherent: bool, need, what):
         """``(track, start, pool)`` for ``stem``'s track and start distributions among
         ``pool``'s tracks holding every source (``coherent``) or ``stem``, long enough for
         ``need`` output frames; None when none is."""
         key = (pool.name, "\0coherent" if coherent else stem)
-        ok, ids, idset = self._candidates(key, pool.coherent if coherent else
-                                          pool.by_stem[stem], need)
+        ok, ids, idset, cum = self._candidates(key, pool.coherent if coherent else
+                                               pool.by_stem[stem], need)
         if not ok:
             return None
-        draw_track, draw_start = self._place_draw[stem]
-        tid = draw_track(rng, ids)
+        draw_start = self._place_draw[stem][1]
+        tid = self._draw_track(rng, stem, ids, cum)
         if tid not in idset:
             field = self.recipe.stems[stem].track.field
             raise RecipeError(field, f"track {tid!r} is not a candidate for {what} "
@@ -599,13 +618,14 @@ class Sampler:
         is looped)."""
         p = self.recipe.stems[stem]
         key = (pool.name, "\0coherent" if coherent else stem)
-        ok, ids, idset = self._candidates(key, pool.coherent if coherent else pool.by_stem[stem],
-                                          1 if p.role == "background" else need)
+        ok, ids, idset, cum = self._candidates(key, pool.coherent if coherent else
+                                               pool.by_stem[stem],
+                                               1 if p.role == "background" else need)
         if not ok:
             raise SamplingError(f"item {item}: no track{_of(pool)} holding {what!r} is long "
                                 f"enough for {need / self.recipe.sample_rate:.2f} s")
-        draw_track, draw_start = self._place_draw[stem]
-        tid = draw_track(rng, ids)
+        draw_start = self._place_draw[stem][1]
+        tid = self._draw_track(rng, stem, ids, cum)
         if tid not in idset:
             raise RecipeError(p.track.field, f"track {tid!r} is not a candidate for {what} "
                               "(not in the index/split, lacks the stem, or too short)")
