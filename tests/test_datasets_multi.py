@@ -231,3 +231,8 @@ def test_generate_regenerate_and_continue_check_every_dataset(data, tmp_path, ca
     assert not (out / "000008").exists()
     code, o, err = cli(capsys, "regenerate", out, "--verify", "--no-progress", *binds[:4])
     assert code == 1 and "made/song1" in err + o
+    # a dataset's index file gone: the job file's datasets cannot be opened, one line says how
+    (tmp_path / "cm" / "index.jsonl").rename(tmp_path / "moved.jsonl")
+    code, _, err = cli(capsys, "regenerate", out, "--verify", "--no-progress")
+    assert code == 2 and "pass --index made=ROOT for dataset 'made'" in \
+        one_line_error(err, "regenerate")
