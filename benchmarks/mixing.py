@@ -25,6 +25,9 @@ semantics) and fix_clipping, from the synthetic dataset of ``benchmarks/_data.py
   this dataset and a second one of the same shape (``--root`` + ``-b``, seed 1), each item's
   dataset drawn by weight (``Mixer(recipe, {"a": index, "b": index_b})``): the cost of
   resolving each source's dataset, against the ``stemforge`` row.
+* stemforge, master bus (issue 20): the recipe plus ``master: [{step: limiter, threshold_db:
+  -3, release_ms: 100}]``: the limiter's gain computed on every mix and applied to its four
+  targets (the mix summed again), against the ``stemforge`` row.
 * stemforge draw only (informative): ``Sampler.draw_many`` of the same chunks, the sampling
   (item generators, distributions, the batched loudness look-up) without rendering.
 * stemforge render only (informative): ``render(spec, index)`` of the same items' specs drawn
@@ -198,11 +201,17 @@ def main(argv=None) -> int:
     mixer2 = Mixer({**RECIPE, "name": "bench-two-datasets", "datasets": {"a": 0.5, "b": 0.5}},
                    {"a": index, "b": index_b}, seed=0)
     runs[two], n_for[two] = [], a.n
+    mastered = "stemforge, master bus (limiter at -3 dBFS)"
+    mixer3 = Mixer({**RECIPE, "name": "bench-master",
+                    "master": [{"step": "limiter", "threshold_db": -3.0, "release_ms": 100.0}]},
+                   index, seed=0)
+    runs[mastered], n_for[mastered] = [], a.n
     local = {  # row -> function of an item range
         "floor (memmap read + sum)": lambda r: time_floor(maps, plan[r.start:r.stop], frames),
         outs: lambda r: time_floor_outputs(maps, oplan[r.start:r.stop], frames),
         "stemforge": lambda r: time_stemforge(mixer, r),
         two: lambda r: time_stemforge(mixer2, r),
+        mastered: lambda r: time_stemforge(mixer3, r),
         draw: lambda r: time_draw(drawer, r),
         rname: lambda r: time_render(index, rspecs[r.start:r.stop]),
     }

@@ -16,6 +16,7 @@ YAML form (every field optional except ``targets``; see recipes/ for examples)::
     datasets: {musdb: 0.6, moises: {weight: 0.4, split: train}}   # several datasets, bound
                                   # by name: Mixer(recipe, {"musdb": index, ...}), --index NAME=ROOT
     dataset_mode: within          # incoherent stems from the item's dataset (across: one each)
+    master: [{step: limiter, threshold_db: [uniform, -6, -1], release_ms: 100}]  # mastering bus
     tracks: uniform               # by_duration: a track's probability is its number of valid
                                   # starts (excerpts uniform over all audio, Demucs/MSST-style)
     modes: {coherent: 0.5, incoherent: 0.5}
@@ -64,7 +65,8 @@ from ..distributions import Distribution
 
 TOP_FIELDS = ("name", "duration", "sample_rate", "channels", "resample", "split", "targets",
               "groups", "modes", "ref_db", "stems", "clipping", "silence", "augment", "sources",
-              "fade_in", "fade_out", "exclude", "pad", "datasets", "dataset_mode", "tracks")
+              "fade_in", "fade_out", "exclude", "pad", "datasets", "dataset_mode", "tracks",
+              "master")
 ALL_SPLITS = "all"   # split: all = every split of the index, said explicitly
 WILDCARD = "*"       # targets: ["*"] = every stem of the index, each its own target
 REST = "rest"        # targets: [vocals, rest] = one target of every other stem
@@ -77,6 +79,14 @@ SILENCE_FIELDS = ("min_active", "threshold_db", "max_retries", "on_exhausted")
 BY_DURATION = "by_duration"   # a weight proportional to the audio there is to draw from
 DATASET_FIELDS = ("weight", "split")
 DATASET_MODES = ("within", "across")
+#: mastering-bus steps: parameter -> (default, low, high) (None default: required); each
+#: a distribution drawn per item (stemforge.mixing.reference.master_gain has the semantics)
+MASTER_STEPS = {
+    "limiter": {"threshold_db": (None, -60.0, 0.0), "release_ms": (100.0, 0.1, 10000.0)},
+    "compressor": {"threshold_db": (None, -60.0, 0.0), "ratio": (4.0, 1.0, 100.0),
+                   "attack_ms": (10.0, 0.01, 10000.0), "release_ms": (100.0, 0.1, 10000.0),
+                   "makeup_db": (0.0, -24.0, 24.0)},
+}
 TRACK_CHOICES = ("uniform", BY_DURATION)  # uniform over tracks, or over all audio (by length)
 
 
@@ -153,6 +163,8 @@ class Recipe:
     datasets: dict[str, DatasetParams] | None = None
     dataset_mode: str = "within"        # incoherent stems: the item's dataset, or across
     tracks: str = "uniform"             # by_duration: track probability ∝ its valid starts
+    #: mastering bus: (step, {param: Distribution}) in order (gain computers on the mix)
+    master: tuple = ()
     open: bool = False                  # targets hold "*" or rest: bind(index stems) first
 
     # ------------------------------------------------------------------ loading
@@ -225,6 +237,7 @@ class Recipe:
             raise RecipeError("dataset_mode", "only meaningful with datasets: (several datasets "
                               "in one recipe)")
         pad = _typed(raw.get("pad", False), bool, "pad")
+        master = _master(raw.get("master"))
         tracks = raw.get("tracks", "uniform")
         if tracks not in TRACK_CHOICES:
             raise RecipeError("tracks", f"expected one of {', '.join(TRACK_CHOICES)}, got "
@@ -289,7 +302,8 @@ class Recipe:
                    modes=modes, ref_db=ref_db, stems=stems, clipping=clipping, silence=silence,
                    augment=chain, name=name, raw=raw, fade_in=fades[0], fade_out=fades[1],
                    all_splits=all_splits, exclude=tuple(exclude), pad=pad,
-                   datasets=datasets, dataset_mode=dataset_mode, tracks=tracks)
+                   datasets=datasets, dataset_mode=dataset_mode, tracks=tracks,
+                   master=master)
 
     def bind(self, stem_names) -> "Recipe":
         """The closed recipe for an index holding ``stem_names`` (its split's stems, in index
@@ -524,6 +538,39 @@ def _datasets(raw) -> dict[str, DatasetParams] | None:
         raise RecipeError("datasets", f"give every dataset a number or every dataset "
                           f"{BY_DURATION}, not a mix of both")
     return out
+
+
+def _master(raw) -> tuple:
+    """``master: [{step: limiter, threshold_db: ..., release_ms: ...}, ...]`` ->
+    ``((step, {param: Distribution}), ...)``."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise RecipeError("master", f"expected a list of steps, e.g. [{{step: limiter, "
+                          f"threshold_db: -1}}], got {raw!r}")
+    out = []
+    for i, e in enumerate(raw):
+        f = f"master.{i}"
+        if not isinstance(e, Mapping) or "step" not in e:
+            raise RecipeError(f, f"expected a mapping with step: ({', '.join(MASTER_STEPS)}), "
+                              f"got {e!r}")
+        kind = e["step"]
+        if kind not in MASTER_STEPS:
+            raise RecipeError(f"{f}.step", f"unknown master step {kind!r}; known: "
+                              f"{', '.join(MASTER_STEPS)} (gain computers: the same gain on "
+                              "every target keeps mix == sum(targets))")
+        params = MASTER_STEPS[kind]
+        for k in e:
+            if k != "step" and k not in params:
+                raise RecipeError(f"{f}.{k}", f"unknown parameter of {kind}; known: "
+                                  f"{', '.join(params)}")
+        drawn = {}
+        for k, (default, low, high) in params.items():
+            if k not in e and default is None:
+                raise RecipeError(f"{f}.{k}", f"missing (the {kind}'s {k})")
+            drawn[k] = D.parse(e.get(k, default), f"{f}.{k}", low=low, high=high)
+        out.append((kind, drawn))
+    return tuple(out)
 
 
 def _typed(v, t, f):

@@ -361,7 +361,8 @@ class Sampler:
             sources = self._event_sources(rng, mode, ctx, item)
             warnings = [] if sources else ["no events drawn: a silent mixture (Scaper: a silent "
                                            "soundscape)"]
-            return ItemDraft(item, seed, epoch, mode, ref_db, sources, 1, warnings)
+            return ItemDraft(item, seed, epoch, mode, ref_db, sources, 1, warnings,
+                             master=self._draw_master(rng))
         per: dict[str, SourceDraw] = {}
         for s, draw_level, draw_boost, drop in self._stem_plan:
             steps = r.augment.draw(rng, s, ctx) if aug else []
@@ -417,7 +418,13 @@ class Sampler:
             d.pad_frames = max(0, start + nsrc - track.frames)  # > 0 only with pad: true
             d.source_frames = nsrc - d.pad_frames
         return ItemDraft(item, seed, epoch, mode, ref_db, [per[s] for s in r.sources],
-                         attempts, warnings)
+                         attempts, warnings, master=self._draw_master(rng))
+
+    def _draw_master(self, rng) -> list[dict]:
+        """The mastering bus's parameters, drawn last (recipes without ``master`` draw
+        nothing): per step in order, its parameters in declaration order."""
+        return [{"step": kind, **{k: float(d.sample(rng)) for k, d in params.items()}}
+                for kind, params in self.recipe.master]
 
     def _finish(self, d: "ItemDraft", loud: dict[str, float]) -> tuple[MixSpec, dict]:
         """The spec of draft ``d`` with gains from the measured loudness ``loud`` (stem ->
@@ -449,7 +456,7 @@ class Sampler:
                        ref_db=d.ref_db if self._any_snr else None, clipping=r.clipping,
                        seed=int(d.seed), epoch=int(d.epoch), item=int(d.item),
                        recipe_name=r.name, recipe_hash=self.hash, version=__version__,
-                       attempts=d.attempts, warnings=d.warnings)
+                       attempts=d.attempts, warnings=d.warnings, master=d.master)
         return spec, d.processed
 
     def _silent_targets(self, per: dict[str, "SourceDraw"], placement) -> list[str]:
@@ -728,3 +735,4 @@ class ItemDraft:
     attempts: int
     warnings: list[str]
     processed: dict = field(default_factory=dict)
+    master: list = field(default_factory=list)

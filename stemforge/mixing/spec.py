@@ -111,6 +111,9 @@ class MixSpec:
     attempts: int = 1
     warnings: list[str] = field(default_factory=list)
     format: str = SPEC_FORMAT
+    #: mastering bus (recipe ``master:``): the drawn steps in order, ``{"step": ..., params}``;
+    #: left out of the JSON when empty (other specs keep their bytes)
+    master: list[dict] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -125,6 +128,8 @@ class MixSpec:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        if not d["master"]:
+            del d["master"]
         for src in d["sources"]:
             for k, v in EVENT_DEFAULTS.items():
                 if src[k] == v:
