@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +56,23 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb", fsync: bool = True) -
             os.unlink(tmp)
         except OSError:
             pass
+        raise
+
+
+@contextmanager
+def staged_dir(root: str | os.PathLike) -> Iterator[Path]:
+    """A new folder written whole or not at all: yields a hidden temp folder beside ``root``;
+    when the block ends it gets the folder permissions of the umask and is renamed to ``root``
+    (which must not exist or be an empty folder); on any exception it is removed."""
+    root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        os.replace(tmp, root)  # also replaces an empty folder
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

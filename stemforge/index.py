@@ -24,193 +24,18 @@ changed file is an error naming it).
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .atomic import atomic_file
+from .cachedirs import INDEX_FILE, default_cache_dir  # noqa: F401  (public here)
 from .audio import io, loudness
 from .audio.cache import StemCache, VariantCache
 from .errors import IndexError_
-from .layouts.base import SourceRef
+from .manifest import Manifest, Stem, Track, fingerprint  # noqa: F401  (public here)
 from .types import LUFS, Frames
-
-INDEX_FILE = "index.jsonl"
-FORMAT = "stemforge-index/1"
-
-
-@dataclass
-class Stem:
-    """One stem of a track: where it lives and what analysis found."""
-
-    name: str
-    path: str
-    stream: int | None
-    key: str
-    sample_rate: int
-    channels: int
-    frames: Frames
-    loudness: LUFS
-    silent_fraction: float
-    peak: float
-    label: str | None = None
-    extra_paths: tuple[str, ...] = ()
-    channel: int | None = None
-    #: per file of ``ref.paths``: its stamp when indexed and the sha256 of its bytes then
-    #: (:mod:`stemforge.stamps`); ``key`` is made from the digests
-    stamps: tuple[str, ...] = ()
-    digests: tuple[str, ...] = ()
-
-    @property
-    def ref(self) -> SourceRef:
-        return SourceRef(self.path, self.stream, self.label, tuple(self.extra_paths),
-                         self.channel)
-
-
-@dataclass
-class Track:
-    """One track: aligned stems sharing sample rate and channels; ``frames`` = usable length."""
-
-    id: str
-    name: str
-    split: str | None
-    sample_rate: int
-    channels: int
-    frames: Frames
-    stems: dict[str, Stem]
-    mixture: Stem | None = None
-    residual_db: float | None = None
-    residual_key: str | None = None
-    notes: list[str] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def duration(self) -> float:
-        return self.frames / self.sample_rate
-
-    def to_dict(self) -> dict:
-        """JSON-ready (finite numbers and nulls only): a silent stem's loudness (-inf) is
-        null; an exact mixture's residual (-inf dB) is null with ``residual_exact: true``."""
-        d = asdict(self)
-        for s in [*d["stems"].values(), *([d["mixture"]] if d["mixture"] else [])]:
-            if not math.isfinite(s["loudness"]):
-                s["loudness"] = None
-        if d["residual_db"] == -math.inf:
-            d["residual_db"], d["residual_exact"] = None, True
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Track":
-        d = dict(d)
-        d["residual_db"] = residual_from_json(d)
-        d.pop("residual_exact", None)
-        d["stems"] = {k: _stem_from_dict(v) for k, v in d["stems"].items()}
-        if d.get("mixture"):
-            d["mixture"] = _stem_from_dict(d["mixture"])
-        return cls(**d)
-
-
-def residual_from_json(row: dict) -> float | None:
-    """A track row's residual in dB: -inf for an exact mixture (see :meth:`Track.to_dict`)."""
-    return -math.inf if row.get("residual_exact") else row.get("residual_db")
-
-
-def _stem_from_dict(v: dict) -> Stem:
-    """A Stem from its JSON form (null loudness = silent = -inf LUFS)."""
-    v = {**v, **{k: tuple(v.get(k, ())) for k in ("extra_paths", "stamps", "digests")}}
-    if v.get("loudness") is None:
-        v["loudness"] = -math.inf
-    return Stem(**v)
-
-
-def cache_base() -> Path:
-    return Path(os.environ.get("STEMFORGE_CACHE_DIR") or Path.home() / ".cache" / "stemforge")
-
-
-def _root_slug(root: Path) -> str:
-    h = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:10]
-    return f"{Path(root).resolve().name}-{h}"
-
-
-def default_cache_dir(root: Path) -> Path:
-    return cache_base() / _root_slug(root)
-
-
-def _cache_pointer(root: Path) -> Path:
-    return cache_base() / "roots" / f"{_root_slug(root)}.json"
-
-
-def remembered_cache_dir(root: Path) -> Path | None:
-    """The cache directory remembered for ``root`` (set by building it with ``cache_dir``), or
-    None when the root uses its default one."""
-    try:
-        d = json.loads(_cache_pointer(root).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(d, dict) or d.get("root") != str(Path(root).resolve()) \
-            or not isinstance(d.get("cache_dir"), str):
-        return None
-    return Path(d["cache_dir"])
-
-
-def remember_cache_dir(root: Path, cache_dir: Path) -> None:
-    """Make ``cache_dir`` the one every later use of ``root`` opens (the default: forget)."""
-    pointer = _cache_pointer(root)
-    cache_dir = Path(cache_dir).resolve()
-    if cache_dir == default_cache_dir(root).resolve():
-        pointer.unlink(missing_ok=True)
-        return
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(pointer, "w", fsync=False) as fh:
-        fh.write(json.dumps({"root": str(Path(root).resolve()), "cache_dir": str(cache_dir)}) + "\n")
-
-
-def resolve_cache_dir(root: Path, cache_dir=None) -> tuple[Path, str]:
-    """``(cache directory, how it was chosen)`` for ``root``: ``given`` (``cache_dir``),
-    ``remembered`` (an earlier build with ``cache_dir``) or ``default``."""
-    if cache_dir is not None:
-        return Path(cache_dir), "given"
-    remembered = remembered_cache_dir(root)
-    if remembered is not None and (remembered / INDEX_FILE).is_file():
-        return remembered, "remembered"
-    return default_cache_dir(root), "default"
-
-
-def _digest(obj) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def track_digest(t: "Track") -> str:
-    """A content digest of one track: its id, split, format and each stem's analysed facts
-    (frames, loudness, peak, silent fraction; rounded so that a re-analysis on another
-    machine agrees). Independent of where the files live, so a moved dataset keeps it; another
-    encoding of the same songs (HQ WAVs vs stem.mp4) does not."""
-    def facts(s: "Stem") -> list:
-        return [s.name, s.sample_rate, s.channels, s.frames, round(float(s.loudness), 4)
-                if np.isfinite(s.loudness) else str(s.loudness), round(float(s.peak), 6),
-                round(float(s.silent_fraction), 4), s.label, s.channel]
-
-    return _digest([t.id, t.split, t.sample_rate, t.channels, t.frames,
-                    [facts(t.stems[n]) for n in sorted(t.stems)]])
-
-
-def fingerprint(tracks) -> tuple[str, dict[str, str]]:
-    """``(fingerprint, {track id: digest})`` of ``tracks``: see :func:`track_digest`."""
-    return keyed_fingerprint({t.id: t for t in tracks})
-
-
-def keyed_fingerprint(tracks: dict[str, "Track"]) -> tuple[str, dict[str, str]]:
-    """:func:`fingerprint` of tracks under given keys (``dataset/track`` for several datasets,
-    :class:`~stemforge.indexset.IndexSet`)."""
-    per = {k: track_digest(t) for k, t in tracks.items()}
-    return _digest(sorted(per.items())), per
 
 
 class Index:
@@ -234,6 +59,20 @@ class Index:
         self.cache_source = "given"
         #: files whose bytes differ from the previous index of this cache (set by a build)
         self.content_changed: list[str] = []
+
+    @classmethod
+    def from_manifest(cls, m: Manifest) -> "Index":
+        """An Index over a built or loaded manifest (nothing is read or written)."""
+        index = cls(m.root, m.layout, m.cache_dir, m.tracks, m.groups)
+        index.taxonomy, index.content_changed = m.taxonomy, list(m.content_changed)
+        index.layout_source, index.cache_source = m.layout_source, m.cache_source
+        return index
+
+    def manifest(self) -> Manifest:
+        """What this index's ``index.jsonl`` holds."""
+        return Manifest(self.root, self.layout, self.cache_dir, self.tracks, self.groups,
+                        self.taxonomy, self.layout_source, self.cache_source,
+                        list(self.content_changed))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -281,10 +120,10 @@ class Index:
         (``stemforge index --verify-content``); ``index.content_changed`` lists the files whose
         bytes differ from the previous index.
         """
-        from .indexing import build_index
+        from .indexing import build_manifest
 
-        return build_index(cls, Path(root), layout, cache_dir, groups, workers, progress,
-                           taxonomy, verify_content)
+        return cls.from_manifest(build_manifest(Path(root), layout, cache_dir, groups, workers,
+                                                progress, taxonomy, verify_content))
 
     @classmethod
     def load(cls, index_file: str | os.PathLike, refresh: bool = True,
@@ -292,9 +131,10 @@ class Index:
         """Load ``index.jsonl``: rescan its root as :meth:`build` does (with its recorded layout,
         groups and taxonomy), or with ``refresh=False`` read it as recorded, raising if any
         file's stamp changed."""
-        from .indexing import load_index
+        from .indexing import load_manifest
 
-        return load_index(cls, Path(index_file), refresh, progress, verify_content)
+        return cls.from_manifest(load_manifest(Path(index_file), refresh, progress,
+                                               verify_content))
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:
@@ -490,21 +330,14 @@ class Index:
 
     # ------------------------------------------------------------------ serialisation
     def header(self) -> dict:
-        return {"format": FORMAT, "version": __version__, "root": str(self.root.resolve()),
-                "layout": self.layout, "groups": self.groups, "tracks": len(self.tracks),
-                **({"taxonomy": self.taxonomy} if self.taxonomy is not None else {})}
+        """The first line of ``index.jsonl``."""
+        return self.manifest().header()
 
     def save(self) -> Path:
-        """Write ``index.jsonl`` atomically (temp file + rename)."""
-        # no fsync: the index is a cache whose stamps are re-checked on load
-        lines = [json.dumps(self.header(), allow_nan=False)]
-        lines += [json.dumps(t.to_dict(), allow_nan=False) for t in self.tracks]
-        text = "\n".join(lines) + "\n"
-        try:
-            if self.index_file.read_text() == text:
-                return self.index_file  # unchanged: no write (a read-only cache stays usable)
-        except (OSError, UnicodeDecodeError):
-            pass
-        with atomic_file(self.index_file, "w", fsync=False) as fh:
-            fh.write(text)
-        return self.index_file
+        """Write ``index.jsonl`` atomically (temp file + rename; unchanged: not rewritten)."""
+        return self.manifest().save()
+
+
+def build_index(root: str | os.PathLike, **kw) -> Index:
+    """Scan ``root`` and build (or refresh) its index: :meth:`Index.build` as a function."""
+    return Index.build(root, **kw)

@@ -1,5 +1,6 @@
-"""Building and loading the Index (incremental, atomic, one run per cache at a time). Used by
-``Index.build``/``Index.load``.
+"""Building and loading a dataset's :class:`~stemforge.manifest.Manifest` (incremental, atomic,
+one run per cache at a time): ``build_manifest`` / ``load_manifest``, which ``Index.build`` /
+``Index.load`` (and :func:`stemforge.index.build_index`) open as an Index.
 
 Incremental rule: every file of every stem is stamped (:func:`stemforge.stamps.file_stamp`:
 size, mtime, ctime, inode, first and last 64 KiB). A file whose stamp equals the one recorded in
@@ -28,9 +29,11 @@ from pathlib import Path
 from . import layouts
 from .analyze import StemFacts, analyse_track, analysis_done, residual_key
 from .atomic import write_failure
+from .cachedirs import remember_cache_dir, resolve_cache_dir
 from .errors import AudioError, IndexError_, LayoutError, StemforgeError
 from .layouts.base import TrackEntry
 from .locking import acquire, release
+from .manifest import FORMAT, Manifest, Stem, Track, residual_from_json
 from .stamps import file_stamp, source_key
 
 LOCK_FILE = ".stemforge.lock"
@@ -52,8 +55,6 @@ def _known_facts(tracks: list[dict]) -> tuple[dict[str, StemFacts], dict[str, fl
                                              dict[tuple[str, str], str]]:
     """From a previous index's track rows: facts by key, residuals by residual key, and the
     recorded digest of each (absolute path, stamp)."""
-    from .index import residual_from_json
-
     known, residual, digests = {}, {}, {}
     for t in tracks:
         stems = list(t["stems"].values()) + ([t["mixture"]] if t.get("mixture") else [])
@@ -73,12 +74,12 @@ def _known_facts(tracks: list[dict]) -> tuple[dict[str, StemFacts], dict[str, fl
     return known, residual, digests
 
 
-def _make_track(cls_track, cls_stem, entry: TrackEntry, result: dict, stamps: dict):
+def _make_track(entry: TrackEntry, result: dict, stamps: dict) -> Track:
     facts = result["facts"]
 
     def stem(name, ref):
         f = facts[name]
-        return cls_stem(name=name if name != "__mixture__" else "mixture", path=ref.path,
+        return Stem(name=name if name != "__mixture__" else "mixture", path=ref.path,
                         stream=ref.stream, key=f.key, sample_rate=f.sample_rate,
                         channels=f.channels, frames=f.frames, loudness=f.loudness,
                         silent_fraction=f.silent_fraction, peak=f.peak, label=ref.label,
@@ -88,7 +89,7 @@ def _make_track(cls_track, cls_stem, entry: TrackEntry, result: dict, stamps: di
     stems = {n: stem(n, r) for n, r in entry.stems.items()}
     mix = stem("__mixture__", entry.mixture) if entry.mixture is not None else None
     first = next(iter(facts.values()))
-    return cls_track(
+    return Track(
         id=entry.id, name=entry.name, split=entry.split, sample_rate=first.sample_rate,
         channels=first.channels, frames=min(f.frames for f in facts.values()), stems=stems,
         mixture=mix, residual_db=result["residual_db"], residual_key=result["residual_key"],
@@ -221,14 +222,12 @@ def _stamps(entries: list[TrackEntry]) -> dict[str, dict[str, tuple[str, ...]]]:
             for e in entries}
 
 
-def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers, progress,
+def build_manifest(root: Path, layout: str | None, cache_dir, groups, workers, progress,
                 taxonomy=None, verify_content: bool = False, remember: bool = True):
-    """See ``Index.build``. The cache folder is ``cache_dir``, else the one remembered for
-    ``root``, else its default; the layout and taxonomy are the given ones, else what that
+    """The manifest of ``root``, built and saved (see ``Index.build``). The cache folder is
+    ``cache_dir``, else the one remembered for ``root``, else its default; the layout and taxonomy are the given ones, else what that
     cache's index of ``root`` recorded, else detected. ``remember``: a given ``cache_dir``
     becomes the one remembered for ``root`` (not when re-opening an index file)."""
-    from .index import remember_cache_dir, resolve_cache_dir
-
     cache_dir, cache_source = resolve_cache_dir(root, cache_dir)
     layout, taxonomy, layout_source = _remembered(root, cache_dir, layout, taxonomy)
     lay, entries, taxonomy, unclaimed = _entries(root, layout, taxonomy, layout_source)
@@ -239,7 +238,7 @@ def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers,
     made: dict[str, list] = {"files": [], "dirs": []}  # what this build wrote, for an undo
     try:
         try:
-            index = _build_locked(cls, root, lay, entries, stamps, cache_dir, groups, workers,
+            index = _build_locked(root, lay, entries, stamps, cache_dir, groups, workers,
                                   progress, taxonomy, unclaimed, verify_content, made)
         except OSError as e:
             raise _cache_error(e, cache_dir) from e
@@ -267,12 +266,10 @@ def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers,
     return index
 
 
-def _build_locked(cls, root, lay, entries, stamps, cache_dir: Path, groups, workers, progress,
+def _build_locked(root, lay, entries, stamps, cache_dir: Path, groups, workers, progress,
                   taxonomy, unclaimed, verify_content: bool, made: dict):
     """The build proper, holding the cache's lock: reuse what the previous index recorded,
     hash and analyse the rest, save the index. Files and folders it writes go to ``made``."""
-    from .index import Stem, Track
-
     index_file = cache_dir / "index.jsonl"
     adir = cache_dir / "analysis"
     header, old = _previous(index_file)
@@ -308,7 +305,7 @@ def _build_locked(cls, root, lay, entries, stamps, cache_dir: Path, groups, work
     if errors:
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise AudioError(errors[0] + more)
-    tracks = [_make_track(Track, Stem, e, results[e.id], stamps[e.id]) for e, _ in jobs]
+    tracks = [_make_track(e, results[e.id], stamps[e.id]) for e, _ in jobs]
     stem_names = {s for t in tracks for s in t.stems}
     lay_groups = {g: m for g, m in lay.groups.items() if set(m) <= stem_names}
     all_groups = {**lay_groups, **(header.get("groups", {}) if old else {}), **(groups or {})}
@@ -316,10 +313,10 @@ def _build_locked(cls, root, lay, entries, stamps, cache_dir: Path, groups, work
         missing = [m for m in members if m not in stem_names]
         if missing:
             raise IndexError_(f"group {g!r}: stems {missing} are not in {root}")
-    index = cls(root, lay.name, cache_dir, tracks, all_groups)
-    if taxonomy is not None:
-        index.taxonomy = {"targets": taxonomy.to_mapping(), "unclaimed": unclaimed}
-    index.content_changed = _content_changed(old, tracks)
+    index = Manifest(root, lay.name, cache_dir, tracks, all_groups,
+                     {"targets": taxonomy.to_mapping(), "unclaimed": unclaimed}
+                     if taxonomy is not None else None,
+                     content_changed=_content_changed(old, tracks))
     index.save()
     return index
 
@@ -395,23 +392,21 @@ def _run_jobs(todo, known, adir, residual_known, workers, progress, results, err
         raise failure[0]
 
 
-def load_index(cls, index_file: Path, refresh: bool, progress: bool,
+def load_manifest(index_file: Path, refresh: bool, progress: bool,
                verify_content: bool = False):
     """``refresh``: rescan the index's root with its recorded layout, groups and taxonomy, as
     :func:`build_index` does (new, removed and edited tracks are seen). Without it (workers
     re-opening an index the caller just built), the index is read as recorded and any file whose
     stamp changed since is an error."""
-    from .index import Track
-
     if not index_file.exists():
         raise IndexError_(f"{index_file}: index file not found")
     header, rows = _previous(index_file)
-    if not header or header.get("format") != "stemforge-index/1":
+    if not header or header.get("format") != FORMAT:
         raise IndexError_(f"{index_file}: not a stemforge index (bad or missing header line)")
     root = Path(header["root"])
     if refresh:
         tax = header.get("taxonomy")
-        index = build_index(cls, root, header["layout"], index_file.parent,
+        index = build_manifest(root, header["layout"], index_file.parent,
                             header.get("groups"), None, progress, tax and tax["targets"],
                             verify_content, remember=False)
         index.layout_source = index.cache_source = "loaded"
@@ -429,7 +424,5 @@ def load_index(cls, index_file: Path, refresh: bool, progress: bool,
     if stale:
         raise IndexError_(f"{index_file}: stale, {len(stale)} file(s) changed since indexing, "
                           f"e.g. {stale[0]}; re-run `stemforge index {root}`")
-    index = cls(root, header["layout"], index_file.parent, tracks, header.get("groups", {}))
-    index.taxonomy = header.get("taxonomy")
-    index.layout_source = index.cache_source = "loaded"
-    return index
+    return Manifest(root, header["layout"], index_file.parent, tracks, header.get("groups", {}),
+                    header.get("taxonomy"), "loaded", "loaded")

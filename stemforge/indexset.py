@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from .errors import IndexError_
-from .index import keyed_fingerprint
+from .manifest import fingerprint, keyed_fingerprint
 
 
 class IndexSet:
@@ -67,9 +67,7 @@ def source_index(index, src):
 
 def fingerprint_of(index) -> tuple[str, dict[str, str]]:
     """``(fingerprint, per-track digests)`` of an Index or an IndexSet (see
-    :func:`stemforge.index.fingerprint`)."""
+    :func:`stemforge.manifest.fingerprint`)."""
     if isinstance(index, IndexSet):
         return index.fingerprint_tracks()
-    from .index import fingerprint
-
     return fingerprint(index.tracks)

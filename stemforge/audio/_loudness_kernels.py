@@ -117,21 +117,19 @@ def pairwise_sum(a):
     return 0.0 + _pairwise(a, 0, a.shape[0])
 
 
+def windows(first, last, b: int, n, minimum=np.minimum, maximum=np.maximum):
+    """Sub-blocks ``[lo, hi)`` that :func:`gate_sums` reads of rows of ``n`` sub-blocks whose
+    block edges run from frame ``first`` to frame ``last``: the edges' sub-blocks (clamped to the
+    row) and one neighbour on each side (the cubic's harmonic-mean slopes). Int64 ``(R,)``
+    arrays each for arrays of rows; :func:`window` is one row in plain ints."""
+    k_first = minimum(first // b, n - 1)
+    k_last = minimum(last // b, n - 1)
+    return maximum(k_first - 1, 0), minimum(k_last + 1, n - 1) + 1
+
+
 def window(first: int, last: int, b: int, n: int) -> tuple[int, int]:
-    """:func:`windows` of one row, in plain ints."""
-    k_first = min(first // b, n - 1)
-    k_last = min(last // b, n - 1)
-    return max(k_first - 1, 0), min(k_last + 1, n - 1) + 1
-
-
-def windows(first: np.ndarray, last: np.ndarray, b: int, n: np.ndarray):
-    """Sub-blocks ``[lo, hi)`` (int64 ``(R,)`` each) that :func:`gate_sums` reads of rows of
-    ``n`` sub-blocks whose block edges run from frame ``first`` to frame ``last``: the edges'
-    sub-blocks (clamped to the row) and one neighbour on each side (the cubic's
-    harmonic-mean slopes)."""
-    k_first = np.minimum(first // b, n - 1)
-    k_last = np.minimum(last // b, n - 1)
-    return np.maximum(k_first - 1, 0), np.minimum(k_last + 1, n - 1) + 1
+    """:func:`windows` of one row, in plain ints (no NumPy call per look-up)."""
+    return windows(first, last, b, n, min, max)
 
 
 @njit

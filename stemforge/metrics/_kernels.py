@@ -252,6 +252,17 @@ def _channel_sum_zero(x, j, a, b):
 
 
 @njit
+def _scratch(m, q):
+    """The small work arrays of one Levinson solve, shared by :func:`levinson` and
+    :func:`levinson_t`: ``ef, eb`` (m, m) reflection terms, ``ex`` (m, q) prediction of the next
+    right-hand block, ``g`` (m, m), ``res`` (m, q) its residual, ``fa, ba`` (m, m) the two
+    ``(I - ...)^-1`` factors, ``work`` (m, 2m) for their inversion, ``r0inv`` (m, m) and ``eye``."""
+    return (np.empty((m, m)), np.empty((m, m)), np.empty((m, q)), np.empty((m, m)),
+            np.empty((m, q)), np.empty((m, m)), np.empty((m, m)), np.empty((m, 2 * m)),
+            np.empty((m, m)), np.eye(m))
+
+
+@njit
 def levinson(R, Y, X):
     """Block Levinson (Whittle / Wiggins-Robinson) solve of ``T X = Y`` for each system.
 
@@ -271,15 +282,7 @@ def levinson(R, Y, X):
     tf = np.empty((Lm, m))
     tb = np.empty((Lm, m))
     dx = np.empty((Lm, q))
-    ef = np.empty((m, m))
-    eb = np.empty((m, m))
-    ex = np.empty((m, q))
-    g = np.empty((m, m))
-    res = np.empty((m, q))
-    fa = np.empty((m, m))
-    ba = np.empty((m, m))
-    work = np.empty((m, 2 * m))
-    eye = np.eye(m)
+    ef, eb, ex, g, res, fa, ba, work, r0inv, eye = _scratch(m, q)
     top = (L - 1) * m
     for s in range(nsys):
         Rs = R[s]
@@ -291,7 +294,6 @@ def levinson(R, Y, X):
         F[:] = 0.0
         Bk[:] = 0.0
         Xs[:] = 0.0
-        r0inv = np.empty((m, m))
         for a in range(m):
             for c in range(m):
                 g[a, c] = eye[a, c] - Rs[L - 1, a, c]
@@ -439,16 +441,7 @@ def levinson_t(R, Y, X):
     tf = np.empty((m, Lm))
     tb = np.empty((m, Lm))
     Xt = np.zeros((q, Lm))
-    ef = np.empty((m, m))
-    eb = np.empty((m, m))
-    exT = np.empty((m, q))
-    g = np.empty((m, m))
-    fa = np.empty((m, m))
-    ba = np.empty((m, m))
-    res = np.empty((m, q))
-    work = np.empty((m, 2 * m))
-    r0inv = np.empty((m, m))
-    eye = np.eye(m)
+    ef, eb, exT, g, res, fa, ba, work, r0inv, eye = _scratch(m, q)
     top = (L - 1) * m
     for s in range(nsys):
         Rs = R[s]

@@ -26,11 +26,12 @@ from torch.utils.data import Dataset
 from ..errors import ArgumentError
 from ..mixing.mixer import Mixer
 from .collate import BatchBuffer
-from .convert import light_index, spec_dict, to_tensors
+from .convert import spec_dict, to_tensors
 from .seeding import EpochError, SharedEpoch, check_epoch
+from .source import RecipeSource
 
 
-class MixtureDataset(Dataset):
+class MixtureDataset(RecipeSource, Dataset):
     """Fresh mixtures from a recipe. See the module docstring.
 
     ``recipe``: Recipe, dict, YAML path or packaged recipe name; ``overrides``: recipe fields
@@ -67,31 +68,6 @@ class MixtureDataset(Dataset):
     @property
     def seed(self) -> int:
         return self.mixer.seed
-
-    @property
-    def targets(self) -> list[str]:
-        """Target names in the order of the ``S`` axis of ``targets``."""
-        return list(self.mixer.recipe.targets)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.mixer.recipe.sample_rate
-
-    @property
-    def channels(self) -> int:
-        return self.mixer.recipe.channels
-
-    @property
-    def frames(self) -> int:
-        return self.mixer.recipe.frames
-
-    @property
-    def epoch(self) -> int | None:
-        return self._epoch.get()
-
-    def set_epoch(self, epoch: int) -> None:
-        """Use ``epoch`` for every following item, in this process and in all workers."""
-        self._epoch.set(epoch)
 
     # ------------------------------------------------------------------ items
     def __len__(self) -> int:
@@ -134,18 +110,6 @@ class MixtureDataset(Dataset):
     def item(self, i: int, epoch: int):
         """Item ``i`` of an explicit ``epoch`` (ignores the current epoch)."""
         return to_tensors(self.mixer.mixture(int(i), check_epoch(epoch)), self.return_spec)
-
-    # ------------------------------------------------------------------ pickling
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        mixer = state.pop("mixer")
-        state["_mixer_args"] = (mixer.recipe, light_index(mixer.index), mixer.seed)
-        return state
-
-    def __setstate__(self, state):
-        recipe, index, seed = state.pop("_mixer_args")
-        self.__dict__.update(state)
-        self.mixer = Mixer(recipe, index, seed, warn=False)  # warned in the main process
 
     @classmethod
     def validation(cls, index, recipe_or_targets, duration=None, **kw):

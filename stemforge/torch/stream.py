@@ -23,11 +23,12 @@ from torch.utils.data import IterableDataset
 from ..errors import ArgumentError
 from ..mixing.mixer import Mixer
 from .collate import BatchBuffer
-from .convert import light_index, spec_dict
+from .convert import spec_dict
 from .seeding import EpochError, SharedEpoch, check_epoch, worker_info
+from .source import RecipeSource
 
 
-class MixtureStream(IterableDataset):
+class MixtureStream(RecipeSource, IterableDataset):
     """See the module docstring. ``recipe``/``index``/``overrides``/``layout`` as for
     :class:`MixtureDataset`."""
 
@@ -49,17 +50,6 @@ class MixtureStream(IterableDataset):
         if epoch is None and batches is None:
             epoch = 0
         self._epoch = SharedEpoch(None if epoch is None else check_epoch(epoch))
-
-    @property
-    def targets(self) -> list[str]:
-        return list(self.mixer.recipe.targets)
-
-    @property
-    def epoch(self) -> int | None:
-        return self._epoch.get()
-
-    def set_epoch(self, epoch: int) -> None:
-        self._epoch.set(epoch)
 
     def __len__(self) -> int:
         if self.batches is None:
@@ -89,13 +79,3 @@ class MixtureStream(IterableDataset):
         for b in numbers:
             yield self.batch(b, epoch)
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        mixer = state.pop("mixer")
-        state["_mixer_args"] = (mixer.recipe, light_index(mixer.index), mixer.seed)
-        return state
-
-    def __setstate__(self, state):
-        recipe, index, seed = state.pop("_mixer_args")
-        self.__dict__.update(state)
-        self.mixer = Mixer(recipe, index, seed, warn=False)  # warned in the main process

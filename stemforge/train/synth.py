@@ -26,14 +26,12 @@ silence is kept so museval's silent-window rule still applies); ``mixture.wav`` 
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from ..atomic import staged_dir
 from ..errors import StemforgeError
 from ..types import Hz, Seconds
 
@@ -225,9 +223,7 @@ def write_dataset(root: str | Path, rng: np.random.Generator, n_train: int = 24,
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise StemforgeError(f"{root}: exists and is not an empty folder; choose a new folder")
     lo, hi = seconds
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
-    try:
+    with staged_dir(root) as tmp:
         for k in range(n_train + n_test):
             folder = "train" if k < n_train else "test"
             song = render_song(rng, float(rng.uniform(lo, hi)), sample_rate)
@@ -236,15 +232,4 @@ def write_dataset(root: str | Path, rng: np.random.Generator, n_train: int = 24,
             for name, audio in song.items():
                 sf.write(str(d / f"{name}.wav"), audio.T, sample_rate, subtype="FLOAT")
             sf.write(str(d / "mixture.wav"), sum(song.values()).T, sample_rate, subtype="FLOAT")
-        os.chmod(tmp, 0o777 & ~_umask())
-        os.replace(tmp, root)  # also replaces an empty folder
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
-
-
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+from ...atomic import staged_dir
 from ...errors import StemforgeError
 from ...jobs.layout import wav_float32
 from ...types import Hz, Seconds
@@ -120,10 +119,8 @@ def write_corpus(root: str | Path, songs: int = 40, seed: int = 0,
 
     import music21
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
     metas: dict[int, dict] = {}
-    try:
+    with staged_dir(root) as tmp:
         args = [(int(seed), k, order[k::songs], (lo, hi), int(sample_rate), soundfont,
                  str(tmp / splits[k])) for k in range(songs)]
         with tqdm(total=songs, desc="corpus", unit="song", disable=not progress) as bar:
@@ -144,15 +141,4 @@ def write_corpus(root: str | Path, songs: int = 40, seed: int = 0,
                     "excluded": "every score under music21's 'bach' folder (held-out check)",
                     "tracks": [dict(metas[k], split=splits[k]) for k in range(songs)]}
         (tmp / "corpus.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o777 & ~_umask())
-        os.replace(tmp, root)  # also replaces an empty folder
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
-
-
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
