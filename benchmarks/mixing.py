@@ -24,6 +24,13 @@ semantics) and fix_clipping, from the synthetic dataset of ``benchmarks/_data.py
   loudness, no peak, no clip scaling. The gap between the two floors is the cost of returning
   four targets besides the mix.
 
+* stemforge, two datasets (issue 20): the same recipe with ``datasets: {a: 0.5, b: 0.5}`` over
+  this dataset and a second one of the same shape (``--root`` + ``-b``, seed 1), each item's
+  dataset drawn by weight (``Mixer(recipe, {"a": index, "b": index_b})``): the cost of
+  resolving each source's dataset, against the ``stemforge`` row.
+* stemforge, master bus (issue 20): the recipe plus ``master: [{step: limiter, threshold_db:
+  -3, release_ms: 100}]``: the limiter's gain computed on every mix and applied to its four
+  targets (the mix summed again), against the ``stemforge`` row.
 * stemforge draw only (informative): ``Sampler.draw_many`` of the same chunks, the sampling
   (item generators, distributions, the batched loudness look-up) without rendering.
 * stemforge render only (informative): ``render(spec, index)`` of the same items' specs drawn
@@ -245,6 +252,25 @@ def main(argv=None) -> int:
         runs[f"[{style}] {PEER}"] = []
         n_for[f"[{style}] {PEER}"] = a.n_peer
     faults: dict[str, list[float]] = {}
+    # two informative rows on the first dataset: a recipe drawing from two datasets (the second
+    # a copy of the first style with another seed), and one with a mastering bus
+    first = styles[0]
+    index = _data.build(roots.get(first, _data.default_root(first)), a.tracks, a.seconds,
+                        style=first, verbose=False)
+    two = f"[{first}] stemforge, two datasets (datasets: {{a: 0.5, b: 0.5}})"
+    root_b = roots.get(first, _data.default_root(first))
+    root_b = root_b.with_name(root_b.name + "-b")
+    index_b = _data.build(root_b, a.tracks, a.seconds, seed=1, style=first)
+    _data.warm_page_cache(root_b)
+    mixer2 = Mixer({**RECIPE, "name": "bench-two-datasets", "datasets": {"a": 0.5, "b": 0.5}},
+                   {"a": index, "b": index_b}, seed=0)
+    mastered = f"[{first}] stemforge, master bus (limiter at -3 dBFS)"
+    mixer3 = Mixer({**RECIPE, "name": "bench-master",
+                    "master": [{"step": "limiter", "threshold_db": -3.0, "release_ms": 100.0}]},
+                   index, seed=0)
+    for name, mx in ((two, mixer2), (mastered, mixer3)):
+        runs[name], n_for[name] = [], a.n
+        local[name] = (lambda m: lambda r: time_stemforge(m, r))(mx)
     chunks = [range(c, min(c + a.chunk, a.n)) for c in range(0, a.n, a.chunk)]
     # One untimed pass of every local row over all its items first: each then runs in steady
     # state (the memmap pages mapped into this process, the kernels loaded, the allocator's

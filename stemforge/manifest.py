@@ -127,7 +127,13 @@ def track_digest(t: "Track") -> str:
 
 def fingerprint(tracks) -> tuple[str, dict[str, str]]:
     """``(fingerprint, {track id: digest})`` of ``tracks``: see :func:`track_digest`."""
-    per = {t.id: track_digest(t) for t in tracks}
+    return keyed_fingerprint({t.id: t for t in tracks})
+
+
+def keyed_fingerprint(tracks: dict[str, "Track"]) -> tuple[str, dict[str, str]]:
+    """:func:`fingerprint` of tracks under given keys (``dataset/track`` for several datasets,
+    :class:`~stemforge.indexset.IndexSet`)."""
+    per = {k: track_digest(t) for k, t in tracks.items()}
     return _digest(sorted(per.items())), per
 
 

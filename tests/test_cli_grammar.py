@@ -140,6 +140,30 @@ def test_dataset_is_index_root_or_positional_everywhere(tmp_path, capsys):
     assert code == 2 and "no recipe given" in one_line_error(err, "train")
 
 
+def test_index_takes_name_equals_root_everywhere(tmp_path, capsys):
+    """--index NAME=ROOT (one per dataset of a recipe's datasets:) is accepted by every command
+    for its one dataset; only generate and regenerate take several."""
+    root = make_satb(tmp_path / "choir", {"train": 1, "test": 1})
+    code, a, _ = cli(capsys, "info", root)
+    code2, b, _ = cli(capsys, "info", "--index", f"choir={root}")
+    assert code == code2 == 0 and a == b
+    code, _, err = cli(capsys, "info", "--index", f"a={root}", "--index", f"b={root}")
+    assert code == 2 and "this command takes one dataset, got 2" in one_line_error(err, "info")
+    for argv, msg in [
+        (["--index", root, "--index", root], "--index given 2 times"),
+        (["--index", f"a={root}", "--index", root], f"--index {root}: name every dataset"),
+        (["--index", f"a={root}", "--index", f"a={root}"], "dataset 'a' given twice"),
+        (["--index", f"a={root}", "--index", f"b={root}", "--cache", tmp_path / "c"],
+         "each dataset needs its own cache folder"),
+        (["--index", f"a={root}", "--index", f"b={root}", "--taxonomy", "c=t.yaml"],
+         "--taxonomy c=t.yaml: no dataset 'c' is given"),
+    ]:
+        code, _, err = cli(capsys, "generate", "all_stems", *argv, "--n", 1,
+                           "--out", tmp_path / "g")
+        assert code == 2 and msg in one_line_error(err, "generate"), err
+        assert not (tmp_path / "g").exists()
+
+
 @pytest.mark.parametrize("argv", [
     ["index", "{root}"], ["info", "{root}"], ["prepare", "{root}"],
     ["oracle", "{root}", "--method", "mix", "--out", "{tmp}/o"],

@@ -11,7 +11,7 @@ def add_parser(sub):
     p = sub.add_parser("generate", help="write N mixtures (+ targets, specs, manifest) to a "
                        "folder; resumable, atomic, optionally on Dask")
     add_recipe_args(p)
-    add_dataset_args(p, positional=False)
+    add_dataset_args(p, positional=False, several=True)
     p.add_argument("--n", type=int, required=True, help="number of mixtures (items 0..N-1)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--seed", type=count, default=0, help="job seed (default 0)")

@@ -13,7 +13,7 @@ def add_parser(sub):
     p.add_argument("dir", metavar="DIR", help="folder written by `stemforge generate`")
     p.add_argument("--verify", action="store_true",
                    help="only compare: report every file that differs (exit 1), write nothing")
-    add_dataset_args(p, positional=False, required=False,
+    add_dataset_args(p, positional=False, required=False, several=True,
                      what="dataset root or index file to use instead of the job file's (e.g. "
                      "the dataset moved); refused if its audio is not the set's")
     add_workers_arg(p, 1, "re-rendering (K > 1: a local Dask cluster)")

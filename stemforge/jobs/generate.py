@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ..atomic import fsync_dir, write_bytes_atomic, write_text_atomic
 from ..errors import StemforgeError, check_count
-from ..index import fingerprint
+from ..indexset import fingerprint_of
 from ..locking import acquire, release
 from ..mixing.mixer import Mixer
 from ..mixing.recipe import Recipe
@@ -53,8 +53,8 @@ class Task:
     recipe: dict
     recipe_name: str
     recipe_hash: str
-    index_file: str
-    index_stamp: tuple  # (size, mtime_ns) of index_file: a changed index is reopened
+    index_files: tuple  # ((dataset name, index file), ...); one ("", file) for one dataset
+    index_stamp: tuple  # (size, mtime_ns) of each index file: a changed index is reopened
     seed: int
     epoch: int
     fmt: str
@@ -62,7 +62,7 @@ class Task:
 
     @property
     def key(self) -> tuple:
-        return ("mixer", self.index_file, self.index_stamp, self.recipe_hash, self.recipe_name,
+        return ("mixer", self.index_files, self.index_stamp, self.recipe_hash, self.recipe_name,
                 self.seed)
 
 
@@ -78,11 +78,13 @@ class GenerateResult:
 
 def open_mixer(task: Task) -> Mixer:
     from ..index import Index
+    from ..indexset import IndexSet
 
     tune_worker_malloc()  # once per worker process (see its docstring)
     recipe = Recipe.from_dict(task.recipe)
     recipe.name = task.recipe_name
-    index = Index.load(task.index_file, refresh=False)
+    loaded = {k: Index.load(f, refresh=False) for k, f in task.index_files}
+    index = loaded[""] if "" in loaded else IndexSet(loaded)
     # checked and warned by the starting process; a set made before recipes had to name their
     # split is re-rendered as it was drawn
     return Mixer(recipe, index, seed=task.seed, warn=False, strict_split=False)
@@ -220,11 +222,30 @@ def _undo(out: Path, n: int) -> None:
 
 def make_task(job: Job, out: Path, fsync: bool = True) -> Task:
     """The plain-data task workers need to produce items of ``job`` into ``out``."""
-    st = Path(job.index_file).stat()
+    files = tuple(job.index_files().items())
+    stamps = tuple((st.st_size, st.st_mtime_ns) for st in (Path(f).stat() for _, f in files))
     return Task(out=str(Path(out).resolve()), recipe=job.recipe, recipe_name=job.recipe_name,
-                recipe_hash=job.recipe_hash, index_file=job.index_file,
-                index_stamp=(st.st_size, st.st_mtime_ns), seed=job.seed, epoch=job.epoch,
-                fmt=job.format, fsync=fsync)
+                recipe_hash=job.recipe_hash, index_files=files,
+                index_stamp=stamps[0] if len(stamps) == 1 else stamps, seed=job.seed,
+                epoch=job.epoch, fmt=job.format, fsync=fsync)
+
+
+def index_locations(index) -> tuple[str, str, dict]:
+    """``(index_root, index_file, datasets)`` a job file records for an Index (datasets
+    ``{}``) or an IndexSet (root and file ``""``, datasets ``name -> {root, index_file}``).
+    Refuses a missing index file: workers open the indexes from them."""
+    from ..indexset import IndexSet
+
+    parts = index.datasets if isinstance(index, IndexSet) else {"": index}
+    found = {}
+    for k, ix in parts.items():
+        f = Path(ix.index_file).resolve()
+        if not f.is_file():
+            raise JobError(f"{f}: index file missing; workers open the index from it")
+        found[k] = {"root": str(Path(ix.root).resolve()), "index_file": str(f)}
+    if "" in found:
+        return found[""]["root"], found[""]["index_file"], {}
+    return "", "", found
 
 
 def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 0,
@@ -247,14 +268,12 @@ def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 
     check_count(epoch, "--epoch")
     mixer = Mixer(recipe, index, seed=seed)  # validates the recipe against the index
     recipe = mixer.recipe  # the effective recipe (``*``/``rest`` bound to the index)
-    index_file = Path(index.index_file).resolve()
-    if not index_file.is_file():
-        raise JobError(f"{index_file}: index file missing; workers open the index from it")
-    fp, per_track = fingerprint(mixer.sampler.index.tracks)
+    index_root, index_file, datasets = index_locations(mixer.index)
+    fp, per_track = fingerprint_of(mixer.sampler.index)
     job = Job(recipe=recipe.to_dict(), recipe_hash=recipe.hash(), seed=int(seed),
-              epoch=int(epoch), n=n, format=fmt, index_root=str(Path(index.root).resolve()),
-              index_file=str(index_file), recipe_name=recipe.name, index_fingerprint=fp,
-              index_tracks=per_track)
+              epoch=int(epoch), n=n, format=fmt, index_root=index_root,
+              index_file=index_file, recipe_name=recipe.name, index_fingerprint=fp,
+              index_tracks=per_track, datasets=datasets)
     if scheduler:
         check_scheduler(scheduler)
     task = make_task(job, out, fsync=fsync)

@@ -38,7 +38,8 @@ spec's order), which is the order of Scaper's per-event audio.
 
 What Scaper cannot render is said at export, as warnings: ``.stem.mp4`` streams, summed or
 channel-split stems (``--materialize DIR`` writes them as WAV files), sources not laid out as
-``<fg_path>/<folder>/<file>`` (renderable, but not relocatable with ``fg_path``).
+``<fg_path>/<folder>/<file>`` (renderable, but not relocatable with ``fg_path``), a mastering
+bus (recipe ``master:``; Scaper renders the un-mastered mix).
 
 Written without the ``jams`` package (plain JSON in the JAMS 0.3 schema); the tests validate the
 files with ``jams`` and render them with Scaper.
@@ -220,6 +221,9 @@ def spec_to_jams(spec: MixSpec, index, mixture_path: str = "", sources: _Sources
     # per-event audio then comes in this order
     order = sorted(range(len(data)), key=lambda k: data[k]["time"])
     data, where = [data[k] for k in order], [where[k] for k in order]
+    if spec.master:
+        sources._warn(f"item {spec.item}: mastered ({', '.join(m['step'] for m in spec.master)}"
+                      "); Scaper has no mastering bus and renders the un-mastered mix")
     if len(fades) > 1:
         sources._warn(f"item {spec.item}: foreground events have different fades "
                       f"{sorted(fades)}; Scaper applies one fade to all (the first's is written)")
@@ -273,6 +277,10 @@ def export_jams(out, *, index=None, materialize=None, layout: str | None = None,
 
     out = Path(out)
     job = load_complete(out)
+    if job.datasets:
+        raise JobError(f"{out}: the set was drawn from several datasets "
+                       f"({', '.join(job.datasets)}); JAMS export (Scaper's one source folder "
+                       "per label) takes sets of one dataset")
     if index is None:
         if not Path(job.index_file).is_file():
             raise JobError(f"{out}: the index named in its job file is missing "

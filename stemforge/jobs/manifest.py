@@ -27,7 +27,7 @@ JOB_KIND = "stemforge-generate/1"
 # fields that decide every output byte: a mismatch is always refused
 STRICT = ("recipe_hash", "seed", "epoch", "format")
 # fields that name where the data came from: a mismatch is refused unless --continue
-LOOSE = ("index_root", "index_file", "version")
+LOOSE = ("index_root", "index_file", "datasets", "version")
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,19 @@ class Job:
     # (stemforge.index.fingerprint): a set is only ever continued from the same audio
     index_fingerprint: str = ""
     index_tracks: dict = field(default_factory=dict)
+    # several datasets (recipe ``datasets:``): name -> {"root", "index_file"}; index_root and
+    # index_file are then "" and index_tracks is keyed ``dataset/track``
+    datasets: dict = field(default_factory=dict)
+
+    def index_files(self) -> dict[str, str]:
+        """``{dataset name: index file}`` (``{"": index_file}`` for one dataset)."""
+        if self.datasets:
+            return {k: v["index_file"] for k, v in self.datasets.items()}
+        return {"": self.index_file}
 
     def to_dict(self) -> dict:
-        index = {"root": self.index_root, "index_file": self.index_file}
+        index = {"datasets": self.datasets} if self.datasets else \
+            {"root": self.index_root, "index_file": self.index_file}
         if self.index_fingerprint:
             index.update(fingerprint=self.index_fingerprint, tracks=self.index_tracks)
         return {"kind": JOB_KIND, "recipe": self.recipe, "recipe_name": self.recipe_name,
@@ -65,12 +75,22 @@ class Job:
         try:
             return cls(recipe=d["recipe"], recipe_hash=d["recipe_hash"], seed=int(d["seed"]),
                        epoch=int(d["epoch"]), n=int(d["n"]), format=d["format"],
-                       index_root=d["index"]["root"], index_file=d["index"]["index_file"],
+                       index_root=d["index"].get("root", "") if "datasets" in d["index"]
+                       else d["index"]["root"],
+                       index_file=d["index"].get("index_file", "") if "datasets" in d["index"]
+                       else d["index"]["index_file"],
+                       datasets=_datasets(d["index"].get("datasets")),
                        recipe_name=d.get("recipe_name", ""), version=d.get("version", ""),
                        index_fingerprint=d["index"].get("fingerprint", ""),
                        index_tracks=dict(d["index"].get("tracks") or {}))
         except (KeyError, TypeError, ValueError) as e:
             raise JobError(f"{where}: job file is missing or has a bad field ({e!r})") from e
+
+    def where(self) -> str:
+        """Where the set's audio came from (for messages)."""
+        if self.datasets:
+            return ", ".join(f"{k}={v['root']}" for k, v in self.datasets.items())
+        return self.index_root
 
     def save(self, out: Path) -> Path:
         return write_text_atomic(Path(out) / JOB_FILE,
@@ -101,6 +121,17 @@ class Job:
                 else:
                     out.append(f"{f} {a!r} (this run: {b!r})")
         return out
+
+
+def _datasets(d) -> dict:
+    """A job file's ``index.datasets`` (name -> {root, index_file}), checked."""
+    if d is None:
+        return {}
+    if not isinstance(d, dict) or not d or not all(
+            isinstance(v, dict) and isinstance(v.get("root"), str)
+            and isinstance(v.get("index_file"), str) for v in d.values()):
+        raise ValueError(f"index.datasets {d!r}")
+    return {str(k): {"root": v["root"], "index_file": v["index_file"]} for k, v in d.items()}
 
 
 def load_complete(out: Path) -> Job:
@@ -181,7 +212,7 @@ def check_same_audio(job: Job, fingerprint: str, tracks: dict[str, str], where: 
     problem = other_audio(job, fingerprint, tracks)
     if problem:
         raise JobError(f"{where}: {problem}; {why}. Use the dataset it was made from (indexed "
-                       f"at {job.index_root}), or choose a new --out folder")
+                       f"at {job.where()}), or choose a new --out folder")
 
 
 def _num(x) -> str:

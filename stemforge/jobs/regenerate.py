@@ -28,7 +28,8 @@ from ..mixing.render import render as _render
 from ..mixing.spec import MixSpec
 from ..atomic import write_bytes_atomic
 from .dask_runner import check_scheduler, run_items, seed_state, worker_state
-from .generate import Task, io_error, job_lock, make_task, open_mixer, write_item
+from .generate import (Task, index_locations, io_error, job_lock, make_task, open_mixer,
+                       write_item)
 from .layout import (JOB_FILE, MANIFEST_FILE, SPEC_FILE, JobError, audio_names, clean_temp,
                      encode, item_dir, item_id)
 from .manifest import (Job, check_same_audio, manifest_header, manifest_row, other_audio,
@@ -155,8 +156,9 @@ def _open(out: Path, index, scheduler: str | None = None, layout: str | None = N
           same_audio: bool = True) -> tuple[Job, Task, object, str | None]:
     """Load the job file; open the index (the job's, or ``index`` to override a moved one);
     return the job, its task and a Mixer seeded into this process's cache."""
-    from ..index import Index, fingerprint
-    from ..mixing.mixer import Mixer
+    from ..index import Index
+    from ..indexset import IndexSet, fingerprint_of
+    from ..mixing.mixer import Mixer, as_index
     from ..mixing.recipe import Recipe
 
     out = Path(out)
@@ -166,14 +168,26 @@ def _open(out: Path, index, scheduler: str | None = None, layout: str | None = N
     if scheduler:
         check_scheduler(scheduler)
     if index is None:
-        if not Path(job.index_file).is_file():
-            raise JobError(f"{out}: the index named in its job file is missing "
-                           f"({job.index_file}); pass --index with the dataset root or index file")
-        index = Index.load(job.index_file)
-    elif not hasattr(index, "tracks"):
-        index = Index.open(Path(index), layout=layout)
-    index_file = Path(index.index_file).resolve()
-    job = replace(job, index_file=str(index_file))
+        loaded = {}
+        for k, f in job.index_files().items():
+            if not Path(f).is_file():
+                hint = (f"--index {k}=ROOT for dataset {k!r}" if k else
+                        "--index with the dataset root or index file")
+                raise JobError(f"{out}: the index named in its job file is missing "
+                               f"({f}); pass {hint}")
+            loaded[k] = Index.load(f)
+        index = loaded[""] if "" in loaded else IndexSet(loaded)
+    else:
+        index = as_index(index, layout)
+    several = isinstance(index, IndexSet)
+    if bool(job.datasets) != several or (several and set(job.datasets) != set(index.datasets)):
+        want = ", ".join(f"--index {k}=ROOT" for k in job.datasets) if job.datasets else \
+            "one --index ROOT"
+        raise JobError(f"{out}: the set was drawn from "
+                       + (f"datasets {', '.join(job.datasets)}" if job.datasets else
+                          "one dataset") + f"; pass {want}")
+    index_root, index_file, datasets = index_locations(index)
+    job = replace(job, index_file=index_file, datasets=datasets)
     try:
         recipe = Recipe.from_dict(job.recipe)
     except StemforgeError as e:
@@ -184,7 +198,7 @@ def _open(out: Path, index, scheduler: str | None = None, layout: str | None = N
                        f"{job.recipe_hash}; the job file was edited")
     task = make_task(job, out)
     mixer = Mixer(recipe, index, seed=job.seed, warn=False, strict_split=False)
-    fp = fingerprint(mixer.sampler.index.tracks)
+    fp = fingerprint_of(mixer.sampler.index)
     if same_audio:
         check_same_audio(job, *fp, out / JOB_FILE,
                          "re-rendering it from this index cannot give its bytes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -52,25 +53,46 @@ def as_recipe(recipe, overrides=None) -> Recipe:
     return Recipe.load(recipe, overrides=overrides)
 
 
-def as_index(index, layout: str | None = None):
+def as_index(index, layout=None):
     """An :class:`~stemforge.index.Index` from an Index, a dataset root or an index file
-    (``layout``: see :meth:`Index.open`)."""
+    (``layout``: see :meth:`Index.open`); for several datasets an
+    :class:`~stemforge.indexset.IndexSet` from one or a mapping ``name -> Index | root``
+    (``layout``: one for all, or a mapping ``name -> layout``)."""
     from ..index import Index
+    from ..indexset import IndexSet
 
-    return index if isinstance(index, Index) else Index.open(Path(index), layout=layout)
+    if isinstance(index, (Index, IndexSet)):
+        return index
+    if isinstance(index, Mapping):
+        layouts = layout if isinstance(layout, Mapping) else {}
+        unknown = [k for k in layouts if k not in index]
+        if unknown:
+            from ..errors import ArgumentError
+            raise ArgumentError(f"layout given for {', '.join(unknown)}, which no index is "
+                                f"bound to (bound: {', '.join(index)})")
+        return IndexSet({str(k): as_index(v, layouts.get(k, None if layouts else layout))
+                         for k, v in index.items()})
+    return Index.open(Path(index), layout=layout)
 
 
 def bind(recipe: Recipe, index) -> Recipe:
-    """``recipe`` closed over the stems of its split of ``index`` (:meth:`Recipe.bind`)."""
+    """``recipe`` closed over the stems of its split of ``index`` (:meth:`Recipe.bind`; the
+    stems of every dataset's split for several datasets)."""
     if not recipe.open:
         return recipe
     from ..errors import IndexError_, RecipeError
+    from ..indexset import IndexSet
 
-    try:
-        sub = index.subset(recipe.split) if recipe.split else index
-    except IndexError_ as e:
-        raise RecipeError("split", str(e)) from None
-    return recipe.bind(sub.stem_names)
+    parts = index.datasets if isinstance(index, IndexSet) else {"": index}
+    names: set[str] = set()
+    for k, ix in parts.items():
+        p = recipe.datasets.get(k) if recipe.datasets else None
+        split = p.split if p is not None and (p.split or p.all_splits) else recipe.split
+        try:
+            names.update((ix.subset(split) if split else ix).stem_names)
+        except IndexError_ as e:
+            raise RecipeError(f"datasets.{k}.split" if k else "split", str(e)) from None
+    return recipe.bind(sorted(names))
 
 
 class Mixer:
@@ -88,12 +110,14 @@ class Mixer:
     replace, validated like the file (``{"split": "test", "stems.vocals.snr": [uniform, -3,
     3]}`` or ``["split=test", ...]``); ``self.recipe`` is the effective recipe (overrides
     applied, ``*``/``rest`` targets bound to the index). ``index``: Index, root or index file
-    (``layout``: see ``Index.open``). ``warn``: emit a :class:`StemforgeWarning` for stems the
+    (``layout``: see ``Index.open``); for a recipe with ``datasets:``, a mapping ``name ->
+    Index | root`` (or an :class:`~stemforge.indexset.IndexSet`; ``layout`` then one for all
+    or ``name -> layout``). ``warn``: emit a :class:`StemforgeWarning` for stems the
     recipe leaves out and tracks too short to be drawn. ``strict_split=False``: see
     :class:`~stemforge.mixing.sample.Sampler` (for re-opening existing sets only).
     """
 
-    def __init__(self, recipe, index, seed: int = 0, overrides=None, layout: str | None = None,
+    def __init__(self, recipe, index, seed: int = 0, overrides=None, layout=None,
                  warn: bool = True, strict_split: bool = True):
         self.seed = check_count(seed, "seed")
         self.index = as_index(index, layout)
@@ -103,7 +127,8 @@ class Mixer:
             for msg in self.sampler.notices():
                 warnings.warn(msg, StemforgeWarning, stacklevel=2)
         # mode cached: every variant the recipe can ask for is prepared (refused now, not mid-job)
-        check_variants(self.recipe, self.sampler.index, self.sampler.by_stem)
+        for pool in self.sampler.pools:
+            check_variants(self.recipe, pool.index, pool.by_stem)
 
     def spec(self, i: int, epoch: int = 0) -> MixSpec:
         """Only the drawn values (cheap: no rendering, unless loudness needs processed audio);

@@ -13,6 +13,12 @@ YAML form (every field optional except ``targets``; see recipes/ for examples)::
     groups: {accompaniment: [drums, bass, other]}   # group targets (declared here: a recipe is self-contained)
     exclude: [piano]              # stems of the index left out on purpose (else a warning)
     pad: false                    # true: tracks shorter than duration are drawn, zero-padded
+    datasets: {musdb: 0.6, moises: {weight: 0.4, split: train}}   # several datasets, bound
+                                  # by name: Mixer(recipe, {"musdb": index, ...}), --index NAME=ROOT
+    dataset_mode: within          # incoherent stems from the item's dataset (across: one each)
+    master: [{step: limiter, threshold_db: [uniform, -6, -1], release_ms: 100}]  # mastering bus
+    tracks: uniform               # by_duration: a track's probability is its number of valid
+                                  # starts (excerpts uniform over all audio, Demucs/MSST-style)
     modes: {coherent: 0.5, incoherent: 0.5}
     ref_db: [uniform, -30, -10]               # Scaper's reference loudness (LUFS)
     stems:                                    # per-stem parameters
@@ -44,6 +50,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -58,7 +65,8 @@ from ..distributions import Distribution
 
 TOP_FIELDS = ("name", "duration", "sample_rate", "channels", "resample", "split", "targets",
               "groups", "modes", "ref_db", "stems", "clipping", "silence", "augment", "sources",
-              "fade_in", "fade_out", "exclude", "pad")
+              "fade_in", "fade_out", "exclude", "pad", "datasets", "dataset_mode", "tracks",
+              "master")
 ALL_SPLITS = "all"   # split: all = every split of the index, said explicitly
 WILDCARD = "*"       # targets: ["*"] = every stem of the index, each its own target
 REST = "rest"        # targets: [vocals, rest] = one target of every other stem
@@ -68,6 +76,18 @@ ROLES = ("foreground", "background")
 CLIPPING = ("fix_clipping", "peak_normalize", "none")
 MODES = ("coherent", "incoherent")
 SILENCE_FIELDS = ("min_active", "threshold_db", "max_retries", "on_exhausted")
+BY_DURATION = "by_duration"   # a weight proportional to the audio there is to draw from
+DATASET_FIELDS = ("weight", "split")
+DATASET_MODES = ("within", "across")
+#: mastering-bus steps: parameter -> (default, low, high) (None default: required); each
+#: a distribution drawn per item (stemforge.mixing.reference.master_gain has the semantics)
+MASTER_STEPS = {
+    "limiter": {"threshold_db": (None, -60.0, 0.0), "release_ms": (100.0, 0.1, 10000.0)},
+    "compressor": {"threshold_db": (None, -60.0, 0.0), "ratio": (4.0, 1.0, 100.0),
+                   "attack_ms": (10.0, 0.01, 10000.0), "release_ms": (100.0, 0.1, 10000.0),
+                   "makeup_db": (0.0, -24.0, 24.0)},
+}
+TRACK_CHOICES = ("uniform", BY_DURATION)  # uniform over tracks, or over all audio (by length)
 
 
 @dataclass(frozen=True)
@@ -102,6 +122,17 @@ class Silence:
     on_exhausted: str = "keep"  # keep (recorded in spec.warnings) | error
 
 
+@dataclass(frozen=True)
+class DatasetParams:
+    """One dataset of a several-dataset recipe: its relative ``weight`` (None =
+    ``by_duration``: proportional to the seconds of audio its candidate tracks hold) and
+    ``split`` (None = the recipe's ``split``; ``all_splits``: ``split: all`` said for it)."""
+
+    weight: float | None
+    split: list[str] | None = None
+    all_splits: bool = False
+
+
 @dataclass
 class Recipe:
     """A validated recipe. Build with :meth:`load` (YAML path), :meth:`from_dict` or
@@ -128,6 +159,12 @@ class Recipe:
     all_splits: bool = False            # split: all (said explicitly)
     exclude: tuple[str, ...] = ()       # stems left out on purpose
     pad: bool = False                   # short tracks drawn zero-padded (Demucs-style)
+    #: several datasets, bound by name (None: the one index the recipe is given)
+    datasets: dict[str, DatasetParams] | None = None
+    dataset_mode: str = "within"        # incoherent stems: the item's dataset, or across
+    tracks: str = "uniform"             # by_duration: track probability ∝ its valid starts
+    #: mastering bus: (step, {param: Distribution}) in order (gain computers on the mix)
+    master: tuple = ()
     open: bool = False                  # targets hold "*" or rest: bind(index stems) first
 
     # ------------------------------------------------------------------ loading
@@ -190,17 +227,21 @@ class Recipe:
         sample_rate = _int(raw.get("sample_rate", 44100), "sample_rate", low=1000)
         channels = _int(raw.get("channels", 2), "channels", low=1, high=8)
         resample = _typed(raw.get("resample", False), bool, "resample")
-        split = raw.get("split")
-        all_splits = split == ALL_SPLITS or split == [ALL_SPLITS]
-        if all_splits:
-            split = None
-        elif split is not None:
-            split = [split] if isinstance(split, str) else split
-            if not isinstance(split, list) or not split or \
-                    not all(isinstance(s, str) for s in split):
-                raise RecipeError("split", f"expected a split name, a list of names or "
-                                  f"'{ALL_SPLITS}', got {split!r}")
+        split, all_splits = _split(raw.get("split"), "split")
+        datasets = _datasets(raw.get("datasets"))
+        dataset_mode = raw.get("dataset_mode", "within")
+        if dataset_mode not in DATASET_MODES:
+            raise RecipeError("dataset_mode", f"expected one of {', '.join(DATASET_MODES)}, got "
+                              f"{dataset_mode!r}")
+        if "dataset_mode" in raw and datasets is None:
+            raise RecipeError("dataset_mode", "only meaningful with datasets: (several datasets "
+                              "in one recipe)")
         pad = _typed(raw.get("pad", False), bool, "pad")
+        master = _master(raw.get("master"))
+        tracks = raw.get("tracks", "uniform")
+        if tracks not in TRACK_CHOICES:
+            raise RecipeError("tracks", f"expected one of {', '.join(TRACK_CHOICES)}, got "
+                              f"{tracks!r}")
 
         groups = raw.get("groups") or {}
         if not isinstance(groups, Mapping):
@@ -260,7 +301,9 @@ class Recipe:
                    sample_rate=sample_rate, channels=channels, resample=resample, split=split,
                    modes=modes, ref_db=ref_db, stems=stems, clipping=clipping, silence=silence,
                    augment=chain, name=name, raw=raw, fade_in=fades[0], fade_out=fades[1],
-                   all_splits=all_splits, exclude=tuple(exclude), pad=pad)
+                   all_splits=all_splits, exclude=tuple(exclude), pad=pad,
+                   datasets=datasets, dataset_mode=dataset_mode, tracks=tracks,
+                   master=master)
 
     def bind(self, stem_names) -> "Recipe":
         """The closed recipe for an index holding ``stem_names`` (its split's stems, in index
@@ -435,6 +478,99 @@ def _check_finite(value, path: str) -> None:
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
             _check_finite(v, f"{path}.{i}" if path else str(i))
+
+
+def _split(split, f: str) -> tuple[list[str] | None, bool]:
+    """``(splits, all_splits)`` of a ``split`` field: a name, a list of names, or ``all``."""
+    all_splits = split == ALL_SPLITS or split == [ALL_SPLITS]
+    if all_splits:
+        return None, True
+    if split is not None:
+        split = [split] if isinstance(split, str) else split
+        if not isinstance(split, list) or not split or \
+                not all(isinstance(s, str) for s in split):
+            raise RecipeError(f, f"expected a split name, a list of names or "
+                              f"'{ALL_SPLITS}', got {split!r}")
+    return split, False
+
+
+def valid_dataset_name(name) -> bool:
+    """A dataset name binds a root on the command line (``--index NAME=ROOT``): letters,
+    digits, ``_``, ``-`` and ``.``, starting with a letter or ``_`` (never a path)."""
+    return isinstance(name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name) is not None
+
+
+def _datasets(raw) -> dict[str, DatasetParams] | None:
+    """``datasets: {name: weight | by_duration | {weight:, split:}}`` -> DatasetParams per
+    name (None when absent), in name order (what the sampler draws by: the recipe's hash, and
+    job files, do not keep the order keys were written in). Weights are relative (normalised
+    by the sampler); ``by_duration`` is given for every dataset or for none."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or not raw:
+        raise RecipeError("datasets", f"expected a mapping name -> weight, e.g. {{musdb: 0.6, "
+                          f"moises: 0.4}} (or {BY_DURATION}), got {raw!r}")
+    out = {}
+    for name, v in raw.items():
+        f = f"datasets.{name}"
+        if not valid_dataset_name(name):
+            raise RecipeError(f, "a dataset name is letters, digits, _, - or . (it binds a root: "
+                              "--index NAME=ROOT)")
+        split, all_splits = None, False
+        if isinstance(v, Mapping):
+            for k in v:
+                if k not in DATASET_FIELDS:
+                    raise RecipeError(f"{f}.{k}",
+                                      f"unknown field; known: {', '.join(DATASET_FIELDS)}")
+            split, all_splits = _split(v.get("split"), f"{f}.split")
+            v, f = v.get("weight", 1.0), f"{f}.weight"
+        if v == BY_DURATION:
+            weight = None
+        else:
+            try:
+                weight = _number(v, f, low=0, strict=True)
+            except RecipeError:
+                raise RecipeError(f, f"expected a weight > 0 or {BY_DURATION}, got {v!r}") from None
+        out[str(name)] = DatasetParams(weight, split, all_splits)
+    out = dict(sorted(out.items()))  # name order: job files store recipes with sorted keys
+    kinds = {p.weight is None for p in out.values()}
+    if len(kinds) > 1:
+        raise RecipeError("datasets", f"give every dataset a number or every dataset "
+                          f"{BY_DURATION}, not a mix of both")
+    return out
+
+
+def _master(raw) -> tuple:
+    """``master: [{step: limiter, threshold_db: ..., release_ms: ...}, ...]`` ->
+    ``((step, {param: Distribution}), ...)``."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise RecipeError("master", f"expected a list of steps, e.g. [{{step: limiter, "
+                          f"threshold_db: -1}}], got {raw!r}")
+    out = []
+    for i, e in enumerate(raw):
+        f = f"master.{i}"
+        if not isinstance(e, Mapping) or "step" not in e:
+            raise RecipeError(f, f"expected a mapping with step: ({', '.join(MASTER_STEPS)}), "
+                              f"got {e!r}")
+        kind = e["step"]
+        if kind not in MASTER_STEPS:
+            raise RecipeError(f"{f}.step", f"unknown master step {kind!r}; known: "
+                              f"{', '.join(MASTER_STEPS)} (gain computers: the same gain on "
+                              "every target keeps mix == sum(targets))")
+        params = MASTER_STEPS[kind]
+        for k in e:
+            if k != "step" and k not in params:
+                raise RecipeError(f"{f}.{k}", f"unknown parameter of {kind}; known: "
+                                  f"{', '.join(params)}")
+        drawn = {}
+        for k, (default, low, high) in params.items():
+            if k not in e and default is None:
+                raise RecipeError(f"{f}.{k}", f"missing (the {kind}'s {k})")
+            drawn[k] = D.parse(e.get(k, default), f"{f}.{k}", low=low, high=high)
+        out.append((kind, drawn))
+    return tuple(out)
 
 
 def _typed(v, t, f):

@@ -13,6 +13,12 @@ Given each kept source's pre-gain audio (float32 ``(C, T)``, see
    ``mix == sum(targets)`` holds exactly for the returned arrays. A re-render applies the scale
    recorded in the spec instead of measuring it.
 
+With a mastering bus (recipe ``master:``, the spec's drawn ``master`` steps), between steps 2
+and 3: :func:`master_gain` computes one time-varying gain ``g`` float32 ``(T,)`` from the mix
+(limiter, compressor: gain computers on ``max_c |mix[c, n]|``), every target becomes
+``fl32(t * g)`` (the same gain on every channel and target) and the mix is summed again (step
+2), so ``mix == sum(targets)`` still holds; steps 3-4 then act on the mastered mix.
+
 :mod:`stemforge.mixing.render` produces the same bytes through compiled kernels (one fused pass
 per item, a clip scale found beforehand from peak envelopes, memmap views instead of copies);
 ``tests/test_mixing_reference.py`` checks every kernel against the functions here. To change
@@ -20,6 +26,7 @@ the mixing semantics, change them here first; those tests then say which kernel 
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -69,15 +76,87 @@ def peak_of(mix: np.ndarray) -> float:
     return float(np.max(np.abs(mix)))  # np.max propagates NaN
 
 
+def limiter_gain(level: np.ndarray, sr: int, threshold_db: float,
+                 release_ms: float) -> np.ndarray:
+    """A peak limiter's gain, float64 ``(T,)``, for the level ``max_c |mix[c, n]|``: the
+    largest gain that keeps ``level * g`` at or under the ceiling ``10^(threshold_db / 20)``
+    at every sample (instant attack, no look-ahead: ``g[n] <= ceiling / level[n]``),
+    recovering towards 1 with a one-pole release (time constant ``release_ms``):
+    ``g[n] = min(ceiling / level[n], g[n-1] + (1 - g[n-1]) * (1 - exp(-1 / (release * sr))))``,
+    ``g[-1] = 1``."""
+    ceiling = 10.0 ** (threshold_db / 20.0)
+    rel = 1.0 - math.exp(-1.0 / (release_ms * 1e-3 * sr))
+    g = np.empty(len(level))
+    prev = 1.0
+    for n, x in enumerate(level.tolist()):
+        cap = ceiling / x if x > ceiling else 1.0
+        prev = min(cap, prev + (1.0 - prev) * rel)
+        g[n] = prev
+    return g
+
+
+def compressor_gain(level: np.ndarray, sr: int, threshold_db: float, ratio: float,
+                    attack_ms: float, release_ms: float, makeup_db: float) -> np.ndarray:
+    """A feed-forward compressor's gain, float64 ``(T,)``: the static curve's gain reduction
+    ``(1 - 1 / ratio) * max(0, L[n] - threshold_db)`` dB of the level ``L = 20 log10
+    max_c |mix|`` (-200 dB for silence), smoothed by a one-pole attack (reduction growing)
+    or release (shrinking) filter, ``s[-1] = 0``; gain ``10^((makeup_db - s[n]) / 20)``."""
+    att = math.exp(-1.0 / (attack_ms * 1e-3 * sr))
+    rel = math.exp(-1.0 / (release_ms * 1e-3 * sr))
+    slope = 1.0 - 1.0 / ratio
+    g = np.empty(len(level))
+    s = 0.0
+    for n, x in enumerate(level.tolist()):
+        L = 20.0 * math.log10(x) if x > 1e-10 else -200.0
+        want = slope * (L - threshold_db) if L > threshold_db else 0.0
+        a = att if want > s else rel
+        s = a * s + (1.0 - a) * want
+        g[n] = 10.0 ** ((makeup_db - s) / 20.0)
+    return g
+
+
+def master_gain(mix: np.ndarray, steps: Sequence[dict], sr: int,
+                limiter=limiter_gain, compressor=compressor_gain) -> np.ndarray:
+    """The mastering bus's gain: float32 ``(T,)`` from the float32 ``(C, T)`` mix and the
+    drawn ``steps`` in order (each ``{"step": "limiter" | "compressor", params...}``); each
+    step's gain is computed on the level of the mix as the steps before it left it (``level
+    * g``, float64) and the gains multiply. Rounded to float32 once. ``limiter`` /
+    ``compressor``: the gain computers (render passes their compiled twins, same values)."""
+    level = np.max(np.abs(mix), axis=0).astype(np.float64) if mix.size else np.zeros(0)
+    g = np.ones(mix.shape[1])
+    for step in steps:
+        kind = step["step"]
+        if kind == "limiter":
+            gk = limiter(level * g, sr, step["threshold_db"], step["release_ms"])
+        elif kind == "compressor":
+            gk = compressor(level * g, sr, step["threshold_db"], step["ratio"],
+                            step["attack_ms"], step["release_ms"], step["makeup_db"])
+        else:
+            raise ValueError(f"unknown master step {kind!r}")
+        g = g * gk
+    return g.astype(np.float32)
+
+
+def apply_master(targets: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Targets ``fl32(t * g)`` (``g`` float32 ``(T,)`` on every channel) and their mix summed
+    again (step 2): ``(targets (S, C, T), mix (C, T))``."""
+    targets = np.multiply(targets, g[None, None, :], dtype=np.float32)
+    return targets, mix_of(targets)
+
+
 def mix_reference(groups: Sequence[Sequence[tuple[np.ndarray, float]]], channels: int,
                   frames: int, clipping: str,
-                  scale: float | None = None) -> tuple[np.ndarray, np.ndarray, float, float]:
+                  scale: float | None = None, master: Sequence[dict] = (),
+                  sample_rate: int = 0) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Steps 1-4 for one item. ``groups``: per target (spec order) its members' ``(audio
     float32 (C, T), gain)`` in spec order. ``scale``: the recorded clip scale, or None to
-    measure it. Returns ``(targets (S, C, T), mix (C, T), scale, peak)``; ``peak`` is the
-    unscaled mix's (what the spec records), NaN-propagating."""
+    measure it; ``master``: the drawn mastering steps (at ``sample_rate``). Returns
+    ``(targets (S, C, T), mix (C, T), scale, peak)``; ``peak`` is the unscaled (mastered)
+    mix's (what the spec records), NaN-propagating."""
     targets = np.stack([target_sum(g, channels, frames) for g in groups])
     mix = mix_of(targets)
+    if master:
+        targets, mix = apply_master(targets, master_gain(mix, master, sample_rate))
     peak = peak_of(mix)
     k = clip_scale(clipping, peak) if scale is None else float(scale)
     if k != 1.0:
@@ -98,5 +177,6 @@ def render_reference(spec, index) -> tuple[np.ndarray, dict[str, np.ndarray], fl
             audio = np.asarray(process_stem(index, src, spec.sample_rate, C, T), np.float32)
             groups[src.target].append((audio, src.gain))
     targets, mix, scale, peak = mix_reference([groups[t] for t in spec.targets], C, T,
-                                              spec.clipping, spec.scale)
+                                              spec.clipping, spec.scale, spec.master,
+                                              spec.sample_rate)
     return mix, dict(zip(spec.targets, targets, strict=True)), scale, peak

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio.cache import PEAK_BLOCK, PEAK_GROUP, as_float32
-from .reference import clip_scale
+from ..indexset import source_index
+from .reference import clip_scale, master_gain, peak_of
 from .sources import process_stem
 from .spec import MixSpec
 
@@ -122,11 +123,11 @@ def prepare(spec: MixSpec, index, processed: dict | None = None, keep_sources: b
     C, T = spec.channels, spec.frames
     slot = {t: j for j, t in enumerate(spec.targets)}
     kept = {} if keep_sources else None
-    cache = getattr(index, "cache", None)
     members: list[list[tuple]] = [[] for _ in spec.targets]  # (audio, gain, envelopes, start)
     # peak envelopes (and stem start frames) only matter when the clip scale is still unknown
+    # (a source without a StemCache has none: then render measures, see below)
     bound = spec.scale is None and spec.clipping in ("fix_clipping", "peak_normalize") \
-        and cache is not None
+        and not spec.master  # a mastered mix's peak is known only after the bus
     for src in spec.sources:
         if src.dropped:
             if kept is not None:
@@ -137,8 +138,10 @@ def prepare(spec: MixSpec, index, processed: dict | None = None, keep_sources: b
         if audio is None and not src.steps and not src.pad_frames \
                 and src.track_sample_rate in (0, spec.sample_rate) and not src.placed(T):
             # fast path: rows of the prepared memmap, no copy before the gain
-            t = index.track(src.track)
+            ix = source_index(index, src)  # its dataset's index (several datasets)
+            t = ix.track(src.track)
             s = t.stems[src.stem]
+            cache = getattr(ix, "cache", None)
             mm = cache.get(s.key) if cache is not None else None
             if mm is not None and s.channels == C:  # int16 or float32 (see audio.cache)
                 audio = mm[:, src.start:src.start + T]
@@ -207,6 +210,10 @@ def finish(prep: Prepared, out: tuple[np.ndarray, np.ndarray] | None = None) -> 
         mixbuf, tbuf = _check_out(out, S, C, T)
     counts, rows, gains = prep.counts, prep.rows, prep.gains
     scale, peak = spec.scale, spec.peak  # recorded: applied as they are
+    if spec.master:
+        scale, peak = _master(spec, counts, rows, gains, tbuf, mixbuf, scale, peak)
+        targets = {t: tbuf[j] for t, j in prep.slot.items()}
+        return Rendered(mixbuf, targets, scale, peak, tbuf, prep.kept)
     if scale is None and prep.envelopes is not None:
         bound = _scale_from_bound(spec.clipping, rows, gains, prep.envelopes)
         if bound is not None:  # the scale (and the peak, unless it is only known to be <= 1)
@@ -221,6 +228,27 @@ def finish(prep: Prepared, out: tuple[np.ndarray, np.ndarray] | None = None) -> 
         peak = float(mixed)  # no clipping possible: the pass measured the exact peak
     targets = {t: tbuf[j] for t, j in prep.slot.items()}
     return Rendered(mixbuf, targets, scale, peak, tbuf, prep.kept)
+
+
+def _master(spec, counts, rows, gains, tbuf, mixbuf, scale, peak) -> tuple[float, float]:
+    """The mastering bus (reference: :func:`~stemforge.mixing.reference.mix_reference`):
+    unscaled targets and mix, the bus's gain from the mix (compiled gain computers), every
+    target ``fl32(t * g)`` and the mix summed again, then the clip scale (the recorded one, or
+    measured on the mastered mix) by the rescale kernel. Returns ``(scale, peak)``."""
+    _mix(counts, rows, gains, tbuf, mixbuf, np.float32(1.0))
+    kern = _kernels()
+    g = master_gain(mixbuf, spec.master, spec.sample_rate, kern.limiter_gain,
+                    kern.compressor_gain)
+    np.multiply(tbuf, g[None, None, :], out=tbuf, dtype=np.float32)
+    mixbuf[...] = tbuf[0]
+    for t in tbuf[1:]:
+        mixbuf += t
+    if scale is None:
+        peak = peak_of(mixbuf)
+        scale = clip_scale(spec.clipping, peak)
+    if scale != 1.0:
+        _rescale(counts, tbuf, mixbuf, np.float32(scale))
+    return scale, peak
 
 
 def _scale_from_bound(clipping: str, rows: tuple, gains: np.ndarray,

@@ -34,6 +34,7 @@ from ..augment.chain import loudness_span, source_frames
 from ..augment.grid import entry_points
 from ..errors import IndexError_, RecipeError, SamplingError
 from ._seeding import ItemGenerators, pcg64_states
+from ..indexset import IndexSet, source_index
 from .recipe import Recipe
 from .sources import event_audio, place_event, process_stem, track_frames, variant_energies
 from .spec import EventPlacement, MixSpec, SourceSpec
@@ -74,57 +75,64 @@ class Sampler:
         if recipe.open:
             raise RecipeError("targets", f"{recipe.targets} must be bound to the index's stems "
                               "first (Recipe.bind; Mixer does it)")
-        if strict_split:
-            check_split(recipe, index)
-        try:
-            self.index = index.subset(recipe.split) if recipe.split else index
-        except IndexError_ as e:
-            raise RecipeError("split", str(e)) from None
-        idx = self.index
-        if len(idx) == 0:
-            raise RecipeError("split", f"no tracks in the index of {index.root} for split {recipe.split}")
         if recipe.pad and any(entry_points(e) is not None for e in recipe.augment.entries):
             raise RecipeError("pad", "pad: true cannot be combined with mode: cached pitch/tempo "
                               "steps (variants are read at the drawn start, not zero-padded)")
-        have = set(idx.stem_names)
-        for s in recipe.sources:
-            if s not in have:
-                where = "targets" if s in recipe.targets else f"groups ({recipe.target_of(s)})"
-                hint = ""
-                if s in getattr(index, "groups", {}):
-                    members = ", ".join(index.groups[s])
-                    hint = (f"; {s!r} is a group of the index: declare it in the recipe, "
-                            f"groups: {{{s}: [{members}]}} (recipes are self-contained so that "
-                            "their hash defines the output)")
-                raise RecipeError(where, f"stem {s!r} is not in the index of {index.root} "
-                                  f"(it has {', '.join(sorted(have))}){hint}")
-        for t in idx.tracks:
-            if t.sample_rate != recipe.sample_rate and not recipe.resample:
-                raise RecipeError("sample_rate", f"{recipe.sample_rate} Hz but track '{t.id}' is "
-                                  f"{t.sample_rate} Hz; set resample: true to convert")
-            if t.channels not in (1, recipe.channels) and recipe.channels != 1:
-                raise RecipeError("channels", f"{recipe.channels} channels cannot be made from "
-                                  f"track '{t.id}' with {t.channels} channels")
-        self.by_stem = {s: [t for t in idx.tracks if s in t.stems] for s in recipe.sources}
-        for s in recipe.sources:  # named tracks must exist: refused now, not at some item
-            dist = recipe.stems[s].track
-            named = dist.args[0] if dist.kind in ("choose", "choose_weighted") else dist.args
-            have = {t.id for t in self.by_stem[s]}
-            bad = [v for v in named if v not in have]
-            if bad:
-                raise RecipeError(dist.field, f"track {bad[0]!r} is not a track holding {s!r} "
-                                  f"in the index of {index.root}"
-                                  + (f" (split {', '.join(recipe.split)})" if recipe.split else ""))
-        self.coherent = [t for t in idx.tracks if all(s in t.stems for s in recipe.sources)]
-        if recipe.modes.get("coherent", 0) > 0 and not self.coherent:
-            raise RecipeError("modes.coherent", "no track holds every source stem "
-                              f"({', '.join(recipe.sources)}); use incoherent mixing")
         n = recipe.frames
-        longest = max(t.frames * recipe.sample_rate / t.sample_rate for t in idx.tracks)
-        if n > longest and not recipe.pad:
-            raise RecipeError("duration", f"{recipe.duration:g} s is longer than every track "
-                              f"(longest {longest / recipe.sample_rate:.2f} s); set pad: true to "
-                              "draw tracks zero-padded (Demucs-style)")
+        self._frames = n
+        if recipe.datasets is None:
+            if isinstance(index, IndexSet):
+                if len(index.datasets) != 1:
+                    raise RecipeError("datasets", f"missing, and {len(index.datasets)} datasets "
+                                      f"are bound ({', '.join(index.datasets)}); name them with "
+                                      "their weights, e.g. datasets: {"
+                                      + ", ".join(f"{k}: 1" for k in index.datasets) + "}")
+                index = next(iter(index.datasets.values()))
+            self.pools = [self._pool("", index, recipe.split, recipe.all_splits, 1.0,
+                                     strict_split)]
+            self.index = self.pools[0].index
+        else:
+            bound = index.datasets if isinstance(index, IndexSet) else None
+            names = list(recipe.datasets)
+            if bound is None:
+                if len(names) != 1:
+                    raise RecipeError("datasets", f"names {', '.join(names)} but one index is "
+                                      "given; bind each name to an index: Mixer(recipe, {"
+                                      + ", ".join(f"'{k}': ..." for k in names)
+                                      + "}) or --index NAME=ROOT per dataset")
+                bound = {names[0]: index}
+            missing = [k for k in names if k not in bound]
+            extra = [k for k in bound if k not in recipe.datasets]
+            if missing or extra:
+                raise RecipeError("datasets", f"names {', '.join(names)}, but the bound datasets "
+                                  f"are {', '.join(bound)}"
+                                  + (f" ({', '.join(missing)} unbound)" if missing else "")
+                                  + (f" ({', '.join(extra)} not in the recipe)" if extra else ""))
+            named = [st for st in recipe.sources if _named_tracks(recipe.stems[st].track)]
+            if named:
+                raise RecipeError(recipe.stems[named[0]].track.field, "names tracks, which "
+                                  "several datasets cannot resolve (track names are per "
+                                  "dataset); leave track: [choose, []]")
+            self.pools = []
+            for k in names:
+                p = recipe.datasets[k]
+                split, all_splits = (p.split, p.all_splits) if (p.split or p.all_splits) else \
+                    (recipe.split, recipe.all_splits)
+                self.pools.append(self._pool(k, bound[k], split, all_splits, p.weight,
+                                             strict_split))
+            if recipe.datasets[names[0]].weight is None:  # by_duration: seconds of audio
+                for pool in self.pools:
+                    pool.weight = sum(t.duration for t in pool.index.tracks
+                                      if any(st in t.stems for st in recipe.sources))
+            self.index = IndexSet({pool.name: pool.index for pool in self.pools})
+        total = sum(pool.weight for pool in self.pools)
+        acc, self._pool_cum = 0.0, []
+        for pool in self.pools:  # cumulative probabilities (one uniform draw picks a dataset)
+            acc += pool.weight / total
+            self._pool_cum.append(acc)
+        self.by_stem = {st: [t for pool in self.pools for t in pool.by_stem[st]]
+                        for st in recipe.sources}
+        self.coherent = [t for pool in self.pools for t in pool.coherent]
         self.hash = recipe.hash()
         self._memo: dict = {}
         self._target = {s: recipe.target_of(s) for s in recipe.sources}
@@ -136,6 +144,13 @@ class Sampler:
                             recipe.stems[s].drop) for s in recipe.sources]
         self._place_draw = {s: (recipe.stems[s].track.drawer(), recipe.stems[s].start.drawer())
                             for s in recipe.sources}
+        self._by_duration = recipe.tracks == "by_duration"
+        if self._by_duration:
+            named = [st for st in recipe.sources if _named_tracks(recipe.stems[st].track)]
+            if named:
+                raise RecipeError(recipe.stems[named[0]].track.field, "names tracks, but "
+                                  "tracks: by_duration draws every track by its length; leave "
+                                  "track: [choose, []]")
         self._any_snr = any(recipe.stems[s].level[0] == "snr" for s in recipe.sources)
         self._level_kind = {s: recipe.stems[s].level[0] for s in recipe.sources}
         self._events = any(recipe.stems[s].is_event for s in recipe.sources) or \
@@ -146,24 +161,96 @@ class Sampler:
                               "excerpts, so the two cannot be combined")
         self._energy_memo: dict = {}
 
+    def _pool(self, name: str, index, split, all_splits: bool, weight, strict_split: bool):
+        """One dataset's candidate tracks (its split), checked against the recipe."""
+        recipe = self.recipe
+        where = f"dataset {name!r} ({index.root})" if name else str(index.root)
+        if strict_split and not name:
+            check_split(recipe, index)
+        elif strict_split:
+            check_split(recipe, index, split, all_splits, f"datasets.{name}.split")
+        try:
+            idx = index.subset(split) if split else index
+        except IndexError_ as e:
+            raise RecipeError(f"datasets.{name}.split" if name else "split", str(e)) from None
+        if len(idx) == 0:
+            raise RecipeError("split", f"no tracks in the index of {where} for split {split}")
+        of = f" of dataset {name!r}" if name else ""
+        have = set(idx.stem_names)
+        for s in recipe.sources:
+            if s not in have:
+                where_f = "targets" if s in recipe.targets else f"groups ({recipe.target_of(s)})"
+                hint = ""
+                if s in getattr(index, "groups", {}):
+                    members = ", ".join(index.groups[s])
+                    hint = (f"; {s!r} is a group of the index: declare it in the recipe, "
+                            f"groups: {{{s}: [{members}]}} (recipes are self-contained so that "
+                            "their hash defines the output)")
+                elif name:
+                    hint = (f"; every dataset must hold every source stem: map its stems onto "
+                            f"the recipe's with a taxonomy (--taxonomy {name}=FILE.yaml)")
+                raise RecipeError(where_f, f"stem {s!r} is not in the index of {where} "
+                                  f"(it has {', '.join(sorted(have))}){hint}")
+        for t in idx.tracks:
+            if t.sample_rate != recipe.sample_rate and not recipe.resample:
+                raise RecipeError("sample_rate", f"{recipe.sample_rate} Hz but track '{t.id}' is "
+                                  f"{t.sample_rate} Hz; set resample: true to convert")
+            if t.channels not in (1, recipe.channels) and recipe.channels != 1:
+                raise RecipeError("channels", f"{recipe.channels} channels cannot be made from "
+                                  f"track '{t.id}' with {t.channels} channels")
+        by_stem = {s: [t for t in idx.tracks if s in t.stems] for s in recipe.sources}
+        for s in recipe.sources:  # named tracks must exist: refused now, not at some item
+            dist = recipe.stems[s].track
+            named = _named_tracks(dist)
+            have = {t.id for t in by_stem[s]}
+            bad = [v for v in named if v not in have]
+            if bad:
+                raise RecipeError(dist.field, f"track {bad[0]!r} is not a track holding {s!r} "
+                                  f"in the index of {where}"
+                                  + (f" (split {', '.join(split)})" if split else ""))
+        coherent = [t for t in idx.tracks if all(s in t.stems for s in recipe.sources)]
+        if recipe.modes.get("coherent", 0) > 0 and not coherent:
+            raise RecipeError("modes.coherent", f"no track of {where} holds every source stem "
+                              f"({', '.join(recipe.sources)}); use incoherent mixing")
+        longest = max(t.frames * recipe.sample_rate / t.sample_rate for t in idx.tracks)
+        if self._frames > longest and not recipe.pad:
+            raise RecipeError("duration", f"{recipe.duration:g} s is longer than every track{of} "
+                              f"(longest {longest / recipe.sample_rate:.2f} s); set pad: true to "
+                              "draw tracks zero-padded (Demucs-style)")
+        return Pool(name, idx, by_stem, coherent, weight, split)
+
+    def _pick_pool(self, rng) -> "Pool":
+        """The dataset of a draw: one uniform draw against the cumulative weights; no draw
+        at all with one dataset (one-dataset recipes draw what they always drew)."""
+        if len(self.pools) == 1:
+            return self.pools[0]
+        u = rng.random()
+        for pool, acc in zip(self.pools, self._pool_cum, strict=True):
+            if u < acc:
+                return pool
+        return self.pools[-1]
+
     def notices(self) -> list[str]:
         """What this recipe silently leaves out of its split of the index: stems in no target
         (unless ``exclude``-d) and tracks shorter than the excerpt (unless ``pad``). Empty
         when nothing is left out; ``Mixer`` emits them as warnings."""
-        r, idx, out = self.recipe, self.index, []
-        unused = [s for s in idx.stem_names if s not in r.sources and s not in r.exclude]
-        if unused:
-            out.append(f"recipe '{r.name}': stem(s) {', '.join(unused)} of the index are in no "
-                       f"target, so every mixture leaves them out (mix = sum of the targets "
-                       f"{', '.join(r.targets)}); add `rest` to targets to collect them in one "
-                       f"target, or list them under `exclude:` to say it is meant")
-        used = [t for t in idx.tracks if any(s in t.stems for s in r.sources)]
-        short = [t for t in used if self._src_frames(t, r.frames) > t.frames]
-        if short and not r.pad:
-            out.append(f"recipe '{r.name}': {len(short)} of {len(used)} tracks are shorter than "
-                       f"its duration ({r.duration:g} s) and are never drawn (e.g. "
-                       f"'{short[0].id}', {short[0].duration:.2f} s); set pad: true to draw "
-                       "them zero-padded (Demucs-style), or lower duration")
+        r, out = self.recipe, []
+        for pool in self.pools:
+            idx = pool.index
+            of = f" of dataset '{pool.name}'" if pool.name else ""
+            unused = [s for s in idx.stem_names if s not in r.sources and s not in r.exclude]
+            if unused:
+                out.append(f"recipe '{r.name}': stem(s) {', '.join(unused)} of the index{of} are "
+                           f"in no target, so every mixture leaves them out (mix = sum of the "
+                           f"targets {', '.join(r.targets)}); add `rest` to targets to collect "
+                           f"them in one target, or list them under `exclude:` to say it is meant")
+            used = [t for t in idx.tracks if any(s in t.stems for s in r.sources)]
+            short = [t for t in used if self._src_frames(t, r.frames) > t.frames]
+            if short and not r.pad:
+                out.append(f"recipe '{r.name}': {len(short)} of {len(used)} tracks{of} are "
+                           f"shorter than its duration ({r.duration:g} s) and are never drawn "
+                           f"(e.g. '{short[0].id}', {short[0].duration:.2f} s); set pad: true to "
+                           "draw them zero-padded (Demucs-style), or lower duration")
         return out
 
     # ------------------------------------------------------------------ helpers
@@ -177,25 +264,40 @@ class Sampler:
         memo = self._memo.get((key, need))
         if memo is None:
             ok = [t for t in cands if self.recipe.pad or self._src_frames(t, need) <= t.frames]
-            memo = self._memo[(key, need)] = (ok, [t.id for t in ok], {t.id for t in ok})
+            cum = None
+            if self._by_duration and ok:  # seconds of valid starts (a padded track: one start)
+                cum = np.cumsum([(max(0, t.frames - self._src_frames(t, need)) + 1)
+                                 / t.sample_rate for t in ok])
+            memo = self._memo[(key, need)] = (ok, [t.id for t in ok], {t.id for t in ok}, cum)
         return memo
 
-    def _place(self, rng, stem, cands, need, what, key):
-        """``(track, start)`` for ``stem``'s track and start distributions among ``cands``
-        long enough for ``need`` output frames; None when none is."""
-        ok, ids, idset = self._candidates(key, cands, need)
+    def _draw_track(self, rng, stem: str, ids: list, cum) -> str:
+        """A track id: the stem's ``track`` distribution, or with ``tracks: by_duration`` one
+        uniform draw against the candidates' cumulative valid-start seconds."""
+        if cum is None:
+            return self._place_draw[stem][0](rng, ids)
+        k = int(np.searchsorted(cum, rng.random() * cum[-1], side="right"))
+        return ids[min(k, len(ids) - 1)]
+
+    def _place(self, rng, stem, pool: "Pool", coherent: bool, need, what):
+        """``(track, start, pool)`` for ``stem``'s track and start distributions among
+        ``pool``'s tracks holding every source (``coherent``) or ``stem``, long enough for
+        ``need`` output frames; None when none is."""
+        key = (pool.name, "\0coherent" if coherent else stem)
+        ok, ids, idset, cum = self._candidates(key, pool.coherent if coherent else
+                                               pool.by_stem[stem], need)
         if not ok:
             return None
-        draw_track, draw_start = self._place_draw[stem]
-        tid = draw_track(rng, ids)
+        draw_start = self._place_draw[stem][1]
+        tid = self._draw_track(rng, stem, ids, cum)
         if tid not in idset:
             field = self.recipe.stems[stem].track.field
             raise RecipeError(field, f"track {tid!r} is not a candidate for {what} "
                               "(not in the index/split, lacks the stem, or too short)")
-        track = self.index.track(tid)
+        track = pool.index.track(tid)
         span = max(0, track.frames - self._src_frames(track, need))  # 0: a padded short track
         start = int(round(float(draw_start(rng)) * span))
-        return track, start
+        return track, start, pool
 
     # ------------------------------------------------------------------ draw
     def draw(self, seed: int, epoch: int, item: int) -> tuple[MixSpec, dict]:
@@ -222,8 +324,8 @@ class Sampler:
         drafts = [self._begin(seed, epoch, item, state)
                   for item, state in zip(items, states, strict=True)]
         entries = [(x, d) for d in drafts for x in d.sources if x.level == "snr"]
-        loud = self._loudness_many([(x, self.index.track(x.track), d.processed)
-                                    for x, d in entries], measure=measure)
+        loud = self._loudness_many([(x, source_index(self.index, x).track(x.track),
+                                     d.processed) for x, d in entries], measure=measure)
         per_item: dict[int, dict[str, float | None]] = {}
         for (x, d), L in zip(entries, loud, strict=True):
             per_item.setdefault(id(d), {})[x.key] = L
@@ -259,7 +361,8 @@ class Sampler:
             sources = self._event_sources(rng, mode, ctx, item)
             warnings = [] if sources else ["no events drawn: a silent mixture (Scaper: a silent "
                                            "soundscape)"]
-            return ItemDraft(item, seed, epoch, mode, ref_db, sources, 1, warnings)
+            return ItemDraft(item, seed, epoch, mode, ref_db, sources, 1, warnings,
+                             master=self._draw_master(rng))
         per: dict[str, SourceDraw] = {}
         for s, draw_level, draw_boost, drop in self._stem_plan:
             steps = r.augment.draw(rng, s, ctx) if aug else []
@@ -272,22 +375,26 @@ class Sampler:
         placement: dict[str, tuple] = {}
         attempts, warnings = 0, []
         pending = list(r.sources)
+        # incoherent stems within one dataset: the item's, drawn once (across: one per stem)
+        item_pool = self._pick_pool(rng) if mode != "coherent" and \
+            r.dataset_mode == "within" else None
         while True:
             attempts += 1
             if mode == "coherent":
                 need = max(d.need for d in per.values()) if aug else n
-                got = self._place(rng, r.sources[0], self.coherent, need, "all sources",
-                                  "\0coherent")
+                pool = self._pick_pool(rng)
+                got = self._place(rng, r.sources[0], pool, True, need, "all sources")
                 if got is None:
-                    raise SamplingError(f"item {item}: no track is long enough for "
+                    raise SamplingError(f"item {item}: no track{_of(pool)} is long enough for "
                                         f"{need / r.sample_rate:.2f} s of every source")
                 placement = dict.fromkeys(r.sources, got)
             else:
                 for s in pending:
-                    got = self._place(rng, s, self.by_stem[s], per[s].need, s, s)
+                    pool = item_pool or self._pick_pool(rng)
+                    got = self._place(rng, s, pool, False, per[s].need, s)
                     if got is None:
-                        raise SamplingError(f"item {item}: no track holding {s!r} is long enough "
-                                            f"for {per[s].need / r.sample_rate:.2f} s")
+                        raise SamplingError(f"item {item}: no track{_of(pool)} holding {s!r} is "
+                                            f"long enough for {per[s].need / r.sample_rate:.2f} s")
                     placement[s] = got
             failing = self._silent_targets(per, placement) if r.silence.min_active > 0 else ()
             if not failing:
@@ -302,15 +409,22 @@ class Sampler:
             pending = [s for t in failing for s in r.members(t) if s in r.sources]
 
         for s in r.sources:
-            track, start = placement[s]
+            track, start, pool = placement[s]
             d = per[s]
             d.track, d.start, d.track_sample_rate = track.id, start, track.sample_rate
+            d.dataset = pool.name
             nsrc = d.need if track.sample_rate == r.sample_rate else \
                 self._src_frames(track, d.need)
             d.pad_frames = max(0, start + nsrc - track.frames)  # > 0 only with pad: true
             d.source_frames = nsrc - d.pad_frames
         return ItemDraft(item, seed, epoch, mode, ref_db, [per[s] for s in r.sources],
-                         attempts, warnings)
+                         attempts, warnings, master=self._draw_master(rng))
+
+    def _draw_master(self, rng) -> list[dict]:
+        """The mastering bus's parameters, drawn last (recipes without ``master`` draw
+        nothing): per step in order, its parameters in declaration order."""
+        return [{"step": kind, **{k: float(d.sample(rng)) for k, d in params.items()}}
+                for kind, params in self.recipe.master]
 
     def _finish(self, d: "ItemDraft", loud: dict[str, float]) -> tuple[MixSpec, dict]:
         """The spec of draft ``d`` with gains from the measured loudness ``loud`` (stem ->
@@ -336,13 +450,13 @@ class Sampler:
                 track_sample_rate=x.track_sample_rate, active_fraction=x.active,
                 steps=x.steps, event=x.event, offset=x.offset, event_frames=x.event_frames,
                 fade_in=x.fade_in, fade_out=x.fade_out, role=x.role,
-                pad_frames=x.pad_frames))
+                pad_frames=x.pad_frames, dataset=x.dataset))
         spec = MixSpec(sample_rate=r.sample_rate, channels=r.channels, frames=r.frames,
                        mode=d.mode, targets=list(r.targets), sources=sources,
                        ref_db=d.ref_db if self._any_snr else None, clipping=r.clipping,
                        seed=int(d.seed), epoch=int(d.epoch), item=int(d.item),
                        recipe_name=r.name, recipe_hash=self.hash, version=__version__,
-                       attempts=d.attempts, warnings=d.warnings)
+                       attempts=d.attempts, warnings=d.warnings, master=d.master)
         return spec, d.processed
 
     def _silent_targets(self, per: dict[str, "SourceDraw"], placement) -> list[str]:
@@ -355,10 +469,10 @@ class Sampler:
             for s in r.members(t):
                 if s not in per or per[s].dropped:
                     continue
-                track, start = placement[s]
+                track, start, pool = placement[s]
                 nsrc = self._src_frames(track, per[s].need)
                 have = min(nsrc, track.frames - start)  # less when zero-padded (pad: true)
-                a = self.index.active_fraction(track.id, s, start, have, r.silence.threshold_db)
+                a = pool.index.active_fraction(track.id, s, start, have, r.silence.threshold_db)
                 a *= have / nsrc
                 per[s].active = float(a)
                 best = max(best, a)
@@ -428,26 +542,28 @@ class Sampler:
         if track.sample_rate == r.sample_rate and \
                 (track.channels == r.channels or track.channels == 1):
             if not src.steps:  # a plain excerpt: the stem's energies over the output frames
-                e, c = self._stored(track.id, src.stem)
+                e, c = self._stored(src)
                 return n, e, src.start, c
             got = variant_energies(self.index, src, n, ENERGY_PRESERVING)
             if got is not None:
                 span, e, start = got  # the identity point reads the stem's own energies
-                plain = self._stored(track.id, src.stem)
+                plain = self._stored(src)
                 return span, e, start, plain[1] if e is plain[0] else None
             span = loudness_span(src.steps, n, ENERGY_PRESERVING)
             if span is not None:
-                e, c = self._stored(track.id, src.stem)
+                e, c = self._stored(src)
                 return span, e, src.start, c
         return None
 
-    def _stored(self, track_id: str, stem: str):
-        """A stem's stored energies and zero-state corrections (memoised per sampler)."""
-        key = (track_id, stem)
+    def _stored(self, src):
+        """A source's stem's stored energies and zero-state corrections (memoised per
+        sampler)."""
+        key = (src.dataset, src.track, src.stem)
         got = self._energy_memo.get(key)
         if got is None:
-            got = self._energy_memo[key] = (self.index.energies(track_id, stem),
-                                            self.index.corrections(track_id, stem))
+            ix = source_index(self.index, src)
+            got = self._energy_memo[key] = (ix.energies(src.track, src.stem),
+                                            ix.corrections(src.track, src.stem))
         return got
 
     # ------------------------------------------------------------------ Scaper's event model
@@ -486,45 +602,79 @@ class Sampler:
                     fade_in=0 if bg else fade_in, fade_out=0 if bg else fade_out, role=p.role))
         if mode == "coherent" and draws:
             need = max(d.need for d in draws)
-            got = self._place_event(rng, r.sources[0], self.coherent, need, "all sources",
-                                    "\0coherent", item)
+            got = self._place_event(rng, r.sources[0], self._pick_pool(rng), True, need,
+                                    "all sources", item)
             places = [got] * len(draws)
         else:
-            places = [self._place_event(rng, d.stem, self.by_stem[d.stem], d.need, d.stem, d.stem,
-                                        item) for d in draws]
-        for d, (track, start) in zip(draws, places, strict=True):
+            item_pool = self._pick_pool(rng) if r.dataset_mode == "within" and draws else None
+            places = [self._place_event(rng, d.stem, item_pool or self._pick_pool(rng), False,
+                                        d.need, d.stem, item) for d in draws]
+        for d, (track, start, pool) in zip(draws, places, strict=True):
             d.track, d.start, d.track_sample_rate = track.id, start, track.sample_rate
+            d.dataset = pool.name
             d.source_frames = d.need if track.sample_rate == sr else \
                 self._src_frames(track, d.need)
             if d.role == "background":  # looped: what the track has from the start
                 d.source_frames = min(d.source_frames, track.frames - start)
         return draws
 
-    def _place_event(self, rng, stem, cands, need, what, key, item):
-        """``(track, start)`` of an event: :meth:`_place`, with ``source_time`` (seconds, cut
-        to the valid range as Scaper does) instead of the ``start`` fraction when the recipe
-        gives it; a background may come from any track holding the stem (it is looped)."""
+    def _place_event(self, rng, stem, pool: "Pool", coherent: bool, need, what, item):
+        """``(track, start, pool)`` of an event: :meth:`_place`, with ``source_time``
+        (seconds, cut to the valid range as Scaper does) instead of the ``start`` fraction
+        when the recipe gives it; a background may come from any track holding the stem (it
+        is looped)."""
         p = self.recipe.stems[stem]
-        ok, ids, idset = self._candidates(key, cands, 1 if p.role == "background" else need)
+        key = (pool.name, "\0coherent" if coherent else stem)
+        ok, ids, idset, cum = self._candidates(key, pool.coherent if coherent else
+                                               pool.by_stem[stem],
+                                               1 if p.role == "background" else need)
         if not ok:
-            raise SamplingError(f"item {item}: no track holding {what!r} is long enough for "
-                                f"{need / self.recipe.sample_rate:.2f} s")
-        draw_track, draw_start = self._place_draw[stem]
-        tid = draw_track(rng, ids)
+            raise SamplingError(f"item {item}: no track{_of(pool)} holding {what!r} is long "
+                                f"enough for {need / self.recipe.sample_rate:.2f} s")
+        draw_start = self._place_draw[stem][1]
+        tid = self._draw_track(rng, stem, ids, cum)
         if tid not in idset:
             raise RecipeError(p.track.field, f"track {tid!r} is not a candidate for {what} "
                               "(not in the index/split, lacks the stem, or too short)")
-        track = self.index.track(tid)
+        track = pool.index.track(tid)
         span = max(track.frames - self._src_frames(track, need), 0)
         if p.source_time is not None:
-            return track, min(int(float(p.source_time.sample(rng)) * track.sample_rate), span)
-        return track, int(round(float(draw_start(rng)) * span))
+            return track, min(int(float(p.source_time.sample(rng)) * track.sample_rate),
+                              span), pool
+        return track, int(round(float(draw_start(rng)) * span)), pool
 
 
-def check_split(recipe: Recipe, index) -> None:
+def _of(pool: "Pool") -> str:
+    return f" of dataset {pool.name!r}" if pool.name else ""
+
+
+def _named_tracks(dist) -> list:
+    """The track names a ``track`` distribution gives (empty: any candidate)."""
+    return list(dist.args[0] if dist.kind in ("choose", "choose_weighted") else dist.args)
+
+
+@dataclass(slots=True)
+class Pool:
+    """One dataset's candidates: ``name`` ("" for a one-index recipe), its ``index`` (the
+    recipe's split of it), tracks holding each source stem (``by_stem``) and every source
+    (``coherent``), its relative ``weight``, its ``split``."""
+
+    name: str
+    index: object
+    by_stem: dict
+    coherent: list
+    weight: float
+    split: list | None
+
+
+def check_split(recipe: Recipe, index, split=None, all_splits=None, field: str = "split") -> None:
     """Refuse a recipe that names no split on an index that has several: drawing from train
-    and test together is never what a training set wants. ``split: all`` says it is meant."""
-    if recipe.split is not None or recipe.all_splits:
+    and test together is never what a training set wants. ``split: all`` says it is meant.
+    ``split``/``all_splits``/``field``: a dataset's own (``datasets.NAME.split``) instead of
+    the recipe's."""
+    if split is None and all_splits is None:
+        split, all_splits = recipe.split, recipe.all_splits
+    if split is not None or all_splits:
         return
     counts: dict = {}
     for t in index.tracks:
@@ -534,9 +684,9 @@ def check_split(recipe: Recipe, index) -> None:
                          for k, n in sorted(counts.items(), key=lambda kv: str(kv[0])))
         first = next((k for k in ("train", "training") if k in counts), None) or \
             next(k for k in counts if k)
-        raise RecipeError("split", f"missing, and the index of {index.root} has splits {have}; "
-                          f"say which to draw from, e.g. split: {first} (or --set split={first}), "
-                          "or split: all for every split")
+        raise RecipeError(field, f"missing, and the index of {index.root} has splits {have}; "
+                          f"say which to draw from, e.g. {field}: {first} (or --set "
+                          f"{field}={first}), or {field}: all for every split")
 
 
 @dataclass(slots=True)
@@ -568,6 +718,7 @@ class SourceDraw(EventPlacement):
     fade_out: int = 0
     role: str = "foreground"
     pad_frames: int = 0   # zeros after the read (pad: true, a short track)
+    dataset: str = ""     # the dataset of a several-dataset recipe (Pool.name)
 
 
 @dataclass(slots=True)
@@ -584,3 +735,4 @@ class ItemDraft:
     attempts: int
     warnings: list[str]
     processed: dict = field(default_factory=dict)
+    master: list = field(default_factory=list)

@@ -19,6 +19,7 @@ from ..augment.chain import apply_steps, frame_plan, source_frames
 from ..augment.grid import (IDENTITY, VariantError, VariantGrid, cached_run, entry_points, fmt,
                             is_cached, is_identity, required_points, variant_key, variant_start)
 from ..errors import AudioError
+from ..indexset import source_index
 from ..types import Frames, Hz
 
 #: surplus track-rate frames read before resampling a source to the output rate
@@ -42,6 +43,7 @@ class SourceRead(Protocol):
     fade_out: int
     role: str
     pad_frames: int   # zeros appended after the read (recipe pad: true, a short track)
+    dataset: str      # its dataset's name in an IndexSet ("" for a one-index recipe)
 
 
 def track_frames(track_rate: Hz, rate: Hz, frames: Frames) -> Frames:
@@ -73,6 +75,7 @@ def event_audio(index, src, sample_rate: Hz, channels: int, frames: Frames) -> n
     short backgrounds).
     """
     n = src.frames_out(frames)
+    index = source_index(index, src)
     if src.steps and is_cached(src.steps[0]):
         audio, rest = read_source(index, src, sample_rate, n)
         audio = dsp.to_channels(audio, channels)  # a read-only memmap view when nothing follows
@@ -132,6 +135,7 @@ def read_source(index, src, sample_rate: int, frames: Frames) -> tuple[np.ndarra
     copy: the renderer multiplies it by the gain into its buffer), else a new array.
     Raises VariantError when the variant is not prepared, AudioError when it is too short.
     """
+    index = source_index(index, src)
     k, point = cached_run(src.steps)
     rest = list(src.steps[k:])
     m = frame_plan(rest, frames)[0]
@@ -167,6 +171,7 @@ def variant_energies(index, src, frames: Frames, preserving) -> tuple[int, Any, 
     k, point = cached_run(src.steps) if src.steps and is_cached(src.steps[0]) else (0, IDENTITY)
     if k == 0 or any(s.get("step") not in preserving for s in src.steps[k:]):
         return None
+    index = source_index(index, src)
     if is_identity(point):
         return frames, index.energies(src.track, src.stem), src.start
     stem = index.track(src.track).stems[src.stem]

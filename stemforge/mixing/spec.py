@@ -47,7 +47,8 @@ class SourceSpec(EventPlacement):
     """One stem's contribution.
 
     ``start`` and ``source_frames`` are in the track's own sample rate: the renderer reads
-    ``source_frames`` frames from ``start``, appends ``pad_frames`` zeros (a track shorter than
+    ``source_frames`` frames from ``start`` of ``track`` (in ``dataset``, when the recipe draws
+    from several: the index bound to that name), appends ``pad_frames`` zeros (a track shorter than
     the excerpt, recipe ``pad: true``), resamples to the spec's rate if needed, converts
     channels, applies ``steps`` (yielding exactly the spec's ``frames``), multiplies by ``gain``.
     """
@@ -76,12 +77,13 @@ class SourceSpec(EventPlacement):
     fade_out: int = 0
     role: str = "foreground"          # "background": Scaper's background (excerpt looped)
     pad_frames: int = 0               # zeros appended after the read (pad: true, short tracks)
+    dataset: str = ""                 # the dataset of a several-dataset recipe (datasets:)
 
 
 #: SourceSpec fields written only when they differ from these values (plain specs keep their
 #: bytes)
 EVENT_DEFAULTS = {"event": 0, "offset": 0, "event_frames": None, "fade_in": 0, "fade_out": 0,
-                  "role": "foreground", "pad_frames": 0}
+                  "role": "foreground", "pad_frames": 0, "dataset": ""}
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,9 @@ class MixSpec:
     attempts: int = 1
     warnings: list[str] = field(default_factory=list)
     format: str = SPEC_FORMAT
+    #: mastering bus (recipe ``master:``): the drawn steps in order, ``{"step": ..., params}``;
+    #: left out of the JSON when empty (other specs keep their bytes)
+    master: list[dict] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -123,6 +128,8 @@ class MixSpec:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        if not d["master"]:
+            del d["master"]
         for src in d["sources"]:
             for k, v in EVENT_DEFAULTS.items():
                 if src[k] == v:

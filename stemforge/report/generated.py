@@ -140,7 +140,7 @@ def params_html(spec: MixSpec) -> str:
             f"recipe <b>{esc(spec.recipe_name)}</b> "
             f"<code>{esc(spec.recipe_hash[:12])}</code>, seed {spec.seed} epoch {spec.epoch} "
             f"item {spec.item}, attempts {spec.attempts}</p>")
-    rows = [[s.stem, s.target, s.track,
+    rows = [[s.stem, s.target, f"{s.dataset}/{s.track}" if s.dataset else s.track,
              f"{s.start / (s.track_sample_rate or spec.sample_rate):.2f}",
              plots.fmt(s.gain_db), plots.fmt(s.snr), plots.fmt(s.loudness), plots.fmt(s.boost),
              plots.fmt(s.active_fraction, 2), "yes" if s.dropped else "", _steps_text(s.steps)]

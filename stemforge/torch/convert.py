@@ -12,13 +12,17 @@ import copy
 import torch
 
 from ..audio.cache import StemCache
+from ..indexset import IndexSet
 from ..mixing.mixer import Mixture
 from ..mixing.spec import MixSpec
 
 
 def light_index(index):
     """A shallow copy of ``index`` fit for pickling: no cached analysis memmaps (which would be
-    pickled as full arrays) and a fresh StemCache (memmaps reopen lazily in the new process)."""
+    pickled as full arrays) and a fresh StemCache (memmaps reopen lazily in the new process);
+    each dataset's for an :class:`~stemforge.indexset.IndexSet`."""
+    if isinstance(index, IndexSet):
+        return IndexSet({k: light_index(v) for k, v in index.datasets.items()})
     ix = copy.copy(index)
     ix._energies = {}
     ix.cache = StemCache(index.cache.folder)
