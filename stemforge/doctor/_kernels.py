@@ -87,14 +87,15 @@ def power_bins(spec, out):  # pragma: no cover - compiled
 
 
 @njit
-def cross_sums(X, W, ce, co, pe, po, win):  # pragma: no cover - compiled
-    """Even/odd-frame cross-spectra and powers of stems ``X`` complex64 ``(K, F, n)`` (reference:
+def cross_sums(X, W, half, ce, co, pe, po, win):  # pragma: no cover - compiled
+    """Cross-spectra and powers of stems ``X`` complex64 ``(K, F, n)`` over the two halves of the
+    frames (half A: frames ``t`` with ``(t // half)`` even, half B: odd) (reference:
     :func:`stemforge.doctor.bleed.cross_sums_reference`): ``ce/co[k, j, f]`` (``k < j``) sum
-    ``X_k conj(X_j)`` over even/odd frames, ``pe/po[k, f]`` sum ``|X_k|²``, ``win[k, w]``
-    sums ``|X_k|²`` over all bins of frames ``w*W .. w*W+W-1``."""
+    ``X_k conj(X_j)`` over half A/B, ``pe/po[k, f]`` sum ``|X_k|²``, ``win[k, w]`` sums
+    ``|X_k|²`` over all bins of frames ``w*W .. w*W+W-1``."""
     K, F, n = X.shape
     for t in range(F):
-        odd = t & 1
+        odd = (t // half) & 1
         w = t // W
         for k in range(K):
             acc = 0.0

@@ -2,9 +2,12 @@
 
 Model: ``X_k(t, f) = H(f) X_j(t, f) + N_k(t, f)``, where ``N_k`` (stem ``k``'s own content) is
 independent of ``X_j``; ``H`` may hold any delay and filtering (a microphone picking up another
-instrument). Per frequency bin, ``H`` is estimated twice by least squares, on the even and on
-the odd frames; ``Re(H_even conj(H_odd))`` is then an unbiased estimate of ``|H(f)|²`` (the
-noise of two independent estimates does not correlate, while a real ``H`` appears in both).
+instrument). Per frequency bin, ``H`` is estimated twice by least squares, on two halves of the
+track made of alternating ``HALF_SECONDS`` blocks; ``Re(H_A conj(H_B))`` is then an unbiased
+estimate of ``|H(f)|²``: a real ``H`` is the same in both halves, while the noise of two
+independent estimates does not correlate, and neither do the chance correlations of two
+instruments playing the same pitch (their relative phase changes from note to note, and a
+note rarely outlasts a block).
 The bins are combined with inverse-variance weights, ``w_f ∝ (P_j(f) / P_k(f))²``: bins where
 ``j`` is strong and ``k`` weak say the most. The result, ``gain`` (a power ratio), is the bleed
 level relative to the source stem ``j``: a copy of ``j`` at -20 dB gives -20 dB. Its standard
@@ -25,6 +28,7 @@ import numpy as np
 
 LO_HZ, HI_HZ = 60.0, 9000.0
 SPAN_DB = -20.0
+HALF_SECONDS = 2.0        # the halves alternate blocks of this length
 WEIGHT_CAP = 100.0        # bins where the source leads by 10 dB or more weigh the same
 
 
@@ -56,9 +60,10 @@ def bins_needed(bin_hz: float) -> int:
 @dataclass
 class CrossSums:
     """Sums over frames of stems' spectra on the bleed band (``n`` bins): ``ce/co (K, K, n)``
-    complex128 (``k < j`` filled) even/odd-frame ``X_k conj(X_j)``; ``pe/po (K, n)`` float64
-    even/odd-frame ``|X_k|²``; ``win (K, n_windows)`` ``|X_k|²`` over all bins of each window
-    of ``W`` frames; ``n_even``/``n_odd`` frame counts."""
+    complex128 (``k < j`` filled) ``X_k conj(X_j)`` over half A/B of the frames (frames ``t``
+    with ``t // half`` even/odd); ``pe/po (K, n)`` float64 ``|X_k|²`` over half A/B;
+    ``win (K, n_windows)`` ``|X_k|²`` over all bins of each window of ``W`` frames;
+    ``n_even``/``n_odd`` frames in half A/B."""
 
     ce: np.ndarray
     co: np.ndarray
@@ -69,11 +74,12 @@ class CrossSums:
     n_odd: int
 
 
-def cross_sums_reference(X: np.ndarray, W: int) -> CrossSums:
+def cross_sums_reference(X: np.ndarray, W: int, half: int) -> CrossSums:
     """NumPy definition of :func:`cross_sums` (``X`` complex64 ``(K, F, n)``)."""
     K, F, n = X.shape
     x = X.astype(np.complex128)
-    ev, od = x[:, 0::2], x[:, 1::2]
+    in_b = (np.arange(F) // half) % 2 == 1
+    ev, od = x[:, ~in_b], x[:, in_b]
     ce = np.zeros((K, K, n), np.complex128)
     co = np.zeros((K, K, n), np.complex128)
     for k in range(K):
@@ -84,22 +90,22 @@ def cross_sums_reference(X: np.ndarray, W: int) -> CrossSums:
     n_win = -(-F // W)
     win = np.stack([np.add.reduceat(pk.sum(axis=1), np.arange(0, F, W)) for pk in p]) \
         if F else np.zeros((K, 0))
-    return CrossSums(ce, co, p[:, 0::2].sum(axis=1), p[:, 1::2].sum(axis=1),
+    return CrossSums(ce, co, p[:, ~in_b].sum(axis=1), p[:, in_b].sum(axis=1),
                      win.reshape(K, n_win), ev.shape[1], od.shape[1])
 
 
-def cross_sums(X: np.ndarray, W: int) -> CrossSums:
+def cross_sums(X: np.ndarray, W: int, half: int) -> CrossSums:
     """Cross-spectral sums of ``X`` complex64 ``(K, F, n)`` (compiled; the same values as
     :func:`cross_sums_reference` up to summation order)."""
     from ._kernels import cross_sums as kernel
 
     K, F, n = X.shape
     n_win = -(-F // W)
+    n_b = int(((np.arange(F) // half) % 2 == 1).sum())
     out = CrossSums(np.zeros((K, K, n), np.complex128), np.zeros((K, K, n), np.complex128),
-                    np.zeros((K, n)), np.zeros((K, n)), np.zeros((K, n_win)),
-                    (F + 1) // 2, F // 2)
+                    np.zeros((K, n)), np.zeros((K, n)), np.zeros((K, n_win)), F - n_b, n_b)
     if F:
-        kernel(X, W, out.ce, out.co, out.pe, out.po, out.win)
+        kernel(X, W, half, out.ce, out.co, out.pe, out.po, out.win)
     return out
 
 
@@ -115,10 +121,11 @@ def estimate(X: np.ndarray, bin_hz: float, first_bin: int, fps: float,
     complex64 ``(K, F, n)`` whose bin 0 is bin ``first_bin`` of the full spectrum (see
     :func:`band_slice`); ``skip``: unordered pairs ``(k, j)`` not to estimate (copies)."""
     K, F, n = X.shape
-    if K < 2 or F < 4 or n == 0:
+    half = max(1, int(round(HALF_SECONDS * fps)))
+    if K < 2 or F <= half or n == 0:
         return []
     W = max(1, int(round(fps)))
-    s = cross_sums(X, W)
+    s = cross_sums(X, W, half)
     f = (first_bin + np.arange(n)) * bin_hz
     edges = np.flatnonzero(np.r_[True, np.diff(np.floor(3 * np.log2(f / LO_HZ))) > 0])
     P = s.pe + s.po

@@ -21,11 +21,12 @@ class Options:
     copy_correlation: float = 0.98        # |correlation| of two stems that makes a copy
     relation_gain_db: Decibels = 6.0      # residual improvement that makes a polarity/swap call
     residual_db: Decibels = -15.0         # 1 s windows with a larger residual are flagged ...
-    residual_rise_db: Decibels = 10.0     # ... when also this far above the track's median
+    residual_rise_db: Decibels = 10.0     # ... when also this far above the track's usual level
+    residual_track_db: Decibels = -10.0   # a channel whose usual level is above: the whole track
     channel_sum_db: Decibels = 10.0       # channel residuals this far apart: one channel is off
     bleed_db: Decibels = -35.0            # bleed gain flagged from here (relative to the source)
     bleed_review_db: Decibels = -20.0     # from here the suggested action is exclude_stem
-    bleed_z: float = 5.0                  # and the estimate must be this many standard errors
+    bleed_z: float = 8.0                  # and the estimate must be this many standard errors
     voiced_fraction: float = 0.5          # a vocals stem voiced in less of its active time
     onset_rate: float = 1.5               # a drums stem with fewer percussive onsets per second
     label_min_active: Seconds = 3.0       # label rules need this much active audio

@@ -12,8 +12,10 @@ averaging sample pairs, which is linear too):
 * **polarity / channel swap**: a hypothesis gives each stem a state (as is, inverted, channels
   swapped, both); the mixture channel ``c`` is modelled as ``g_c`` times the sum of the stems'
   channels under those states, ``g_c`` fitted by least squares. A coordinate search over the
-  stems finds the hypothesis with the smallest residual; a stem whose best state is not "as
-  is" is reported when that lowers the residual by ``relation_gain_db``. A mixture whose fitted
+  stems finds the hypothesis with the smallest sum over channels of the log residual (so a
+  change must help the channels together, not trade one for another); a stem whose best state
+  is not "as is" is reported when that lowers the mean residual by ``relation_gain_db``
+  (otherwise the stems are taken as they are). A mixture whose fitted
   gain is negative is inverted relative to its stems.
 * **residual over time**: per window and channel, the residual of the best hypothesis with the
   window's own least-squares gain (so slow gain changes from mastering do not count), in dB
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 FLOOR_DB = -60.0
+FLOOR = 10 ** (FLOOR_DB / 10)
 STATES = ((1.0, False), (-1.0, False), (1.0, True), (-1.0, True))  # (sign, swapped)
 STATE_NAMES = ("as is", "inverted", "channels swapped", "inverted and channels swapped")
 
@@ -91,7 +94,8 @@ def _residual(G: np.ndarray, c: int, u: np.ndarray) -> tuple[float, float]:
 
 
 def relate(stems: list[np.ndarray], mixture: np.ndarray | None, rate: float,
-           copy_correlation: float = 0.98, silence_db: float = -60.0) -> Relation:
+           copy_correlation: float = 0.98, silence_db: float = -60.0,
+           min_gain_db: float = 6.0) -> Relation:
     """Relations of float32 stems ``(C, n)`` (and the mixture ``(C, n)``, or None) sampled at
     ``rate`` Hz, all with the same ``C`` and ``n``; see the module docstring."""
     K = len(stems)
@@ -123,8 +127,9 @@ def relate(stems: list[np.ndarray], mixture: np.ndarray | None, rate: float,
         return rel
     states = [0] * K
 
-    def total(st):
-        return sum(_residual(G, c, _weights(K, C, st, c, True))[0] * G[c, c] for c in range(C))
+    def total(st):  # sum over channels of log residuals: a hypothesis must help every channel
+        return sum(np.log(_residual(G, c, _weights(K, C, st, c, True))[0] + FLOOR)
+                   for c in range(C))
 
     plain = [_residual(G, c, _weights(K, C, states, c, True)) for c in range(C)]
     options = range(len(STATES)) if C == 2 else (0, 1)
@@ -137,12 +142,16 @@ def relate(stems: list[np.ndarray], mixture: np.ndarray | None, rate: float,
                     continue
                 trial = states[:k] + [st] + states[k + 1:]
                 v = total(trial)
-                if v < best * (1 - 1e-9):
+                if v < best - 1e-9:
                     best, states, changed = v, trial, True
         if not changed:
             break
-    rel.states = states
     fits = [_residual(G, c, _weights(K, C, states, c, True)) for c in range(C)]
+    gain_db = float(np.mean([_db(r) for r, _ in plain]) - np.mean([_db(r) for r, _ in fits]))
+    if gain_db < min_gain_db:
+        states = [0] * K
+        fits = plain
+    rel.states = states
     rel.plain_db = [float(_db(r)) for r, _ in plain]
     rel.best_db = [float(_db(r)) for r, _ in fits]
     rel.gain = [float(g) for _, g in fits]

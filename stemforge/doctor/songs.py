@@ -193,6 +193,7 @@ def render(score: Score, rng: np.random.Generator, sample_rate: Hz = 44100,
                 + 0.45 * rng.standard_normal(m).astype(np.float32) * np.exp(-t / 0.07)
         else:
             x = 0.12 * np.diff(rng.standard_normal(m + 1)).astype(np.float32) * np.exp(-t / 0.03)
+        x = x * _env(m, sr, 0.0005, 0.02)  # a hit decays to zero, it is not cut off
         _add(out, int(note.onset * sr), note.velocity * x.astype(np.float32))
     raw["drums"] = out
 
