@@ -27,6 +27,9 @@ def add_parser(sub):
     p.add_argument("--no-fsync", action="store_true",
                    help="do not fsync each file: still atomic if the run is killed, but not "
                    "safe against power loss; faster on storage with slow fsync")
+    p.add_argument("--exclude", metavar="DOCTOR.json",
+                   help="drop the tracks, stems and spans `stemforge doctor` flagged for "
+                   "exclusion (a doctor.json or its folder; same as the recipe's exclude:)")
     p.add_argument("--cache", help="cache directory for the index (default: see `index`)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
@@ -38,6 +41,10 @@ def run(args) -> int:
     from ..mixing.recipe import Recipe
 
     recipe = Recipe.load(args.recipe)
+    if args.exclude:
+        from ..doctor.exclude import with_exclusions
+
+        recipe = with_exclusions(recipe, args.exclude)
     src = Path(args.index)
     if src.is_file():
         index = Index.load(src, progress=not args.no_progress)

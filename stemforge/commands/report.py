@@ -8,10 +8,12 @@ def add_parser(sub):
     p = sub.add_parser("report", help="write a static HTML report (players, spectrograms, "
                        "tables, plots) of a dataset, a generated set, or evaluation results")
     p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="dataset root or index.jsonl, generated set folder, or results folder "
-                   "(kind detected automatically; several may be given)")
+                   help="dataset root or index.jsonl, generated set folder, results folder, or "
+                   "`stemforge doctor` output (kind detected automatically; several may be "
+                   "given)")
     p.add_argument("--out", required=True, help="output folder (index.html + assets/)")
-    p.add_argument("--kind", default="auto", choices=["auto", "dataset", "generated", "results"],
+    p.add_argument("--kind", default="auto",
+                   choices=["auto", "dataset", "generated", "results", "doctor"],
                    help="force the kind of every PATH (default: detect)")
     p.add_argument("--max-items", type=int, default=100,
                    help="tracks / mixtures with players and images (default 100)")

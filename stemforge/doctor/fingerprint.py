@@ -21,9 +21,11 @@ hashes of unrelated songs rarely collide even across 10,000 tracks.
 Matching (:func:`match`): every landmark of every signal goes into one table sorted by hash (the
 inverted index); only signals sharing a hash are compared, through the entries of that hash's
 posting list, so the work grows with the number of landmarks times the (capped) posting-list
-length, not with the number of signal pairs. Votes are counted per (signal pair, anchor offset)
-with one frame of tolerance; a pair is a match when the best offset has ``min_votes`` votes and
-the matched landmarks span at least ``min_span`` seconds (or most of the shorter signal).
+length, not with the number of signal pairs. Votes are counted per (signal pair, anchor offset),
+each distinct hash once, with one frame of tolerance; a pair is a match when the best offset has ``min_votes`` votes,
+the matched landmarks span at least ``min_span`` seconds (or most of the shorter signal), and
+they are spread over that span (``min_coverage`` of its seconds hold one): music that repeats
+a chord or a loop makes chance agreements that cluster at a few moments.
 """
 from __future__ import annotations
 
@@ -156,7 +158,8 @@ class Match:
     """Signals ``a`` and ``b`` (indices into the list given to :func:`match`, ``a < b``) share
     content: ``offset`` seconds = time in ``b`` minus time in ``a`` of the same content;
     ``span_a``/``span_b`` the matched stretch in each (seconds); ``votes`` landmarks agreeing
-    on that offset; ``similarity`` votes / landmarks of the sparser signal inside its span."""
+    on that offset; ``similarity`` votes / landmarks of the sparser signal inside its span;
+    ``coverage`` the fraction of the span's seconds holding at least one agreeing landmark."""
 
     a: int
     b: int
@@ -165,12 +168,13 @@ class Match:
     span_b: tuple[Seconds, Seconds]
     votes: int
     similarity: float
+    coverage: float = 1.0
 
 
 def _pairs_sharing_hashes(hashes, sig, frames, groups_ok, max_posting):
-    """Entries ``(sig_a, sig_b, offset, frame_a)`` for every two landmarks of different signals
-    that share a hash, with ``groups_ok[a, b]`` allowed; walks each posting list of at most
-    ``max_posting`` entries (longer ones are stop words)."""
+    """Entries ``(sig_a, sig_b, offset, frame_a, hash)`` for every two landmarks of different
+    signals that share a hash, with ``groups_ok(a, b)`` allowed; walks each posting list of at
+    most ``max_posting`` entries (longer ones are stop words)."""
     order = np.argsort(hashes, kind="stable")
     h = hashes[order]
     s = sig[order]
@@ -178,14 +182,14 @@ def _pairs_sharing_hashes(hashes, sig, frames, groups_ok, max_posting):
     n = len(h)
     if n < 2:
         empty = np.zeros(0, np.int64)
-        return empty, empty, empty, empty
+        return empty, empty, empty, empty, empty
     start = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])
     size = np.diff(np.r_[start, n])
     gsize = np.repeat(size, size)
     pos = np.arange(n) - np.repeat(start, size)
     live = (gsize >= 2) & (gsize <= max_posting)
     idx = np.flatnonzero(live)
-    out_a, out_b, out_o, out_f = [], [], [], []
+    out_a, out_b, out_o, out_f, out_h = [], [], [], [], []
     k = 1
     while len(idx):
         # pair entry i with entry i + k of the same posting list
@@ -204,16 +208,19 @@ def _pairs_sharing_hashes(hashes, sig, frames, groups_ok, max_posting):
             out_b.append(np.where(swap, a, b))
             out_o.append(np.where(swap, fa - fb, fb - fa))
             out_f.append(np.where(swap, fb, fa))
+            out_h.append(h[i1])
         k += 1
     if not out_a:
         empty = np.zeros(0, np.int64)
-        return empty, empty, empty, empty
+        return empty, empty, empty, empty, empty
     return (np.concatenate(out_a).astype(np.int64), np.concatenate(out_b).astype(np.int64),
-            np.concatenate(out_o).astype(np.int64), np.concatenate(out_f).astype(np.int64))
+            np.concatenate(out_o).astype(np.int64), np.concatenate(out_f).astype(np.int64),
+            np.concatenate(out_h).astype(np.int64))
 
 
 def match(prints: list[Fingerprint], groups: np.ndarray | None = None, min_votes: int = 10,
-          min_span: Seconds = 10.0, max_posting: int = MAX_POSTING) -> list[Match]:
+          min_span: Seconds = 10.0, min_coverage: float = 0.0,
+          max_posting: int = MAX_POSTING) -> list[Match]:
     """Pairs of fingerprints that share content (see the module docstring).
 
     ``groups`` (int ``(len(prints),)``): only signals with the same group number are compared
@@ -233,14 +240,17 @@ def match(prints: list[Fingerprint], groups: np.ndarray | None = None, min_votes
     def same_group(a, b):
         return grp[a] == grp[b]
 
-    a, b, off, fa = _pairs_sharing_hashes(hashes, sig, frames, same_group, max_posting)
+    a, b, off, fa, hs = _pairs_sharing_hashes(hashes, sig, frames, same_group, max_posting)
     if not len(a):
         return []
-    # votes per (pair, offset); offsets fit in 2**21 frames (~11 h)
+    # votes per (pair, offset); offsets fit in 2**21 frames (~11 h). A hash votes once per
+    # (pair, offset): a part that repeats (a sustained chord) cannot outvote a real match
     span = 1 << 21
     key = (a * n_sig + b) * (2 * span) + (off + span)
-    order = np.argsort(key, kind="stable")
-    key, fa = key[order], fa[order]
+    order = np.lexsort((hs, key))
+    key, fa, hs = key[order], fa[order], hs[order]
+    first_of = np.r_[True, (key[1:] != key[:-1]) | (hs[1:] != hs[:-1])]
+    key, fa = key[first_of], fa[first_of]
     ukey, first, votes = np.unique(key, return_index=True, return_counts=True)
     pair = ukey // (2 * span)
     offset = ukey % (2 * span) - span
@@ -274,9 +284,14 @@ def match(prints: list[Fingerprint], groups: np.ndarray | None = None, min_votes
         shorter = min(pa.seconds, pb.seconds)
         if span_s < min(min_span, 0.8 * shorter):
             continue
+        seconds = max(1, int(np.ceil(span_s)))
+        coverage = len(np.unique((fa_m - t0) // FPS)) / seconds
+        if coverage < min_coverage:
+            continue
         na = int(((pa.frames >= t0) & (pa.frames <= t1)).sum())
         nb = int(((pb.frames >= t0b) & (pb.frames <= t1b)).sum())
         sim = float(total[u]) / max(1, min(na, nb))
         out.append(Match(ia, ib, float(offs.mean()) / FPS, (t0 / FPS, t1 / FPS),
-                         (max(0, t0b) / FPS, t1b / FPS), int(total[u]), min(1.0, sim)))
+                         (max(0, t0b) / FPS, t1b / FPS), int(total[u]), min(1.0, sim),
+                         round(coverage, 3)))
     return out

@@ -33,6 +33,7 @@ class Options:
     fingerprint_stems: bool = True        # fingerprint every stem, not only the mixtures
     min_votes: int = 10                   # landmarks agreeing on one offset for a duplicate
     min_overlap: Seconds = 10.0           # shortest matched span (or 80 % of the shorter track)
+    min_coverage: float = 0.5             # share of the span's seconds holding a matched landmark
 
     def to_dict(self) -> dict:
         return asdict(self)

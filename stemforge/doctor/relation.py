@@ -162,7 +162,7 @@ def relate(stems: list[np.ndarray], mixture: np.ndarray | None, rate: float,
     mix_pow = diag.sum(axis=1) / (C * n_per)
     level = np.where(mix_pow > 0, 10 * np.log10(np.maximum(mix_pow, 1e-30)), -200.0)
     wdb = np.full((W, C), np.nan)
-    loud = mix_pow >= 10 ** (silence_db / 10)
+    loud = (mix_pow >= 10 ** (silence_db / 10)) & (n_per >= 0.5 * window)  # no short tail
     for c in range(C):
         u = _weights(K, C, states, c, True)
         mu = Gw[:, c, :] @ u

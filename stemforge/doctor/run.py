@@ -78,7 +78,7 @@ def _duplicates(results: list[TrackResult], order: dict[str, int], opts: Options
             owner.append((ti, src))
             groups.append(0 if src == MIXTURE else 1)
     matches = match(prints, np.array(groups), min_votes=opts.min_votes,
-                    min_span=opts.min_overlap)
+                    min_span=opts.min_overlap, min_coverage=opts.min_coverage)
     by_pair: dict[tuple[int, int], list] = {}
     for m in matches:
         (ta, sa), (tb, sb) = owner[m.a], owner[m.b]
@@ -86,7 +86,8 @@ def _duplicates(results: list[TrackResult], order: dict[str, int], opts: Options
             continue
         if ta > tb:
             ta, tb, sa, sb = tb, ta, sb, sa
-            m = type(m)(m.b, m.a, -m.offset, m.span_b, m.span_a, m.votes, m.similarity)
+            m = type(m)(m.b, m.a, -m.offset, m.span_b, m.span_a, m.votes, m.similarity,
+                        m.coverage)
         by_pair.setdefault((ta, tb), []).append((sa, sb, m))
     out = []
     for (ta, tb), items in sorted(by_pair.items()):
@@ -127,7 +128,7 @@ def _duplicates(results: list[TrackResult], order: dict[str, int], opts: Options
             {"other": {"dataset": O.dataset, "track": O.track, "split": O.split,
                        "span": [round(o_span[0], 2), round(o_span[1], 2)]},
              "split": V.split, "offset_s": round(offset, 3), "similarity": round(m.similarity, 4),
-             "votes": m.votes, "scope": scope, "leakage": leakage, "stems": stems,
+             "votes": m.votes, "coverage": m.coverage, "scope": scope, "leakage": leakage, "stems": stems,
              "by": "mixture" if mixes else "stems"}))
     return out
 

@@ -202,7 +202,7 @@ def check_track(entry: TrackEntry, dataset: str, opts: Options | None = None) ->
         return t.res
     stems = [k for k in stems if k in audio]
     t.res.seconds = max(a.shape[1] / sr for a, sr in audio.values())
-    t.res.facts["sources"] = {n: f.to_dict() for n, f in facts.items()}
+    t.res.facts["sources"] = {n: {**f.to_dict(), **_where(entry, n)} for n, f in facts.items()}
     C = max(d.shape[0] for d in decs.values())
     decs = {n: (np.repeat(d, C, axis=0) if d.shape[0] == 1 and C > 1 else d)
             for n, d in decs.items()}
@@ -228,6 +228,18 @@ def check_track(entry: TrackEntry, dataset: str, opts: Options | None = None) ->
     _joint(t, stems, decs, n, rate_d, specs, powers, grids, mono, facts)
     _explain(t, facts)
     return t.res
+
+
+def _where(entry: TrackEntry, name: str) -> dict:
+    """Where a source lives (for listening to a finding in the report)."""
+    ref = entry.mixture if name == MIXTURE else entry.stems[name]
+    d = {"path": ref.path}
+    if ref.stream is not None:
+        d["stream"] = ref.stream
+    if ref.extra_paths or ref.channel is not None:
+        d["summed"] = bool(ref.extra_paths)
+        d["channel"] = ref.channel
+    return d
 
 
 def _path(entry: TrackEntry, name: str) -> str:
@@ -387,7 +399,11 @@ def _explain(t: _Track, facts: dict[str, SourceFacts]) -> None:
     fs = t.res.findings
     dropouts = [s for f in fs if f.kind == "silence" and f.spans for s in f.spans]
     copies = [f for f in fs if f.kind == "stem_copy"]
+    copied = {f.stem for f in copies} | {f.detail.get("other") for f in copies}
     for f in fs:
+        if f.kind == "label_mismatch" and f.stem in copied and f.severity != "info":
+            f.severity, f.action = "info", "none"   # the copy is the finding to act on
+            f.detail["explained_by"] = "stem copy"
         if f.kind in ("mixture_residual", "channel_sum") and f.severity != "info":
             why = None
             if copies:

@@ -18,6 +18,7 @@ YAML form (every field optional except ``targets``; see recipes/ for examples)::
     clipping: fix_clipping        # fix_clipping | peak_normalize | none
     silence: {min_active: 0.25, threshold_db: -60, max_retries: 20, on_exhausted: keep}
     augment: [...]                # see stemforge.augment.chain
+    exclude: doctor.json          # drop what `stemforge doctor` flagged (stemforge.doctor.exclude)
 
 Per-stem parameters: ``track`` ([choose, []] = any track holding the stem), ``start`` (fraction
 of the valid start range, [uniform, 0, 1] by default), exactly one of ``snr`` (LUFS relative to
@@ -42,7 +43,8 @@ from . import distributions as D
 from .distributions import Distribution
 
 TOP_FIELDS = ("name", "duration", "sample_rate", "channels", "resample", "split", "targets",
-              "groups", "modes", "ref_db", "stems", "clipping", "silence", "augment", "sources")
+              "groups", "modes", "ref_db", "stems", "clipping", "silence", "augment", "sources",
+              "exclude")
 STEM_FIELDS = ("track", "start", "snr", "gain_db", "boost", "drop")
 CLIPPING = ("fix_clipping", "peak_normalize", "none")
 MODES = ("coherent", "incoherent")
@@ -89,6 +91,7 @@ class Recipe:
     augment: Chain
     name: str = "recipe"
     raw: dict = field(default_factory=dict, repr=False)
+    exclude: Any = None   # a stemforge.doctor.exclude.ExclusionList, or None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -100,6 +103,8 @@ class Recipe:
             data = yaml.safe_load(p.read_text())
         except yaml.YAMLError as e:
             raise RecipeError("<file>", f"{p}: not valid YAML ({e})") from e
+        if isinstance(data, dict) and data.get("exclude") is not None:
+            data = {**data, "exclude": _exclusions(data["exclude"], p.parent).to_raw()}
         r = cls.from_dict(data)
         if r.name == "recipe" and "name" not in (data or {}):
             r.name = p.stem
@@ -175,10 +180,14 @@ class Recipe:
                             sample_rate=sample_rate)
         chain = chain.resolve(sources, groups, "augment")
         _check_gain_steps(chain, stems)
+        exclude = None
+        if raw.get("exclude") is not None:  # embedded, so the hash covers the list itself
+            exclude = _exclusions(raw["exclude"], None)
+            raw["exclude"] = exclude.to_raw()
         return cls(targets=list(targets), sources=sources, groups=groups, duration=duration,
                    sample_rate=sample_rate, channels=channels, resample=resample, split=split,
                    modes=modes, ref_db=ref_db, stems=stems, clipping=clipping, silence=silence,
-                   augment=chain, name=name, raw=raw)
+                   augment=chain, name=name, raw=raw, exclude=exclude)
 
     # ------------------------------------------------------------------ facts
     @property
@@ -309,6 +318,14 @@ def _silence(raw) -> Silence:
         max_retries=_int(raw.get("max_retries", 20), "silence.max_retries", 0, 10000),
         on_exhausted=on,
     )
+
+
+def _exclusions(value, base):
+    """The recipe's ``exclude`` (doctor.json path(s) relative to ``base``, or the embedded
+    list) as an ExclusionList."""
+    from ..doctor.exclude import ExclusionList
+
+    return ExclusionList.coerce(value, "exclude", base)
 
 
 def _check_gain_steps(chain: Chain, stems: dict[str, StemParams]) -> None:

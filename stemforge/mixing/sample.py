@@ -63,6 +63,10 @@ class Sampler:
             self.index = index.subset(recipe.split) if recipe.split else index
         except IndexError_ as e:
             raise RecipeError("split", str(e)) from None
+        self.exclusions = None   # stemforge doctor's exclusion list, applied to the index
+        if recipe.exclude is not None:
+            self.exclusions = recipe.exclude.apply(self.index)
+            self.index = self.exclusions.index
         idx = self.index
         if len(idx) == 0:
             raise RecipeError("split", f"no tracks in the index of {index.root} for split {recipe.split}")
@@ -123,6 +127,9 @@ class Sampler:
         memo = self._memo.get((key, need))
         if memo is None:
             ok = [t for t in cands if self._src_frames(t, need) <= t.frames]
+            if self.exclusions is not None:
+                ok = [t for t in ok if self.exclusions.fits(t, self._placed(key),
+                                                            self._src_frames(t, need))]
             memo = self._memo[(key, need)] = (ok, [t.id for t in ok], {t.id for t in ok})
         return memo
 
@@ -140,8 +147,17 @@ class Sampler:
                               "(not in the index/split, lacks the stem, or too short)")
         track = self.index.track(tid)
         span = track.frames - self._src_frames(track, need)
-        start = int(round(float(draw_start(rng)) * span))
+        frac = float(draw_start(rng))
+        if self.exclusions is not None and self.exclusions.has_spans(track.id):
+            start = self.exclusions.place(track, self._placed(key),
+                                          self._src_frames(track, need), frac)
+        else:
+            start = int(round(frac * span))
         return track, start
+
+    def _placed(self, key: str) -> list[str]:
+        """The stems one placement puts at its start (``_place``'s key)."""
+        return list(self.recipe.sources) if key == "\0coherent" else [key]
 
     # ------------------------------------------------------------------ draw
     def draw(self, seed: int, epoch: int, item: int, keep_audio: bool = False):
@@ -297,7 +313,8 @@ class Sampler:
                        ref_db=ref_db if self._any_snr else None,
                        clipping=r.clipping, scale=None, seed=int(seed), epoch=int(epoch),
                        item=int(item), recipe_name=r.name, recipe_hash=self.hash,
-                       version=__version__, attempts=st["attempts"], warnings=st["warnings"])
+                       version=__version__, attempts=st["attempts"], warnings=st["warnings"],
+                       exclusions=self.exclusions.record if self.exclusions else None)
         return spec, st["processed"]
 
     def _silent_targets(self, per, placement) -> list[str]:

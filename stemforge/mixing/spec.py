@@ -61,13 +61,17 @@ class MixSpec:
     attempts: int = 1
     warnings: list[str] = field(default_factory=list)
     format: str = SPEC_FORMAT
+    exclusions: dict | None = None    # the doctor exclusion list applied (recipe `exclude`)
 
     @property
     def duration(self) -> float:
         return self.frames / self.sample_rate
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["exclusions"] is None:   # absent unless used: specs without it stay as they were
+            del d["exclusions"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "MixSpec":
