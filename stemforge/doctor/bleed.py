@@ -9,7 +9,8 @@ independent estimates does not correlate. Chance correlations of two instruments
 same pitch average out over the many blocks (their relative phase changes from note to note);
 with even/odd frames instead of blocks they did not (clean synthetic songs showed up to -36 dB
 of "bleed" between bass and pad), with 2 s blocks a 6 s excerpt of real music had too few.
-The bins are combined with inverse-variance weights, ``w_f ∝ (P_j(f) / P_k(f))²``: bins where
+``H`` is solved jointly on all the other stems (stems correlate with each other, and leakage of
+one must not be credited to another). The bins are combined with inverse-variance weights, ``w_f ∝ (P_j(f) / P_k(f))²``: bins where
 ``j`` is strong and ``k`` weak say the most. The result, ``gain`` (a power ratio), is the bleed
 level relative to the source stem ``j``: a copy of ``j`` at -20 dB gives -20 dB. Its standard
 error comes with it; bleed is flagged when ``gain >= bleed_db`` and ``gain >= bleed_z`` standard
@@ -116,11 +117,37 @@ def band_slice(nbins: int, bin_hz: float) -> slice:
     return slice(lo, min(nbins, int(HI_HZ / bin_hz) + 1))
 
 
+def _joint_h(C: np.ndarray, pdiag: np.ndarray, into: int, srcs: list[int]) -> np.ndarray:
+    """Per bin, the least-squares ``H`` (``(n, len(srcs))`` complex) of stem ``into`` on the
+    stems ``srcs`` jointly, from one half's sums: ``C[a, b] = Σ X_a conj(X_b)`` (``a < b``
+    filled) and ``pdiag[a] = Σ |X_a|²``."""
+    n = pdiag.shape[1]
+
+    def c(a, b):  # Σ_t X_a conj(X_b) for any a, b
+        if a == b:
+            return pdiag[a].astype(np.complex128)
+        return C[a, b] if a < b else np.conj(C[b, a])
+
+    m = len(srcs)
+    M = np.empty((n, m, m), np.complex128)
+    rhs = np.empty((n, m), np.complex128)
+    for i, si in enumerate(srcs):   # normal equations: Σ_j H_j Σ X_j conj(X_i) = Σ X_k conj(X_i)
+        rhs[:, i] = c(into, si)
+        for j, sj in enumerate(srcs):
+            M[:, i, j] = c(sj, si)
+    load = 1e-9 * np.maximum(np.einsum("nii->n", M).real, 1e-30)  # silent bins stay solvable
+    M[:, np.arange(m), np.arange(m)] += load[:, None]
+    return np.linalg.solve(M, rhs[..., None])[..., 0]
+
+
 def estimate(X: np.ndarray, bin_hz: float, first_bin: int, fps: float,
              skip: set | None = None) -> list[Bleed]:
     """Bleed of every ordered pair of stems from their spectra on the bleed band: ``X``
     complex64 ``(K, F, n)`` whose bin 0 is bin ``first_bin`` of the full spectrum (see
-    :func:`band_slice`); ``skip``: unordered pairs ``(k, j)`` not to estimate (copies)."""
+    :func:`band_slice`); ``skip``: unordered pairs ``(k, j)`` not to estimate (copies).
+
+    ``H`` of a receiving stem is solved jointly on all the other stems (per bin and half), so
+    leakage of one stem is not also credited to the stems it happens to correlate with."""
     K, F, n = X.shape
     half = max(1, int(round(HALF_SECONDS * fps)))
     if K < 2 or F <= half or n == 0:
@@ -131,37 +158,36 @@ def estimate(X: np.ndarray, bin_hz: float, first_bin: int, fps: float,
     edges = np.flatnonzero(np.r_[True, np.diff(np.floor(3 * np.log2(f / LO_HZ))) > 0])
     P = s.pe + s.po
     tiny = 1e-20
+    skip = {tuple(sorted(p)) for p in (skip or ())}
     out = []
-    for k in range(K):
-        for j in range(k + 1, K):
-            if skip and ((k, j) in skip or (j, k) in skip):
+    for into in range(K):
+        srcs = [j for j in range(K) if j != into and tuple(sorted((into, j))) not in skip]
+        if not srcs:
+            continue
+        h_a = _joint_h(s.ce, s.pe, into, srcs)
+        h_b = _joint_h(s.co, s.po, into, srcs)
+        for col, src in enumerate(srcs):
+            ok = (s.pe[src] > tiny) & (s.po[src] > tiny) & (P[into] > tiny) & (P[src] >= P[into])
+            if not ok.any():
                 continue
-            ce, co = s.ce[k, j], s.co[k, j]
-            for into, src, c_e, c_o in ((k, j, ce, co), (j, k, np.conj(ce), np.conj(co))):
-                ok = (s.pe[src] > tiny) & (s.po[src] > tiny) & (P[into] > tiny) \
-                    & (P[src] >= P[into])
-                if not ok.any():
-                    continue
-                h_e = c_e / np.where(ok, s.pe[src], 1.0)
-                h_o = c_o / np.where(ok, s.po[src], 1.0)
-                v = (h_e * np.conj(h_o)).real
-                ratio = np.where(ok, P[src] / np.maximum(P[into], tiny), 0.0)
-                w = 2.0 * s.n_even * s.n_odd * np.minimum(ratio ** 2, WEIGHT_CAP)
-                sw = w.sum()
-                if sw <= 0:
-                    continue
-                bw = np.add.reduceat(w, edges)
-                bv = np.add.reduceat(w * v, edges) / np.maximum(bw, tiny)
-                used = bw > 0
-                g = _weighted_median(bv[used], bw[used])
-                se = float(1.0 / np.sqrt(sw))
-                spans = []
-                if g > 0:
-                    leak = g * s.win[src]
-                    rest = np.maximum(s.win[into] - leak, tiny)
-                    audible = (leak >= rest * 10 ** (SPAN_DB / 10)) & (s.win[into] > tiny)
-                    spans = [[w0 * W / fps, min(F, (w0 + 1) * W) / fps]
-                             for w0 in np.flatnonzero(audible)]
-                gain_db = float(10 * np.log10(g)) if g > 0 else -200.0
-                out.append(Bleed(into, src, gain_db, g, se, spans, int(used.sum())))
+            v = np.where(ok, (h_a[:, col] * np.conj(h_b[:, col])).real, 0.0)
+            ratio = np.where(ok, P[src] / np.maximum(P[into], tiny), 0.0)
+            w = 2.0 * s.n_even * s.n_odd * np.minimum(ratio ** 2, WEIGHT_CAP)
+            sw = w.sum()
+            if sw <= 0:
+                continue
+            bw = np.add.reduceat(w, edges)
+            bv = np.add.reduceat(w * v, edges) / np.maximum(bw, tiny)
+            used = bw > 0
+            g = _weighted_median(bv[used], bw[used])
+            se = float(1.0 / np.sqrt(sw))
+            spans = []
+            if g > 0:
+                leak = g * s.win[src]
+                rest = np.maximum(s.win[into] - leak, tiny)
+                audible = (leak >= rest * 10 ** (SPAN_DB / 10)) & (s.win[into] > tiny)
+                spans = [[w0 * W / fps, min(F, (w0 + 1) * W) / fps]
+                         for w0 in np.flatnonzero(audible)]
+            gain_db = float(10 * np.log10(g)) if g > 0 else -200.0
+            out.append(Bleed(into, src, gain_db, g, se, spans, int(used.sum())))
     return out

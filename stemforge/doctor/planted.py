@@ -336,6 +336,8 @@ def _matches(f: Finding, p: Planted) -> bool:
         return pair == {(p.dataset, p.track), tuple(p.other or ())}
     if (f.dataset, f.track) != (p.dataset, p.track):
         return False
+    if p.kind == "bleed" and f.detail.get("source") != p.detail.get("source"):
+        return False
     if f.stem is None or f.stem == "mixture" or not p.stems:
         return True
     return f.stem in p.stems
