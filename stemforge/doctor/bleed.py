@@ -9,8 +9,9 @@ independent estimates does not correlate. Chance correlations of two instruments
 same pitch average out over the many blocks (their relative phase changes from note to note);
 with even/odd frames instead of blocks they did not (clean synthetic songs showed up to -36 dB
 of "bleed" between bass and pad), with 2 s blocks a 6 s excerpt of real music had too few.
-``H`` is solved jointly on all the other stems (stems correlate with each other, and leakage of
-one must not be credited to another). The bins are combined with inverse-variance weights, ``w_f ∝ (P_j(f) / P_k(f))²``: bins where
+``H`` is solved twice: for the pair alone, and jointly on all the other stems (stems correlate
+with each other, and leakage of one must not be credited to another); the smaller estimate is
+kept, since the joint fit in turn amplifies noise where two sources are nearly collinear. The bins are combined with inverse-variance weights, ``w_f ∝ (P_j(f) / P_k(f))²``: bins where
 ``j`` is strong and ``k`` weak say the most. The result, ``gain`` (a power ratio), is the bleed
 level relative to the source stem ``j``: a copy of ``j`` at -20 dB gives -20 dB. Its standard
 error comes with it; bleed is flagged when ``gain >= bleed_db`` and ``gain >= bleed_z`` standard
@@ -170,16 +171,24 @@ def estimate(X: np.ndarray, bin_hz: float, first_bin: int, fps: float,
             ok = (s.pe[src] > tiny) & (s.po[src] > tiny) & (P[into] > tiny) & (P[src] >= P[into])
             if not ok.any():
                 continue
-            v = np.where(ok, (h_a[:, col] * np.conj(h_b[:, col])).real, 0.0)
             ratio = np.where(ok, P[src] / np.maximum(P[into], tiny), 0.0)
             w = 2.0 * s.n_even * s.n_odd * np.minimum(ratio ** 2, WEIGHT_CAP)
             sw = w.sum()
             if sw <= 0:
                 continue
             bw = np.add.reduceat(w, edges)
-            bv = np.add.reduceat(w * v, edges) / np.maximum(bw, tiny)
             used = bw > 0
-            g = _weighted_median(bv[used], bw[used])
+            # the pair on its own, and within the joint fit: each fails differently (a pair
+            # credits leakage of a correlated stem; a joint fit amplifies noise where two
+            # sources are nearly collinear), so the smaller of the two is kept
+            pair_a = _joint_h(s.ce, s.pe, into, [src])[:, 0]
+            pair_b = _joint_h(s.co, s.po, into, [src])[:, 0]
+            gains = []
+            for ha, hb in ((pair_a, pair_b), (h_a[:, col], h_b[:, col])):
+                v = np.where(ok, (ha * np.conj(hb)).real, 0.0)
+                bv = np.add.reduceat(w * v, edges) / np.maximum(bw, tiny)
+                gains.append(_weighted_median(bv[used], bw[used]))
+            g = min(gains)
             se = float(1.0 / np.sqrt(sw))
             spans = []
             if g > 0:

@@ -32,7 +32,8 @@ class Options:
     label_min_active: Seconds = 3.0       # label rules need this much active audio
     fingerprint_stems: bool = True        # fingerprint every stem, not only the mixtures
     min_votes: int = 10                   # landmarks agreeing on one offset for a duplicate
-    min_overlap: Seconds = 10.0           # shortest matched span (or 80 % of the shorter track)
+    min_votes_stems: int = 40             # the same for stems, which repeat more
+    min_overlap: Seconds = 8.0            # shortest matched span (a 10 s overlap measures ~9 s)
     min_coverage: float = 0.5             # share of the span's seconds holding a matched landmark
 
     def to_dict(self) -> dict:

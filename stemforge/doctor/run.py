@@ -77,8 +77,13 @@ def _duplicates(results: list[TrackResult], order: dict[str, int], opts: Options
             prints.append(fp)
             owner.append((ti, src))
             groups.append(0 if src == MIXTURE else 1)
-    matches = match(prints, np.array(groups), min_votes=opts.min_votes,
-                    min_span=opts.min_overlap, min_coverage=opts.min_coverage)
+    groups = np.array(groups)
+    matches = []
+    for g, votes in ((0, opts.min_votes), (1, opts.min_votes_stems)):
+        # stems (a sustained pad, a bass line) repeat more than mixtures: chance agreements
+        # between two songs in one key need a higher bar
+        matches += match(prints, np.where(groups == g, 0, -1), min_votes=votes,
+                         min_span=opts.min_overlap, min_coverage=opts.min_coverage)
     by_pair: dict[tuple[int, int], list] = {}
     for m in matches:
         (ta, sa), (tb, sb) = owner[m.a], owner[m.b]
