@@ -123,6 +123,9 @@ def _joint_h(C: np.ndarray, pdiag: np.ndarray, into: int, srcs: list[int]) -> np
     stems ``srcs`` jointly, from one half's sums: ``C[a, b] = Σ X_a conj(X_b)`` (``a < b``
     filled) and ``pdiag[a] = Σ |X_a|²``."""
     n = pdiag.shape[1]
+    if len(srcs) == 1:   # one source: a division
+        return (np.conj(C[srcs[0], into]) if srcs[0] < into else C[into, srcs[0]])[:, None] \
+            / (pdiag[srcs[0]] + 1e-9 * np.maximum(pdiag[srcs[0]], 1e-30))[:, None]
 
     def c(a, b):  # Σ_t X_a conj(X_b) for any a, b
         if a == b:

@@ -19,9 +19,11 @@ anchor by the same number of frames. Triplets rather than pairs: 32 bits instead
 hashes of unrelated songs rarely collide even across 10,000 tracks.
 
 Matching (:func:`match`): every landmark of every signal goes into one table sorted by hash (the
-inverted index); only signals sharing a hash are compared, through the entries of that hash's
-posting list, so the work grows with the number of landmarks times the (capped) posting-list
-length, not with the number of signal pairs. Votes are counted per (signal pair, anchor offset),
+inverted index, :class:`HashTable`). The signals are then queried in blocks: each landmark looks
+its hash up (a binary search) and meets only the landmarks of its posting list, so the work
+grows with the number of landmarks times the posting-list length (capped at ``MAX_POSTING``:
+longer lists are stop words, hashes too common to tell songs apart), not with the number of
+signal pairs, and the memory with the block. Votes are counted per (signal pair, anchor offset),
 each distinct hash once, with one frame of tolerance; a pair is a match when the best offset has ``min_votes`` votes,
 the matched landmarks span at least ``min_span`` seconds (or most of the shorter signal), and
 they are spread over that span (``min_coverage`` of its seconds hold one): music that repeats
@@ -44,7 +46,9 @@ SMOOTH = np.array([1, 6, 15, 20, 15, 6, 1], np.float32) / 64  # over frames
 FAN = 4                  # targets per anchor (6 triplets)
 MAX_DT = 40              # frames (0.8 s)
 MAX_DF = 31              # grid steps
-MAX_POSTING = 256        # hashes held by more entries than this are ignored (stop words)
+MAX_POSTING = 64         # hashes held by more entries than this are ignored (stop words)
+BLOCK_LANDMARKS = 1 << 20  # query landmarks looked up at once (bounds the memory)
+MAX_BLOCK_SIGNALS = 4096  # and at most this many query signals
 
 
 @dataclass
@@ -171,118 +175,154 @@ class Match:
     coverage: float = 1.0
 
 
-def _pairs_sharing_hashes(hashes, sig, frames, groups_ok, max_posting):
-    """Entries ``(sig_a, sig_b, offset, frame_a, hash)`` for every two landmarks of different
-    signals that share a hash, with ``groups_ok(a, b)`` allowed; walks each posting list of at
-    most ``max_posting`` entries (longer ones are stop words)."""
-    order = np.argsort(hashes, kind="stable")
-    h = hashes[order]
-    s = sig[order]
-    fr = frames[order]
-    n = len(h)
-    if n < 2:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, empty, empty, empty
-    start = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])
-    size = np.diff(np.r_[start, n])
-    gsize = np.repeat(size, size)
-    pos = np.arange(n) - np.repeat(start, size)
-    live = (gsize >= 2) & (gsize <= max_posting)
-    idx = np.flatnonzero(live)
-    out_a, out_b, out_o, out_f, out_h = [], [], [], [], []
-    k = 1
-    while len(idx):
-        # pair entry i with entry i + k of the same posting list
-        idx = idx[pos[idx] + k < gsize[idx]]
-        if not len(idx):
-            break
-        j = idx + k
-        sa, sb = s[idx], s[j]
-        keep = (sa != sb) & groups_ok(sa, sb)
-        if keep.any():
-            i1, j1 = idx[keep], j[keep]
-            a, b = s[i1], s[j1]
-            fa, fb = fr[i1], fr[j1]
-            swap = a > b
-            out_a.append(np.where(swap, b, a))
-            out_b.append(np.where(swap, a, b))
-            out_o.append(np.where(swap, fa - fb, fb - fa))
-            out_f.append(np.where(swap, fb, fa))
-            out_h.append(h[i1])
-        k += 1
-    if not out_a:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, empty, empty, empty
-    return (np.concatenate(out_a).astype(np.int64), np.concatenate(out_b).astype(np.int64),
-            np.concatenate(out_o).astype(np.int64), np.concatenate(out_f).astype(np.int64),
-            np.concatenate(out_h).astype(np.int64))
+@dataclass
+class HashTable:
+    """The inverted index: every landmark of every signal sorted by hash (``hashes`` uint32,
+    ``sig``/``frames`` int32, all ``(N,)``)."""
+
+    hashes: np.ndarray
+    sig: np.ndarray
+    frames: np.ndarray
+
+    @classmethod
+    def build(cls, prints: list[Fingerprint], include: np.ndarray) -> "HashTable":
+        counts = np.array([len(p.hashes) if include[i] else 0 for i, p in enumerate(prints)])
+        h = [p.hashes for i, p in enumerate(prints) if include[i]]
+        f = [p.frames for i, p in enumerate(prints) if include[i]]
+        if not h:
+            z = np.zeros(0, np.int32)
+            return cls(z.astype(np.uint32), z, z)
+        hashes = np.concatenate(h)
+        frames = np.concatenate(f).astype(np.int32)
+        sig = np.repeat(np.arange(len(prints), dtype=np.int32), counts)
+        order = np.argsort(hashes)
+        return cls(hashes[order], sig[order], frames[order])
+
+    def lookup(self, hashes: np.ndarray, max_posting: int):
+        """For each query hash its posting list ``[lo, lo + n)``; lists longer than
+        ``max_posting`` (stop words) count as empty. The queries are searched in sorted order
+        (each binary search starts where the previous one ended: a merge, cache-friendly)."""
+        order = np.argsort(hashes)
+        hs = hashes[order]
+        lo = np.empty(len(hashes), np.int64)
+        n = np.empty(len(hashes), np.int64)
+        lo[order] = np.searchsorted(self.hashes, hs, side="left")
+        n[order] = np.searchsorted(self.hashes, hs, side="right") - lo[order]
+        n[n > max_posting] = 0
+        return lo, n
+
+
+def votes_of(table: HashTable, q_sig: np.ndarray, q_frames: np.ndarray, q_hash: np.ndarray,
+             same_group, max_posting: int):
+    """Candidate entries of a block of query landmarks: ``(q, other, offset, q_frame, hash)``
+    int64 arrays, one per landmark of another signal ``other > q`` sharing the hash (so each
+    pair is counted from one side only, and completely: all its votes come from ``q``'s
+    landmarks)."""
+    lo, n = table.lookup(q_hash, max_posting)
+    total = int(n.sum())
+    z = np.zeros(0, np.int64)
+    if total == 0:
+        return z, z, z, z, z
+    starts = np.repeat(lo - (np.cumsum(n) - n), n) + np.arange(total)
+    rep = np.repeat(np.arange(len(q_hash)), n)
+    other = table.sig[starts].astype(np.int64)
+    q = q_sig[rep].astype(np.int64)
+    keep = (other > q) & same_group(q, other)
+    if not keep.any():
+        return z, z, z, z, z
+    other, q, rep, starts = other[keep], q[keep], rep[keep], starts[keep]
+    qf = q_frames[rep].astype(np.int64)
+    off = table.frames[starts].astype(np.int64) - qf
+    return q, other, off, qf, q_hash[rep].astype(np.int64)
 
 
 def match(prints: list[Fingerprint], groups: np.ndarray | None = None, min_votes: int = 10,
           min_span: Seconds = 10.0, min_coverage: float = 0.0,
-          max_posting: int = MAX_POSTING) -> list[Match]:
+          max_posting: int = MAX_POSTING, block_landmarks: int = BLOCK_LANDMARKS
+          ) -> list[Match]:
     """Pairs of fingerprints that share content (see the module docstring).
 
     ``groups`` (int ``(len(prints),)``): only signals with the same group number are compared
-    (e.g. mixtures with mixtures), and signals with group ``-1`` not at all.
+    (e.g. mixtures with mixtures), and signals with group ``-1`` not at all. Query signals are
+    taken in blocks of about ``block_landmarks`` landmarks, which bounds the memory.
     """
     n_sig = len(prints)
     if n_sig < 2:
         return []
+    if n_sig >= 1 << 24:
+        raise ValueError("match: at most 2**24 signals")
     grp = np.zeros(n_sig, np.int64) if groups is None else np.asarray(groups, np.int64)
-    counts = np.array([len(p.hashes) for p in prints])
-    sig = np.repeat(np.arange(n_sig), counts)
-    hashes = np.concatenate([p.hashes for p in prints]) if counts.sum() else np.zeros(0, np.uint32)
-    frames = np.concatenate([p.frames for p in prints]) if counts.sum() else np.zeros(0, np.int32)
-    valid = grp[sig] >= 0
-    hashes, frames, sig = hashes[valid], frames[valid], sig[valid]
+    include = grp >= 0
+    table = HashTable.build(prints, include)
 
     def same_group(a, b):
         return grp[a] == grp[b]
 
-    a, b, off, fa, hs = _pairs_sharing_hashes(hashes, sig, frames, same_group, max_posting)
+    out: list[Match] = []
+    i = 0
+    while i < n_sig:
+        j, size = i, 0
+        while j < n_sig and j - i < MAX_BLOCK_SIGNALS and (
+                j == i or size + len(prints[j].hashes) <= block_landmarks):
+            size += len(prints[j].hashes) if include[j] else 0
+            j += 1
+        block = [k for k in range(i, j) if include[k]]
+        i = j
+        if not block:
+            continue
+        qs = np.repeat(np.array(block, np.int32), [len(prints[k].hashes) for k in block])
+        qf = np.concatenate([prints[k].frames for k in block])
+        qh = np.concatenate([prints[k].hashes for k in block])
+        q, other, off, fa, hs = votes_of(table, qs, qf, qh, same_group, max_posting)
+        out += _best_offsets(prints, q, other, off, fa, hs, min_votes, min_span, min_coverage)
+    return sorted(out, key=lambda m: (m.a, m.b))
+
+
+def _best_offsets(prints, a, b, off, fa, hs, min_votes, min_span, min_coverage) -> list[Match]:
+    """Matches from the candidate entries of signal pairs (``a`` from one query block). Votes
+    are first counted per (pair, offset) as they come; for the pairs that reach ``min_votes``
+    (with one frame of tolerance) they are counted again with each distinct hash voting once,
+    so that a part that repeats (a sustained chord) cannot outvote a real match."""
     if not len(a):
         return []
-    # votes per (pair, offset); offsets fit in 2**21 frames (~11 h). A hash votes once per
-    # (pair, offset): a part that repeats (a sustained chord) cannot outvote a real match
+    n_sig = len(prints)
+    a0 = int(a.min())
     span = 1 << 21
-    key = (a * n_sig + b) * (2 * span) + (off + span)
-    order = np.lexsort((hs, key))
+    key = (((a - a0) * n_sig + b) << 22) | (off + span)   # (pair, offset) in one int64
+    order = np.argsort(key)
     key, fa, hs = key[order], fa[order], hs[order]
-    first_of = np.r_[True, (key[1:] != key[:-1]) | (hs[1:] != hs[:-1])]
-    key, fa = key[first_of], fa[first_of]
-    ukey, first, votes = np.unique(key, return_index=True, return_counts=True)
-    pair = ukey // (2 * span)
-    offset = ukey % (2 * span) - span
-    # one frame of tolerance: add the neighbours' votes
-    same_pair_prev = np.r_[False, (pair[1:] == pair[:-1]) & (offset[1:] - offset[:-1] == 1)]
-    same_pair_next = np.r_[(pair[1:] == pair[:-1]) & (offset[1:] - offset[:-1] == 1), False]
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    votes = np.diff(np.r_[first, len(key)])
+    ukey = key[first]
+    pair, offset = ukey >> 22, (ukey & ((1 << 22) - 1)) - span
+    nxt = np.r_[(pair[1:] == pair[:-1]) & (offset[1:] - offset[:-1] == 1), False]
+    prv = np.r_[False, nxt[:-1]]
     total = votes.copy()
-    total[same_pair_prev] += votes[np.flatnonzero(same_pair_prev) - 1]
-    total[same_pair_next] += votes[np.flatnonzero(same_pair_next) + 1]
-    # best offset per pair
+    total[prv] += votes[np.flatnonzero(prv) - 1]
+    total[nxt] += votes[np.flatnonzero(nxt) + 1]
     o2 = np.lexsort((-total, pair))
     best = o2[np.r_[True, pair[o2][1:] != pair[o2][:-1]]]
     best = best[total[best] >= min_votes]
     out = []
     for u in best:
-        p = int(pair[u])
-        ia, ib = divmod(p, n_sig)
+        pa_i, ib = divmod(int(pair[u]), n_sig)
+        ia = pa_i + a0
+        sel = [u] + ([u - 1] if prv[u] else []) + ([u + 1] if nxt[u] else [])
+        idx = np.concatenate([np.arange(first[k], first[k] + votes[k]) for k in sel])
+        # each distinct (hash, offset) votes once
+        pairs_ho = np.unique(np.stack([hs[idx], key[idx] & ((1 << 22) - 1)]), axis=1)
+        n_votes = pairs_ho.shape[1]
+        if n_votes < min_votes:
+            continue
+        fa_m = fa[idx]
+        offs = (key[idx] & ((1 << 22) - 1)) - span
         o = int(offset[u])
-        sel = [u]
-        if same_pair_prev[u]:
-            sel.append(u - 1)
-        if same_pair_next[u]:
-            sel.append(u + 1)
-        fa_m = np.concatenate([fa[first[k]:first[k] + votes[k]] for k in sel])
-        offs = np.concatenate([np.full(votes[k], offset[k]) for k in sel])
         t0, t1 = int(fa_m.min()), int(fa_m.max()) + MAX_DT
-        t0b, t1b = t0 + o, t1 + o
         pa, pb = prints[ia], prints[ib]
-        t1, t1b = min(t1, pa.n_frames), min(t1b, pb.n_frames)
+        t1 = min(t1, pa.n_frames)
+        t0b, t1b = t0 + o, min(t1 + o, pb.n_frames)
         span_s = (t1 - t0) / FPS
-        shorter = min(pa.seconds, pb.seconds)
-        if span_s < min(min_span, 0.8 * shorter):
+        if span_s < min(min_span, 0.8 * min(pa.seconds, pb.seconds)):
             continue
         seconds = max(1, int(np.ceil(span_s)))
         coverage = len(np.unique((fa_m - t0) // FPS)) / seconds
@@ -290,8 +330,8 @@ def match(prints: list[Fingerprint], groups: np.ndarray | None = None, min_votes
             continue
         na = int(((pa.frames >= t0) & (pa.frames <= t1)).sum())
         nb = int(((pb.frames >= t0b) & (pb.frames <= t1b)).sum())
-        sim = float(total[u]) / max(1, min(na, nb))
+        sim = float(n_votes) / max(1, min(na, nb))
         out.append(Match(ia, ib, float(offs.mean()) / FPS, (t0 / FPS, t1 / FPS),
-                         (max(0, t0b) / FPS, t1b / FPS), int(total[u]), min(1.0, sim),
+                         (max(0, t0b) / FPS, t1b / FPS), n_votes, min(1.0, sim),
                          round(coverage, 3)))
     return out

@@ -4,8 +4,9 @@ Every channel of the mixture and of every stem (decimated signals, see
 :mod:`stemforge.doctor.scan`; decimation is linear, so a linear relation between the full-rate
 signals holds between the decimated ones) is a row of ``X``; per 1 s window ``w`` the Gram
 matrix ``G_w = X_w X_wᵀ`` is formed once (one batched matrix product), and every question below
-is a small quadratic form in these matrices (the signals are first halved in rate once more by
-averaging sample pairs, which is linear too):
+is a small quadratic form in these matrices (the signals are first reduced in rate once more,
+by ``REDUCE``, averaging consecutive samples, which is linear too; so the relation is judged
+on the content below ~2.7 kHz, where nearly all of a mix's energy is):
 
 * **copies**: the correlation of two stems' channel sums (whole track); ``|r| >=
   copy_correlation`` is a copy (gain and polarity do not matter).
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 FLOOR_DB = -60.0
+REDUCE = 4        # 22.05 kHz decimated signals -> 5.5 kHz for the Gram matrices
 FLOOR = 10 ** (FLOOR_DB / 10)
 STATES = ((1.0, False), (-1.0, False), (1.0, True), (-1.0, True))  # (sign, swapped)
 STATE_NAMES = ("as is", "inverted", "channels swapped", "inverted and channels swapped")
@@ -50,20 +52,24 @@ class Relation:
     window_level_db: np.ndarray | None = None             # mixture RMS per window (dBFS)
 
 
-def grams(rows: np.ndarray, window: int) -> np.ndarray:
-    """Per-window Gram matrices of ``rows`` (float32 ``(R, n)``): float64 ``(W, R, R)`` over
-    windows of ``window`` samples (the last one zero-padded)."""
-    R, n = rows.shape
+def grams(rows: list[np.ndarray], window: int) -> tuple[np.ndarray, int]:
+    """Per-window Gram matrices of ``rows`` (float32 ``(n,)`` each) after dividing their rate
+    by ``REDUCE`` (mean of consecutive samples): float64 ``(W, R, R)`` over windows of
+    ``window`` reduced samples (the last one zero-padded), and the reduced length."""
+    R = len(rows)
+    n = min(len(r) for r in rows) // REDUCE
     W = max(1, -(-n // window))
     x = np.zeros((W, R, window), np.float32)
-    x.reshape(W, R, window)  # (allocated contiguous)
-    flat = rows
-    full = n // window
-    if full:
-        x[:full] = flat[:, : full * window].reshape(R, full, window).transpose(1, 0, 2)
-    if n > full * window:
-        x[full, :, : n - full * window] = flat[:, full * window:]
-    return np.matmul(x, x.transpose(0, 2, 1)).astype(np.float64)
+    for r, row in enumerate(rows):
+        half = row[0: REDUCE * n: REDUCE].copy()
+        for k in range(1, REDUCE):
+            half += row[k: REDUCE * n: REDUCE]
+        half *= np.float32(1.0 / REDUCE)
+        full = n // window
+        x[:full, r, :] = half[: full * window].reshape(full, window)
+        if n > full * window:
+            x[full, r, : n - full * window] = half[full * window:]
+    return np.matmul(x, x.transpose(0, 2, 1)).astype(np.float64), n
 
 
 def _db(x):
@@ -100,15 +106,12 @@ def relate(stems: list[np.ndarray], mixture: np.ndarray | None, rate: float,
     ``rate`` Hz, all with the same ``C`` and ``n``; see the module docstring."""
     K = len(stems)
     C = stems[0].shape[0] if stems else (mixture.shape[0] if mixture is not None else 1)
-    rows = ([mixture] if mixture is not None else []) + list(stems)
-    X = np.concatenate(rows, axis=0) if rows else np.zeros((0, 0), np.float32)
-    # halve the rate once more (mean of sample pairs): linear, so relations survive, and the
-    # Gram matrices cost half as much
-    n2 = X.shape[1] // 2
-    X = 0.5 * (X[:, 0: 2 * n2: 2] + X[:, 1: 2 * n2: 2])
-    rate = rate / 2
+    rows = [ch for a in ([mixture] if mixture is not None else []) + list(stems) for ch in a]
+    # the rate is divided by REDUCE once more (means of consecutive samples): linear, so
+    # relations survive, and the Gram matrices cost that much less
+    rate = rate / REDUCE
     window = max(1, int(round(rate)))
-    Gw = grams(X, window)
+    Gw, n_half = grams(rows, window)
     G = Gw.sum(axis=0)
     rel = Relation(window_seconds=window / rate)
     off = C if mixture is not None else 0
@@ -157,7 +160,7 @@ def relate(stems: list[np.ndarray], mixture: np.ndarray | None, rate: float,
     rel.gain = [float(g) for _, g in fits]
     W = Gw.shape[0]
     n_per = np.full(W, float(window))
-    n_per[-1] = X.shape[1] - window * (W - 1)
+    n_per[-1] = n_half - window * (W - 1)
     diag = np.einsum("wcc->wc", Gw[:, :C, :C])
     mix_pow = diag.sum(axis=1) / (C * n_per)
     level = np.where(mix_pow > 0, 10 * np.log10(np.maximum(mix_pow, 1e-30)), -200.0)

@@ -59,9 +59,11 @@ def block_rms(s: Scan) -> np.ndarray:
     return np.sqrt(s.squares.sum(axis=0) / (s.squares.shape[0] * s.block_sizes()))
 
 
-def check_source(name: str, audio: np.ndarray, sr: int, s: Scan, opts: Options) -> SourceFacts:
-    """Measure one source: float32 ``audio (C, T)`` at ``sr`` and its scan ``s``."""
-    C, T = audio.shape
+def check_source(name: str, audio: np.ndarray, scale: float, sr: int, s: Scan,
+                 opts: Options) -> SourceFacts:
+    """Measure one source: its samples ``audio (T, C)`` as stored (times ``scale`` = full
+    scale; see :func:`stemforge.doctor.scan.scan`) at ``sr``, and their scan ``s``."""
+    T, C = audio.shape
     rms = block_rms(s)
     thr = 10 ** (opts.silence_db / 20)
     active = rms >= thr
@@ -74,7 +76,7 @@ def check_source(name: str, audio: np.ndarray, sr: int, s: Scan, opts: Options) 
         facts.silent = True
         facts.digital_silence = peak == 0.0
         return facts
-    facts.dropouts = _dropouts(audio, sr, s, rms, active, opts)
+    facts.dropouts = _dropouts(audio, scale, sr, s, rms, active, opts)
     facts.clip_runs, facts.clip_spans = _clipping(audio, sr, s, opts)
     return facts
 
@@ -87,32 +89,36 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
 
 
-def _dropouts(audio, sr, s: Scan, rms, active, opts: Options) -> list[list[float]]:
+def _dropouts(audio, scale, sr, s: Scan, rms, active, opts: Options) -> list[list[float]]:
     zero = (s.high.max(axis=0) == 0) & (s.low.min(axis=0) == 0)   # whole block digital zero
     min_blocks = max(1, int(np.ceil(opts.dropout_min * sr / s.block)) - 1)
     typical = float(np.median(rms[active]))
     edge_thr = typical * 10 ** (opts.dropout_edge_db / 20)
     e = max(1, int(round(EDGE * sr)))
-    T = audio.shape[1]
+    T = audio.shape[0]
     out = []
     for b0, b1 in _runs(zero):
-        if b1 - b0 < min_blocks or b0 == 0 or b1 >= s.blocks:
+        if b1 - b0 < min_blocks or b0 < 2 or b1 + 1 >= s.blocks:
+            continue
+        # cheap first test: sound in the blocks around the run (a cut keeps a large part of
+        # the neighbouring block's level, see docs/doctor.md)
+        if max(rms[b0 - 2], rms[b0 - 1]) < 0.5 * edge_thr or \
+                max(rms[b1], rms[b1 + 1]) < 0.5 * edge_thr:
             continue
         # exact run of zeros: extend into the neighbouring blocks
         lo = b0 * s.block
-        before = audio[:, max(0, lo - s.block):lo]
-        nz = np.flatnonzero(np.any(before != 0, axis=0))
-        start = lo - s.block + nz[-1] + 1 if len(nz) else lo - before.shape[1]
+        before = audio[max(0, lo - s.block):lo]
+        nz = np.flatnonzero(np.any(before != 0, axis=1))
+        start = lo - s.block + nz[-1] + 1 if len(nz) else lo - before.shape[0]
         hi = min(T, b1 * s.block)
-        after = audio[:, hi:hi + s.block]
-        nz = np.flatnonzero(np.any(after != 0, axis=0))
-        end = hi + nz[0] if len(nz) else hi + after.shape[1]
+        after = audio[hi:hi + s.block]
+        nz = np.flatnonzero(np.any(after != 0, axis=1))
+        end = hi + nz[0] if len(nz) else hi + after.shape[0]
         if start <= 0 or end >= T or (end - start) < opts.dropout_min * sr:
             continue
-        pre = audio[:, max(0, start - e):start]
-        post = audio[:, end:end + e]
-        lvl = min(float(np.sqrt(np.mean(pre.astype(np.float64) ** 2))),
-                  float(np.sqrt(np.mean(post.astype(np.float64) ** 2))))
+        pre = audio[max(0, start - e):start].astype(np.float64) * scale
+        post = audio[end:end + e].astype(np.float64) * scale
+        lvl = min(float(np.sqrt(np.mean(pre ** 2))), float(np.sqrt(np.mean(post ** 2))))
         if lvl >= edge_thr:
             out.append([round(start / sr, 3), round(end / sr, 3)])
     return out
@@ -124,14 +130,17 @@ def _clipping(audio, sr, s: Scan, opts: Options) -> tuple[int, list[list[float]]
     runs_total = 0
     spans = []
     n = opts.clip_min_run
-    for c in range(audio.shape[0]):
-        for ext, arr in ((s.high[c].max(), s.high[c]), (s.low[c].min(), s.low[c])):
-            if abs(float(ext)) < 1e-3:
+    for c in range(audio.shape[1]):
+        for top, arr, pick in ((s.high[c].max(), s.high[c], np.max),
+                               (s.low[c].min(), s.low[c], np.min)):
+            if abs(float(top)) < 1e-3:
                 continue
-            cand = np.flatnonzero(arr == ext)
+            cand = np.flatnonzero(arr == top)
+            # the extreme in the file's own sample type (exact comparisons below)
+            ext = pick(audio[cand[0] * s.block:(cand[0] + 1) * s.block, c])
             for b in cand:
                 lo = b * s.block
-                seg = audio[c, lo:lo + s.block + n]    # a run may continue into the next block
+                seg = audio[lo:lo + s.block + n, c]    # a run may continue into the next block
                 for r0, r1 in _runs(seg == ext):
                     if r1 - r0 >= n and lo + r0 < (b + 1) * s.block:
                         runs_total += 1

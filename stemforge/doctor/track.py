@@ -74,33 +74,63 @@ class _Track:
                                          message, action, spans or [], detail))
 
 
-def read_source(ref, mp4: dict) -> tuple[np.ndarray, int]:
-    """float32 ``(C, T)`` audio of a source and its rate. A plain WAV/FLAC/... file is read
-    with one soundfile call (the finiteness check is left to the scan); anything else (stem.mp4
-    streams, summed files, one channel of a file) goes through the index's decoder."""
+@dataclass
+class Samples:
+    """A source's samples as stored: ``data (T, C)`` (int16, int32 or float32), ``scale`` to
+    full scale 1.0, and the rate."""
+
+    data: np.ndarray
+    scale: float
+    rate: int
+
+    @property
+    def frames(self) -> int:
+        return self.data.shape[0]
+
+    @property
+    def channels(self) -> int:
+        return self.data.shape[1]
+
+    def float_planar(self) -> np.ndarray:
+        """float32 ``(C, T)`` at full scale (a copy)."""
+        return np.ascontiguousarray((self.data.astype(np.float32) * np.float32(self.scale)).T)
+
+
+PCM = {"PCM_16": (np.int16, 2.0 ** -15), "PCM_S8": (np.int16, 2.0 ** -15),
+       "PCM_U8": (np.int16, 2.0 ** -15), "PCM_24": (np.int32, 2.0 ** -31),
+       "PCM_32": (np.int32, 2.0 ** -31)}
+
+
+def read_source(ref, mp4: dict) -> Samples:
+    """A source's samples. A plain WAV/FLAC/... file is read with one soundfile call in its own
+    sample type (16-bit PCM as int16, 24/32-bit as int32, else float32; the scan converts and
+    checks finiteness); anything else (stem.mp4 streams, summed files, one channel of a file)
+    goes through the index's decoder."""
     if not ref.extra_paths and ref.channel is None and not io.is_mp4(ref.path):
         import soundfile as sf
 
         try:
-            data, sr = sf.read(ref.path, dtype="float32", always_2d=True)
+            info = sf.info(ref.path)
+            dtype, scale = PCM.get(info.subtype, (np.float32, 1.0))
+            data, sr = sf.read(ref.path, dtype=np.dtype(dtype).name, always_2d=True)
         except Exception as e:  # soundfile raises LibsndfileError / RuntimeError
             raise AudioError(f"{ref.path}: not a readable audio file ({e})") from e
-        return np.ascontiguousarray(data.T), int(sr)
+        return Samples(data, scale, int(sr))
     a, sr = decode_source(ref, mp4)
-    return np.ascontiguousarray(a, np.float32), int(sr)
+    return Samples(np.ascontiguousarray(a.T, dtype=np.float32), 1.0, int(sr))
 
 
-def _decode(t: _Track) -> dict[str, tuple[np.ndarray, int]]:
+def _decode(t: _Track) -> dict[str, Samples]:
     sources = dict(t.entry.stems)
     if t.entry.mixture is not None:
         sources[MIXTURE] = t.entry.mixture
     audio, mp4 = {}, {}
     for name, ref in sources.items():
         try:
-            a, sr = read_source(ref, mp4)
-            if a.shape[1] == 0:
+            a = read_source(ref, mp4)
+            if a.frames == 0:
                 raise AudioError(f"{ref.path}: holds no samples")
-            audio[name] = (a, sr)
+            audio[name] = a
         except AudioError as e:
             t.add("unreadable", "error", name, str(e), "exclude_track", path=ref.path)
     return audio
@@ -108,7 +138,7 @@ def _decode(t: _Track) -> dict[str, tuple[np.ndarray, int]]:
 
 def _consistency(t: _Track, audio) -> int:
     """Rate, channel and length findings; returns the track's working rate."""
-    rates = {n: sr for n, (_, sr) in audio.items()}
+    rates = {n: a.rate for n, a in audio.items()}
     common = Counter(rates.values()).most_common()
     top = max(c for _, c in common)
     work = max(r for r, c in common if c == top)
@@ -118,13 +148,13 @@ def _consistency(t: _Track, audio) -> int:
                 t.add("rate_mismatch", "error", n,
                       f"{n} is at {r} Hz, the rest of the track at {work} Hz (the index refuses "
                       "this track; resample the file)", "exclude_track", rate=r, track_rate=work)
-    chans = {n: a.shape[0] for n, (a, _) in audio.items()}
+    chans = {n: a.channels for n, a in audio.items()}
     if len(set(chans.values())) > 1:
         t.add("channel_count", "warning", None,
               "sources have different channel counts: " + ", ".join(f"{n}={c}" for n, c in
                                                                      chans.items()),
               "review", channels=chans)
-    secs = {n: a.shape[1] / sr for n, (a, sr) in audio.items()}
+    secs = {n: a.frames / a.rate for n, a in audio.items()}
     frames_at_work = {n: int(round(s * work)) for n, s in secs.items()}
     lo, hi = min(frames_at_work.values()), max(frames_at_work.values())
     if hi > lo:
@@ -185,23 +215,24 @@ def check_track(entry: TrackEntry, dataset: str, opts: Options | None = None) ->
     rate_d = work / q
     facts: dict[str, SourceFacts] = {}
     decs: dict[str, np.ndarray] = {}
-    for name, (a, sr) in list(audio.items()):
-        s = scan(a, block_size(sr, fr.decimation(sr)), fr.decimation(sr))
+    for name, a in list(audio.items()):
+        sr = a.rate
+        s = scan(a.data, block_size(sr, fr.decimation(sr)), fr.decimation(sr), a.scale)
         if not np.isfinite(s.squares).all():
             t.add("unreadable", "error", name, f"{_path(entry, name)}: holds NaN or infinite "
                   "samples", "exclude_track", path=_path(entry, name))
             del audio[name]
             continue
-        facts[name] = check_source(name, a, sr, s, opts)
+        facts[name] = check_source(name, a.data, a.scale, sr, s, opts)
         _source_findings(t, name, facts[name])
         if sr != work:  # bring it to the track's rate for the joint checks
-            a = dsp.resample(a, sr, work)
-            s = scan(a, block_size(work, q), q)
+            res = dsp.resample(a.float_planar(), sr, work)
+            s = scan(np.ascontiguousarray(res.T), block_size(work, q), q)
         decs[name] = s.dec
     if not audio:
         return t.res
     stems = [k for k in stems if k in audio]
-    t.res.seconds = max(a.shape[1] / sr for a, sr in audio.values())
+    t.res.seconds = max(a.frames / a.rate for a in audio.values())
     t.res.facts["sources"] = {n: {**f.to_dict(), **_where(entry, n)} for n, f in facts.items()}
     C = max(d.shape[0] for d in decs.values())
     decs = {n: (np.repeat(d, C, axis=0) if d.shape[0] == 1 and C > 1 else d)
@@ -315,7 +346,7 @@ def _joint(t: _Track, stems, decs, n, rate_d, specs, powers, grids, mono, facts)
             continue
         cls = labels.label_class(k, t.entry.stems[k].label)
         if cls == "vocals":
-            m, act = labels.voiced_fraction(mono[k], rate_d, o.silence_db)
+            m, act = labels.voiced_fraction(specs[k], powers[k], rate_d, o.silence_db)
             lf[k] = {"class": cls, "voiced_fraction": round(m, 3), "active_s": round(act, 1)}
             if act >= o.label_min_active and m < o.voiced_fraction:
                 t.add("label_mismatch", "warning", k,
