@@ -41,10 +41,12 @@ def run(args) -> int:
     from ..mixing.recipe import Recipe
 
     recipe = Recipe.load(args.recipe)
-    if args.exclude:
-        from ..doctor.exclude import with_exclusions
+    if args.exclude:  # the recipe's `exclude:` field, set from the command line
+        from ..doctor.exclude import ExclusionList
 
-        recipe = with_exclusions(recipe, args.exclude)
+        excl = ExclusionList.coerce(args.exclude, field="--exclude")
+        recipe = Recipe.from_dict({**recipe.to_dict(), "name": recipe.name,
+                                   "exclude": excl.to_raw()})
     src = Path(args.index)
     if src.is_file():
         index = Index.load(src, progress=not args.no_progress)

@@ -1,7 +1,7 @@
 """The doctor's findings as an exclusion list that recipes apply.
 
 A recipe field ``exclude: doctor.json`` (a path relative to the recipe file, a doctor output
-folder, or a list of them), or ``stemforge generate ... --exclude doctor.json``, takes every
+folder, or a list of them; ``stemforge generate ... --exclude doctor.json`` sets it), takes every
 finding whose action is ``exclude_track``, ``exclude_stem`` or ``exclude_span`` and applies
 those of the recipe's dataset (matched by the dataset root the doctor checked) when sampling:
 
@@ -222,12 +222,3 @@ class AppliedExclusions:
                 return lo + pos
             pos -= hi - lo + 1
         return free[-1][1]
-
-
-def with_exclusions(recipe, path: str | os.PathLike):
-    """``recipe`` with ``exclude:`` set to the doctor report at ``path`` (the CLI's
-    ``--exclude``); a new Recipe."""
-    from ..mixing.recipe import Recipe
-
-    excl = ExclusionList.coerce(str(path), field="--exclude")
-    return Recipe.from_dict({**recipe.to_dict(), "name": recipe.name, "exclude": excl.to_raw()})
