@@ -10,8 +10,8 @@ mixtures, loudness gains (snr uniform(-5, 5) relative to ref_db uniform(-30, -10
 semantics) and fix_clipping, from the synthetic dataset of ``benchmarks/_data.py`` (20 tracks x
 30 s; WAV tree for Scaper, StemCache memmaps for stemforge).
 
-* stemforge: ``Mixer(recipe, index, seed).mixture(i)`` for i in 0..n-1 (draw + render; items in
-  order, so the Mixer's read-ahead draws specs in runs of 64, as a generate job or stream does).
+* stemforge: ``Mixer(recipe, index, seed).mixtures(items)`` over 0..n-1, a ``--chunk`` of items per
+  call (draw + render; the batch path a DataLoader batch or a stream uses).
 * Scaper 1.6.5: the seed tutorial's coherent generation, whole per-item function timed
   (``benchmarks/peers/scaper_run.py`` in the peer venv, via subprocess, JSON timings back).
 * floor: ``np.load(mmap_mode='r')`` maps opened once; per item the 4 stem slices at
@@ -21,8 +21,8 @@ semantics) and fix_clipping, from the synthetic dataset of ``benchmarks/_data.py
   loudness, no peak, no clip scaling. The gap between the two floors is the cost of returning
   four targets besides the mix.
 
-* stemforge draw only (informative): ``Mixer.spec(i)``, the per-item sampling (SeedSequence,
-  distributions, the batched loudness look-up) without rendering.
+* stemforge draw only (informative): ``Sampler.draw_many`` of the same chunks, the sampling
+  (item generators, distributions, the batched loudness look-up) without rendering.
 * stemforge render only (informative): ``render(spec, index)`` of the same items' specs drawn
   beforehand (first renders: the clip scale is measured, so clipping items take the rescale
   pass). render runs one compiled pass per item (``stemforge/mixing/_kernels.py``); the
@@ -48,7 +48,6 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXP
     os.environ[_v] = "1"
 
 import argparse  # noqa: E402
-import copy  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -79,18 +78,16 @@ RECIPE = {
 
 
 def time_stemforge(mixer: Mixer, items: range) -> tuple[float, float]:
-    """(wall, CPU) seconds for ``items`` (in order)."""
+    """(wall, CPU) seconds for ``items``, one ``Mixer.mixtures`` batch."""
     t0, c0 = time.perf_counter(), time.process_time()
-    for i in items:
-        mixer.mixture(i)
+    mixer.mixtures(items)
     return time.perf_counter() - t0, time.process_time() - c0
 
 
 def time_draw(mixer: Mixer, items: range) -> tuple[float, float]:
-    """(wall, CPU) seconds to draw the specs of ``items`` (no rendering)."""
+    """(wall, CPU) seconds to draw the specs of ``items`` in one batch (no rendering)."""
     t0, c0 = time.perf_counter(), time.process_time()
-    for i in items:
-        mixer.spec(i)
+    mixer.sampler.draw_many(mixer.seed, 0, items)
     return time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -139,13 +136,13 @@ def time_floor_outputs(maps, plan, frames: int) -> tuple[float, float]:
 
 
 def render_plan(mixer: Mixer, n: int):
-    """The specs of items 0..n-1, drawn beforehand (fresh copies per round: a first render)."""
+    """The specs of items 0..n-1, drawn beforehand (never rendered: every render is a first
+    render, the clip scale unknown)."""
     return [mixer.spec(i) for i in range(n)]
 
 
 def time_render(index, specs) -> tuple[float, float]:
     """(wall, CPU) seconds to render already-drawn specs (first render: clip scale unknown)."""
-    specs = [copy.deepcopy(s) for s in specs]
     t0, c0 = time.perf_counter(), time.process_time()
     for s in specs:
         render(s, index)

@@ -9,7 +9,7 @@ kernels in parallel) and IEEE arithmetic (no ``fastmath``: every kernel's result
 bit for bit, e.g. ``mix == sum(targets)`` and re-renders byte-identical to first renders).
 
 Import this module lazily, inside the functions that need a kernel, so ``stemforge --help``
-and light imports do not pay numba's ~0.3 s import.
+and light imports do not pay numba's import.
 """
 from __future__ import annotations
 

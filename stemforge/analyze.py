@@ -4,7 +4,8 @@ For every stem (and the real mixture, when there is one) it decodes the audio on
 (finite, readable, consistent across the track) and computes what the index stores:
 sample rate, channels, frames, BS.1770 K-weighted sub-block energies (saved as ``.npy`` in the
 cache's ``analysis/`` folder), integrated loudness, silent fraction, and for tracks with a real
-mixture the residual ``mixture - sum(stems)`` in dB relative to the mixture.
+mixture the residual ``mixture - sum(stems)`` in dB relative to the mixture (``-inf`` when the
+mixture is exactly the stem sum).
 
 Track consistency policy (documented in docs/datasets.md):
 * all stems of a track must share sample rate and channel count (else an error names the files);
@@ -14,6 +15,7 @@ Track consistency policy (documented in docs/datasets.md):
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,16 @@ from .errors import AudioError
 from .layouts.base import SourceRef, TrackEntry
 
 LENGTH_TOLERANCE = 2048  # frames (~46 ms at 44.1 kHz)
+#: beside a stem's energies ``<key>.npy``: its zero-state corrections (``loudness.
+#: zero_state_corrections``), ``<key>.zs1.npy``; a change of their format renames the file, so
+#: caches written before are re-analysed (both files must exist), never misread
+CORRECTIONS_SUFFIX = ".zs1.npy"
+
+
+def analysis_done(analysis_dir, key: str) -> bool:
+    """True when both analysis files of source ``key`` exist in ``analysis_dir``."""
+    d = Path(analysis_dir)
+    return (d / f"{key}.npy").exists() and (d / f"{key}{CORRECTIONS_SUFFIX}").exists()
 
 
 def file_stamp(path: str) -> str:
@@ -107,11 +119,14 @@ def _channel(audio: np.ndarray, channel: int, path: str) -> np.ndarray:
 
 
 def analyse_audio(audio: np.ndarray, sr: int, energies_path: Path) -> tuple[float, float, float]:
-    """Save sub-block energies; return (integrated LUFS, silent fraction, peak)."""
-    e = loudness.block_energies(audio, sr)
-    tmp = energies_path.with_suffix(".tmp.npy")
-    np.save(tmp, e.astype(np.float64))
-    os.replace(tmp, energies_path)
+    """Save sub-block energies and zero-state corrections (``<key>.npy``, ``<key>.zs1.npy``);
+    return (integrated LUFS, silent fraction, peak)."""
+    e, corr = loudness.stem_analysis(audio, sr)
+    for arr, path in ((corr, energies_path.with_name(energies_path.stem + CORRECTIONS_SUFFIX)),
+                      (e, energies_path)):  # the energies last: they mark the pair complete
+        tmp = path.with_name(path.name + ".tmp.npy")
+        np.save(tmp, arr.astype(np.float64))
+        os.replace(tmp, path)
     frames = audio.shape[1]
     lufs = loudness.excerpt_loudness(e, sr, 0, frames)
     active = loudness.active_fraction(e, sr, 0, frames)
@@ -142,14 +157,14 @@ def analyse_track(
     need_residual = entry.mixture is not None and rkey not in residual_known
     for name, ref in sources.items():
         k = keys[name]
-        if k in known and (adir / f"{k}.npy").exists() and not need_residual:
+        if k in known and analysis_done(adir, k) and not need_residual:
             facts[name] = known[k]
             continue
         a, sr = decode_source(ref, mp4cache)
         if a.shape[1] == 0:
             raise AudioError(f"{ref.path}: holds no samples")
         audio[name] = a
-        if k in known and (adir / f"{k}.npy").exists():
+        if k in known and analysis_done(adir, k):
             facts[name] = known[k]
             continue
         path = adir / f"{k}.npy"
@@ -163,7 +178,8 @@ def analyse_track(
         stem_sum = sum(audio[s][:, :n].astype(np.float64) for s in entry.stems)
         mix = audio["__mixture__"][:, :n].astype(np.float64)
         num, den = float(((mix - stem_sum) ** 2).sum()), float((mix**2).sum())
-        residual = 10 * np.log10(num / den) if num > 0 and den > 0 else None
+        # -inf: the mixture is exactly the stem sum; None: a silent mixture (no reference level)
+        residual = (10 * np.log10(num / den) if num > 0 else -math.inf) if den > 0 else None
     return {"facts": facts, "residual_db": residual, "residual_key": rkey, "created": created,
             "notes": notes}
 

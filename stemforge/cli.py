@@ -24,6 +24,7 @@ COMMANDS = {
     "generate": "generate",
     "experiment": "experiment",
     "index": "index",
+    "import-jams": "import_jams",
     "info": "info",
     "oracle": "oracle",
     "prepare": "prepare",

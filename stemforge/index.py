@@ -6,6 +6,7 @@ result in a cache directory::
 
     <cache_dir>/index.jsonl        header line + one line per track (atomic rewrite)
     <cache_dir>/analysis/<key>.npy K-weighted 10 ms sub-block energies per stem
+    <cache_dir>/analysis/<key>.zs1.npy  their zero-state corrections (loudness look-ups)
     <cache_dir>/audio/<key>.npy    decoded stems (StemCache, written by ``stemforge prepare``)
     <cache_dir>/variants/<vkey>.npy  pitch/tempo variants (``stemforge prepare --variants``)
 
@@ -275,28 +276,51 @@ class Index:
         frames = t.frames - start if frames is None else frames
         return self.read_stem(t.mixture, start, frames)
 
+    def read_input(self, track_id: str, real: bool = True, start: Frames = 0,
+                   frames: Frames | None = None) -> np.ndarray:
+        """What a separator gets: the real mixture when the track has one (and ``real``), else
+        the sum of all its stems (float64 sum, float32 result) ``(channels, frames)``."""
+        t = self.track(track_id)
+        if real and t.mixture is not None:
+            return self.read_mixture(track_id, start, frames)
+        frames = t.frames - start if frames is None else frames
+        stems = [self.read(track_id, s, start, frames) for s in t.stems]
+        return np.sum(stems, axis=0, dtype=np.float64).astype(np.float32)
+
     # ------------------------------------------------------------------ analysis
     def energies(self, track_id: str, stem: str) -> np.ndarray:
         """K-weighted sub-block energies, float64 ``(n_sub,)`` (see audio.loudness)."""
         _, s = self._stem(track_id, stem)
-        e = self._energies.get(s.key)
-        if e is None:
-            path = self.cache_dir / "analysis" / f"{s.key}.npy"
+        return self._analysis(s.key, ".npy")
+
+    def corrections(self, track_id: str, stem: str) -> np.ndarray:
+        """Zero-state corrections, float64 ``(n_sub,)`` (``loudness.zero_state_corrections``)."""
+        from .analyze import CORRECTIONS_SUFFIX
+
+        _, s = self._stem(track_id, stem)
+        return self._analysis(s.key, CORRECTIONS_SUFFIX)
+
+    def _analysis(self, key: str, suffix: str) -> np.ndarray:
+        """``analysis/<key><suffix>``, loaded once: a read-only plain-ndarray view of the memmap
+        (the same buffer without the memmap subclass's per-slice hooks, and the type the
+        loudness kernel takes)."""
+        name = key + suffix
+        a = self._energies.get(name)
+        if a is None:
+            path = self.cache_dir / "analysis" / name
             try:
-                # a read-only plain-ndarray view of the memmap: the same buffer without the
-                # memmap subclass's per-slice hooks, and the type the loudness kernel takes
-                e = np.load(path, mmap_mode="r").view(np.ndarray)
+                a = np.load(path, mmap_mode="r").view(np.ndarray)
             except FileNotFoundError:
                 raise IndexError_(f"{path}: analysis missing; re-run `stemforge index "
                                   f"{self.root}`") from None
-            self._energies[s.key] = e
-        return e
+            self._energies[name] = a
+        return a
 
     def loudness(self, track_id: str, stem: str, start: Frames, frames: Frames) -> LUFS:
         """Integrated loudness (LUFS) of an excerpt, from precomputed energies (-inf if silent)."""
         t, s = self._stem(track_id, stem)
         return loudness.excerpt_loudness(self.energies(track_id, stem), s.sample_rate, start,
-                                         frames)
+                                         frames, self.corrections(track_id, stem))
 
     def active_fraction(self, track_id: str, stem: str, start: Frames, frames: Frames,
                         threshold_db: float = -60.0) -> float:

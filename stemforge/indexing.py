@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from . import layouts
-from .analyze import StemFacts, analyse_track, residual_key, source_key
+from .analyze import StemFacts, analyse_track, analysis_done, residual_key, source_key
 from .errors import AudioError, IndexError_, StemforgeError
 from .layouts.base import TrackEntry
 
@@ -36,7 +36,9 @@ def _known_facts(tracks: list[dict]) -> tuple[dict[str, StemFacts], dict[str, fl
         for s in stems:
             known[s["key"]] = StemFacts(s["key"], s["sample_rate"], s["channels"], s["frames"],
                                         s["loudness"], s["silent_fraction"], s["peak"])
-        if t.get("residual_key"):
+        # an index from before exact mixtures were recorded as -inf stored None for them: such
+        # a track's residual is measured again
+        if t.get("residual_key") and not (t.get("mixture") and t.get("residual_db") is None):
             residual[t["residual_key"]] = t.get("residual_db")
     return known, residual
 
@@ -98,7 +100,7 @@ def build_index(cls, root: Path, layout: str | None, cache_dir, groups, workers,
         jobs.append((e, keys))
 
     def needs_work(e, keys):
-        stale = any(k not in known or not (adir / f"{k}.npy").exists() for k in keys.values())
+        stale = any(k not in known or not analysis_done(adir, k) for k in keys.values())
         return stale or (e.mixture is not None and residual_key(keys) not in residual_known)
 
     created: list[str] = []

@@ -7,7 +7,8 @@ Each ``.npy`` is written atomically, so a crash never leaves a truncated cache e
 With ``variants`` (``stemforge prepare --variants "semitones=-2,-1,0,1,2 tempo=0.9,1,1.1"``) it
 then renders every stem at every non-identity grid point through Rubber Band R3 (the ``hq``
 engine) into ``<cache>/variants/`` with the variant's K-weighted energies, for recipes whose
-pitch/tempo steps use ``mode: cached`` (:mod:`stemforge.augment.variants`). Parallel over
+pitch/tempo steps use ``mode: cached`` (grids and keys: :mod:`stemforge.augment.grid`; reads at
+render time: :mod:`stemforge.mixing.sources`). Parallel over
 stems; present variants (same stem content key, point and engine) are skipped.
 """
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+
+import numpy as np
 
 from .analyze import decode_source
 from .audio.cache import StemCache, VariantCache
@@ -48,8 +51,6 @@ def _prepare_track(folder: str, stems: list[tuple[str, object]]) -> tuple[int, i
 def _prepare_variants(folder: str, vfolder: str, key: str, ref, sr: int,
                       todo: list[tuple[str, float, float]]) -> tuple[int, int]:
     """Render one stem's missing variants ``todo`` = [(vkey, semitones, tempo), ...]."""
-    from .augment.variants import render_variant
-
     audio = StemCache(folder).get(key)
     if audio is None:
         audio, _ = decode_source(ref, {})
@@ -61,17 +62,27 @@ def _prepare_variants(folder: str, vfolder: str, key: str, ref, sr: int,
     return len(todo), nbytes
 
 
+def render_variant(audio: np.ndarray, sample_rate: int, semitones: float, tempo: float):
+    """A whole stem's variant: float32 ``(C, round(T / tempo))`` through Rubber Band R3
+    (exactly the ``hq`` pitch/tempo mode's call) and its K-weighted sub-block energies float64."""
+    from .audio import dsp, loudness
+
+    y = np.ascontiguousarray(dsp.rubberband(np.ascontiguousarray(audio, np.float32), sample_rate,
+                                            tempo, semitones, True), dtype=np.float32)
+    return y, loudness.block_energies(y, sample_rate)
+
+
 def prepare(index, workers: int | None = None, progress: bool = False,
             variants=None) -> PrepareStats:
     """Decode all stems (and real mixtures) of ``index`` into ``index.cache``; with
-    ``variants`` (a SPEC string, mapping or :class:`~stemforge.augment.variants.VariantGrid`)
+    ``variants`` (a SPEC string, mapping or :class:`~stemforge.augment.grid.VariantGrid`)
     also render the stems' pitch/tempo variants into ``index.variants``. A bad ``variants``
     raises VariantError before anything is written."""
     from tqdm import tqdm
 
     grid = None
     if variants is not None:
-        from .augment.variants import VariantGrid, parse_grid
+        from .augment.grid import VariantGrid, parse_grid
 
         grid = variants if isinstance(variants, VariantGrid) else parse_grid(variants)
 
@@ -114,7 +125,7 @@ def prepare(index, workers: int | None = None, progress: bool = False,
 def _variants(index, grid, workers, progress: bool, stats: PrepareStats) -> None:
     from tqdm import tqdm
 
-    from .augment.variants import variant_key
+    from .augment.grid import variant_key
 
     jobs, total = [], 0
     for t in index.tracks:

@@ -85,7 +85,7 @@ def write_stem_mp4(path: Path, streams: list[np.ndarray], sr: int = 44100) -> Pa
             s = c.add_stream("aac", rate=sr)
             s.layout = "stereo" if a.shape[0] == 2 else "mono"
             outs.append(s)
-        for s, a in zip(outs, streams):
+        for s, a in zip(outs, streams, strict=True):
             frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(a, np.float32),
                                                format="fltp", layout=s.layout.name)
             frame.sample_rate = sr

@@ -26,7 +26,7 @@ def onsets(x, thresh=0.05):
     """Frames where the envelope first rises above ``thresh`` after being quiet."""
     env = np.abs(x[0]) > thresh
     idx = np.flatnonzero(env)
-    starts = [idx[0]] + [b for a, b in zip(idx[:-1], idx[1:]) if b - a > 2000]
+    starts = [idx[0]] + [b for a, b in zip(idx[:-1], idx[1:], strict=True) if b - a > 2000]
     return np.asarray(starts, dtype=np.float64)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import peak_frequency, sine
 from stemforge.augment import StepError, apply_steps, frame_plan, get, source_frames
-from stemforge.augment.pitch import tape
+from stemforge.audio.dsp import tape
 
 SR = 44100
 F0 = 440.0
@@ -56,7 +56,7 @@ def test_fused_tape_tempo_changes_duration():
         x[:, s: s + 441] = b
     y = apply_steps(x, SR, steps, out)
     idx = np.flatnonzero(np.abs(y[0]) > 0.05)
-    starts = np.asarray([idx[0]] + [q for p, q in zip(idx[:-1], idx[1:]) if q - p > 1500], float)
+    starts = np.asarray([idx[0]] + [q for p, q in zip(idx[:-1], idx[1:], strict=True) if q - p > 1500], float)
     gaps = np.diff(starts)
     assert len(gaps) >= 8
     assert np.allclose(gaps, every / speed, atol=0.003 * SR)
@@ -70,7 +70,7 @@ def test_non_tape_step_breaks_the_run():
     plan = frame_plan(steps, out)
     x = np.random.default_rng(3).standard_normal((2, plan[0])).astype(np.float32)
     want = x
-    for st, n in zip(steps, plan[1:]):
+    for st, n in zip(steps, plan[1:], strict=True):
         want = get(st["step"]).apply(want, SR, {k: v for k, v in st.items() if k != "step"}, n)
     assert np.array_equal(apply_steps(x, SR, steps, out), want)
 

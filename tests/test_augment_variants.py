@@ -10,7 +10,6 @@ hand-edited specs) with nothing partial written.
 """
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -20,8 +19,8 @@ from conftest import cache_files, peak_frequency, sine, write_wav
 
 from stemforge.audio import loudness as lufs
 from stemforge.augment import StepError, apply_steps, parse_chain, source_frames
-from stemforge.augment.variants import (VariantError, VariantGrid, parse_grid, required_points,
-                                        variant_key)
+from stemforge.augment.grid import (VariantError, VariantGrid, parse_grid, required_points,
+                                   variant_key)
 from stemforge.cli import main
 from stemforge.errors import AudioError, RecipeError
 from stemforge.index import Index
@@ -311,12 +310,13 @@ def test_loudness_from_variant_energies(prepared):
         for src in x.spec.sources:
             s, t = src.steps[0]["variant"].values()
             stem = index.tracks[0].stems[src.stem]
-            if (s, t) == (0.0, 1.0):
+            if (s, t) == (0.0, 1.0):  # the stem itself: its zero-state corrections apply
                 e, v0 = index.energies(src.track, src.stem), src.start
-            else:
+                c = index.corrections(src.track, src.stem)
+            else:  # a variant's energies have none stored
                 e = np.load(index.variants.energies_path(variant_key(stem.key, s, t)))
-                v0 = int(np.floor(src.start / t + 0.5))
-            assert src.loudness == lufs.excerpt_loudness(e, SR, v0, x.spec.frames)
+                v0, c = int(np.floor(src.start / t + 0.5)), None
+            assert src.loudness == lufs.excerpt_loudness(e, SR, v0, x.spec.frames, c)
             if src.stem != "drums":  # steady tones: the stored-energy look-up is ~exact
                 pre_gain = x.sources[src.stem] / np.float32(src.gain)
                 measured = lufs.integrated_loudness(pre_gain, SR)
@@ -353,22 +353,24 @@ def test_spec_rendered_without_variants_or_edited(prepared, tmp_path):
     assert spec.sources[0].steps[0]["variant"] != {"semitones": 0.0, "tempo": 1.0}
     with pytest.raises(VariantError, match=r"stem 'vocals': pitch/tempo variant semitones=\S+ "
                                            r"tempo=\S+ is not prepared .*run: stemforge prepare"):
-        render(copy.deepcopy(spec), fresh)
-    bad = copy.deepcopy(spec)
-    bad.sources[0].steps[0]["variant"] = {"semitones": 1.0}
+        render(spec, fresh)
+
+    def edited(**changes):  # the spec with its first source changed (specs are frozen)
+        d = spec.to_dict()
+        d["sources"][0].update(changes)
+        return MixSpec.from_dict(d)
+
+    bad = edited(steps=[{**spec.sources[0].steps[0], "variant": {"semitones": 1.0}}])
     with pytest.raises(StepError, match=r"expected variant \{semitones: S, tempo: T\}"):
         render(bad, index)
-    bad = copy.deepcopy(spec)
-    bad.sources[0].steps = [{"step": "pitch_shift", "semitones": 2.0, "mode": "cached",
-                             "variant": {"semitones": 2.0, "tempo": 0.9}}]
+    bad = edited(steps=[{"step": "pitch_shift", "semitones": 2.0, "mode": "cached",
+                         "variant": {"semitones": 2.0, "tempo": 0.9}}])
     with pytest.raises(StepError, match="moves an axis the step does not"):
         render(bad, index)
     # past the end of the variant: an error, never zero padding
-    bad = copy.deepcopy(spec)
-    src = bad.sources[0]
-    src.steps = [{"step": "pitch_tempo", "semitones": 2.0, "tempo": 0.95, "mode": "cached",
-                  "variant": {"semitones": 2.0, "tempo": 0.9}}]
-    src.start = index.tracks[0].frames - 100
+    bad = edited(steps=[{"step": "pitch_tempo", "semitones": 2.0, "tempo": 0.95,
+                         "mode": "cached", "variant": {"semitones": 2.0, "tempo": 0.9}}],
+                 start=index.tracks[0].frames - 100)
     with pytest.raises(AudioError, match="variant semitones=2 tempo=0.9 .* never zero-padded"):
         render(bad, index)
     # applied to audio directly: refused with the reason

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from stemforge.errors import RecipeError, SamplingError
-from stemforge.mixing.distributions import parse
+from stemforge.distributions import parse
 
 
 def rng(seed=0):

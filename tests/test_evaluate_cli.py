@@ -64,7 +64,7 @@ def _run(capsys, *argv):
 
 
 def test_end_to_end_museval_compatible(data, tmp_path, capsys):
-    museval = pytest.importorskip("museval")
+    import museval
     root, est = data
     res = tmp_path / "res"
     rc, out, err = _run(capsys, "--references", root, "--estimates", est, "--out", res,
@@ -72,7 +72,8 @@ def test_end_to_end_museval_compatible(data, tmp_path, capsys):
     assert rc == 0, err
     assert "evaluate: 100%" in err and "2/2" in err  # the tqdm bar
     assert sorted(cache_files(res)) == sorted(
-        ["test/A - One.json", "test/B - Two.json", "summary_tracks.csv", "summary_targets.csv"]
+        ["test/A - One.json", "test/B - Two.json", "summary_tracks.csv", "summary_targets.csv",
+         "summary.csv", "methods.pandas", "stemforge-eval.json"]
         + [f"boxplot_{t}.png" for t in ["accompaniment", "bass", "drums", "other", "vocals"]])
 
     # museval's schema and its loader accept our files
@@ -125,12 +126,12 @@ def test_end_to_end_museval_compatible(data, tmp_path, capsys):
 
     img = mpimg.imread(res / "boxplot_vocals.png")
     assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 200
-    assert "vocals" in out and "results: 2 tracks" in out
+    assert "vocals" in out and "results: 1 method(s) x 2 tracks" in out
 
 
 def test_agrees_with_museval_frame_by_frame(tmp_path, capsys):
     """A 2-target track through the CLI vs ``museval.evaluate`` on the same audio (0.01 dB)."""
-    museval = pytest.importorskip("museval")
+    import museval
     root = make_musdb18hq(tmp_path / "hq", {"A - One": "test"}, seconds=2.3)
     est = tmp_path / "est"
     rng = np.random.default_rng(4)
@@ -178,7 +179,7 @@ def test_estimates_of_other_length_are_padded_or_trimmed(tmp_path, capsys):
 
 
 def test_dask_workers_give_the_same_results(data, tmp_path, capsys):
-    pytest.importorskip("distributed")
+    import distributed  # noqa: F401  (a test dependency: fail, never skip)
     root, est = data
     args = ["--references", root, "--estimates", est, "--targets", "vocals", "drums",
             "--no-progress"]
@@ -191,7 +192,7 @@ def test_dask_workers_give_the_same_results(data, tmp_path, capsys):
 
 def test_existing_dask_scheduler(data, tmp_path, capsys):
     """--scheduler ADDR: tracks go to a running cluster (here an in-process one, cheap)."""
-    distributed = pytest.importorskip("distributed")
+    import distributed
     root, est = data
     args = ["--references", root, "--estimates", est, "--targets", "vocals", "bass",
             "--no-progress"]
@@ -278,5 +279,94 @@ def test_metric_subset_and_whole_track_only(data, tmp_path, capsys):
     assert got["targets"][0]["frames"] == []  # no BSS Eval frames requested
     ref = _refs(data[0], "A - One", "vocals")
     e = _read(est / "A - One" / "vocals.wav")
-    assert tr.loc[tr.track == "A - One", "SI-SDR"].item() == pytest.approx(si_sdr([ref], [e])[0], abs=1e-9)
+    got_sisdr = tr.loc[tr.track == "A - One", "SI-SDR"].item()
+    assert got_sisdr == pytest.approx(si_sdr([ref], [e])[0], abs=5e-6)  # the JSON's 5 decimals
     assert not math.isnan(tr["MDX-SDR"].iloc[1])
+
+
+def test_several_methods_imports_and_one_summary(data, tmp_path, capsys):
+    """Two estimate folders and a museval JSON folder written by museval itself, in one run:
+    a tree per method, summary.csv (method x target x metric, aggregation named) equal to
+    museval's MethodStore on the same JSONs, and a MethodStore pickle of every frame."""
+    import museval
+
+    root, est = data
+    mix = tmp_path / "mix"  # the do-nothing baseline: the mixture as every estimate
+    for track in TRACKS:
+        m = sum(_refs(root, track, s) for s in MUSDB_STEMS)
+        for t in ("vocals", "drums"):
+            write_wav(mix / track / f"{t}.wav", m)
+    umx = tmp_path / "umx" / "test"  # another tool's results, one track more than evaluated
+    umx.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    for track in [*TRACKS, "Z - Not evaluated"]:
+        store = museval.TrackStore(track, win=1, hop=1)
+        for t in ("vocals", "drums"):
+            store.add_target(t, {m: list(rng.normal(4, 3, 3)) for m in ("SDR", "SIR", "SAR",
+                                                                         "ISR")})
+        (umx / f"{track}.json").write_text(store.json)
+    res = tmp_path / "res"
+    rc, out, err = _run(capsys, "--index", root, "--estimates", f"deg={est}", f"mix={mix}",
+                        "--import", f"umx={umx.parent}", "--targets", "vocals", "drums",
+                        "--out", res, "--no-progress")
+    assert rc == 0, err
+    assert "results: 3 method(s) x 2 tracks" in out and "MDX-SDR: whole track (SDX uSDR), " \
+        "mean over tracks" in out
+    files = cache_files(res)
+    assert {"summary.csv", "methods.pandas", "stemforge-eval.json", "deg/test/A - One.json",
+            "mix/summary_targets.csv", "umx/test/B - Two.json"} <= set(files)
+    assert not any("Not evaluated" in f or ".partial" in f for f in files)
+    summary = pd.read_csv(res / "summary.csv")
+    assert list(dict.fromkeys(summary["method"])) == ["deg", "mix", "umx"]
+    labels = dict(zip(summary["metric"], summary["aggregation"]))
+    assert labels == {**{m: "median over frames, then median over tracks"
+                         for m in ("SDR", "SIR", "SAR", "ISR")},
+                      "SI-SDR": "whole track, median over tracks",
+                      "MDX-SDR": "whole track (SDX uSDR), mean over tracks",
+                      "cSDR": "median over 1 s chunks, mean over tracks"}
+    score = summary.set_index(["method", "target", "metric"])["score"]
+    store = museval.MethodStore()
+    for m in ("deg", "mix", "umx"):
+        store.add_eval_dir(res / m)
+    agg = store.agg_frames_tracks_scores()
+    assert len(agg) == 3 * 2 * 4
+    for key, value in agg.items():
+        assert score[key] == pytest.approx(value, abs=1e-6), key
+    pickled = museval.MethodStore()
+    pickled.load(res / "methods.pandas")
+    pd.testing.assert_series_equal(pickled.agg_frames_tracks_scores(), agg)
+    for m in ("deg", "mix"):  # whole-track metrics: the aggregation each field uses
+        jsons = [json.loads((res / m / "test" / f"{t}.json").read_text()) for t in TRACKS]
+        for target in ("vocals", "drums"):
+            vals = {k: [next(x for x in j["targets"] if x["name"] == target)["track_metrics"][k]
+                        for j in jsons] for k in ("SI-SDR", "MDX-SDR", "cSDR")}
+            assert score[(m, target, "SI-SDR")] == pytest.approx(np.median(vals["SI-SDR"]))
+            assert score[(m, target, "MDX-SDR")] == pytest.approx(np.mean(vals["MDX-SDR"]))
+            assert score[(m, target, "cSDR")] == pytest.approx(np.mean(vals["cSDR"]))
+            assert score[("deg", target, "SDR")] > score[("mix", target, "SDR")]
+    assert not ((summary.method == "umx") & (summary.metric == "SI-SDR")).any()
+
+
+def test_several_methods_refusals_change_nothing(data, tmp_path, capsys):
+    root, est = data
+    res = tmp_path / "res"
+    rc, _, err = _run(capsys, "--index", root, "--estimates", f"a={est}", "--targets", "vocals",
+                      "--metrics", "mdx", "--out", res, "--no-progress")
+    assert rc == 0, err
+    before = {f: (res / f).read_bytes() for f in cache_files(res)}
+
+    def refused(*argv, match):
+        rc, _, err = _run(capsys, "--index", root, *argv, "--out", res, "--no-progress")
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and match in lines[0], err
+        assert {f: (res / f).read_bytes() for f in cache_files(res)} == before
+
+    refused("--estimates", f"a={est}", f"b={tmp_path / 'nowhere'}", match="nowhere: not a folder")
+    refused("--estimates", f"a={est}", f"a={est}", match="method name 'a' is given twice")
+    refused("--estimates", f"a={est}", "--import", f"a={est}",
+            match="'a' is given to --estimates and --import")
+    (tmp_path / "j" / "test").mkdir(parents=True)
+    (tmp_path / "j" / "test" / "A - One.json").write_text('{"targets": []}')
+    refused("--estimates", f"a={est}", "--import", f"j={tmp_path / 'j'}",
+            match="no results for 1 of the 2 evaluated tracks (e.g. 'B - Two')")
+    refused(match="nothing to evaluate")

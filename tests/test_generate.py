@@ -376,7 +376,7 @@ def test_regenerate_uses_the_index_of_the_job_file_or_override(data, tmp_path, c
 
 # ---------------------------------------------------------------------------- export-jams
 def test_export_jams_validates_with_jams(data, tmp_path):
-    jams = pytest.importorskip("jams")
+    import jams
     root, index, recipe, ref = data
     out = tmp_path / "o"
     shutil.copytree(ref, out)
@@ -391,8 +391,10 @@ def test_export_jams_validates_with_jams(data, tmp_path):
         assert set(obs) == {s["stem"] for s in live} and ann.duration == 1.0
         for s in live:
             v = obs[s["stem"]]
-            assert v["source_time"] == s["start"] / s["track_sample_rate"]
-            assert v["snr"] == s["snr"] + s["boost"] and v["role"] == "foreground"
+            assert int(v["source_time"] * s["track_sample_rate"]) == s["start"]  # Scaper's read
+            # the level Scaper must apply: the drawn one up to the stored-energy look-up error
+            assert v["snr"] == pytest.approx(s["snr"] + s["boost"], abs=0.05)
+            assert v["role"] == "foreground"
             assert v["source_file"] == index.track(s["track"]).stems[s["stem"]].path
         sb = ann.sandbox.scaper
         assert sb["ref_db"] == spec["ref_db"] and sb["sr"] == SR and sb["fix_clipping"] is True
@@ -400,8 +402,8 @@ def test_export_jams_validates_with_jams(data, tmp_path):
         assert [(w["stem"], w["track"], w["stream"]) for w in ann.sandbox.stemforge_sources] \
             == [(s["stem"], s["track"], None) for s in live]
     # vocals were boosted by 2 dB: the recorded snr says so
-    assert {o.value["snr"] - 2 for o in ann.data if o.value["label"] == "vocals"} == {
-        s["snr"] for s in spec["sources"] if s["stem"] == "vocals"}
+    assert [o.value["snr"] - 2 for o in ann.data if o.value["label"] == "vocals"] == \
+        pytest.approx([s["snr"] for s in spec["sources"] if s["stem"] == "vocals"], abs=0.05)
 
 
 def test_export_jams_refuses_incomplete_set_writes_nothing(data, tmp_path, capsys):
@@ -469,7 +471,7 @@ def test_export_shards_webdataset_layout_deterministic(data, tmp_path):
             assert (m.mtime, m.uid, m.uname) == (0, 0, "")
     index_doc = json.loads((out / "shards" / "shards.json").read_text())
     assert [(s["first"], s["count"]) for s in index_doc["shards"]] == [(0, 4), (4, 2)]
-    for s, p in zip(index_doc["shards"], shards):
+    for s, p in zip(index_doc["shards"], shards, strict=True):
         assert s["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
         assert s["bytes"] == p.stat().st_size
     first = tree(out / "shards")
@@ -478,7 +480,7 @@ def test_export_shards_webdataset_layout_deterministic(data, tmp_path):
     assert cli("export-shards", out, "--per-shard", 6) == 0
     assert sorted(p.name for p in (out / "shards").iterdir()) == ["shard-000000.tar",
                                                                    "shards.json"]
-    wds = pytest.importorskip("webdataset")
+    import webdataset as wds
     samples = list(wds.WebDataset(str(out / "shards" / "shard-000000.tar"),
                                   shardshuffle=False))
     assert [s["__key__"] for s in samples] == [f"{i:06d}" for i in range(6)]

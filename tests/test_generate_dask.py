@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("distributed")
+import distributed  # noqa: F401  (a test dependency: fail, never skip)
 
 from stemforge.index import Index  # noqa: E402
 from stemforge.jobs.generate import generate  # noqa: E402

@@ -232,3 +232,22 @@ def test_loudness_from_index_matches_pyloudnorm(hq_root, tmp_path):
         ours = idx.loudness(t.id, "bass", start, n)
         ref = pyloudnorm.Meter(44100).integrated_loudness(idx.read(t.id, "bass", start, n).T)
         assert abs(ours - ref) < 0.05
+
+
+def test_cache_without_zero_state_corrections_is_reanalysed(hq_root, tmp_path):
+    """A cache written before the corrections existed (``<key>.npy`` only) is re-analysed on
+    the next build (never read without them); the energies come out the same."""
+    cache = tmp_path / "cache"
+    index = Index.build(hq_root, cache_dir=cache)
+    adir = cache / "analysis"
+    zs = sorted(adir.glob("*.zs1.npy"))
+    assert zs and len(zs) == len([p for p in adir.glob("*.npy") if ".zs1" not in p.name])
+    before = {p.name: p.read_bytes() for p in adir.glob("*.npy") if ".zs1" not in p.name}
+    t, s = index.tracks[0].id, MUSDB_STEMS[0]
+    L = index.loudness(t, s, 441 * 7, 44100)
+    for p in zs:
+        p.unlink()
+    again = Index.build(hq_root, cache_dir=cache)
+    assert sorted(adir.glob("*.zs1.npy")) == zs
+    assert {p.name: p.read_bytes() for p in adir.glob("*.npy") if ".zs1" not in p.name} == before
+    assert again.loudness(t, s, 441 * 7, 44100) == L

@@ -19,7 +19,7 @@ def _scores(seed):
 
 
 def test_json_round_trip_and_museval_reader(tmp_path):
-    museval = pytest.importorskip("museval")
+    import museval
     sc = _scores(0)
     data = museval_json.track_dict({"vocals": _slice(sc, 0), "accompaniment": _slice(sc, 1)}, 1.0, 1.0)
     p = museval_json.save(tmp_path / "test" / "A - B.json", data)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-museval = pytest.importorskip("museval")
+import museval
 
 from stemforge.metrics import MetricsError, bss_eval_v4, frame_count, mdx_sdr, si_sdr
 from stemforge.metrics import toeplitz
@@ -16,13 +16,13 @@ TOL = 0.01  # dB
 @pytest.fixture(scope="module")
 def real_excerpt():
     """The 6 s MUSDB18 excerpt shipped with stempeg: mixture (2, N) and {stem: (2, N)}."""
-    stempeg = pytest.importorskip("stempeg")
+    import stempeg
     from stemforge.audio.io import read_streams
 
     streams = read_streams(stempeg.example_stem_path(), expected=5)
     n = min(a.shape[1] for a in streams)
     names = ["drums", "bass", "other", "vocals"]
-    return streams[0][:, :n], {k: a[:, :n] for k, a in zip(names, streams[1:])}
+    return streams[0][:, :n], {k: a[:, :n] for k, a in zip(names, streams[1:], strict=True)}
 
 
 def _museval(refs, ests):
@@ -31,7 +31,7 @@ def _museval(refs, ests):
 
 
 def _assert_agree(ours, ref):
-    for name, a, b in zip(("SDR", "ISR", "SIR", "SAR"), (ours.sdr, ours.isr, ours.sir, ours.sar), ref):
+    for name, a, b in zip(("SDR", "ISR", "SIR", "SAR"), (ours.sdr, ours.isr, ours.sir, ours.sar), ref, strict=True):
         assert a.shape == b.shape, name
         assert np.array_equal(np.isnan(a), np.isnan(b)), f"{name}: NaN pattern differs"
         ok = ~np.isnan(a)
@@ -93,7 +93,7 @@ def test_levinson_path_equals_dense_solve():
     refs = _sources(rng, 3, 2.2)
     ests = _estimates(rng, refs)
     a, b = bss_eval_v4(refs, ests), bss_eval_v4(refs, ests, solver="dense")
-    for x, y in zip((a.isr, a.sir, a.sar), (b.isr, b.sir, b.sar)):
+    for x, y in zip((a.isr, a.sir, a.sar), (b.isr, b.sir, b.sar), strict=True):
         np.testing.assert_allclose(x, y, atol=1e-6)
 
 
@@ -177,7 +177,7 @@ def test_matches_plain_dense_implementation(monkeypatch, win, hop, block, thread
     refs[2, :, 1200:1500] = 0.0  # a silent stretch: frames touching it are NaN
     ours = bss_eval_v4(refs, ests, win=win, hop=hop, filters_len=16, threads=threads)
     want = plain_v4(refs, ests, win, hop, 16)
-    for name, a, b in zip(("SDR", "ISR", "SIR", "SAR"), (ours.sdr, ours.isr, ours.sir, ours.sar), want):
+    for name, a, b in zip(("SDR", "ISR", "SIR", "SAR"), (ours.sdr, ours.isr, ours.sir, ours.sar), want, strict=True):
         assert a.shape == b.shape, name
         assert np.array_equal(np.isnan(a), np.isnan(b)), name
         np.testing.assert_allclose(a[~np.isnan(a)], b[~np.isnan(b)], atol=1e-6, err_msg=name)

@@ -99,7 +99,7 @@ def test_frame_energies_and_silence_rule():
     stops = np.array([20, 40, 60, 80, 103], np.int64)
     s_e, e_e, silent = np.empty((5, 3)), np.empty((5, 3)), np.empty(5, np.bool_)
     K.frame_energies(refs, ests, starts, stops, s_e, e_e, silent)
-    for t, (a, b) in enumerate(zip(starts, stops)):
+    for t, (a, b) in enumerate(zip(starts, stops, strict=True)):
         np.testing.assert_allclose(s_e[t], (refs[:, :, a:b] ** 2).sum((1, 2)), rtol=1e-13)
         np.testing.assert_allclose(e_e[t], ((ests - refs)[:, :, a:b] ** 2).sum((1, 2)),
                                    rtol=1e-13)
@@ -164,7 +164,7 @@ def test_uncached_frame_spectra_path_equals_cached(monkeypatch):
     monkeypatch.setattr(bsseval, "FRAME_CACHE_BYTES", 0)
     monkeypatch.setattr(bsseval, "GROUP_ELEMS", 1)  # one frame per group
     b = bss_eval_v4(refs, ests, win=1000, hop=1000, filters_len=16)
-    for x, y in zip((a.sdr, a.isr, a.sir, a.sar), (b.sdr, b.isr, b.sir, b.sar)):
+    for x, y in zip((a.sdr, a.isr, a.sir, a.sar), (b.sdr, b.isr, b.sir, b.sar), strict=True):
         np.testing.assert_allclose(x, y, rtol=0, atol=1e-9)
 
 
@@ -179,5 +179,5 @@ def test_threads_give_bit_identical_scores(monkeypatch, win, hop):
     ests = 0.6 * refs + 0.4 * rng.standard_normal(refs.shape)
     a = bss_eval_v4(refs, ests, win=win, hop=hop, filters_len=16)
     b = bss_eval_v4(refs, ests, win=win, hop=hop, filters_len=16, threads=2)
-    for x, y in zip((a.sdr, a.isr, a.sir, a.sar), (b.sdr, b.isr, b.sir, b.sar)):
+    for x, y in zip((a.sdr, a.isr, a.sir, a.sar), (b.sdr, b.isr, b.sir, b.sar), strict=True):
         assert np.array_equal(x, y)

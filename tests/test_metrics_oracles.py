@@ -14,12 +14,12 @@ NAMES = ["drums", "bass", "other", "vocals"]
 
 @pytest.fixture(scope="module")
 def excerpt():
-    stempeg = pytest.importorskip("stempeg")
+    import stempeg
     from stemforge.audio.io import read_streams
 
     streams = read_streams(stempeg.example_stem_path(), expected=5)
     n = min(a.shape[1] for a in streams)
-    return streams[0][:, :n].astype(np.float64), {k: a[:, :n].astype(np.float64) for k, a in zip(NAMES, streams[1:])}
+    return streams[0][:, :n].astype(np.float64), {k: a[:, :n].astype(np.float64) for k, a in zip(NAMES, streams[1:], strict=True)}
 
 
 def _spec(x):

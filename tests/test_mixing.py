@@ -72,7 +72,7 @@ def test_determinism_and_call_order(multi_index):
     b = Mixer(r, multi_index, seed=7)
     forward = [a.mixture(i) for i in range(4)]
     backward = [b.mixture(i) for i in reversed(range(4))][::-1]
-    for x, y in zip(forward, backward):
+    for x, y in zip(forward, backward, strict=True):
         assert x.mix.tobytes() == y.mix.tobytes()
         assert x.spec.to_json() == y.spec.to_json()
     assert forward[0].spec.to_json() != forward[1].spec.to_json()
@@ -97,7 +97,7 @@ def test_stem_cache_renders_identically(tmp_path):
     before = [Mixer(r, idx, seed=4).mixture(i) for i in range(3)]
     prepare(idx, workers=1)
     after = [Mixer(r, idx, seed=4).mixture(i) for i in range(3)]
-    for x, y in zip(before, after):
+    for x, y in zip(before, after, strict=True):
         assert x.mix.tobytes() == y.mix.tobytes()
 
 

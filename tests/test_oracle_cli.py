@@ -111,7 +111,7 @@ def test_failure_mid_run_leaves_nothing(tmp_path):
 
 def test_dask_scheduler_gives_the_same_files(tmp_path, capsys):
     """--scheduler ADDR (a running, here in-process, cluster): same audio, no staging left."""
-    distributed = pytest.importorskip("distributed")
+    import distributed
     root = make_musdb18hq(tmp_path / "hq", {"A - One": "test", "B - Two": "test"}, seconds=1.0)
     args = ["oracle", str(root), "--method", "ibm", "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "one")]) == 0

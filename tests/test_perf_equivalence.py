@@ -35,7 +35,7 @@ def test_mp4_decode_equals_per_frame_to_ndarray(musdb_excerpt):
                 chunks[packet.stream.index].append(io._frame_to_array(frame))
     want = [np.concatenate(chunks[i], axis=1) for i in ids]
     assert len(got) == 5
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert g.dtype == np.float32 and g.flags.c_contiguous and g.shape == w.shape
         np.testing.assert_array_equal(g, w)
 
@@ -66,9 +66,10 @@ def test_excerpt_loudness_memmap_equals_array(tmp_path, start, frames):
     assert a == b and np.isfinite(a)
 
 
-def _energies_set(rng, sr=44100, seconds=8):
+def _energies_set(rng, sr=44100, seconds=8, corrections=False):
     """Energies of four stems: loud noise, quiet noise with a silent second, digital silence,
-    a short burst in silence (blocks on both sides of the gates)."""
+    a short burst in silence (blocks on both sides of the gates); with ``corrections``, the
+    pairs ``(energies, zero-state corrections)``."""
     out = []
     for kind in range(4):
         x = (0.1 * rng.standard_normal((2, seconds * sr))).astype(np.float32)
@@ -80,15 +81,16 @@ def _energies_set(rng, sr=44100, seconds=8):
         elif kind == 3:
             x[:, : 4 * sr] = 0.0
             x[:, 5 * sr:] = 0.0
-        out.append(lufs.block_energies(x, sr))
+        out.append(lufs.stem_analysis(x, sr) if corrections else lufs.block_energies(x, sr))
     return out
 
 
-def _close_to_reference(values, es, sr, starts, frames, atol=1e-9):
+def _close_to_reference(values, es, sr, starts, frames, atol=1e-9, cs=None):
     """The compiled values equal the readable NumPy reference to float rounding (the two sum
     in different orders), with -inf exactly where the reference has it."""
-    ref = np.array([lufs.excerpt_loudness_reference(e, sr, s, frames)
-                    for e, s in zip(es, starts, strict=True)])
+    cs = cs or [None] * len(es)
+    ref = np.array([lufs.excerpt_loudness_reference(e, sr, s, frames, c)
+                    for e, s, c in zip(es, starts, cs, strict=True)])
     assert np.array_equal(np.isinf(values), np.isinf(ref)), (values, ref)
     fin = np.isfinite(ref)
     np.testing.assert_allclose(values[fin], ref[fin], rtol=0, atol=atol)
@@ -106,7 +108,7 @@ def test_excerpt_loudness_many_equals_one_call_per_row(tmp_path):
         for _ in range(15):
             starts = [int(rng.integers(0, span - frames + 1)) for _ in es]
             many = lufs.excerpt_loudness_many(es, sr, starts, frames)
-            one = np.array([lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(es, starts)])
+            one = np.array([lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(es, starts, strict=True)])
             assert many.shape == (4,) and many.dtype == np.float64
             assert np.array_equal(many, one), (frames, starts, many, one)
             _close_to_reference(many, es, sr, starts, frames)
@@ -117,6 +119,32 @@ def test_excerpt_loudness_many_equals_one_call_per_row(tmp_path):
             inf += int(np.isinf(one).sum())
     assert finite > 100 and inf > 20  # both outcomes exercised
     assert lufs.excerpt_loudness_many([], sr, [], 1000).shape == (0,)
+
+
+def test_excerpt_loudness_many_with_corrections_equals_reference():
+    """Zero-state corrections (one row without), starts on and off the sub-block grid."""
+    rng = np.random.default_rng(4)
+    sr = 44100
+    b = lufs.sub_block_frames(sr)
+    pairs = _energies_set(rng, sr, corrections=True)
+    es = [e for e, _ in pairs]
+    cs = [c for _, c in pairs]
+    cs[2] = None
+    span = es[1].shape[0] * b
+    moved = 0
+    for frames in (9000, 17640, sr, 5 * sr):
+        for k in range(12):
+            starts = [int(rng.integers(0, (span - frames) // b)) * b if k % 2 else
+                      int(rng.integers(0, span - frames + 1)) for _ in es]
+            many = lufs.excerpt_loudness_many(es, sr, starts, frames, cs)
+            one = np.array([lufs.excerpt_loudness(e, sr, s, frames, c)
+                            for e, s, c in zip(es, starts, cs, strict=True)])
+            assert np.array_equal(many, one), (frames, starts)
+            _close_to_reference(many, es, sr, starts, frames, cs=cs)
+            plain = lufs.excerpt_loudness_many(es, sr, starts, frames)
+            moved += int(np.sum(np.isfinite(plain) & (plain != many)))
+            assert many[2] == plain[2] or (np.isinf(many[2]) and np.isinf(plain[2]))
+    assert moved > 20  # the corrections did change values
 
 
 def test_compiled_pairwise_sum_is_numpys_sum():
@@ -141,7 +169,7 @@ def test_excerpt_loudness_many_long_excerpts_equal_one_call_per_row():
         for _ in range(4):
             starts = [int(rng.integers(0, 40 * sr - frames + 1)) for _ in es]
             many = lufs.excerpt_loudness_many(es, sr, starts, frames)
-            one = [lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(es, starts)]
+            one = [lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(es, starts, strict=True)]
             assert np.array_equal(many, np.array(one)), (frames, starts)
             _close_to_reference(many, es, sr, starts, frames)
 
@@ -194,94 +222,105 @@ def _same_mixture(a, b):
         assert np.array_equal(a.targets[t].view(np.uint32), b.targets[t].view(np.uint32))
 
 
-def test_mixer_read_ahead_changes_no_value(tmp_path):
+def _tiny_index(tmp_path, prepared=False):
     from conftest import make_musdb18hq
 
     from stemforge.index import Index
-    from stemforge.mixing.mixer import Mixer
+    from stemforge.prepare import prepare
 
     root = make_musdb18hq(tmp_path / "hq", {"A - One": "train", "B - Two": "train"},
                           seconds=2.0)
     idx = Index.build(root, cache_dir=tmp_path / "cache")
-    recipe = {"name": "t", "duration": 0.5, "targets": ["vocals", "drums", "bass", "other"],
-              "modes": {"coherent": 0.5, "incoherent": 0.5}, "ref_db": ["uniform", -30, -10],
-              "stems": {"default": {"snr": ["uniform", -5, 5]}}, "clipping": "fix_clipping"}
-    fast = Mixer(recipe, idx, seed=5)
-    fast.READ_AHEAD = 8  # runs short enough for the jumps below to cut them
-    plain = Mixer(recipe, idx, seed=5)
-    plain.READ_AHEAD = 1
-    # in order (read-ahead used), a jump, backwards, another epoch, a repeat, in order again
-    order = [(0, i) for i in range(11)] + [(0, 40), (0, 41), (0, 3), (1, 4), (1, 5), (1, 5),
-                                             (0, 11), (0, 12)]
-    used = 0
-    for epoch, i in order:
-        used += (epoch, i) in fast._ahead
-        _same_mixture(fast.mixture(i, epoch=epoch), plain.mixture(i, epoch=epoch))
-        assert len(fast._ahead) < fast.READ_AHEAD and not plain._ahead
-    assert used == 8  # items 2-8 and 10 came from the read-ahead
-    # a fresh mixer asked for single items agrees too (no state leaks between items)
-    for epoch, i in ((0, 7), (1, 5), (0, 40)):
-        _same_mixture(Mixer(recipe, idx, seed=5).mixture(i, epoch=epoch),
-                      plain.mixture(i, epoch=epoch))
-    # recipes whose draw measures processed audio hold nothing ahead
-    rev = dict(recipe, augment=[{"step": "reverse"}])
-    m = Mixer(rev, idx, seed=5)
-    for i in range(4):
-        m.mixture(i)
-        assert not m._ahead
+    if prepared:
+        prepare(idx, workers=1)
+    return idx
 
 
-def test_mixer_read_ahead_failing_later_item_fails_only_when_asked(tmp_path):
-    """Items whose silence policy is exhausted (on_exhausted: error) raise when they are asked
-    for, with the same message as without read-ahead; the items around them are unchanged."""
+def _silence_index(tmp_path):
+    """One song whose vocals are active in the first half only."""
     from conftest import tone, write_wav
 
-    from stemforge.errors import SamplingError
     from stemforge.index import Index
-    from stemforge.mixing.mixer import Mixer
 
     sr, secs = 44100, 6.0
     d = tmp_path / "ds" / "train" / "S - Song"
     for j, s in enumerate(["drums", "bass", "other"]):
         write_wav(d / f"{s}.wav", tone(100 * (j + 1), secs, seed=j))
     v = np.zeros((2, int(secs * sr)), np.float32)
-    v[:, : 3 * sr] = tone(440, 3.0, seed=9)  # vocals active in the first half only
+    v[:, : 3 * sr] = tone(440, 3.0, seed=9)
     write_wav(d / "vocals.wav", v)
-    idx = Index.build(tmp_path / "ds", cache_dir=tmp_path / "c")
+    return Index.build(tmp_path / "ds", cache_dir=tmp_path / "c2")
+
+
+FOUR = {"name": "t", "duration": 0.5, "targets": ["vocals", "drums", "bass", "other"],
+        "modes": {"coherent": 0.5, "incoherent": 0.5}, "ref_db": ["uniform", -30, -10],
+        "stems": {"default": {"snr": ["uniform", 0, 12]}}, "clipping": "fix_clipping"}
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_mixtures_equal_mixture_item_by_item(tmp_path, prepared):
+    """The batch path (one draw for the batch, ``render_batch``) gives each item exactly what
+    ``mixture`` gives it alone: any order, jumps, repeats; into ``out`` rows (views of them);
+    also for recipes whose loudness is measured on processed audio (drawn per item)."""
+    from stemforge.mixing.mixer import Mixer
+
+    idx = _tiny_index(tmp_path, prepared)
+    mixer = Mixer(FOUR, idx, seed=5)
+    items = [0, 1, 2, 40, 3, 3, 17, 2]
+    got = mixer.mixtures(items, epoch=1)
+    assert len(got) == len(items)
+    for i, m in zip(items, got, strict=True):
+        _same_mixture(m, mixer.mixture(i, epoch=1))
+    assert {m.spec.scale != 1.0 for m in got} == {True, False}  # clipped and not
+    B, T = 3, got[0].mix.shape[1]
+    mix, targets = np.empty((B, 2, T), np.float32), np.empty((B, 4, 2, T), np.float32)
+    into = mixer.mixtures([7, 8, 9], out=(mix, targets))
+    for k, m in enumerate(into):
+        assert np.shares_memory(m.mix, mix[k]) and np.shares_memory(m.targets["bass"], targets[k])
+        _same_mixture(m, mixer.mixture(7 + k))
+    rev = Mixer(dict(FOUR, augment=[{"step": "reverse", "p": 0.5}]), idx, seed=5)
+    for i, m in zip(range(6), rev.mixtures(range(6)), strict=True):
+        _same_mixture(m, rev.mixture(i))
+    with pytest.raises(ValueError, match=r"mix must have shape \(2, 2, "):
+        mixer.mixtures([1, 2], out=(mix, targets))
+
+
+def test_mixtures_raise_the_first_failing_items_error(tmp_path):
+    """Items whose silence policy is exhausted (on_exhausted: error): a batch holding one
+    raises that item's error, the message ``mixture`` gives; other items are unaffected."""
+    from stemforge.errors import SamplingError
+    from stemforge.mixing.mixer import Mixer
+
+    idx = _silence_index(tmp_path)
     recipe = {"name": "t", "duration": 1.0, "targets": ["vocals", "drums", "bass", "other"],
               "modes": {"coherent": 1.0}, "stems": {"default": {"gain_db": 0.0}},
               "silence": {"min_active": 0.9, "threshold_db": -50, "max_retries": 0,
                           "on_exhausted": "error"}}
-    fast, plain = Mixer(recipe, idx, seed=1), Mixer(recipe, idx, seed=1)
-    plain.READ_AHEAD = 1
-    outcomes = []
+    mixer = Mixer(recipe, idx, seed=1)
+    ok, bad = [], {}
     for i in range(16):
         try:
-            want = plain.mixture(i)
+            mixer.mixture(i)
+            ok.append(i)
         except SamplingError as e:
-            with pytest.raises(SamplingError) as got:
-                fast.mixture(i)
-            assert str(got.value) == str(e) and f"item {i}:" in str(e)
-            outcomes.append("error")
-            continue
-        _same_mixture(fast.mixture(i), want)
-        outcomes.append("ok")
-    assert "error" in outcomes and "ok" in outcomes
+            bad[i] = str(e)
+    assert ok and bad
+    first = min(bad)
+    with pytest.raises(SamplingError) as got:
+        mixer.mixtures(ok[:2] + sorted(bad))
+    assert str(got.value) == bad[first] and f"item {first}:" in bad[first]
+    for i, m in zip(ok, mixer.mixtures(ok), strict=True):
+        _same_mixture(m, mixer.mixture(i))
 
 
 def test_draw_many_equals_draw_item_by_item(tmp_path):
-    """One batched loudness look-up for a run of items: every spec is the one ``draw`` gives,
-    failures come back per item with draw's message, and items whose loudness needs processed
-    audio are left to ``draw``."""
-    from conftest import make_musdb18hq, tone, write_wav
-
+    """One batched loudness look-up for several items: every spec is the one ``draw`` gives;
+    a failing item raises draw's error; items whose loudness needs processed audio are left
+    to ``draw`` (None)."""
     from stemforge.errors import SamplingError
-    from stemforge.index import Index
     from stemforge.mixing.mixer import Mixer
 
-    root = make_musdb18hq(tmp_path / "hq", {"A - One": "train", "B - Two": "train"},
-                          seconds=2.0)
-    idx = Index.build(root, cache_dir=tmp_path / "cache")
+    idx = _tiny_index(tmp_path)
     recipe = {"name": "t", "duration": 0.5, "targets": ["vocals", "accompaniment"],
               "groups": {"accompaniment": ["drums", "bass", "other"]},
               "modes": {"coherent": 0.5, "incoherent": 0.5}, "ref_db": ["uniform", -30, -10],
@@ -291,34 +330,27 @@ def test_draw_many_equals_draw_item_by_item(tmp_path):
     items = [0, 1, 2, 7, 30, 31, 5]
     got = sampler.draw_many(3, 2, items)
     assert len(got) == len(items)
-    for i, spec in zip(items, got):
+    for i, spec in zip(items, got, strict=True):
         assert spec.to_json() == sampler.draw(3, 2, i)[0].to_json(), i
 
-    # per-item failures (silence policy exhausted with on_exhausted: error)
-    sr, secs = 44100, 6.0
-    d = tmp_path / "ds" / "train" / "S - Song"
-    for j, s in enumerate(["drums", "bass", "other"]):
-        write_wav(d / f"{s}.wav", tone(100 * (j + 1), secs, seed=j))
-    v = np.zeros((2, int(secs * sr)), np.float32)
-    v[:, : 3 * sr] = tone(440, 3.0, seed=9)
-    write_wav(d / "vocals.wav", v)
-    idx2 = Index.build(tmp_path / "ds", cache_dir=tmp_path / "c2")
     silent = {"name": "t", "duration": 1.0, "targets": ["vocals", "drums", "bass", "other"],
               "modes": {"coherent": 1.0}, "stems": {"default": {"snr": ["uniform", -5, 5]}},
               "silence": {"min_active": 0.9, "threshold_db": -50, "max_retries": 0,
                           "on_exhausted": "error"}}
-    s2 = Mixer(silent, idx2, seed=1).sampler
-    kinds = set()
-    for i, g in zip(range(16), s2.draw_many(1, 0, range(16))):
+    s2 = Mixer(silent, _silence_index(tmp_path), seed=1).sampler
+    errors = {}
+    for i in range(16):
         try:
-            want = s2.draw(1, 0, i)[0]
+            s2.draw(1, 0, i)
         except SamplingError as e:
-            assert isinstance(g, SamplingError) and str(g) == str(e)
-            kinds.add("error")
-        else:
-            assert g.to_json() == want.to_json()
-            kinds.add("ok")
-    assert kinds == {"error", "ok"}
+            errors[i] = str(e)
+    assert errors and len(errors) < 16
+    with pytest.raises(SamplingError) as e:
+        s2.draw_many(1, 0, range(16))
+    assert str(e.value) == errors[min(errors)]
+    fine = [i for i in range(16) if i not in errors]
+    for i, g in zip(fine, s2.draw_many(1, 0, fine), strict=True):
+        assert g.to_json() == s2.draw(1, 0, i)[0].to_json()
 
     # loudness measured on processed audio: not drawn here
     rev = dict(recipe, augment=[{"step": "reverse"}])
@@ -342,7 +374,7 @@ def test_excerpt_loudness_many_compiles_once_for_every_batch_size():
         rows = [es[k % len(es)] for k in range(r)]
         starts = [int(rng.integers(0, span - frames + 1)) for _ in rows]
         many = lufs.excerpt_loudness_many(rows, sr, starts, frames)
-        one = [lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(rows, starts)]
+        one = [lufs.excerpt_loudness(e, sr, s, frames) for e, s in zip(rows, starts, strict=True)]
         assert np.array_equal(many, np.array(one)), r
         _close_to_reference(many, rows, sr, starts, frames)
     assert len(kern.gate_sums.signatures) == before == 1
@@ -353,57 +385,38 @@ def test_excerpt_loudness_many_compiles_once_for_every_batch_size():
                           lufs.excerpt_loudness_many([es[1], es[1]], sr, starts, frames))
 
 
-def test_read_ahead_prepares_renders_and_falls_back(tmp_path, monkeypatch):
-    """Read-ahead items are rendered from their prepared sources (``render.prepare`` made with
-    the run): the same bytes and spec as a plain render, also into ``out`` buffers; with
-    ``keep_sources`` the full render runs (the sources are returned); a prepare that failed
-    ahead of time leaves the item to the full render."""
-    from conftest import make_musdb18hq
-
-    from stemforge.index import Index
-    from stemforge.mixing import mixer as mixer_mod
+def test_render_batch_equals_render_and_prepares_processed_sources_late(tmp_path, monkeypatch):
+    """``render_batch``: the bytes, scale and peak of ``render`` per spec, into ``outs`` too;
+    the stored-stem specs are prepared for the whole batch first, a spec whose sources need
+    processing only just before its own pass; a bad ``outs`` entry is refused before any
+    work."""
+    from stemforge.mixing import render as R
     from stemforge.mixing.mixer import Mixer
 
-    root = make_musdb18hq(tmp_path / "hq", {"A - One": "train", "B - Two": "train"},
-                          seconds=2.0)
-    idx = Index.build(root, cache_dir=tmp_path / "cache")
-    from stemforge.prepare import prepare as prepare_cache
-
-    prepare_cache(idx)
-    recipe = {"name": "t", "duration": 0.5, "targets": ["vocals", "drums", "bass", "other"],
-              "modes": {"coherent": 0.5, "incoherent": 0.5}, "ref_db": ["uniform", -30, -10],
-              "stems": {"default": {"snr": ["uniform", 0, 12]}}, "clipping": "fix_clipping"}
-    plain = Mixer(recipe, idx, seed=2)
-    plain.READ_AHEAD = 1
-    fast = Mixer(recipe, idx, seed=2)
-    real = mixer_mod._prepare
+    idx = _tiny_index(tmp_path, prepared=True)
+    plain = Mixer(FOUR, idx, seed=2)
+    rev = Mixer(dict(FOUR, augment=[{"step": "polarity", "p": 1.0, "stems": ["bass"]}]), idx,
+                seed=2)
+    specs = [plain.spec(0), rev.spec(1), plain.spec(2), rev.spec(3)]
     calls = []
+    real = R.prepare
 
-    def flaky(spec, index, **kw):
-        calls.append(spec.item)
-        if spec.item == 5:
-            raise RuntimeError("made to fail")
-        return real(spec, index, **kw)
+    def spy(spec, index, processed=None, keep_sources=False, stored_only=False):
+        got = real(spec, index, processed, keep_sources, stored_only)
+        calls.append((spec.item, stored_only, got is not None))
+        return got
 
-    monkeypatch.setattr(mixer_mod, "_prepare", flaky)
-    fast.mixture(0)
-    fast.mixture(1)  # draws and prepares items 2.. ahead
-    assert calls and calls[0] == 2 and all(fast._ahead[(0, i)][1] is not None
-                                           for i in range(2, 12) if i != 5)
-    assert fast._ahead[(0, 5)][1] is None
-    scales = set()
-    for i in range(2, 12):
-        want = plain.mixture(i)
-        if i == 7:
-            mix, targets = np.empty((2, want.mix.shape[1]), np.float32), \
-                np.empty((4, 2, want.mix.shape[1]), np.float32)
-            got = fast.mixture(i, out=(mix, targets))
-            assert np.shares_memory(got.mix, mix)
-        elif i == 9:
-            got = fast.mixture(i, keep_sources=True)
-            assert set(got.sources) == {"vocals", "drums", "bass", "other"}
-        else:
-            got = fast.mixture(i)
-        _same_mixture(got, want)
-        scales.add(got.spec.scale != 1.0)
-    assert scales == {True, False}  # clipped and unclipped items both came through
+    monkeypatch.setattr(R, "prepare", spy)
+    T = specs[0].frames
+    mix, targets = np.empty((2, T), np.float32), np.empty((4, 2, T), np.float32)
+    outs = [None, None, (mix, targets), None]
+    got = R.render_batch(specs, idx, outs)
+    assert calls[:4] == [(0, True, True), (1, True, False), (2, True, True), (3, True, False)]
+    assert calls[4:] == [(1, False, True), (3, False, True)]  # each just before its pass
+    assert np.shares_memory(got[2].mix, mix)
+    for spec, r in zip(specs, got, strict=True):
+        want = R.finish(real(spec, idx))
+        assert r.mix.tobytes() == want.mix.tobytes() and (r.scale, r.peak) == (want.scale,
+                                                                               want.peak)
+    with pytest.raises(ValueError, match="render\\(out=...\\): mix must be"):
+        R.render_batch(specs[:1], idx, [(np.empty((2, 3), np.float32), targets)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io as io_module
 import json
 import math
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -154,6 +155,31 @@ def test_dataset_report_tables_warnings_players(tmp_path):
         assert abs(info.frames - 48000) <= 1
     for src in page.images:
         assert (tmp_path / "rep" / src).stat().st_size > 1000
+    # figures are rendered at twice the size the page shows them (high-DPI screens)
+    from PIL import Image
+
+    html = res.index_html.read_text()
+    for src, width in re.findall(r'<img src="([^"]+)" alt="[^"]*" width="(\d+)"', html):
+        assert Image.open(tmp_path / "rep" / src).size[0] == 2 * int(width)
+
+
+def test_exact_mixture_residual_is_shown(tmp_path, capsys):
+    """A mixture that is exactly the stem sum has residual -inf: `info` and the report say
+    "exact" instead of hiding it."""
+    root = make_musdb18hq(tmp_path / "hq", {"A - One": "test"}, seconds=1.0, with_mixture=False)
+    stems = {}
+    for s in ("drums", "bass", "other", "vocals"):  # multiples of 2^-12: float sums are exact
+        a = np.round(tone(200 + 50 * len(stems), 1.0, seed=len(stems)) * 4096) / 4096
+        stems[s] = a.astype(np.float32)
+        write_wav(root / "test" / "A - One" / f"{s}.wav", stems[s])
+    write_wav(root / "test" / "A - One" / "mixture.wav", sum(stems.values()))
+    assert main(["info", str(root), "--tracks", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "residual: median exact" in out and "1 of 1 tracks exact" in out
+    assert "residual exact" in out
+    res = build_report(root, tmp_path / "rep", max_items=0)
+    assert Index.open(root).tracks[0].residual_db == -math.inf
+    assert "exact" in Page(res.index_html).all_text
 
 
 def test_dataset_figures_use_index_values(index):
@@ -163,7 +189,7 @@ def test_dataset_figures_use_index_values(index):
     assert [t.get_text() for t in ax.get_xticklabels()] == index.stem_names
     # the scatter overlay holds exactly the per-track loudness values of each stem
     pts = [c.get_offsets()[:, 1] for c in ax.collections]
-    for name, ys in zip(index.stem_names, pts):
+    for name, ys in zip(index.stem_names, pts, strict=True):
         want = sorted(t.stems[name].loudness for t in index.tracks_with(name))
         assert np.allclose(sorted(ys), want)
 
@@ -184,7 +210,7 @@ def test_generated_report_players_params_histograms(tmp_path, gen_set):
             assert f"{s.gain_db:.1f}" in text and f"{s.snr:.1f}" in text
     names = {Path(s).stem.split("-", 1)[1] for s in page.images}
     assert {"gen-gains", "gen-snrs", "gen-modes", "gen-ref_db", "gen-scale"} <= names
-    assert sum(s.endswith("-spec.jpg") for s in page.images) == 3
+    assert sum(s.endswith("-spec.webp") for s in page.images) == 3
     sec = res.sections[0]
     assert 10_000 < sec.bytes_per_item < 200_000  # 1 s mixtures, 3 previews + 1 image
     assert f"{sec.bytes_per_item / 1024:.0f} KiB of audio and images per mixture" in text
@@ -204,6 +230,16 @@ def test_generated_figures_count_every_source(gen_set):
     fig = mixture_figure(gen_set / "000000")
     assert [a.get_ylabel().split("\n")[0] for a in fig.axes[:3]] == ["mix", "vocals",
                                                                      "accompaniment"]
+    # log-frequency axis: octave-spaced ticks are evenly spaced
+    ax = fig.axes[0]
+    ticks = dict(zip([t.get_text() for t in ax.get_yticklabels()], ax.get_yticks()))
+    assert {"100", "1k", "10k"} <= set(ticks)
+    assert ticks["1k"] - ticks["100"] == pytest.approx(ticks["10k"] - ticks["1k"])
+    # gains per stem, in the recipe's (the specs') order, not merged per target
+    legend = [t.get_text().split(" (")[0] for t in
+              figs["gains"].axes[0].get_legend().get_texts()]
+    assert legend == list(dict.fromkeys(src.stem for s in specs for src in s.sources))
+    assert len(legend) == 4
 
 
 def test_missing_spec_and_unreadable_audio_are_shown(tmp_path, gen_set):
@@ -312,7 +348,8 @@ def test_results_tables_and_boxplots(tmp_path, capsys):
     assert len(page.images) == 8  # per-frame and per-track boxplots for 4 metrics
     figs = results_figures(res_dir)
     ax = figs["SDR_tracks"].axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["accompaniment", "vocals"]
+    # targets in the files' order (the evaluation's), not alphabetical
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["vocals", "accompaniment"]
 
 
 def test_dataset_from_index_file_is_titled_by_its_root(tmp_path, index):
@@ -342,6 +379,65 @@ def test_report_of_stemforge_evaluate_output(tmp_path, hq_root, capsys):
         assert f"{row['SDR']:.2f}" in text and f"{row['SIR']:.2f}" in text
     assert len(page.images) == 8
     capsys.readouterr()
+
+
+def test_whole_track_metrics_are_shown_and_labelled(tmp_path, hq_root, capsys):
+    """Results without BSS Eval frames (SI-SDR, MDX SDR, cSDR only) are shown, labelled
+    whole-track / over chunks, never "median over frames"."""
+    import pandas as pd
+
+    est, res_dir = tmp_path / "est", tmp_path / "res"
+    assert main(["oracle", str(hq_root), "--method", "irm1", "--targets", "vocals", "bass",
+                 "--split", "all", "--out", str(est), "--no-progress"]) == 0
+    assert main(["evaluate", "--index", str(hq_root), "--estimates", str(est), "--split",
+                 "all", "--metrics", "sisdr,mdx,csdr", "--out", str(res_dir),
+                 "--no-progress"]) == 0
+    res = build_report(res_dir, tmp_path / "rep")
+    assert res.problems == [] and res.rendered == 2
+    text = Page(res.index_html).all_text
+    summary = pd.read_csv(res_dir / "summary.csv")
+    for _, row in summary.iterrows():
+        assert f"{row['score']:.2f}" in text
+    assert "SI-SDR : whole track, median over tracks" in text
+    assert "MDX-SDR : whole track (SDX uSDR), mean over tracks" in text
+    assert "median over frames" not in text.replace("BSS Eval the median over frames", "")
+    figs = results_figures(res_dir)
+    assert set(figs) == {"SI-SDR_tracks", "MDX-SDR_tracks", "cSDR_tracks"}
+    assert figs["SI-SDR_tracks"].axes[0].get_title() == "SI-SDR per track (whole track)"
+    capsys.readouterr()
+
+
+def test_several_result_folders_side_by_side(tmp_path):
+    """Two museval folders (no audio recorded) given as NAME=PATH: a comparison section with
+    both methods per target, their medians, a sortable per-track table and scatter plots."""
+    rng = np.random.default_rng(4)
+    truth = {}
+    for method, shift in (("alpha", 0.0), ("beta", 2.0)):
+        d = tmp_path / f"folder-{method}" / "test"
+        d.mkdir(parents=True)
+        truth[method] = {}
+        for track in ("song-a", "song-b", "song-c"):
+            vals = {t: {m: list(np.round(rng.normal(3 + shift, 2, 5), 5))
+                        for m in ("SDR", "SIR", "SAR", "ISR")} for t in ("vocals", "bass")}
+            truth[method][track] = vals
+            (d / f"{track}.json").write_text(json.dumps(_museval(vals)))
+    res = build_report([f"alpha={tmp_path / 'folder-alpha'}", f"beta={tmp_path / 'folder-beta'}"],
+                       tmp_path / "rep")
+    assert [s.kind for s in res.sections] == ["results", "results", "comparison"]
+    assert res.sections[0].title == "Results alpha" and res.problems == []
+    cmp = res.sections[2]
+    assert cmp.title == "Comparison of 2 methods" and cmp.rendered == 3
+    page = Page(res.index_html)
+    text = page.all_text
+    for method in ("alpha", "beta"):
+        for target in ("vocals", "bass"):
+            per_track = [np.median(truth[method][tr][target]["SDR"]) for tr in truth[method]]
+            assert f"{np.median(per_track):.2f}" in text
+    assert "alpha SDR" in text and "beta SDR" in text  # per-track table columns
+    assert "no players: listening needs two methods with estimates" in text
+    html = res.index_html.read_text()
+    assert html.count('class="sortable"') >= 2 * 2 and "<script>" in html
+    assert sum("all-vocals-scatter" in i for i in page.images) == 1
 
 
 def test_detect_kind(tmp_path, hq_root, index, gen_set):

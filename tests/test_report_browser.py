@@ -77,10 +77,9 @@ def check_page(index_html: Path, screenshot: Path) -> dict:
 
 
 def test_report_plays_and_decodes_in_chromium(tmp_path, musdb_excerpt):
-    if _chromium() is None:
-        pytest.skip("chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
-    pytest.importorskip("playwright.sync_api",
-                        reason="the Python 'playwright' package drives chromium: pip install playwright")
+    assert _chromium() is not None, \
+        "chromium is not installed (Debian package 'chromium'; .ci/run installs it)"
+    import playwright.sync_api  # noqa: F401  (the dev extra's driver of chromium)
     index = Index.open(musdb_excerpt)
     gen = write_generated_set(tmp_path / "gen", index, n=2, recipe={
         "duration": 2.0, "targets": ["vocals", "accompaniment"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from stemforge.augment import base as steps  # noqa: E402
 from stemforge.torch import batch_augment as ba  # noqa: E402

@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from torch.utils.data import DataLoader, default_collate  # noqa: E402
 
@@ -58,7 +58,7 @@ def _equal(a, b):
             _equal(a[k], b[k])
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b)
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=True):
             _equal(x, y)
     else:
         assert a == b
@@ -82,7 +82,7 @@ def test_same_batches_as_default_collate_at_any_worker_count(index, return_spec)
                     ds.set_epoch(e)
                     got = list(loader)  # held: pooled buffers in use, then one-off buffers
                     assert len(got) == 3
-                    for g, r in zip(got, refs[e]):
+                    for g, r in zip(got, refs[e], strict=True):
                         _equal(g, r)
             del loader, got
     assert not torch.equal(refs[0][0][0], refs[1][0][0])
@@ -106,7 +106,8 @@ def test_held_batches_and_views_are_never_overwritten(index):
             views.append(batch[1][1, 2])  # only a view of targets survives
         del batch
         k += 1
-    for got, r in zip(held, ref):
+    assert len(held) == 6
+    for got, r in zip(held, ref[:6], strict=True):
         _equal(got, r)
     assert torch.equal(views[0], ref[7][1][1, 2])
     assert len(set(ptrs[8:])) == 1  # dropped at once: the same free buffer every time
@@ -133,11 +134,12 @@ def test_worker_batches_held_in_main_are_not_overwritten(index):
     ds.set_epoch(1)
     got = list(DataLoader(ds, batch_size=3, num_workers=2,
                           collate_fn=PooledCollate(max_buffers=2)))
-    for g, r in zip(got, ref):
+    for g, r in zip(got, ref, strict=True):
         _equal(g, r)
     # dropping them one by one while iterating again: values still right every batch
     ds.set_epoch(1)
-    for g, r in zip(DataLoader(ds, batch_size=3, num_workers=2, collate_fn=collate), ref):
+    loader = DataLoader(ds, batch_size=3, num_workers=2, collate_fn=collate)
+    for g, r in zip(loader, ref, strict=True):
         _equal(g, r)
 
 
@@ -145,7 +147,7 @@ def test_spawn_workers_ship_batches(index):
     ds = MixtureDataset(RECIPE, index, length=4, seed=1)
     loader = DataLoader(ds, batch_size=2, num_workers=1, collate_fn=collate,
                         multiprocessing_context="spawn")
-    for g, r in zip(loader, _reference(ds, 0, 2)):
+    for g, r in zip(loader, _reference(ds, 0, 2), strict=True):
         _equal(g, r)
 
 
@@ -156,7 +158,7 @@ def test_stream_batches_pooled_and_held_safely(index):
     for w in (0, 2):
         s.set_epoch(2)
         got = list(DataLoader(s, batch_size=None, num_workers=w))
-        for (mix, targets, specs), (rmix, rtargets, rspec) in zip(got, ref):
+        for (mix, targets, specs), (rmix, rtargets, rspec) in zip(got, ref, strict=True):
             assert isinstance(specs, list) and [d["item"] for d in specs] == \
                 rspec["item"].tolist()
             _equal(mix, rmix)
@@ -167,7 +169,7 @@ def test_getitems_is_a_plain_item_list_to_other_collates(index):
     ds = MixtureDataset(RECIPE, index, length=5, seed=6)
     items = ds.__getitems__([4, 0, 2])
     assert isinstance(items, PooledItems) and len(items) == 3
-    for (mix, targets), i in zip(items, (4, 0, 2)):
+    for (mix, targets), i in zip(items, (4, 0, 2), strict=True):
         rmix, rtargets = ds[i]
         assert torch.equal(mix, rmix) and torch.equal(targets, rtargets)
     with pytest.raises(IndexError, match="item 5 out of range"):

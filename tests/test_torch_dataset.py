@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from conftest import make_musdb18hq  # noqa: E402
 from stemforge import Index, Mixer  # noqa: E402
@@ -55,7 +55,7 @@ def test_determinism_across_instances_and_epochs(index):
     a.set_epoch(1)
     assert a.epoch == 1
     e1 = [a[i][0] for i in range(6)]
-    assert all(not torch.equal(x, y) for x, y in zip(e0, e1))
+    assert all(not torch.equal(x, y) for x, y in zip(e0, e1, strict=True))
     assert torch.equal(a.item(2, epoch=0)[0], e0[2])
     assert not torch.equal(MixtureDataset(RECIPE, index, 6, seed=2)[0][0], e0[0])
 

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from torch.utils.data import DataLoader  # noqa: E402
 
@@ -50,10 +50,10 @@ def _run(ds, workers, epochs=(0, 1), batch_size=3):
 
 def _same(a, b):
     assert len(a) == len(b)
-    for ea, eb in zip(a, b):
+    for ea, eb in zip(a, b, strict=True):
         assert len(ea) == len(eb)
-        for x, y in zip(ea, eb):
-            assert all(torch.equal(u, v) for u, v in zip(x, y))
+        for x, y in zip(ea, eb, strict=True):
+            assert all(torch.equal(u, v) for u, v in zip(x, y, strict=True))
 
 
 def test_identical_batches_at_any_worker_count_and_epochs_differ(index):

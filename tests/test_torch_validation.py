@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from conftest import make_musdb18hq  # noqa: E402
 from stemforge import Index, MixSpec, Recipe  # noqa: E402

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-torch = pytest.importorskip("torch")
+import torch
 
 from conftest import cache_files, write_wav  # noqa: E402
 from stemforge import Index  # noqa: E402
@@ -192,6 +192,28 @@ def test_separate_file_any_rate_and_channels(data, trained, tmp_path):
         assert np.isfinite(y).all() and np.abs(y).max() > 1e-4
 
 
+def test_separate_dataset_with_a_checkpoint(data, trained, tmp_path, capsys):
+    """``separate --index ROOT --checkpoint``: every test track, the same numbers as the
+    single-file form on that track's mixture."""
+    _, root, index = data
+    ckpt, _ = trained
+    est = tmp_path / "est"
+    assert main(["separate", "--index", str(index.index_file), "--out", str(est),
+                 "--checkpoint", str(ckpt), "--no-progress"]) == 0
+    tests = [t for t in index.tracks if t.split == "test"]
+    assert sorted(p.name for p in est.iterdir() if p.is_dir()) == [t.name for t in tests]
+    one = tmp_path / "one"
+    assert main(["separate", str(ckpt), str(root / "test" / tests[0].name / "mixture.wav"),
+                 "--out", str(one)]) == 0
+    for t in TARGETS:
+        a, _ = sf.read(str(est / tests[0].name / f"{t}.wav"), dtype="float32")
+        b, _ = sf.read(str(one / f"{t}.wav"), dtype="float32")
+        np.testing.assert_array_equal(a, b)
+    assert main(["separate", "--index", str(index.index_file), "--out", str(tmp_path / "x"),
+                 "--checkpoint", str(ckpt), "--targets", "piano", "--no-progress"]) == 2
+    assert "separates drums, bass, other, vocals" in capsys.readouterr().err
+
+
 def test_separate_array_chunks_cross_fade(trained):
     _, model = trained
     rng = np.random.default_rng(0)
@@ -226,7 +248,7 @@ def test_score_tracks_wiring(data):
     _, _, index = data
     test = index.subset("test")
     perfect = lambda mix, refs: refs  # noqa: E731
-    rolled = lambda mix, refs: dict(zip(refs, np.roll(np.stack(list(refs.values())), 1, 0)))  # noqa: E731
+    rolled = lambda mix, refs: dict(zip(refs, np.roll(np.stack(list(refs.values())), 1, 0), strict=True))  # noqa: E731
     s = score_tracks(test, TARGETS, {"perfect": perfect, "rolled": rolled,
                                      "irm2": oracle_estimator("irm2")}, SR, 2)
     assert len(s) == 3 * len(TARGETS) and set(s["track"]) == {t.id for t in test.tracks}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create the peer environment for the Scaper side of benchmarks/mixing.py and benchmarks/augment.py.
+# Create the peer environment for the Scaper side of benchmarks/mixing.py and benchmarks/augment.py,
+# and for tests/test_scaper.py (Scaper renders our JAMS, we import its JAMS; .ci/run runs this).
 #
 #   bash benchmarks/peers/setup_scaper.sh [VENV_DIR]
 #

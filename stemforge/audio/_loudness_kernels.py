@@ -11,7 +11,8 @@ Shapes: ``buf`` float64 ``(W,)``, the part of each row's energies the row reads,
 (row ``r``'s sub-blocks ``lo[r] .. lo[r] + base[r + 1] - base[r] - 1`` at ``buf[base[r]:
 base[r + 1]]``, see :func:`windows`); ``base`` int64 ``(R + 1,)``; ``lo`` and ``n`` int64
 ``(R,)`` (first sub-block gathered, and the row's full length: indices are clamped to it as
-before); ``positions`` int64 ``(R, M)`` absolute block-edge frames (sorted per row). Returns
+before); ``positions`` int64 ``(R, M)`` absolute block-edge frames (sorted per row); ``corr``
+float64 ``(R,)`` the zero-state correction added to each row's first block. Returns
 ``s2`` float64 ``(R,)`` (sum of the blocks kept by both gates), ``n2`` int64 ``(R,)`` (their
 count) and ``ok`` bool ``(R,)`` (some block passed the absolute gate).
 
@@ -134,7 +135,7 @@ def windows(first: np.ndarray, last: np.ndarray, b: int, n: np.ndarray):
 
 
 @njit
-def gate_sums(buf, base, lo, n_rows, positions, b, floor, rel_factor):
+def gate_sums(buf, base, lo, n_rows, positions, b, floor, rel_factor, corr):
     R, M = positions.shape
     nb = M - 4
     s2 = np.zeros(R)
@@ -171,6 +172,10 @@ def gate_sums(buf, base, lo, n_rows, positions, b, floor, rel_factor):
         n1 = 0
         for j in range(nb):
             zj = c[j + 4] - c[j]
+            if j == 0:  # the zero-state correction of the first block, floored at 0
+                zj = zj + corr[r]
+                if zj < 0.0:
+                    zj = 0.0
             z[j] = zj
             if zj >= floor:
                 w[j] = zj

@@ -172,7 +172,7 @@ class VariantCache(StemCache):
 
     Layout: ``<cache_dir>/variants/<vkey>.npy`` float32 ``(C, round(T / tempo))`` and
     ``<vkey>.energies.npy`` float64 K-weighted 10 ms sub-block energies of that audio (as the
-    index stores for plain stems). ``vkey = stemforge.augment.variants.variant_key(stem key,
+    index stores for plain stems). ``vkey = stemforge.augment.grid.variant_key(stem key,
     semitones, tempo)`` folds in the stem's content key and the engine, so a stale variant is
     never found. A variant counts as present only when both files exist; :meth:`put_variant`
     writes the energies first and the audio last, each atomically. No peak envelopes: the

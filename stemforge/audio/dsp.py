@@ -1,4 +1,5 @@
-"""Small signal utilities: resampling (soxr) and channel conversion.
+"""Small signal utilities: resampling and tape speed changes (soxr), Rubber Band time/pitch
+(pedalboard), channel conversion.
 
 Arrays are float32 ``(channels, frames)``.
 """
@@ -34,3 +35,27 @@ def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     if channels == 1:
         return audio.mean(axis=0, keepdims=True, dtype=np.float32)
     raise AudioError(f"cannot convert {c}-channel audio to {channels} channels")
+
+
+def tape(audio: np.ndarray, sr: Hz, speed: float, quality: str = "HQ",
+         frames: int | None = None) -> np.ndarray:
+    """Play float32 ``(C, T)`` ``speed`` times faster (one soxr resampling of ``quality`` from
+    ``sr`` to ``sr / speed``, read back at ``sr``): float32 ``(C, round(T / speed))``, pitch
+    and tempo x ``speed``; only the first ``frames`` frames when given (the rest is dropped
+    before the copy back to channel-first order)."""
+    import soxr
+
+    out = soxr.resample(audio.T, float(sr), float(sr) / float(speed), quality=quality)
+    return np.ascontiguousarray(np.asarray(out[:frames], dtype=np.float32).T)
+
+
+def rubberband(audio: np.ndarray, sr: Hz, rate: float, semitones: float, hq: bool) -> np.ndarray:
+    """Rubber Band through pedalboard: float32 ``(C, T)`` -> ``(C, round(T / rate))``, tempo x
+    ``rate`` and pitch shifted by ``semitones``; ``hq``: the R3 "finer" engine, else R2
+    "faster". Formants are not preserved."""
+    import pedalboard
+
+    return pedalboard.time_stretch(
+        audio, float(sr), stretch_factor=float(rate), pitch_shift_in_semitones=float(semitones),
+        high_quality=hq, preserve_formants=False,
+    )

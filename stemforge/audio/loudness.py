@@ -2,11 +2,12 @@
 
 The mixing engine needs the integrated loudness (LUFS) of arbitrary excerpts of every stem.
 Filtering each excerpt at mix time is too slow, so the index stores, once per stem, the
-K-weighted, channel-weighted energy of every 10 ms *sub-block* (:func:`block_energies`).
+K-weighted, channel-weighted energy of every 10 ms *sub-block* (:func:`block_energies`) and,
+per sub-block boundary, the *zero-state correction* (:func:`zero_state_corrections`).
 :func:`excerpt_loudness` then rebuilds the 400 ms / 100 ms-hop gating blocks of any excerpt
 from those energies (partial sub-blocks at the edges are interpolated, linear for steady
-signals, see :func:`_cumulative`) and gates them
-exactly as BS.1770 / pyloudnorm 0.2.0 ``Meter(rate).integrated_loudness`` does:
+signals, see :func:`_cumulative`), corrects the first block and gates them exactly as
+BS.1770 / pyloudnorm 0.2.0 ``Meter(rate).integrated_loudness`` does:
 
 * K-weighting: RBJ-cookbook high shelf (+4 dB, Q=1/sqrt(2), 1500 Hz) followed by an RBJ high
   pass (Q=0.5, 38 Hz), designed for the actual sample rate (pyloudnorm's design);
@@ -18,18 +19,17 @@ exactly as BS.1770 / pyloudnorm 0.2.0 ``Meter(rate).integrated_loudness`` does:
 * absolute gate -70 LUFS (``>=``), relative gate -10 LU below the loudness of the blocks that
   passed the absolute gate (``>``); ``-inf`` when no block survives.
 
-Accuracy of :func:`excerpt_loudness` against pyloudnorm run on the excerpt's samples, at
-random (off-grid) start frames. The differences come from (a) pyloudnorm filtering the excerpt
-from zero state while the stored energies come from filtering the whole stem, (b) the energy
-inside the 10 ms sub-blocks cut by block/excerpt edges being interpolated (monotone cubic,
-see :func:`_cumulative`), and (c) BS.1770 gating being discontinuous: a block within a few
-hundredths of a dB of a gate threshold may be kept by one and dropped by the other. Measured
-(``benchmarks/loudness.py``, ``tests/test_loudness.py``; sectioned noise+tones, 0..-40 dB and
-silent sections): 5 s excerpts max 0.007 LU; 1 s excerpts p95 0.009 LU, max 0.02 LU except
-excerpts that are silent but for a few ms of sound at one edge (up to 0.11 LU, and rarely
--inf vs about -67 LUFS after an abrupt stop, where pyloudnorm misses the filter ring-out);
-0.4-1 s excerpts p95 0.01 LU, worst cases up to 3 LU (an edge sub-block holding an onset
-dominates a single-block excerpt).
+Accuracy against pyloudnorm run on the excerpt's samples. pyloudnorm filters the excerpt from
+zero state, the stored energies come from filtering the whole stem: the two differ by the
+filter's free response at the start (dominant on drums and bass: ~0.1-0.3 LU for 0.5-1 s
+excerpts), which the stored correction removes exactly for a start on the sub-block grid and
+linearly interpolates between grid frames otherwise. Block edges inside a sub-block use the
+interpolated cumulative energy. So on the 10 ms grid the look-up equals pyloudnorm to rounding
+(``tests/test_loudness.py`` checks <= 0.01 LU from 1 s and <= 0.05 LU at 0.5 s on the real MUSDB
+excerpt's stems, every grid start); off the grid both interpolations leave an error that is
+largest at onsets and near the gates (BS.1770's gating is discontinuous). Measured figures:
+``docs/benchmarks.md`` (``benchmarks/loudness.py``). Energies of pitch/tempo *variants* have no
+corrections stored (their look-ups are as before: interpolated, zero-state error included).
 
 Audio is ``(channels, frames)``; energies are float64 ``(n_sub,)`` in squared full-scale
 sample units (sum over the sub-block's frames, not a mean).
@@ -187,27 +187,133 @@ def block_energies(audio: np.ndarray, sample_rate: Hz) -> np.ndarray:
     (filtered from zero state at frame 0) and ``w = (1, 1, 1, 1.41, 1.41)``. The last, partial
     sub-block holds the energy of the frames it has. Filters in 10 s chunks (state carried).
     """
-    from scipy.signal import sosfilt
+    return _analyse(audio, sample_rate, False)[0]
 
+
+def stem_analysis(audio: np.ndarray, sample_rate: Hz) -> tuple[np.ndarray, np.ndarray]:
+    """``(block_energies, zero_state_corrections)`` of a whole stem in one filtering pass:
+    the two float64 ``(ceil(T / B),)`` arrays the index stores."""
+    return _analyse(audio, sample_rate, True)
+
+
+def zero_state_corrections(audio: np.ndarray, sample_rate: Hz) -> np.ndarray:
+    """Per sub-block boundary, what starting the K-weighting from zero state there does to the
+    first gating block's energy: float64 ``(ceil(T / B),)``, entry ``k`` for an excerpt
+    starting at frame ``k B`` (``B = sub_block_frames``).
+
+    pyloudnorm filters an excerpt from zero state; the stored energies come from filtering the
+    whole stem. The two outputs differ by the filter's free response ``r`` from the stem's state
+    at the excerpt's start (linearity): ``y0 = y - r``. So the first gating block (the only one
+    ``r`` reaches, see :data:`TRANSIENT_SECONDS`) holds ``sum (y - r)^2 = sum y^2 + d`` with
+    ``d = sum_c w_c (z_c^T G z_c - 2 z_c . q_c)``: ``z_c`` the state, ``G`` the Gram matrix of
+    the free responses over the block, ``q_c[j] = sum_m y_c[s + m] g_j[m]`` (``y`` filtered
+    backwards through the free responses' common poles, then their numerators at the grid
+    frames). Exact up to rounding and the ~1e-12 tail beyond 0.15 s; 0 at frame 0.
+    ``audio``: ``(C, T)`` floating point, finite.
+    """
+    return _analyse(audio, sample_rate, True)[1]
+
+
+TRANSIENT_SECONDS: Seconds = 0.15
+"""Span of the K-weighting's free response that counts: it decays to ~1e-12 of its start within
+0.15 s at any rate (the 38 Hz high pass's double pole), well inside the first gating block."""
+
+
+def _analyse(audio, sample_rate, corrections: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The one filtering pass behind :func:`block_energies` and :func:`stem_analysis`: 10 s
+    chunks, the filter state carried (and, for the corrections, 0.15 s of look-ahead output
+    filtered from the chunk's end state and dropped)."""
     sr = _check_rate(sample_rate)
     x = _check_audio(audio)
-    b = sub_block_frames(sr)
+    b = _sub_block(sr)
     c, t = x.shape
     n_sub = -(-t // b)
     sos = _k_sos(sr)
     zi = np.zeros((sos.shape[0], c, 2))
     out = np.empty(n_sub, dtype=np.float64)
+    corr = np.empty(n_sub, dtype=np.float64) if corrections else None
     chunk = _CHUNK_SUB_BLOCKS * b
+    ahead = int(TRANSIENT_SECONDS * sr) if corrections else 0
+    if corrections:
+        gram, poles, nums = _free_response(sr)
+        weights = np.array(CHANNEL_WEIGHTS[:c])[:, None]
     for k0 in range(0, n_sub, _CHUNK_SUB_BLOCKS):
-        seg = np.asarray(x[:, k0 * b: k0 * b + chunk], dtype=np.float64)
-        y, zi = sosfilt(sos, seg, axis=-1, zi=zi)
+        seg = np.asarray(x[:, k0 * b: k0 * b + chunk + ahead], dtype=np.float64)
+        n = min(chunk, t - k0 * b)
+        y1, z1 = _sosfilt(sos[:1], seg[:, :n], zi[:1])
+        y, z2 = _sosfilt(sos[1:], y1, zi[1:])
         p = _weighted_power(y)
         full = p.shape[0] // b
         out[k0: k0 + full] = p[: full * b].reshape(full, b).sum(axis=1)
         if full * b < p.shape[0]:
             out[k0 + full] = p[full * b:].sum()
+        if corrections:
+            grid = np.arange(0, n, b)
+            z = np.concatenate([_states(sos[0], seg, y1, zi[0], grid),
+                                _states(sos[1], y1, y, zi[1], grid)])  # (4, C, grid)
+            if seg.shape[1] > n:  # the look-ahead's output (its end state is not kept)
+                y = np.concatenate([y, _sosfilt(sos[1:], _sosfilt(sos[:1], seg[:, n:], z1)[0],
+                                                z2)[0]], axis=1)
+            # q[j] at frame g = sum_m y[g + m] g_j[m]: y reversed through the poles, then num_j
+            v = _sosfilt(poles, y[:, ::-1], np.zeros((2, c, 2)))[0]
+            at = y.shape[1] - 1 - grid  # frame g in the reversed signal
+            taps = np.stack([v[:, np.maximum(at - i, 0)] * (at - i >= 0) for i in range(5)])
+            q = np.einsum("ji,icg->jcg", nums, taps)
+            quad = np.einsum("jcg,jk,kcg->cg", z, gram, z)
+            cross = np.einsum("jcg,jcg->cg", z, q)
+            corr[k0: k0 + grid.shape[0]] = (weights * (quad - 2.0 * cross)).sum(axis=0)
+        zi = np.concatenate([z1, z2])
     if not np.isfinite(out).all():
         raise AudioError("audio holds NaN/inf samples; loudness needs finite samples")
+    return out, corr
+
+
+@functools.lru_cache(maxsize=16)
+def _free_response(sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The K-weighting's response to its own state, for :func:`zero_state_corrections`.
+
+    The cascade has four state values per channel (two per DF2T section, scipy's ``[z1, z2]``
+    per section). From a state ``z`` and no input it outputs ``r = z @ g``, ``g`` float64
+    ``(4, B0)`` (row ``j`` from the unit state ``j``; ``B0`` the first gating block's frames).
+    Returns the Gram matrix ``G = g g^T`` ``(4, 4)`` (entries by ``math.fsum``: the same on
+    every machine), the cascade's poles as two all-pole sections (``sosfilt`` form ``(2, 6)``)
+    and the numerators ``(4, 5)`` whose impulse responses over those poles are the rows of ``g``.
+    """
+    sos = _k_sos(sr)
+    n = int(BLOCK_SECONDS * sr)
+    g = np.empty((4, n))
+    for j in range(4):
+        zi = np.zeros((2, 2))
+        zi[j // 2, j % 2] = 1.0
+        g[j] = _sosfilt(sos, np.zeros(n), zi)[0]
+    gram = np.array([[math.fsum(g[i] * g[j]) for j in range(4)] for i in range(4)])
+    den = np.convolve(sos[0, 3:], sos[1, 3:])
+    nums = np.stack([np.convolve(den, g[j])[:5] for j in range(4)])
+    poles = np.array([[1.0, 0.0, 0.0, *sos[0, 3:]], [1.0, 0.0, 0.0, *sos[1, 3:]]])
+    return gram, poles, nums
+
+
+def _sosfilt(sos, x, zi):
+    from scipy.signal import sosfilt
+
+    return sosfilt(sos, x, axis=-1, zi=zi)
+
+
+def _states(sec: np.ndarray, x: np.ndarray, y: np.ndarray, z0: np.ndarray,
+            at: np.ndarray) -> np.ndarray:
+    """A DF2T biquad's state just *before* samples ``at`` (int, >= 0): ``(2, ..., len(at))``,
+    from its input ``x``, output ``y`` ``(..., n)`` and its state ``z0`` ``(..., 2)`` before
+    sample 0 (scipy's ``sosfilt`` layout ``[z1, z2]``). After sample ``t``:
+    ``z2 = b2 x[t] - a2 y[t]`` and ``z1 = b1 x[t] - a1 y[t] + z2(after t - 1)``."""
+    b1, b2, a1, a2 = sec[1], sec[2], sec[4], sec[5]
+    out = np.empty((2, *x.shape[:-1], at.shape[0]))
+    first = at == 0
+    t1, t2 = np.maximum(at - 1, 0), np.maximum(at - 2, 0)
+    z2_1 = b2 * x[..., t1] - a2 * y[..., t1]                     # after t - 1
+    z2_2 = np.where(at >= 2, b2 * x[..., t2] - a2 * y[..., t2],  # after t - 2
+                    z0[..., 1:2])
+    out[0] = np.where(first, z0[..., 0:1], b1 * x[..., t1] - a1 * y[..., t1] + z2_2)
+    out[1] = np.where(first, z0[..., 1:2], z2_1)
     return out
 
 
@@ -286,6 +392,22 @@ def integrated_loudness(audio: np.ndarray, sample_rate: Hz) -> LUFS:
     return _loudness_from_segments(seg, t, sr)
 
 
+EVENT_MIN_SECONDS: Seconds = 0.5
+"""Scaper measures an event shorter than this on copies of it laid end to end (>= 0.5 s)."""
+
+
+def event_loudness(audio: np.ndarray, sample_rate: Hz) -> LUFS:
+    """Integrated loudness of a Scaper event's audio as Scaper 1.6.5 measures it: an event
+    shorter than :data:`EVENT_MIN_SECONDS` is tiled (``ceil(0.5 / duration)`` copies) first,
+    then :func:`integrated_loudness`. ``audio``: ``(C, T)`` floating point."""
+    sr = _check_rate(sample_rate)
+    x = _check_audio(audio)
+    t = x.shape[1]
+    if t < EVENT_MIN_SECONDS * sr:
+        x = np.tile(x, (1, int(np.ceil(EVENT_MIN_SECONDS / (t / float(sr))))))
+    return integrated_loudness(x, sr)
+
+
 def _short_loudness(energy: float, frames: int) -> LUFS:
     """An excerpt shorter than one gating block: one block over the whole excerpt."""
     if energy <= 0.0:
@@ -327,13 +449,29 @@ def _cumulative(energies: np.ndarray, b: int, positions: np.ndarray) -> np.ndarr
     return cum[k - k0] + part
 
 
+def start_correction(corrections: np.ndarray | None, b: int, start: int) -> float:
+    """The zero-state correction of an excerpt starting at ``start`` (see
+    :func:`zero_state_corrections`): the stored value on the sub-block grid (exact there),
+    linear between the two grid frames around ``start`` elsewhere (an approximation: the
+    filter's state moves with the signal); 0 without stored corrections. Plain float
+    arithmetic (the same on every machine)."""
+    if corrections is None:
+        return 0.0
+    n = corrections.shape[0]
+    k = start // b
+    u = (start - k * b) / b
+    c0 = float(corrections[min(k, n - 1)])
+    return c0 if u == 0.0 else c0 + u * (float(corrections[min(k + 1, n - 1)]) - c0)
+
+
 def excerpt_loudness_reference(energies: np.ndarray, sample_rate: Hz, start: Frames,
-                               frames: Frames) -> LUFS:
+                               frames: Frames, corrections: np.ndarray | None = None) -> LUFS:
     """The readable reference of :func:`excerpt_loudness`: plain NumPy, one excerpt.
 
     Gating blocks are those pyloudnorm forms on the excerpt; each block's energy is the
-    cumulative energy (:func:`_cumulative`) at its end minus at its start, then two-stage
-    gating (:func:`_gate`). :func:`excerpt_loudness`/:func:`excerpt_loudness_many` compute the
+    cumulative energy (:func:`_cumulative`) at its end minus at its start; the first block
+    gets the zero-state correction at the start (:func:`start_correction`, floored at 0),
+    then two-stage gating (:func:`_gate`). :func:`excerpt_loudness`/:func:`excerpt_loudness_many` compute the
     same in one compiled pass; they agree with this to float rounding (summation order;
     ``tests/test_loudness_reference.py``). Change the semantics here first.
     """
@@ -341,22 +479,28 @@ def excerpt_loudness_reference(energies: np.ndarray, sample_rate: Hz, start: Fra
     e = _check_energies(energies)
     start, frames = _check_span(e, sr, start, frames)
     b = sub_block_frames(sr)
+    d = start_correction(corrections, b, start)
     if frames < BLOCK_SECONDS * sr:
         c = _cumulative(e, b, np.array([start, start + frames], dtype=np.int64))
-        return _short_loudness(float(c[1] - c[0]), frames)
+        return _short_loudness(max(float(c[1] - c[0]) + d, 0.0), frames)
     c = _cumulative(e, b, start + _block_bounds(frames, sr))
-    return _gate(c[4:] - c[:-4], sr)  # block j spans edges j .. j+4
+    z = c[4:] - c[:-4]  # block j spans edges j .. j+4
+    z[0] = max(z[0] + d, 0.0)
+    return _gate(z, sr)
 
 
-def excerpt_loudness(energies: np.ndarray, sample_rate: Hz, start: Frames, frames: Frames) -> LUFS:
+def excerpt_loudness(energies: np.ndarray, sample_rate: Hz, start: Frames, frames: Frames,
+                     corrections: np.ndarray | None = None) -> LUFS:
     """Integrated loudness (LUFS) of ``audio[:, start:start + frames]`` from stored energies.
 
     ``energies``: float64 ``(n_sub,)`` from :func:`block_energies` of the whole stem at
-    ``sample_rate``. ``start``/``frames``: any frames (not tied to the 10 ms grid) with
+    ``sample_rate``; ``corrections``: its :func:`zero_state_corrections` (None: none applied).
+    ``start``/``frames``: any frames (not tied to the 10 ms grid) with
     ``start + frames <= n_sub * sub_block_frames(sample_rate)``.
 
     Gating blocks are those pyloudnorm forms on the excerpt; each block's energy is the sum of
-    the sub-blocks it covers, partial sub-blocks interpolated (monotone cubic, :func:`_cumulative`).
+    the sub-blocks it covers, partial sub-blocks interpolated (monotone cubic, :func:`_cumulative`),
+    the first block corrected for pyloudnorm's zero filter state (:func:`start_correction`).
     The batched path (:func:`excerpt_loudness_many`) with one row; its readable reference is
     :func:`excerpt_loudness_reference`.
     Returns ``-inf`` when the excerpt is silent or every block is gated.
@@ -365,25 +509,27 @@ def excerpt_loudness(energies: np.ndarray, sample_rate: Hz, start: Frames, frame
     the whole excerpt: ``-0.691 + 10 log10(energy / frames)``, ``-inf`` below the -70 LUFS
     absolute gate.
 
-    Error vs pyloudnorm on the excerpt's samples (abs LU, random starts; see the module doc):
-    >= 5 s: <= 0.007; 1 s: p95 0.009, <= 0.02 except near-silent excerpts with sound only at
-    an edge (<= 0.11); 0.4-1 s: p95 0.01, rare worst cases of ~0.1-3 LU when a sub-block at the
-    excerpt's edge holds an onset. Speed: ``benchmarks/loudness.py``.
+    Error vs pyloudnorm on the excerpt's samples: see the module doc (on the sub-block grid
+    it is float rounding and gating ties only; off the grid the interpolations' error).
+    Speed: ``benchmarks/loudness.py``.
     """
     sr = _check_rate(sample_rate)
     e = _check_energies(energies)
     start, frames = _check_span(e, sr, start, frames)
-    return float(excerpt_loudness_many((e,), sr, (start,), frames)[0])
+    return float(excerpt_loudness_many((e,), sr, (start,), frames,
+                                       None if corrections is None else (corrections,))[0])
 
 
-def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> np.ndarray:
+def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames,
+                          corrections=None) -> np.ndarray:
     """:func:`excerpt_loudness` of several excerpts of the same length at once.
 
     ``energies``: a sequence of R float64 ``(n_sub_i,)`` arrays from :func:`block_energies`
     (one per excerpt, e.g. the stems of one track); ``starts``: R start frames; ``frames``:
-    the common excerpt length. Returns float64 ``(R,)`` LUFS; a row's value does not depend on
+    the common excerpt length; ``corrections``: None or R entries, each the row's
+    :func:`zero_state_corrections` or None. Returns float64 ``(R,)`` LUFS; a row's value does not depend on
     the other rows (``excerpt_loudness`` is this with one row). One compiled call for all rows
-    (the mixer looks up every stem of an item together, and every item of a read-ahead run).
+    (the mixer looks up every stem of an item together, and every item of a batch).
     The final logarithm is Python's ``math.log10`` per row, not ``np.log10``, whose SIMD
     variants differ by an ulp between processors: values are the same on every machine.
     """
@@ -398,17 +544,25 @@ def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> 
     lengths = [e.shape[0] for e in es]
     st = _check_spans(lengths, sr, b, starts, frames, es)
     frames = int(frames)
+    if corrections is None:
+        corr = [0.0] * len(es)
+    elif len(corrections) != len(es):
+        raise AudioError(f"excerpt_loudness_many: {len(es)} energy arrays but "
+                         f"{len(corrections)} corrections")
+    else:
+        corr = [start_correction(c, b, s) for c, s in zip(corrections, st.tolist())]
     if frames < BLOCK_SECONDS * sr:
         edges = np.array([0, frames], dtype=np.int64)
-        return np.array([_short_loudness(float(c[1] - c[0]), frames)
-                         for c in (_cumulative(e, b, s + edges) for e, s in zip(es, st.tolist()))])
+        return np.array([_short_loudness(max(float(c[1] - c[0]) + d, 0.0), frames)
+                         for c, d in zip((_cumulative(e, b, s + edges)
+                                          for e, s in zip(es, st.tolist())), corr)])
     from . import _loudness_kernels as kern  # lazy: keeps numba off the CLI's start-up path
 
     norm = BLOCK_SECONDS * sr
     bounds = _block_bounds(frames, sr)
     positions = st[:, None] + bounds
     # each row's sub-blocks that the kernel reads (~500 per 5 s row), gathered into one array;
-    # a few rows (one item's stems) in plain ints, many (a read-ahead run) in numpy
+    # a few rows (one item's stems) in plain ints, many (a batch) in numpy
     if len(es) <= _FEW_ROWS:
         first, last = int(bounds[0]), int(bounds[-1])
         spans = [kern.window(s + first, s + last, b, n) for s, n in zip(st.tolist(), lengths)]
@@ -426,7 +580,8 @@ def excerpt_loudness_many(energies, sample_rate: Hz, starts, frames: Frames) -> 
     s2, n2, ok = kern.gate_sums(buf, np.array(base, dtype=np.int64),
                                 np.array(lo, dtype=np.int64),
                                 np.array(lengths, dtype=np.int64), positions, b,
-                                _ABS_GATE_POWER * norm, _REL_GATE_FACTOR)
+                                _ABS_GATE_POWER * norm, _REL_GATE_FACTOR,
+                                np.array(corr, dtype=np.float64))
     log10, inf = math.log10, -math.inf
     return np.array([-0.691 + 10.0 * log10(s / (n * norm)) if k else inf
                      for s, n, k in zip(s2.tolist(), n2.tolist(), ok.tolist())])
@@ -442,7 +597,7 @@ _local = threading.local()
 
 def _scratch(n: int) -> np.ndarray:
     """A float64 ``(n,)`` work array reused by this thread's calls (a fresh megabyte per call
-    would be fresh pages from the OS each time: ~4x the cost of filling it)."""
+    would be fresh pages from the OS each time, costing more than filling it)."""
     buf = getattr(_local, "buf", None)
     if buf is None or buf.shape[0] < n:
         buf = _local.buf = np.empty(max(n, 1 << 16))

@@ -7,6 +7,10 @@ A step is split in two, like descript-audiotools' ``instantiate``/``transform``:
   (floats, ints, bools, strings) recorded in the MixSpec.
 * ``apply(audio, sample_rate, params, out_frames) -> audio`` — a pure, deterministic class
   method of the parameters alone: float32 ``(C, T_in)`` in, float32 ``(C, out_frames)`` out.
+  A template: the base class checks the recorded params against the schema, the audio's shape,
+  dtype and channels, and (length-preserving steps) the length, then calls the step's
+  ``transform`` with the same arguments. A step writes only its draw (the schema, or
+  :meth:`Step.draw` for derived values) and its ``transform``.
 
 Steps that change length (pitch/tempo, time shift) override ``source_frames(params,
 out_frames)``: how many input frames ``apply`` needs to return exactly ``out_frames``. The
@@ -26,8 +30,8 @@ from typing import Any, Callable, ClassVar, Mapping
 import numpy as np
 
 from ..errors import RecipeError, StemforgeError
-from ..mixing import distributions
-from ..mixing.distributions import Distribution
+from .. import distributions
+from ..distributions import Distribution
 from ..types import Frames, Hz
 
 
@@ -44,7 +48,7 @@ class Param:
     ``parser`` set → a fixed structured option parsed by ``parser(value, field)`` (e.g. the
     cached mode's ``grid``); ``None`` stays None (option not given). Neither is recorded by
     :meth:`Step.draw` when ``record`` is False.
-    Otherwise the value is a distribution (see :mod:`stemforge.mixing.distributions`) whose whole
+    Otherwise the value is a distribution (see :mod:`stemforge.distributions`) whose whole
     support must lie in ``[low, high]``; ``integer`` rounds the drawn value to an int.
     """
 
@@ -72,7 +76,8 @@ class Param:
 
 class Step(ABC):
     """Base class of every augmentation step. Subclasses set the class attributes below and
-    implement :meth:`apply`; length-changing steps also implement :meth:`source_frames`."""
+    implement :meth:`transform`; length-changing steps set ``keeps_length = False`` and also
+    implement :meth:`source_frames`."""
 
     name: ClassVar[str] = ""
     schema: ClassVar[tuple[Param, ...]] = ()
@@ -82,6 +87,8 @@ class Step(ABC):
     min_channels: ClassVar[int] = 1
     #: names of the recorded (drawn) params when they differ from the schema's names
     recorded: ClassVar[tuple[str, ...] | None] = None
+    #: the output has the input's length (``apply`` checks ``out_frames`` against it)
+    keeps_length: ClassVar[bool] = True
 
     def __init__(self, options: Mapping[str, Any]):
         #: parsed recipe options: name -> Distribution (random) or str (fixed choice)
@@ -141,15 +148,37 @@ class Step(ABC):
         return out
 
     @classmethod
-    @abstractmethod
     def apply(
         cls, audio: np.ndarray, sample_rate: Hz, params: Mapping[str, Any],
         out_frames: Frames | None = None,
     ) -> np.ndarray:
         """float32 ``(C, source_frames(params, out_frames))`` -> float32 ``(C, out_frames)``.
 
-        ``out_frames=None`` means "same as the input" (length-preserving steps only).
+        ``out_frames=None`` means "same as the input" for length-preserving steps (a
+        length-changing step decides what it means). Checks, then :meth:`transform`: the
+        params against the schema (:meth:`check_params`, StepError), the audio
+        (:func:`check_audio`: 2-D float32 with at least ``min_channels`` channels, made
+        C-contiguous) and, when ``keeps_length``, that ``out_frames`` is the input's length.
         """
+        cls.check_params(params)
+        audio = check_audio(cls.name, audio, cls.min_channels)
+        if cls.keeps_length:
+            if out_frames is not None and out_frames != audio.shape[1]:
+                raise StepError(f"augmentation step '{cls.name}' keeps the length: got "
+                                f"{audio.shape[1]} input frames but {out_frames} output frames "
+                                "were requested")
+            out_frames = audio.shape[1]
+        return cls.transform(audio, sample_rate, params, out_frames)
+
+    @classmethod
+    @abstractmethod
+    def transform(
+        cls, audio: np.ndarray, sample_rate: Hz, params: Mapping[str, Any],
+        out_frames: Frames | None,
+    ) -> np.ndarray:
+        """The step itself, on checked input (see :meth:`apply`): C-contiguous float32
+        ``(C, T_in)`` -> float32 ``(C, out_frames)``; ``out_frames`` is an int for
+        length-preserving steps."""
 
     @classmethod
     def source_frames(cls, params: Mapping[str, Any], out_frames: Frames) -> Frames:

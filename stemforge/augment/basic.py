@@ -11,14 +11,7 @@ import numpy as np
 
 from ..errors import RecipeError
 from ..types import Frames, Hz
-from .base import Param, Step, StepError, check_audio, fit_length, register
-
-
-def _same_length(name: str, audio: np.ndarray, out_frames: Frames | None) -> Frames:
-    if out_frames is not None and out_frames != audio.shape[1]:
-        raise StepError(f"augmentation step '{name}' keeps the length: got {audio.shape[1]} "
-                        f"input frames but {out_frames} output frames were requested")
-    return audio.shape[1]
+from .base import Param, Step, StepError, fit_length, register
 
 
 @register
@@ -29,10 +22,7 @@ class Gain(Step):
     schema = (Param("db", ["uniform", -6.0, 6.0], low=-120.0, high=60.0, doc="gain in dB"),)
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
-        cls.check_params(params)
-        audio = check_audio(cls.name, audio)
-        _same_length(cls.name, audio, out_frames)
+    def transform(cls, audio, sample_rate, params, out_frames):
         return audio * np.float32(10.0 ** (float(params["db"]) / 20.0))
 
 
@@ -43,10 +33,7 @@ class Polarity(Step):
     name = "polarity"
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
-        cls.check_params(params)
-        audio = check_audio(cls.name, audio)
-        _same_length(cls.name, audio, out_frames)
+    def transform(cls, audio, sample_rate, params, out_frames):
         return np.negative(audio)
 
 
@@ -59,10 +46,7 @@ class ChannelSwap(Step):
     min_channels = 2
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
-        cls.check_params(params)
-        audio = check_audio(cls.name, audio, min_channels=2)
-        _same_length(cls.name, audio, out_frames)
+    def transform(cls, audio, sample_rate, params, out_frames):
         return np.ascontiguousarray(audio[::-1])
 
 
@@ -73,10 +57,7 @@ class Reverse(Step):
     name = "reverse"
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
-        cls.check_params(params)
-        audio = check_audio(cls.name, audio)
-        _same_length(cls.name, audio, out_frames)
+    def transform(cls, audio, sample_rate, params, out_frames):
         return np.ascontiguousarray(audio[:, ::-1])
 
 
@@ -97,6 +78,7 @@ class TimeShift(Step):
     schema = (Param("seconds", ["uniform", 0.0, 1.0], low=0.0, high=60.0,
                     doc="offset into the extra span read, in seconds"),)
     recorded = ("frames", "max_frames")
+    keeps_length = False
 
     def validate(self, field: str, sample_rate: Hz | None) -> None:
         hi = self.bounds("seconds")[1]
@@ -123,9 +105,7 @@ class TimeShift(Step):
         return out_frames + int(params["max_frames"])
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
-        cls.check_params(params)
-        audio = check_audio(cls.name, audio)
+    def transform(cls, audio, sample_rate, params, out_frames):
         if out_frames is None:
             out_frames = audio.shape[1] - params["max_frames"]
         need = cls.source_frames(params, out_frames)

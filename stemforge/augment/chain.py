@@ -32,11 +32,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..audio.dsp import tape
 from ..errors import AudioError, RecipeError
 from ..types import Frames, Hz
 from . import base
 from .base import Step, StepError, check_audio, fit_length
-from .pitch import tape
 
 RESERVED = ("step", "p", "stems", "shared")
 

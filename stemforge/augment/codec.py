@@ -17,8 +17,7 @@ import numpy as np
 
 from ..errors import RecipeError
 from ..types import Hz
-from .base import Param, Step, StepError, check_audio, register
-from .basic import _same_length
+from .base import Param, Step, StepError, register
 
 MP3_RATES = (32000, 44100, 48000)
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
@@ -46,12 +45,9 @@ class MP3(Step):
             _check_rate(self.name, sample_rate, MP3_RATES, field)
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
+    def transform(cls, audio, sample_rate, params, out_frames):
         import pedalboard
 
-        cls.check_params(params)
-        audio = check_audio(cls.name, audio)
-        _same_length(cls.name, audio, out_frames)
         _check_rate(cls.name, sample_rate, MP3_RATES)
         fx = pedalboard.MP3Compressor(vbr_quality=float(params["vbr_quality"]))
         out = fx(audio, float(sample_rate), reset=True)
@@ -71,12 +67,10 @@ class AAC(Step):
             _check_rate(self.name, sample_rate, AAC_RATES, field)
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
+    def transform(cls, audio, sample_rate, params, out_frames):
         import av
 
-        cls.check_params(params)
-        audio = check_audio(cls.name, audio)
-        n = _same_length(cls.name, audio, out_frames)
+        n = out_frames
         _check_rate(cls.name, sample_rate, AAC_RATES)
         channels = audio.shape[0]
         if channels > 2:

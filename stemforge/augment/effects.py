@@ -13,8 +13,7 @@ import numpy as np
 
 from ..errors import RecipeError
 from ..types import Hz
-from .base import Param, Step, StepError, check_audio, register
-from .basic import _same_length
+from .base import Param, Step, StepError, register
 
 
 class PedalboardStep(Step):
@@ -36,12 +35,9 @@ class PedalboardStep(Step):
                                   f"Nyquist frequency {sample_rate / 2:g} Hz")
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
+    def transform(cls, audio, sample_rate, params, out_frames):
         import pedalboard
 
-        cls.check_params(params)
-        audio = check_audio(cls.name, audio)
-        _same_length(cls.name, audio, out_frames)
         for name in cls.freq_params:
             if not 0 < float(params[name]) < sample_rate / 2:
                 raise StepError(f"augmentation step '{cls.name}': {name}={params[name]!r} Hz "

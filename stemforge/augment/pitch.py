@@ -6,8 +6,9 @@ Modes (a fixed recipe option, recorded in every drawn step):
   pitch and tempo are independent (pitch shift keeps the tempo, time stretch keeps the pitch).
 * ``fast``  — Rubber Band's R2 "faster" engine (``high_quality=False``) for the tempo part only,
   then a soxr tape speed change for the pitch: stretch by ``tempo / ratio`` (pitch kept), then
-  play ``ratio = 2 ** (s / 12)`` times faster. Same semantics as ``hq``, about 2-4x cheaper;
-  a pure tone's pitch is within ~1 % on >= 2 s (R2's phase vocoder wobbles on short inputs).
+  play ``ratio = 2 ** (s / 12)`` times faster. Same semantics as ``hq``, cheaper (costs in
+  docs/benchmarks.md); a pure tone's pitch is within 1 % on >= 2 s (tested; R2's phase
+  vocoder wobbles on short inputs).
 * ``quick`` — a soxr resampling speed change, like a tape played faster or slower: pitch and
   tempo change *together*. ``pitch_shift`` by ``s`` semitones plays ``2 ** (s / 12)`` times
   faster; ``time_stretch`` by ``rate`` raises the pitch by ``12 * log2(rate)`` semitones.
@@ -20,7 +21,7 @@ Modes (a fixed recipe option, recorded in every drawn step):
   recipe's distribution is snapped to the nearest point of the step's ``grid`` (recorded with
   the drawn value as ``variant: {semitones, tempo}``) and the renderer reads that variant of
   the stem, rendered once by ``stemforge prepare --variants`` through Rubber Band R3
-  (:mod:`stemforge.augment.variants`). Cost ~ plain mixing; ``apply`` cannot run it on audio.
+  (:mod:`stemforge.augment.grid`, :mod:`stemforge.mixing.sources`). Cost ~ plain mixing; ``apply`` cannot run it on audio.
 
 Length: every mode returns exactly ``out_frames``. The input needed is
 ``ceil(out_frames * speed) + PAD`` frames, where ``speed`` is how many input frames one output
@@ -38,10 +39,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..audio import dsp
 from ..errors import RecipeError
 from ..types import Frames, Hz
-from .base import Param, Step, StepError, check_audio, fit_length, register
-from .variants import VariantGrid, parse_grid, snap, step_point
+from .base import Param, Step, StepError, fit_length, register
+from .grid import VariantGrid, parse_grid, snap, step_point
 
 #: surplus input frames read by every pitch/tempo step (trimmed inside ``apply``)
 PAD: Frames = 1024
@@ -51,40 +53,12 @@ MAX_SEMITONES = 24.0
 MIN_RATE, MAX_RATE = 0.25, 4.0
 
 
-def _rubberband(audio: np.ndarray, sr: Hz, rate: float, semitones: float, hq: bool) -> np.ndarray:
-    """``(C, T)`` -> ``(C, round(T / rate))`` with pitch shifted by ``semitones``."""
-    import pedalboard
-
-    return pedalboard.time_stretch(
-        audio, float(sr), stretch_factor=float(rate), pitch_shift_in_semitones=float(semitones),
-        high_quality=hq, preserve_formants=False,
-    )
-
-
 def _stretch_then_tape(audio: np.ndarray, sr: Hz, tempo: float, semitones: float) -> np.ndarray:
     """``fast`` mode: R2 time stretch by ``tempo / ratio`` then tape by ``ratio``:
     ``(C, T)`` -> ``(C, ~T / tempo)``, pitch x ``ratio``, tempo x ``tempo``."""
     ratio = 2.0 ** (semitones / 12.0)
-    y = _rubberband(audio, sr, tempo / ratio, 0.0, hq=False)
-    return y if semitones == 0 else _tape(y, sr, ratio)
-
-
-def tape(audio: np.ndarray, sr: Hz, speed: float, quality: str = "HQ",
-         frames: Frames | None = None) -> np.ndarray:
-    """Play float32 ``(C, T)`` ``speed`` times faster (one soxr resampling of ``quality`` from
-    ``sr`` to ``sr / speed``, read back at ``sr``): float32 ``(C, round(T / speed))``, pitch
-    and tempo x ``speed``; only the first ``frames`` frames when given (the rest is dropped
-    before the copy back to channel-first order)."""
-    return _tape(audio, sr, speed, quality, frames)
-
-
-def _tape(audio: np.ndarray, sr: Hz, speed: float, quality: str = "HQ",
-          frames: Frames | None = None) -> np.ndarray:
-    """Play ``(C, T)`` ``speed`` times faster: ``(C, round(T / speed))``, pitch x ``speed``."""
-    import soxr
-
-    out = soxr.resample(audio.T, float(sr), float(sr) / float(speed), quality=quality)
-    return np.ascontiguousarray(np.asarray(out[:frames], dtype=np.float32).T)
+    y = dsp.rubberband(audio, sr, tempo / ratio, 0.0, hq=False)
+    return y if semitones == 0 else dsp.tape(y, sr, ratio)
 
 
 def _need(speed: float, out_frames: Frames) -> Frames:
@@ -93,7 +67,8 @@ def _need(speed: float, out_frames: Frames) -> Frames:
 
 def _run(name: str, audio: np.ndarray, sr: Hz, out_frames: Frames | None, speed: float,
          process) -> np.ndarray:
-    audio = check_audio(name, audio)
+    """``process(audio)`` of checked C-contiguous audio, after checking its length against
+    ``source_frames`` for ``out_frames``, trimmed to ``out_frames``."""
     if out_frames is None:
         raise StepError(f"augmentation step '{name}' changes length: out_frames is required")
     need = _need(speed, out_frames)
@@ -123,6 +98,7 @@ class CachedMode(Step):
 
     AXES: tuple[str, ...] = ()
     VALUE: dict = {}
+    keeps_length = False
 
     def validate(self, field, sample_rate):
         super().validate(field, sample_rate)
@@ -172,7 +148,7 @@ class CachedMode(Step):
     def cached_error(cls) -> StepError:
         return StepError(f"augmentation step '{cls.name}' (mode cached) reads a pre-computed "
                          "variant of the stem; it is rendered from the variant cache "
-                         "(stemforge.augment.variants.read_source), not applied to audio")
+                         "(stemforge.mixing.sources.read_source), not applied to audio")
 
 
 LOUDNESS = ("measured", "source")
@@ -279,21 +255,20 @@ class PitchShift(TapeOptions):
         return cls._speed(params) if _check_mode(params, cls.name) == "quick" else None
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
-        cls.check_params(params)
+    def transform(cls, audio, sample_rate, params, out_frames):
         if params["mode"] == "cached":
             raise cls.cached_error()
         mode, s = _check_mode(params, cls.name), float(params["semitones"])
         speed = cls._speed(params)
         if mode == "quick":
             return _run(cls.name, audio, sample_rate, out_frames, speed,
-                        lambda x: _tape(x, sample_rate, speed, cls.tape_quality(params),
+                        lambda x: dsp.tape(x, sample_rate, speed, cls.tape_quality(params),
                                           out_frames))
         if mode == "fast":
             return _run(cls.name, audio, sample_rate, out_frames, speed,
                         lambda x: _stretch_then_tape(x, sample_rate, 1.0, s))
         return _run(cls.name, audio, sample_rate, out_frames, speed,
-                    lambda x: _rubberband(x, sample_rate, 1.0, s, True))
+                    lambda x: dsp.rubberband(x, sample_rate, 1.0, s, True))
 
 
 @register
@@ -329,16 +304,16 @@ class TimeStretch(TapeOptions):
         return rate if mode == "quick" else None
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
+    def transform(cls, audio, sample_rate, params, out_frames):
         mode, rate = cls._checked(params)
         if mode == "cached":
             raise cls.cached_error()
         if mode == "quick":
             return _run(cls.name, audio, sample_rate, out_frames, rate,
-                        lambda x: _tape(x, sample_rate, rate, cls.tape_quality(params),
+                        lambda x: dsp.tape(x, sample_rate, rate, cls.tape_quality(params),
                                           out_frames))
         return _run(cls.name, audio, sample_rate, out_frames, rate,
-                    lambda x: _rubberband(x, sample_rate, rate, 0.0, mode == "hq"))
+                    lambda x: dsp.rubberband(x, sample_rate, rate, 0.0, mode == "hq"))
 
 
 @register
@@ -382,8 +357,7 @@ class PitchTempo(CachedMode):
             cls.cached_point(params)
 
     @classmethod
-    def apply(cls, audio, sample_rate, params, out_frames=None):
-        cls.check_params(params)
+    def transform(cls, audio, sample_rate, params, out_frames):
         if params.get("mode") == "cached":
             raise cls.cached_error()
         mode = _check_mode(params, cls.name, ("hq", "fast"))
@@ -395,4 +369,4 @@ class PitchTempo(CachedMode):
             return _run(cls.name, audio, sample_rate, out_frames, tempo,
                         lambda x: _stretch_then_tape(x, sample_rate, tempo, s))
         return _run(cls.name, audio, sample_rate, out_frames, tempo,
-                    lambda x: _rubberband(x, sample_rate, tempo, s, True))
+                    lambda x: dsp.rubberband(x, sample_rate, tempo, s, True))

@@ -1,28 +1,36 @@
-"""``stemforge evaluate --references ROOT --estimates DIR --out RESULTS``: BSS Eval v4 (museval-
-compatible JSON per track), SI-SDR, MDX SDR; CSV summaries and a boxplot per target."""
+"""``stemforge evaluate --index ROOT --estimates [NAME=]DIR ... --out RESULTS``: BSS Eval v4
+(museval-compatible JSON per track), SI-SDR, MDX SDR (= SDX uSDR), SDX cSDR for one or several
+methods; per-method CSV summaries and boxplots, a combined summary.csv."""
 from __future__ import annotations
 
 from ._common import add_dataset_args, open_index
 
 
 def add_parser(sub):
-    p = sub.add_parser("evaluate", help="score separated estimates against a dataset "
-                       "(museval JSON per track, CSV summaries, boxplots)")
-    p.add_argument("--references", required=True, metavar="ROOT",
-                   help="reference dataset root (any layout) or its index.jsonl")
-    p.add_argument("--estimates", required=True, metavar="DIR",
-                   help="estimates as DIR/<track name>/<target>.wav")
+    p = sub.add_parser("evaluate", help="score separated estimates of one or several methods "
+                       "against a dataset (museval JSON per track, summary.csv, boxplots)")
+    p.add_argument("--index", "--references", dest="index", required=True, metavar="ROOT",
+                   help="reference dataset root (any layout) or its index.jsonl "
+                        "(--references is an alias)")
+    p.add_argument("--estimates", nargs="+", default=[], metavar="[NAME=]DIR",
+                   help="estimates as DIR/<track name>/<target>.wav; several methods as "
+                        "NAME=DIR NAME=DIR ... (results in RESULTS/<NAME>/); one bare DIR "
+                        "writes its results directly in RESULTS")
+    p.add_argument("--import", dest="imports", nargs="+", default=[], metavar="NAME=DIR",
+                   help="museval JSON results written by another tool (DIR/<split>/<track>.json)"
+                        " to compare with: copied into RESULTS/<NAME>/ and summarised")
     p.add_argument("--targets", nargs="+", default=None, metavar="TARGET",
                    help="stems or groups to score (default: the .wav names of the first "
                         "track's estimate folder)")
-    p.add_argument("--metrics", default="bsseval,sisdr,mdx",
-                   help="comma list of bsseval, sisdr, mdx (default: all)")
+    p.add_argument("--metrics", default="bsseval,sisdr,mdx,csdr",
+                   help="comma list of bsseval, sisdr, mdx (= usdr), csdr (default: all)")
     p.add_argument("--split", default=None,
                    help="split to score: a split name or 'all' (default: test if the "
                         "references have one, else all)")
-    p.add_argument("--win", type=float, default=1.0, help="BSS Eval frame length in seconds "
-                   "(default 1, as museval)")
-    p.add_argument("--hop", type=float, default=1.0, help="BSS Eval hop in seconds (default 1)")
+    p.add_argument("--win", type=float, default=1.0, help="BSS Eval frame / cSDR chunk length "
+                   "in seconds (default 1, as museval and the SDX challenges)")
+    p.add_argument("--hop", type=float, default=1.0, help="BSS Eval / cSDR hop in seconds "
+                   "(default 1)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="score tracks on an existing Dask cluster (workers need stemforge and "
                    "the data at the same paths); --workers K > 1 starts a local one")
@@ -39,16 +47,33 @@ def select_split(index, split: str | None):
 
 
 def run(args) -> int:
-    from ..jobs.evaluate import evaluate, parse_metrics
+    import pandas as pd
+
+    from ..errors import StemforgeError
+    from ..jobs.evaluate import evaluate, parse_metrics, parse_named
 
     metrics = parse_metrics(args.metrics)
-    index = select_split(open_index(args, root=args.references), args.split)
-    res = evaluate(index, args.estimates, args.out, targets=args.targets, metrics=metrics,
+    if not args.estimates and not args.imports:
+        raise StemforgeError("nothing to evaluate: give --estimates DIR (or NAME=DIR ...) "
+                             "and/or --import NAME=DIR")
+    imports = parse_named(args.imports, "--import")
+    single = len(args.estimates) == 1 and "=" not in args.estimates[0] and not imports
+    estimates = args.estimates[0] if single else parse_named(args.estimates, "--estimates")
+    index = select_split(open_index(args, root=args.index), args.split)
+    res = evaluate(index, estimates, args.out, targets=args.targets, metrics=metrics,
                    workers=args.workers or 1, scheduler=args.scheduler,
-                   progress=not args.no_progress, win=args.win, hop=args.hop)
+                   progress=not args.no_progress, win=args.win, hop=args.hop, imports=imports)
     for note in res.adjusted:
         print(f"note: estimate zero-padded / trimmed to the reference length: {note}")
-    print(res.targets.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"results: {len(res.tracks['track'].unique())} tracks -> {args.out} "
-          f"(summary_tracks.csv, summary_targets.csv, boxplot_<target>.png)")
+    table = res.summary.pivot_table(index=["method", "target"], columns="metric",
+                                    values="score", sort=False)
+    table = table.reindex(columns=[m for m in dict.fromkeys(res.summary["metric"])])
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    how = dict(zip(res.summary["metric"], res.summary["aggregation"]))
+    for metric, label in how.items():
+        print(f"  {metric}: {label}")
+    n = len(res.tracks["track"].unique()) if len(res.tracks) else 0
+    print(f"results: {len(res.methods)} method(s) x {n} tracks -> {args.out} (summary.csv, "
+          "methods.pandas, per method: <split>/<track>.json, summary_*.csv, boxplot_*.png)")
     return 0

@@ -17,6 +17,11 @@ def _fmt_db(x):
     return "-inf" if x is None or (isinstance(x, float) and math.isinf(x)) else f"{x:6.1f}"
 
 
+def fmt_residual(x: float) -> str:
+    """A mixture residual in dB; ``exact`` when the mixture equals the stem sum (-inf)."""
+    return "exact" if math.isinf(x) and x < 0 else f"{x:.1f} dB"
+
+
 def summary(index) -> str:
     """A plain-text report of an index (the CLI prints it; tests read it)."""
     lines = [f"dataset: {index.root}  (layout {index.layout}, {len(index)} tracks)"]
@@ -38,11 +43,12 @@ def summary(index) -> str:
     if index.groups:
         lines.append("groups: " + "; ".join(f"{g} = {' + '.join(m)}"
                                             for g, m in index.groups.items()))
-    res = [t.residual_db for t in index.tracks if t.residual_db is not None]
+    res = sorted(t.residual_db for t in index.tracks if t.residual_db is not None)
     if res:
-        res.sort()
-        lines.append(f"real mixture vs stem sum residual: median {res[len(res) // 2]:.1f} dB "
-                     f"(min {res[0]:.1f}, max {res[-1]:.1f}) relative to the mixture")
+        exact = sum(math.isinf(r) for r in res)
+        lines.append(f"real mixture vs stem sum residual: median {fmt_residual(res[len(res) // 2])}"
+                     f" (min {fmt_residual(res[0])}, max {fmt_residual(res[-1])}) relative to the "
+                     f"mixture; {exact} of {len(res)} tracks exact (mixture == sum of stems)")
     lines += label_lines(index)
     notes = [(t.id, n) for t in index.tracks for n in t.notes]
     for tid, n in notes:
@@ -69,7 +75,8 @@ def run(args) -> int:
     print(summary(index))
     if args.tracks:
         for t in index.tracks:
-            res = f", residual {t.residual_db:.1f} dB" if t.residual_db is not None else ""
+            res = (f", residual {fmt_residual(t.residual_db)}" if t.residual_db is not None
+                   else "")
             loud = ", ".join(f"{n} {_fmt_db(s.loudness).strip()}" for n, s in t.stems.items())
             print(f"  {t.id} [{t.split or '-'}] {t.duration:.2f} s {t.sample_rate} Hz "
                   f"{t.channels} ch; {loud}{res}")

@@ -23,7 +23,7 @@ def run(args) -> int:
 
     grid = None
     if args.variants is not None:  # a bad SPEC fails before the index is built or anything written
-        from ..augment.variants import parse_grid
+        from ..augment.grid import parse_grid
 
         grid = parse_grid(args.variants, "--variants")
     index = open_index(args)

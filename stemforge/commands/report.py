@@ -10,7 +10,8 @@ def add_parser(sub):
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="dataset root or index.jsonl, generated set folder, results folder, or "
                    "`stemforge doctor` output (kind detected automatically; several may be "
-                   "given)")
+                   "given; NAME=DIR names a results folder's method; several results are also "
+                   "compared side by side)")
     p.add_argument("--out", required=True, help="output folder (index.html + assets/)")
     p.add_argument("--kind", default="auto",
                    choices=["auto", "dataset", "generated", "results", "doctor"],
@@ -18,7 +19,8 @@ def add_parser(sub):
     p.add_argument("--max-items", type=int, default=100,
                    help="tracks / mixtures with players and images (default 100)")
     p.add_argument("--excerpt", type=float, default=10.0,
-                   help="seconds of audio per preview (default 10)")
+                   help="seconds of audio per preview; in comparisons, the excerpt where two "
+                   "methods differ most (default 10)")
     p.add_argument("--title", default=None, help="page title")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p

@@ -37,8 +37,8 @@ def tune_worker_malloc() -> bool:
 
     Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``; setting any malloc
     threshold disables glibc's dynamic mmap threshold, so every buffer above 128 KiB (each
-    stem, mix and encoded file) becomes a fresh ``mmap``: page-faulted in, unmapped on free.
-    Measured here: ~2500 page faults and ~2x the CPU per 5 s item. Raising the mmap threshold
+    stem, mix and encoded file) becomes a fresh ``mmap``: page-faulted in, unmapped on free
+    (costly per item, see docs/benchmarks.md "Generation"). Raising the mmap threshold
     to 32 MiB and the trim threshold to 64 MiB keeps such buffers on the heap (at most 64 MiB
     of freed memory stays with the process). Only acts where that variable is set, on glibc;
     returns whether it changed anything."""

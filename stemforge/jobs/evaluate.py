@@ -1,20 +1,34 @@
-"""Evaluation job: score separated estimates against an indexed dataset, track by track.
+"""Evaluation job: score separated estimates of one or several methods against an indexed
+dataset, track by track, and write museval-compatible results plus a combined summary.
 
 Layout of the estimates (what separation tools write): ``<estimates>/<track name>/<target>.wav``;
 a target is a stem or a group of the index (e.g. ``accompaniment``). Results::
 
-    <out>/<split>/<track name>.json   museval-compatible frames (+ whole-track SI-SDR / MDX SDR
-                                      under each target's ``track_metrics``)
-    <out>/summary_tracks.csv          per track and target: median over frames of every metric
-    <out>/summary_targets.csv         per target: median over tracks of those medians
-    <out>/boxplot_<target>.png        per-track medians of every metric, one box per metric
+    <out>/<method>/<split>/<track name>.json  museval-compatible frames (+ whole-track SI-SDR,
+                                              MDX SDR (= SDX uSDR) and cSDR under each target's
+                                              ``track_metrics``)
+    <out>/<method>/summary_tracks.csv         per track and target: one value per metric
+    <out>/<method>/summary_targets.csv        per target: the tracks aggregated (see below)
+    <out>/<method>/boxplot_<target>.png       per-track values of every metric
+    <out>/summary.csv                         method x target x metric, with the aggregation
+    <out>/methods.pandas                      every BSS Eval frame of every method, pickled in
+                                              museval's MethodStore layout (``MethodStore.load``)
+    <out>/stemforge-eval.json                 the record: dataset, split, methods, estimates
+
+With a single unnamed estimates folder (``evaluate(index, "est", out)``) the method's files sit
+directly in ``<out>`` (``<out>/<split>/<track>.json`` ...), as museval's ``eval_dir`` writes.
+Aggregation over tracks (:data:`stemforge.metrics.results.AGGREGATION`): BSS Eval metrics the
+median of per-track medians over frames (museval's), SI-SDR the median, MDX SDR and cSDR the
+mean (the challenges'). Museval JSON folders written by other tools can join the comparison
+(``imports``): their files are checked, restricted to the evaluated tracks and copied into
+``<out>/<method>/``.
 
 Tracks are scored in this process (``workers=1``) or on Dask (``workers=K`` starts a local
 cluster of K processes, ``scheduler="tcp://host:port"`` uses a running one) through
 :func:`stemforge.jobs.dask_runner.run_items`; workers open the index from its file and return
-the scores, and this process writes every file once all tracks succeeded. Every file is written
-atomically (temp file + rename), so a failure — bad input found up front, or a track failing
-while scored — leaves no result file behind.
+the scores. This process writes every file into a hidden staging folder in ``<out>`` and moves
+the finished entries into place once every track of every method succeeded, so a failure — bad
+input found up front, or a track failing while scored — leaves ``<out>`` as it was.
 
 Rules (museval's, where it has one):
 
@@ -32,36 +46,47 @@ Rules (museval's, where it has one):
 from __future__ import annotations
 
 import io as _io
-import math
+import json
 import os
-from dataclasses import dataclass
+import shutil
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from .. import __version__
 from ..audio import io
 from ..errors import StemforgeError
-from ..metrics import bss_eval_v4, mdx_sdr, museval_json, si_sdr
+from ..metrics import bss_eval_v4, csdr, mdx_sdr, museval_json, si_sdr
+from ..metrics import results as mresults
 from ..metrics.validate import MetricsError, pad_or_trim
 from ..atomic import write_bytes_atomic, write_text_atomic
 from .dask_runner import run_items, seed_state, worker_state
 
-METRICS = ("bsseval", "sisdr", "mdx")
+METRICS = ("bsseval", "sisdr", "mdx", "csdr")
+ALIASES = {"usdr": "mdx"}  # the SDX name of the MDX challenge SDR
 BSS_COLUMNS = ("SDR", "SIR", "SAR", "ISR")
-WHOLE_COLUMNS = {"sisdr": "SI-SDR", "mdx": "MDX-SDR"}
+WHOLE_COLUMNS = {"sisdr": "SI-SDR", "mdx": "MDX-SDR", "csdr": "cSDR"}
 AUDIO_SUFFIX = ".wav"
+SUMMARY = "summary.csv"
+MUSEVAL_TABLE = "methods.pandas"
+STAGE_PREFIX = ".stemforge-eval-"
+NAME_RE = mresults.METHOD_NAME
 
 
 @dataclass(frozen=True)
 class TrackJob:
-    """One track's work (plain data, cheap to send to a worker)."""
+    """One track of one method (plain data, cheap to send to a worker)."""
 
+    method: str
     track_id: str
     name: str
     split: str
     estimates: tuple[tuple[str, str], ...]  # (target, estimate file) in target order
+    sets: tuple[tuple[str, ...], ...]       # BSS Eval problems (targets scored jointly)
     out_json: str  # relative to the results folder
 
 
@@ -96,34 +121,64 @@ class IndexRef:
 
 
 @dataclass(frozen=True)
+class MethodPlan:
+    """One method: its name, estimates folder, targets and where its tree goes (``"."``: the
+    results folder itself, the single-method layout)."""
+
+    name: str
+    estimates: str | None   # None for imported results
+    targets: tuple[str, ...]
+    tree: str
+
+
+@dataclass(frozen=True)
 class EvalTask:
     """Everything workers need (small to pickle); ``jobs[i]`` is item ``i``."""
 
     index: IndexRef
     jobs: tuple[TrackJob, ...]
-    sets: tuple[tuple[str, ...], ...]  # BSS Eval problems (targets scored jointly)
     metrics: tuple[str, ...]
     win: float  # seconds
     hop: float
+    methods: tuple[MethodPlan, ...] = ()
 
 
 @dataclass
 class EvalResult:
-    tracks: pd.DataFrame  # per track and target medians
-    targets: pd.DataFrame  # per target medians over tracks
+    tracks: pd.DataFrame   # per track and target values (wide; first method)
+    targets: pd.DataFrame  # per target aggregates (wide; first method)
     files: list[Path]
-    adjusted: list[str]  # "track/target: N -> M frames" for padded / trimmed estimates
+    adjusted: list[str]    # "track/target: N -> M frames" for padded / trimmed estimates
+    summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # method x target x metric
+    methods: list[str] = field(default_factory=list)
 
 
 def parse_metrics(spec: str | Sequence[str]) -> tuple[str, ...]:
     names = [s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec)]
-    names = [n for n in names if n]
+    names = [ALIASES.get(n, n) for n in names if n]
     bad = [n for n in names if n not in METRICS]
     if bad or not names:
         raise StemforgeError(f"--metrics {','.join(names) or '(empty)'}: unknown "
                              f"{', '.join(bad) or 'selection'}; expected a comma list of "
-                             f"{', '.join(METRICS)}")
+                             f"{', '.join(METRICS)} (usdr = mdx)")
     return tuple(dict.fromkeys(names))
+
+
+def parse_named(specs: Sequence[str], option: str) -> dict[str, str]:
+    """``NAME=DIR`` (or a bare ``DIR``, named after its folder) -> ``{name: dir}``."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        name, sep, path = str(spec).partition("=")
+        if not sep or not NAME_RE.match(name):
+            name, path = Path(str(spec).rstrip("/")).name, str(spec)
+        if not NAME_RE.match(name):
+            raise StemforgeError(f"{option} {spec!r}: cannot name a method {name!r}; use "
+                                 "NAME=DIR with a name of letters, digits, '.', '_', '+', '-'")
+        if name in out:
+            raise StemforgeError(f"{option} {spec!r}: method name {name!r} is given twice; "
+                                 "name each folder (NAME=DIR)")
+        out[name] = path
+    return out
 
 
 def evaluation_sets(targets: Sequence[str], members: dict[str, set[str]]) -> list[list[str]]:
@@ -140,23 +195,19 @@ def evaluation_sets(targets: Sequence[str], members: dict[str, set[str]]) -> lis
     return sets
 
 
-def _median(a) -> float:
-    a = np.asarray(a, float)
-    a = a[np.isfinite(a)]  # museval: NaN skipped (+inf frames are written as NaN too)
-    return float(np.median(a)) if a.size else math.nan
-
-
 def score_track(references: dict[str, np.ndarray], estimates: dict[str, np.ndarray],
                 sets: Sequence[Sequence[str]], metrics: Sequence[str], sample_rate: int,
-                win: float = 1.0, hop: float = 1.0) -> tuple[dict, dict[str, dict[str, float]]]:
+                win: float = 1.0, hop: float = 1.0) -> dict:
     """Score one track. ``references``/``estimates``: target -> ``(channels, frames)``.
 
-    Returns the museval JSON dict and ``{target: {metric: median value}}``.
+    Returns the museval JSON dict (values rounded to 5 decimals, as museval writes them); the
+    whole-track metrics sit under each target's ``track_metrics``. cSDR uses chunks of
+    ``win``/``hop`` seconds (1 s, the challenges').
     """
     targets = list(references)
     frames: dict[str, dict[str, np.ndarray]] = {}
+    w, h = int(round(win * sample_rate)), int(round(hop * sample_rate))
     if "bsseval" in metrics:
-        w, h = int(round(win * sample_rate)), int(round(hop * sample_rate))
         for group in sets:
             sc = bss_eval_v4([references[t] for t in group], [estimates[t] for t in group],
                              win=w, hop=h, names=list(group))
@@ -171,44 +222,43 @@ def score_track(references: dict[str, np.ndarray], estimates: dict[str, np.ndarr
         whole["SI-SDR"] = si_sdr(refs, ests, names=targets)
     if "mdx" in metrics:
         whole["MDX-SDR"] = mdx_sdr(refs, ests, names=targets)
-    summary = {}
-    for i, (t, entry) in enumerate(zip(targets, data["targets"])):
-        row = {m: _median(frames[t][m]) for m in BSS_COLUMNS} if t in frames else {}
+    if "csdr" in metrics:
+        whole["cSDR"] = csdr(refs, ests, win=w, hop=h, names=targets)
+    for i, entry in enumerate(data["targets"]):
         for col, vals in whole.items():
-            row[col] = float(vals[i])
-            entry.setdefault("track_metrics", {})[col] = museval_json._q(vals[i])
-        summary[t] = row
-    return data, summary
+            entry.setdefault("track_metrics", {})[col] = museval_json.quantize(vals[i])
+    return data
 
 
-def score_item(i: int, task: EvalTask) -> tuple[int, dict, dict[str, dict[str, float]], list[str]]:
+def score_item(i: int, task: EvalTask) -> tuple[int, dict, list[str]]:
     """Worker (in-process or Dask): read references and estimates of ``task.jobs[i]``, score.
 
-    Returns (i, museval JSON dict, {target: {metric: median}}, adjusted-length notes); writes
-    nothing (the caller writes every file once all tracks succeeded).
+    Returns (i, museval JSON dict, adjusted-length notes); writes nothing (the caller writes
+    every file once all tracks succeeded).
     """
     job = task.jobs[i]
     index = worker_state(task.index.key, task.index.open)
     track = index.track(job.track_id)
     refs, ests, notes = {}, {}, []
+    who = f"track {job.name!r}" + (f" of {job.method!r}" if len(task.methods) > 1 else "")
     for t, path in job.estimates:
         refs[t] = index.read(job.track_id, t)
         est = io.read(path)
         if est.shape[0] != refs[t].shape[0]:
-            raise MetricsError(f"track {job.name!r}: estimate {path} has {est.shape[0]} "
-                               f"channel(s), the reference {t!r} has {refs[t].shape[0]}; "
-                               "expected the same count")
+            raise MetricsError(f"{who}: estimate {path} has {est.shape[0]} channel(s), the "
+                               f"reference {t!r} has {refs[t].shape[0]}; expected the same count")
         if est.shape[1] != refs[t].shape[1]:  # each target on its own, as museval pads
-            notes.append(f"{job.name}/{t}: {est.shape[1]} -> {refs[t].shape[1]} frames")
+            notes.append(f"{job.method}/{job.name}/{t}: {est.shape[1]} -> {refs[t].shape[1]} "
+                         "frames")
             est = pad_or_trim(refs[t][None], est[None])[0]
         ests[t] = est
     try:
-        data, summary = score_track(refs, ests, task.sets, task.metrics, track.sample_rate,
-                                    task.win, task.hop)
+        data = score_track(refs, ests, job.sets, task.metrics, track.sample_rate,
+                           task.win, task.hop)
     except MetricsError as e:
         folder = Path(job.estimates[0][1]).parent
-        raise MetricsError(f"track {job.name!r} (estimates {folder}): {e}") from e
-    return i, data, summary, notes
+        raise MetricsError(f"{who} (estimates {folder}): {e}") from e
+    return i, data, notes
 
 
 def _check_estimate(path: Path, name: str, target: str, track) -> None:
@@ -240,17 +290,11 @@ def default_targets(index, folder: Path) -> list[str]:
     return names
 
 
-def plan(index, estimates_dir: str | os.PathLike, targets: Sequence[str] | None = None,
-         metrics: Sequence[str] = METRICS, win: float = 1.0, hop: float = 1.0) -> EvalTask:
-    """Check every input up front (cheap header reads) and describe one item per track."""
-    est_root = Path(estimates_dir)
+def _plan_method(index, name: str, est_root: Path, tree: str, targets: Sequence[str] | None
+                 ) -> tuple[MethodPlan, list[TrackJob]]:
     if not est_root.is_dir():
         raise StemforgeError(f"--estimates {est_root}: not a folder; expected "
                              f"<track name>/<target>{AUDIO_SUFFIX} files under it")
-    if not index.tracks:
-        raise StemforgeError(f"no reference tracks to evaluate in {index.root}")
-    if not (win > 0 and hop > 0):
-        raise StemforgeError(f"window {win} s / hop {hop} s: expected positive durations")
     for t in index.tracks:
         if not (est_root / t.name).is_dir():
             raise StemforgeError(f"track {t.name!r}: estimate folder {est_root / t.name} is "
@@ -267,6 +311,7 @@ def plan(index, estimates_dir: str | os.PathLike, targets: Sequence[str] | None 
             raise StemforgeError(f"unknown target {tg!r}: {e}") from None
     sets = tuple(tuple(s) for s in evaluation_sets(targets, members))
     jobs = []
+    prefix = "" if tree == "." else f"{tree}/"
     for t in index.tracks:
         ests = []
         for tg in targets:
@@ -274,8 +319,32 @@ def plan(index, estimates_dir: str | os.PathLike, targets: Sequence[str] | None 
             _check_estimate(path, t.name, tg, t)
             ests.append((tg, str(path.resolve())))
         split = t.split or "all"
-        jobs.append(TrackJob(t.id, t.name, split, tuple(ests), f"{split}/{t.name}.json"))
-    return EvalTask(IndexRef.of(index), tuple(jobs), sets, tuple(metrics), float(win), float(hop))
+        jobs.append(TrackJob(name, t.id, t.name, split, tuple(ests), sets,
+                             f"{prefix}{split}/{t.name}.json"))
+    return MethodPlan(name, str(est_root.resolve()), tuple(targets), tree), jobs
+
+
+def plan(index, estimates: str | os.PathLike | Mapping[str, str | os.PathLike],
+         targets: Sequence[str] | None = None, metrics: Sequence[str] = METRICS,
+         win: float = 1.0, hop: float = 1.0) -> EvalTask:
+    """Check every input up front (cheap header reads) and describe one item per track and
+    method. ``estimates``: one folder (single-method layout) or ``{method: folder}``."""
+    if not index.tracks:
+        raise StemforgeError(f"no reference tracks to evaluate in {index.root}")
+    if not (win > 0 and hop > 0):
+        raise StemforgeError(f"window {win} s / hop {hop} s: expected positive durations")
+    if isinstance(estimates, Mapping):
+        named = {n: (Path(p), n) for n, p in estimates.items()}
+    else:
+        p = Path(estimates)
+        named = {p.resolve().name or "estimates": (p, ".")}
+    plans, jobs = [], []
+    for name, (folder, tree) in named.items():
+        mp, js = _plan_method(index, name, folder, tree, targets)
+        plans.append(mp)
+        jobs += js
+    return EvalTask(IndexRef.of(index), tuple(jobs), tuple(metrics), float(win), float(hop),
+                    tuple(plans))
 
 
 def run_task(fn: Callable, task, n: int, workers: int = 1, scheduler: str | None = None,
@@ -296,20 +365,40 @@ def run_task(fn: Callable, task, n: int, workers: int = 1, scheduler: str | None
     return out
 
 
-def _tables(results) -> tuple[pd.DataFrame, pd.DataFrame]:
-    rows = [{"split": split, "track": name, "target": tg, **vals}
-            for split, name, summary in results for tg, vals in summary.items()]
-    tracks = pd.DataFrame(rows)
-    cols = [c for c in tracks.columns if c not in ("split", "track", "target")]
-    order = list(dict.fromkeys(tracks["target"]))
-    targets = (tracks.groupby("target", sort=False)[cols].median()  # NaN skipped
-               .reindex(order).reset_index())
-    targets.insert(1, "tracks", tracks.groupby("target", sort=False).size().reindex(order).values)
-    return tracks, targets
+def imported_tracks(name: str, folder: str | os.PathLike, index
+                    ) -> list[tuple[str, str, dict]]:
+    """Museval JSONs another tool wrote for method ``name``: ``(split, track, dict)`` for every
+    track of ``index``, read and checked (a missing track or unreadable file is an error)."""
+    root = Path(folder)
+    if not root.exists():
+        raise StemforgeError(f"--import {name}={root}: does not exist; expected a folder of "
+                             "museval JSON files (<split>/<track>.json)")
+    files: dict[str, list[Path]] = {}
+    for f in mresults.json_files(root):
+        files.setdefault(f.stem, []).append(f)
+    out, missing = [], []
+    for t in index.tracks:
+        split = t.split or "all"
+        cands = files.get(t.name, [])
+        pick = [f for f in cands if f.parent.name == split] or cands
+        if not pick:
+            missing.append(t.name)
+            continue
+        try:
+            data = museval_json.load(pick[0])
+        except StemforgeError as e:
+            raise StemforgeError(f"--import {name}={root}: {e}") from None
+        out.append((split, t.name, data))
+    if missing:
+        raise StemforgeError(f"--import {name}={root}: no results for {len(missing)} of the "
+                             f"{len(index.tracks)} evaluated tracks (e.g. "
+                             f"{', '.join(repr(m) for m in missing[:3])}); a comparison needs "
+                             "every method scored on the same tracks")
+    return out
 
 
 def boxplot_png(tracks: pd.DataFrame, target: str) -> bytes:
-    """Boxplot of the per-track medians of every metric for one target, as PNG bytes."""
+    """Boxplot of the per-track values of every metric for one target, as PNG bytes (2x)."""
     from matplotlib.figure import Figure
 
     sub = tracks[tracks["target"] == target]
@@ -319,27 +408,74 @@ def boxplot_png(tracks: pd.DataFrame, target: str) -> bytes:
     ax = fig.subplots()
     ax.boxplot(data, showmeans=True)
     ax.set_xticks(range(1, len(cols) + 1), cols)
-    ax.set_ylabel("dB (median over frames per track)")
-    ax.set_title(f"{target} ({len(sub)} tracks)")
+    ax.set_ylabel("dB per track")
+    ax.set_title(f"{target} ({len(sub)} tracks; BSS Eval: median over frames)")
     ax.grid(axis="y", alpha=0.3)
     buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=150, bbox_inches="tight")
     return buf.getvalue()
 
 
-def write_results(task: EvalTask, results, out_dir: str | os.PathLike
-                  ) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
-    """Write the per-track JSONs, both CSVs and the boxplots; ``results`` from :func:`score_item`."""
-    out = Path(out_dir)
-    results = sorted(results, key=lambda r: r[0])
-    files = [museval_json.save(out / task.jobs[i].out_json, data) for i, data, _, _ in results]
-    tracks, targets = _tables([(task.jobs[i].split, task.jobs[i].name, summary)
-                               for i, _, summary, _ in results])
-    files += [write_text_atomic(out / "summary_tracks.csv", tracks.to_csv(index=False)),
-              write_text_atomic(out / "summary_targets.csv", targets.to_csv(index=False))]
-    for tg in targets["target"]:
-        files.append(write_bytes_atomic(out / f"boxplot_{tg}.png", boxplot_png(tracks, tg)))
-    return tracks, targets, files
+def method_tables(method: str, tracks_data: Sequence[tuple[str, str, dict]]
+                  ) -> tuple[mresults.MethodResults, pd.DataFrame, pd.DataFrame]:
+    """One method's scores from its ``(split, track, museval dict)`` list: the
+    :class:`~stemforge.metrics.results.MethodResults` and the wide per-track / per-target
+    tables (``summary_tracks.csv`` / ``summary_targets.csv``)."""
+    frames, tracks, targets, split_of = [], [], [], {}
+    for split, name, data in tracks_data:
+        fr, tr = mresults.json_tables(method, name, data)
+        frames += fr
+        tracks += tr
+        split_of[name] = split
+        targets += [t["name"] for t in data["targets"] if t["name"] not in targets]
+    m = mresults.MethodResults(method, Path("."), pd.DataFrame(frames, columns=mresults.FRAME_COLUMNS),
+                               pd.DataFrame(tracks, columns=mresults.TRACK_COLUMNS), targets)
+    rows = []
+    for split, name, data in tracks_data:
+        sub = m.tracks[m.tracks["track"] == name]
+        for t in targets:
+            vals = sub[sub["target"] == t].set_index("metric")["score"]
+            rows.append({"split": split, "track": name, "target": t,
+                         **{k: float(vals[k]) for k in m.metrics if k in vals.index}})
+    wide = pd.DataFrame(rows, columns=["split", "track", "target", *m.metrics])
+    summ = mresults.summary_table([m])
+    per_target = (summ.pivot(index="target", columns="metric", values="score")
+                  .reindex(index=targets, columns=m.metrics).reset_index())
+    per_target.insert(1, "tracks", [int((wide["target"] == t).sum()) for t in targets])
+    per_target.columns.name = None
+    return m, wide, per_target
+
+
+def write_method(stage: Path, tree: str, method: str,
+                 tracks_data: Sequence[tuple[str, str, dict]]
+                 ) -> tuple[mresults.MethodResults, pd.DataFrame, pd.DataFrame, list[Path]]:
+    """Write one method's tree under ``stage/tree``: JSONs, both CSVs, the boxplots."""
+    base = stage if tree == "." else stage / tree
+    files = [museval_json.save(base / split / f"{name}.json", data)
+             for split, name, data in tracks_data]
+    m, wide, per_target = method_tables(method, tracks_data)
+    files += [write_text_atomic(base / "summary_tracks.csv", wide.to_csv(index=False)),
+              write_text_atomic(base / "summary_targets.csv", per_target.to_csv(index=False))]
+    for tg in m.targets:
+        files.append(write_bytes_atomic(base / f"boxplot_{tg}.png", boxplot_png(wide, tg)))
+    return m, wide, per_target, files
+
+
+def record(index, task: EvalTask, imports: Mapping[str, str]) -> dict:
+    """The ``stemforge-eval.json`` content: what was scored, on what, and where it lies."""
+    splits = sorted({j.split for j in task.jobs}) or sorted({t.split or "all"
+                                                            for t in index.tracks})
+    methods = {mp.name: {"results": mp.tree, "estimates": mp.estimates,
+                         "targets": list(mp.targets)} for mp in task.methods}
+    for name, folder in imports.items():
+        methods[name] = {"results": name, "estimates": None,
+                         "imported_from": str(Path(folder).resolve())}
+    return {"format": mresults.RECORD_FORMAT, "version": 1, "stemforge": __version__,
+            "root": str(Path(index.root).resolve()), "index": str(Path(index.index_file).resolve()),
+            "groups": {g: list(m) for g, m in index.groups.items()},
+            "splits": splits, "tracks": [t.name for t in index.tracks],
+            "metrics": list(task.metrics), "win": task.win, "hop": task.hop,
+            "methods": methods}
 
 
 def _check_out(out: Path) -> None:
@@ -347,16 +483,83 @@ def _check_out(out: Path) -> None:
         raise StemforgeError(f"--out {out}: exists and is not a folder; expected a results folder")
 
 
-def evaluate(index, estimates_dir, out_dir, targets: Sequence[str] | None = None,
+def install(stage: Path, out: Path) -> None:
+    """Move every entry of the finished ``stage`` into ``out`` (an entry of the same name is
+    replaced: a method's tree never mixes with an older run's files), then remove ``stage``."""
+    old = out / f"{STAGE_PREFIX}old-{uuid.uuid4().hex[:12]}"
+    old.mkdir()
+    for entry in sorted(stage.iterdir()):
+        dst = out / entry.name
+        if dst.exists() or dst.is_symlink():
+            dst.rename(old / entry.name)
+        entry.rename(dst)
+    shutil.rmtree(old)
+    stage.rmdir()
+
+
+def evaluate(index, estimates, out_dir, targets: Sequence[str] | None = None,
              metrics: Sequence[str] = METRICS, workers: int = 1, scheduler: str | None = None,
-             progress: bool = False, win: float = 1.0, hop: float = 1.0) -> EvalResult:
-    """The whole job: plan (all checks), score every track (in-process or on Dask), then write
-    the JSONs, CSVs and boxplots. ``win``/``hop`` in seconds (museval: 1 s / 1 s)."""
+             progress: bool = False, win: float = 1.0, hop: float = 1.0,
+             imports: Mapping[str, str | os.PathLike] | None = None) -> EvalResult:
+    """The whole job: plan (all checks), score every track of every method (in-process or on
+    Dask), then write the trees, the combined summary and the record (see module doc).
+
+    ``estimates``: one folder, or ``{method: folder}``; ``imports``: ``{method: folder of museval
+    JSONs}`` from other tools, joined to the comparison. ``win``/``hop`` in seconds (museval:
+    1 s / 1 s)."""
     out = Path(out_dir)
     _check_out(out)
-    task = plan(index, estimates_dir, targets, metrics, win, hop)
+    imports = dict(imports or {})
+    if isinstance(estimates, Mapping):
+        clash = sorted(set(estimates) & set(imports))
+        if clash:
+            raise StemforgeError(f"method name {clash[0]!r} is given to --estimates and --import")
+        if not estimates and not imports:
+            raise StemforgeError("nothing to evaluate: give --estimates (and/or --import)")
+    elif imports:
+        estimates = {Path(estimates).resolve().name: estimates}
+    for name in list(estimates if isinstance(estimates, Mapping) else []) + list(imports):
+        if not NAME_RE.match(name):
+            raise StemforgeError(f"method name {name!r}: use letters, digits, '.', '_', '+', '-'")
+    if not index.tracks:
+        raise StemforgeError(f"no reference tracks to evaluate in {index.root}")
+    task = plan(index, estimates, targets, metrics, win, hop) if estimates else \
+        EvalTask(IndexRef.of(index), (), tuple(metrics), float(win), float(hop), ())
+    imported = {name: imported_tracks(name, folder, index) for name, folder in imports.items()}
     seed_state(task.index.key, index)  # in-process runs reuse the caller's index
     results = run_task(score_item, task, len(task.jobs), workers, scheduler, progress)
-    tracks, tgt, files = write_results(task, results, out)
-    notes = [n for r in sorted(results, key=lambda r: r[0]) for n in r[3]]
-    return EvalResult(tracks, tgt, files, notes)
+    results = sorted(results, key=lambda r: r[0])
+    created = not out.exists()
+    stage = out / f"{STAGE_PREFIX}{uuid.uuid4().hex[:12]}.partial"
+    try:
+        stage.mkdir(parents=True)
+        per_method: dict[str, list] = {mp.name: [] for mp in task.methods}
+        for i, data, _ in results:
+            j = task.jobs[i]
+            per_method[j.method].append((j.split, j.name, data))
+        trees = {mp.name: mp.tree for mp in task.methods}
+        per_method.update(imported)
+        trees.update({name: name for name in imported})
+        written, files, first = [], [], None
+        for name, tracks_data in per_method.items():
+            m, wide, per_target, fs = write_method(stage, trees[name], name, tracks_data)
+            written.append(m)
+            files += fs
+            first = first or (wide, per_target)
+        summary = mresults.summary_table(written)
+        files.append(write_text_atomic(stage / SUMMARY,
+                                       summary.to_csv(index=False, float_format="%.6f")))
+        buf = _io.BytesIO()
+        mresults.museval_frames(written).to_pickle(buf, compression=None)
+        files.append(write_bytes_atomic(stage / MUSEVAL_TABLE, buf.getvalue()))
+        files.append(write_text_atomic(stage / mresults.RECORD,
+                                       json.dumps(record(index, task, imports), indent=1)))
+        install(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    files = [out / f.relative_to(stage) for f in files]
+    notes = [n for r in results for n in r[2]]
+    return EvalResult(first[0], first[1], files, notes, summary, list(per_method))

@@ -28,7 +28,7 @@ from ..mixing.render import render as _render
 from ..mixing.spec import MixSpec
 from ..atomic import write_bytes_atomic
 from .dask_runner import check_scheduler, run_items, seed_state, worker_state
-from .generate import Task, _open_mixer, io_error, job_lock, make_task, write_item
+from .generate import Task, io_error, job_lock, make_task, open_mixer, write_item
 from .layout import (MANIFEST_FILE, SPEC_FILE, JobError, audio_names, clean_temp, encode,
                      item_dir, item_id)
 from .manifest import Job, manifest_header, manifest_row, write_manifest
@@ -108,12 +108,12 @@ def verify_item(i: int, task: Task) -> list[Mismatch]:
     spec, why = _load_spec(out, i, task)
     if spec is None:
         return [Mismatch(iid, SPEC_FILE, why)]
-    mixer = worker_state(task.key, lambda: _open_mixer(task))
+    mixer = worker_state(task.key, lambda: open_mixer(task))
     found = []
     drawn = mixer.spec(i, epoch=task.epoch)
     # the clip scale and peak are measured by the first render and recorded; re-renders apply
     # the recorded scale (a tampered scale shows up as audio mismatches below)
-    drawn.scale, drawn.peak = spec.scale, spec.peak
+    drawn = replace(drawn, scale=spec.scale, peak=spec.peak)
     if drawn.to_json() + "\n" != (item_dir(out, i) / SPEC_FILE).read_text():
         found.append(Mismatch(iid, SPEC_FILE, "differs from a fresh draw of (recipe, seed, "
                               "epoch, item): the spec was edited or comes from another "
@@ -134,7 +134,7 @@ def verify_item(i: int, task: Task) -> list[Mismatch]:
 def repair_item(i: int, task: Task) -> list[str]:
     """Make item ``i`` complete and correct; returns the ``<id>/<file>`` paths rewritten."""
     out, iid = Path(task.out), item_id(i)
-    mixer = worker_state(task.key, lambda: _open_mixer(task))
+    mixer = worker_state(task.key, lambda: open_mixer(task))
     spec, _ = _load_spec(out, i, task)
     if spec is None:  # no usable spec: draw the item again, exactly as generate does
         m = mixer.mixture(i, epoch=task.epoch)

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import LayoutError
 from .base import REGISTRY, Layout, SourceRef, TrackEntry, register
 from . import musdb18, musdb18hq, trackfolder, labelfolder  # noqa: F401  (registration)
-from . import dsd100, medleydb, slakh, moisesdb, channelsplit, csvmanifest  # noqa: F401
+from . import dsd100, medleydb, slakh, moisesdb, channelsplit, csvmanifest, scaper  # noqa: F401
 
 __all__ = ["Layout", "SourceRef", "TrackEntry", "register", "get", "detect", "names"]
 

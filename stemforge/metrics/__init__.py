@@ -1,4 +1,5 @@
-"""Evaluation metrics: BSS Eval v4 (museval-exact, fast), SI-SDR, MDX SDR, aggregation, oracles.
+"""Evaluation metrics: BSS Eval v4 (museval-exact, fast), SI-SDR, MDX SDR (= SDX uSDR), SDX cSDR,
+aggregation, results trees of several methods, oracles.
 
 Audio arrays follow the project convention: ``(nsrc, channels, frames)`` stacks (or sequences of
 ``(channels, frames)`` arrays), float; computation is float64.
@@ -6,6 +7,7 @@ Audio arrays follow the project convention: ``(nsrc, channels, frames)`` stacks 
 from . import aggregate, museval_json, oracles
 from .bsseval import BSSEvalScores, bss_eval_v4, frame_bounds, frame_count
 from .oracles import oracle
+from .sdx import chunk_sdr, csdr, usdr
 from .sisdr import mdx_sdr, si_sdr
 from .validate import MetricsError, pad_or_trim
 
@@ -13,6 +15,8 @@ __all__ = [
     "BSSEvalScores",
     "MetricsError",
     "bss_eval_v4",
+    "chunk_sdr",
+    "csdr",
     "frame_bounds",
     "frame_count",
     "aggregate",
@@ -22,4 +26,5 @@ __all__ = [
     "oracles",
     "pad_or_trim",
     "si_sdr",
+    "usdr",
 ]

@@ -21,7 +21,8 @@ METRICS = ("SDR", "SIR", "SAR", "ISR")
 VERSION = "0.4.1"  # the museval JSON schema version we write
 
 
-def _q(v: float) -> float:
+def quantize(v: float) -> float:
+    """museval's rounding: 5 decimals; inf and NaN become NaN."""
     v = float(v)
     return math.nan if not math.isfinite(v) else round(v, 5)
 
@@ -33,7 +34,7 @@ def track_dict(scores: Mapping[str, BSSEvalScores | Mapping[str, np.ndarray]], w
         vals = {m: np.asarray(sc.metric(m) if isinstance(sc, BSSEvalScores) else sc[m]) for m in METRICS}
         n = len(vals["SDR"])
         frames = [
-            {"time": i * hop_s, "duration": win_s, "metrics": {m: _q(vals[m][i]) for m in METRICS}}
+            {"time": i * hop_s, "duration": win_s, "metrics": {m: quantize(vals[m][i]) for m in METRICS}}
             for i in range(n)
         ]
         targets.append({"name": name, "frames": frames})

@@ -15,11 +15,14 @@ compiles at most ``MAX_PLANS`` shapes (and only shapes of at most ``MAX_SOURCES`
 further shapes use :func:`mix_generic`, a fixed kernel that walks the sources block by block —
 slower, same bytes.
 
-Arithmetic is float32 and in the order of the plain NumPy formulation, so the bytes are
-identical whichever kernel runs: a target is ``fl(x0 * g0)``, then ``fl(t + fl(x1 * g1))`` for
+Arithmetic is the reference's (:mod:`stemforge.mixing.reference`, plain NumPy): float32, in
+its order, so the bytes are identical whichever kernel runs (``tests/test_mixing_reference.py``
+checks each one against it): a target is ``fl(x0 * g0)``, then ``fl(t + fl(x1 * g1))`` for
 each further member in spec order; with a clip scale ``k``, ``fl(t * k)``; the mix is
 ``((t0 + t1) + t2) + ...`` over targets in spec order. No fused multiply-add, no reassociation
-(numba without ``fastmath``).
+(numba without ``fastmath``). The block steps (:func:`_targets_block`, :func:`_scale_block`,
+:func:`_mix_block`) serve the generic kernels and the peak bound; the fused loops are generated
+per shape (:func:`_plan_source`) with the same operations inlined.
 
 Shapes: ``rows`` is a tuple of ``K * C`` contiguous read-only float32 ``(T,)`` arrays, row
 ``k * C + c`` being channel ``c`` of source ``k``, sources grouped by target in target order
@@ -39,8 +42,8 @@ import numpy as np
 
 from .._jit import njit
 
-#: frames per block of the blocked loops (both channels of a block in turn). Measured on the
-#: mixing benchmark's items: 8192 and longer ~3 % faster than 4096, 2048 and shorter slower.
+#: frames per block of the blocked loops (both channels of a block in turn; the choice is
+#: measured in docs/benchmarks.md)
 BLOCK = 8192
 #: shapes compiled per process; others run on :func:`mix_generic`
 MAX_PLANS = 24
@@ -59,7 +62,7 @@ def abs_bits(m):
     hi = np.uint32(0)
     mask = np.uint32(0x7FFFFFFF)
     for i in range(u.shape[0]):
-        # ufuncs keep uint32 (``max``/``&`` would widen to 64 bits: 4x slower, no vpmaxud)
+        # ufuncs keep uint32 (``max``/``&`` would widen to 64 bits: no vpmaxud)
         hi = np.maximum(hi, np.bitwise_and(u[i], mask))
     return hi
 
@@ -77,85 +80,10 @@ def abs_max(m):
 
 
 @njit
-def _sum_block(targets, mix, c, b0, b1):
-    """``mix[c, b0:b1] = ((t0 + t1) + t2) + ...``; returns the block's :func:`abs_bits`."""
-    S = targets.shape[0]
-    m = mix[c, b0:b1]
-    t0 = targets[0, c, b0:b1]
-    if S == 1:
-        for i in range(m.shape[0]):
-            m[i] = t0[i]
-    else:
-        t1 = targets[1, c, b0:b1]
-        for i in range(m.shape[0]):
-            m[i] = t0[i] + t1[i]
-        for j in range(2, S):
-            tj = targets[j, c, b0:b1]
-            for i in range(m.shape[0]):
-                m[i] += tj[i]
-    return abs_bits(m)
-
-
-@njit
-def mix_generic(rows, gains, counts, targets, mix, scale):
-    """Any shape: ``counts`` int64 ``(S,)`` sources per target (see the module docstring)."""
-    S = targets.shape[0]
-    C = mix.shape[0]
-    T = mix.shape[1]
-    peak = np.uint32(0)
-    for c in range(C):
-        for b0 in range(0, T, BLOCK):
-            b1 = min(b0 + BLOCK, T)
-            k = 0
-            for j in range(S):
-                t = targets[j, c, b0:b1]
-                if counts[j] == 0:
-                    t[:] = 0.0
-                for r in range(counts[j]):
-                    x = rows[k * C + c][b0:b1]
-                    g = gains[k]
-                    if r == 0:
-                        for i in range(t.shape[0]):
-                            t[i] = x[i] * g
-                    else:
-                        for i in range(t.shape[0]):
-                            t[i] += x[i] * g
-                    k += 1
-                if scale != np.float32(1.0):
-                    for i in range(t.shape[0]):
-                        t[i] *= scale
-            peak = max(peak, _sum_block(targets, mix, c, b0, b1))
-    return as_float(peak)
-
-
-@njit
-def rescale_generic(targets, mix, scale):
-    """In place: every target ``fl(t * scale)``, then the mix summed again from them; returns
-    the new peak."""
-    C = mix.shape[0]
-    T = mix.shape[1]
-    peak = np.uint32(0)
-    for c in range(C):
-        for b0 in range(0, T, BLOCK):
-            b1 = min(b0 + BLOCK, T)
-            for j in range(targets.shape[0]):
-                t = targets[j, c, b0:b1]
-                for i in range(t.shape[0]):
-                    t[i] *= scale
-            peak = max(peak, _sum_block(targets, mix, c, b0, b1))
-    return as_float(peak)
-
-
-#: relative slack on a peak bound: float32 rounding of K products and S + K sums stays far
-#: below it for any realistic source count (each adds at most 2**-24 relative)
-BOUND_SLACK = 1e-4
-
-
-@njit
-def _block_peak(rows, gains, counts, c, f0, f1, t, m):
-    """:func:`abs_bits` of mix frames ``[f0, f1)`` of channel ``c``, computed exactly as the
-    mixing kernels do (same float32 operations, same order); ``t`` ``(S, E)`` and ``m``
-    ``(E,)`` float32 scratch."""
+def _targets_block(rows, gains, counts, c, f0, f1, t):
+    """Reference step 1 for frames ``[f0, f1)`` of channel ``c``: target ``j`` into
+    ``t[j, :f1 - f0]`` (``t``: float32 ``(S, >= f1 - f0)``, any strides), ``fl(x0 * g0)`` then
+    ``+= fl(xk * gk)`` per further member; zeros for a target without members."""
     C = len(rows) // gains.shape[0]
     n = f1 - f0
     k = 0
@@ -173,17 +101,81 @@ def _block_peak(rows, gains, counts, c, f0, f1, t, m):
                 for i in range(n):
                     tj[i] += x[i] * g
             k += 1
+
+
+@njit
+def _scale_block(t, n, scale):
+    """Reference step 4's scaling of ``t[:, :n]`` in place: ``fl(t * scale)``."""
+    for j in range(t.shape[0]):
+        tj = t[j, :n]
+        for i in range(n):
+            tj[i] *= scale
+
+
+@njit
+def _mix_block(t, m, n):
+    """Reference step 2: ``m[:n] = ((t0 + t1) + t2) + ...`` of ``t[:, :n]``; returns the
+    block's :func:`abs_bits` (step 3)."""
+    S = t.shape[0]
     mm = m[:n]
-    if counts.shape[0] == 1:
+    if S == 1:
         for i in range(n):
             mm[i] = t[0, i]
     else:
         for i in range(n):
             mm[i] = t[0, i] + t[1, i]
-        for j in range(2, counts.shape[0]):
+        for j in range(2, S):
             for i in range(n):
                 mm[i] += t[j, i]
     return abs_bits(mm)
+
+
+@njit
+def mix_generic(rows, gains, counts, targets, mix, scale):
+    """Any shape, block by block: ``counts`` int64 ``(S,)`` sources per target (see the module
+    docstring). The fallback of :func:`plan_kernels`; same bytes as the fused loops."""
+    C = mix.shape[0]
+    T = mix.shape[1]
+    peak = np.uint32(0)
+    for c in range(C):
+        for b0 in range(0, T, BLOCK):
+            b1 = min(b0 + BLOCK, T)
+            t = targets[:, c, b0:b1]
+            _targets_block(rows, gains, counts, c, b0, b1, t)
+            if scale != np.float32(1.0):
+                _scale_block(t, b1 - b0, scale)
+            peak = max(peak, _mix_block(t, mix[c, b0:b1], b1 - b0))
+    return as_float(peak)
+
+
+@njit
+def rescale_generic(targets, mix, scale):
+    """In place: every target ``fl(t * scale)``, then the mix summed again from them; returns
+    the new peak."""
+    C = mix.shape[0]
+    T = mix.shape[1]
+    peak = np.uint32(0)
+    for c in range(C):
+        for b0 in range(0, T, BLOCK):
+            b1 = min(b0 + BLOCK, T)
+            t = targets[:, c, b0:b1]
+            _scale_block(t, b1 - b0, scale)
+            peak = max(peak, _mix_block(t, mix[c, b0:b1], b1 - b0))
+    return as_float(peak)
+
+
+#: relative slack on a peak bound: float32 rounding of K products and S + K sums stays far
+#: below it for any realistic source count (each adds at most 2**-24 relative)
+BOUND_SLACK = 1e-4
+
+
+@njit
+def _block_peak(rows, gains, counts, c, f0, f1, t, m):
+    """:func:`abs_bits` of mix frames ``[f0, f1)`` of channel ``c``, computed exactly as the
+    mixing kernels do (the same block steps); ``t`` ``(S, E)`` and ``m`` ``(E,)`` float32
+    scratch."""
+    _targets_block(rows, gains, counts, c, f0, f1, t)
+    return _mix_block(t, m, f1 - f0)
 
 
 @njit
@@ -300,8 +292,8 @@ def bounded_peak(rows, gains, counts, fine, coarse, starts, E, G, floor, max_vis
 # ------------------------------------------------------------------ per-shape fused loops
 def _block_loop(w, K: int, S: int) -> None:
     """Emit the loop header shared by both generated functions: per block ``[b0, b1)`` and
-    channel ``c`` (channels inner: both channels of a block in turn, ~10 % faster on the mixing
-    benchmark than a whole channel at a time), views ``x{k}`` of the source rows (K of them),
+    channel ``c`` (channels inner: both channels of a block in turn, which the mixing benchmark
+    found faster than a whole channel at a time), views ``x{k}`` of the source rows (K of them),
     ``t{j}`` of the target rows and ``m`` of the mix row."""
     w("    for b0 in range(0, T, BLOCK):")
     w("        b1 = min(b0 + BLOCK, T)")
@@ -317,8 +309,8 @@ def _block_loop(w, K: int, S: int) -> None:
 def _peak_of_sample(w, indent: str) -> None:
     """Emit the running peak, taken in the loop that writes the mix: the bits of ``m[i]`` read
     back through the uint32 view ``mu`` (the compiler forwards the store, so the value never
-    leaves its register; the loop stays vectorised, ``vpmaxud``). ~25 % faster than a second
-    loop over the written block, measured on the mixing benchmark's items."""
+    leaves its register; the loop stays vectorised, ``vpmaxud``): cheaper than a second loop
+    over the written block."""
     w(f"{indent}peak = np.maximum(peak, np.bitwise_and(mu[i], MASK))")
 
 

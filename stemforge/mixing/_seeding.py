@@ -1,10 +1,9 @@
 """Item generators at a fraction of ``SeedSequence``'s cost, drawing the same numbers.
 
 Every item's generator is ``default_rng(SeedSequence([seed, epoch, item]))`` (see
-:func:`stemforge.mixing.sample.item_rng`). Building one costs ~30 us: SeedSequence hashes its
-entropy in Python-level numpy calls, and PCG64 asks it for its state through more of them.
-On the mixing benchmark that was a sixth of the draw. This module computes the same PCG64
-state directly:
+:func:`stemforge.mixing.sample.item_rng`). Building one is slow for a hot loop: SeedSequence
+hashes its entropy in Python-level numpy calls, and PCG64 asks it for its state through more of
+them. This module computes the same PCG64 state directly:
 
 1. ``SeedSequence``'s entropy pool for the three 32-bit words ``[seed, epoch, item]`` (pool
    size 4, no spawn key): each word and a zero hashed in, then every pool word mixed into

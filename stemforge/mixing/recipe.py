@@ -39,13 +39,15 @@ import yaml
 
 from ..augment.chain import Chain, parse_chain
 from ..errors import RecipeError
-from . import distributions as D
-from .distributions import Distribution
+from .. import distributions as D
+from ..distributions import Distribution
 
 TOP_FIELDS = ("name", "duration", "sample_rate", "channels", "resample", "split", "targets",
               "groups", "modes", "ref_db", "stems", "clipping", "silence", "augment", "sources",
-              "exclude")
-STEM_FIELDS = ("track", "start", "snr", "gain_db", "boost", "drop")
+              "fade_in", "fade_out", "exclude")
+STEM_FIELDS = ("track", "start", "snr", "gain_db", "boost", "drop",
+               "source_time", "event_time", "event_duration", "events", "role")
+ROLES = ("foreground", "background")
 CLIPPING = ("fix_clipping", "peak_normalize", "none")
 MODES = ("coherent", "incoherent")
 SILENCE_FIELDS = ("min_active", "threshold_db", "max_retries", "on_exhausted")
@@ -60,6 +62,19 @@ class StemParams:
     level: tuple[str, Distribution]
     boost: Distribution
     drop: float
+    # Scaper's event model (None: the stem spans the whole mixture, one event, ``start``)
+    source_time: Distribution | None = None     # seconds into the track (instead of ``start``)
+    event_time: Distribution | None = None      # seconds into the mixture
+    event_duration: Distribution | None = None  # seconds
+    events: Distribution | None = None          # how many events of this stem per mixture
+    role: str = "foreground"
+
+    @property
+    def is_event(self) -> bool:
+        """True when a field of the event model is in use."""
+        return (self.source_time is not None or self.event_time is not None
+                or self.event_duration is not None or self.events is not None
+                or self.role != "foreground")
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,8 @@ class Recipe:
     silence: Silence
     augment: Chain
     name: str = "recipe"
+    fade_in: float = 0.0   # seconds of Scaper's sine fade-in/out of every foreground event
+    fade_out: float = 0.0
     raw: dict = field(default_factory=dict, repr=False)
     exclude: Any = None   # a stemforge.doctor.exclude.ExclusionList, or None
 
@@ -180,6 +197,8 @@ class Recipe:
                             sample_rate=sample_rate)
         chain = chain.resolve(sources, groups, "augment")
         _check_gain_steps(chain, stems)
+        fades = [_number(raw.get(k, 0.0), k, low=0, high=duration) for k in ("fade_in", "fade_out")]
+        _check_events(stems, modes, silence, chain, fades)
         exclude = None
         if raw.get("exclude") is not None:  # embedded, so the hash covers the list itself
             exclude = _exclusions(raw["exclude"], None)
@@ -187,7 +206,8 @@ class Recipe:
         return cls(targets=list(targets), sources=sources, groups=groups, duration=duration,
                    sample_rate=sample_rate, channels=channels, resample=resample, split=split,
                    modes=modes, ref_db=ref_db, stems=stems, clipping=clipping, silence=silence,
-                   augment=chain, name=name, raw=raw, exclude=exclude)
+                   augment=chain, name=name, raw=raw, fade_in=fades[0], fade_out=fades[1],
+                   exclude=exclude)
 
     # ------------------------------------------------------------------ facts
     @property
@@ -271,6 +291,9 @@ def _stem_params(raw, sources, groups, targets) -> dict[str, StemParams]:
                 raise RecipeError(f"stems.{name}.{k}", f"unknown parameter; known: {', '.join(STEM_FIELDS)}")
         if "snr" in params and "gain_db" in params:
             raise RecipeError(f"stems.{name}", "give either snr or gain_db, not both")
+        if "start" in params and "source_time" in params:
+            raise RecipeError(f"stems.{name}", "give either start (a fraction) or source_time "
+                              "(seconds), not both")
     out = {}
     for s in sources:
         layers = [("default", raw.get("default", {}))]
@@ -278,9 +301,10 @@ def _stem_params(raw, sources, groups, targets) -> dict[str, StemParams]:
         layers += [(s, raw[s])] if s in raw else []
         merged, where = {}, {}
         for lname, params in layers:
-            if "snr" in params or "gain_db" in params:  # a level given later replaces both
-                merged.pop("snr", None)
-                merged.pop("gain_db", None)
+            for pair in (("snr", "gain_db"), ("start", "source_time")):
+                if any(k in params for k in pair):  # given later, it replaces both
+                    for k in pair:
+                        merged.pop(k, None)
             for k, v in params.items():
                 merged[k], where[k] = v, f"stems.{lname}.{k}"
         level_key = "snr" if "snr" in merged else "gain_db"  # default: original levels
@@ -299,8 +323,46 @@ def _stem_params(raw, sources, groups, targets) -> dict[str, StemParams]:
             boost=D.parse(merged.get("boost", 0.0), where.get("boost", "stems.default.boost"),
                           low=-60, high=60),
             drop=drop,
+            **_event_params(merged, where),
         )
     return out
+
+
+def _event_params(merged: Mapping, where: Mapping) -> dict:
+    """The event-model fields of one stem's merged parameters (absent ones stay None)."""
+    out = {}
+    for k, low in (("source_time", 0), ("event_time", 0), ("event_duration", 0)):
+        if k in merged:
+            out[k] = D.parse(merged[k], where[k], low=low)
+    if "events" in merged:
+        d = D.parse(merged["events"], where["events"], low=0, high=1000)
+        values = d.args[0] if d.kind in ("choose", "choose_weighted") else \
+            d.args[:1] if d.kind == "const" else None
+        if values is None or not values or \
+                not all(float(v).is_integer() for v in values):
+            raise RecipeError(where["events"], "expected a whole number of events or "
+                              "[choose, [counts]] / [choose_weighted, [counts], [p]]")
+        out["events"] = d
+    role = merged.get("role", "foreground")
+    if role not in ROLES:
+        raise RecipeError(where.get("role", "stems.default.role"),
+                          f"expected one of {', '.join(ROLES)}, got {role!r}")
+    out["role"] = role
+    return out
+
+
+def _check_events(stems: dict, modes: dict, silence: "Silence", chain: Chain, fades) -> None:
+    """The event model's combinations that have no defined meaning are refused."""
+    for s, p in stems.items():
+        if p.events is not None and modes.get("coherent", 0) > 0:
+            raise RecipeError(f"stems.{s}.events", "several events of a stem come from "
+                              "independent placements: use modes: {incoherent: 1}")
+        if p.is_event and silence.min_active > 0:
+            raise RecipeError("silence.min_active", f"stem {s!r} uses Scaper's event model "
+                              "(events are placed where they are drawn); set min_active: 0")
+        if p.role == "background" and any(e.targets(s, {}) for e in chain.entries):
+            raise RecipeError(f"stems.{s}.role", "a background is looped as read; it takes "
+                              "no augmentation steps (Scaper's backgrounds have none)")
 
 
 def _silence(raw) -> Silence:

@@ -4,9 +4,10 @@ For each non-dropped source: read → resample/channels → augmentation steps �
 (float32), accumulated into its target in recipe order. The mix is the float32 sum of the
 targets. Clipping (``spec.clipping``): ``fix_clipping`` scales mix and targets by
 ``1 / (peak + 1e-10)`` when the peak exceeds 1, ``peak_normalize`` always does, ``none`` never
-(Scaper's semantics). The scale is computed on the first render and recorded in the spec;
-re-renders apply the recorded scale. Finally ``mix`` is recomputed as the sum of the scaled
-targets, so ``mix == sum(targets)`` holds exactly for the returned arrays.
+(Scaper's semantics). The scale is computed on the first render and returned with the audio
+(the caller records it: ``MixSpec.rendered``); re-renders apply the recorded scale. Finally
+``mix`` is recomputed as the sum of the scaled targets, so ``mix == sum(targets)`` holds exactly
+for the returned arrays. The semantics are those of :mod:`stemforge.mixing.reference`.
 
 The arithmetic runs in one compiled pass per item (:mod:`._kernels`, numba): every source row
 is read once, block by block, into its target, the mix and the peak; bytes are those of the
@@ -27,22 +28,28 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio.cache import PEAK_BLOCK, PEAK_GROUP
-from .sample import process_stem
+from .reference import clip_scale
+from .sources import process_stem
 from .spec import MixSpec
 
-CLIP_EPS = 1e-10
 #: the envelope bound is used when it leaves at most this share of blocks to mix exactly
 #: (more would cost about as much as the rescale pass it saves)
 BOUND_MAX_SHARE = 0.125
 
 
-@dataclass
+@dataclass(frozen=True)
 class Rendered:
     """``mix`` float32 ``(C, T)``; ``targets`` name -> float32 ``(C, T)`` in spec order;
-    ``sources`` stem -> post-gain, pre-scale float32 ``(C, T)`` (only with ``keep_sources``)."""
+    ``scale`` the clip scale applied and ``peak`` max ``|mix|`` before it (the spec's recorded
+    values on a re-render); ``stacked`` float32 ``(S, C, T)``, the array the targets are rows
+    of; ``sources`` source key (the stem; ``stem#k`` for its k-th event) -> post-gain,
+    pre-scale float32 ``(C, T)`` (only with ``keep_sources``)."""
 
     mix: np.ndarray
     targets: dict[str, np.ndarray]
+    scale: float
+    peak: float | None
+    stacked: np.ndarray
     sources: dict[str, np.ndarray] | None = None
 
 
@@ -57,11 +64,41 @@ def render(spec: MixSpec, index, processed: dict | None = None,
     when a shape, dtype or layout does not fit.
 
     Two steps, :func:`prepare` (the sources' rows, gains and envelopes) then :func:`finish`
-    (the compiled passes); ``Mixer`` prepares a read-ahead run of items together.
+    (the compiled passes); :func:`render_batch` prepares a batch of items together.
     """
     if out is not None:
         _check_out(out, len(spec.targets), spec.channels, spec.frames)  # before any reading
     return finish(prepare(spec, index, processed, keep_sources), out)
+
+
+def render_batch(specs, index, outs=None, processed=None) -> list[Rendered]:
+    """:func:`render` of several specs, the same bytes: every spec's first step
+    (:func:`prepare`: sources' views, gains and envelopes; nothing is read) is made for the
+    whole batch, then the compiled passes run one spec after the other, so the Python side of
+    the batch runs back to back while it is cache-warm instead of after each pass has streamed
+    an item's audio through the caches. A spec whose sources need processing (resampling,
+    augmentation, cached variants) is prepared just before its pass, so no processed audio is
+    held for the batch.
+
+    ``outs``: optional per-spec ``(mix (C, T), targets (S, C, T))`` float32 arrays to render
+    into (see :func:`render`; None entries allocate), all checked before anything is read.
+    ``processed``: optional per-spec dicts of pre-gain audio measured while drawing."""
+    specs = list(specs)
+    B = len(specs)
+    outs = [None] * B if outs is None else list(outs)
+    processed = [None] * B if processed is None else list(processed)
+    if not len(outs) == len(processed) == B:
+        raise ValueError(f"render_batch: {B} specs, {len(outs)} outs and {len(processed)} "
+                         "processed entries")
+    for spec, o in zip(specs, outs, strict=True):
+        if o is not None:
+            _check_out(o, len(spec.targets), spec.channels, spec.frames)
+    preps = [prepare(spec, index, extra, stored_only=True)
+             for spec, extra in zip(specs, processed, strict=True)]
+    results = []
+    for spec, prep, o, extra in zip(specs, preps, outs, processed, strict=True):
+        results.append(finish(prep if prep is not None else prepare(spec, index, extra), o))
+    return results
 
 
 class Prepared:
@@ -93,11 +130,12 @@ def prepare(spec: MixSpec, index, processed: dict | None = None, keep_sources: b
     for src in spec.sources:
         if src.dropped:
             if kept is not None:
-                kept[src.stem] = np.zeros((C, T), np.float32)
+                kept[src.key] = np.zeros((C, T), np.float32)
             continue
-        audio = None if processed is None else processed.get(src.stem)
+        audio = None if processed is None else processed.get(src.key)
         env = None
-        if audio is None and not src.steps and src.track_sample_rate in (0, spec.sample_rate):
+        if audio is None and not src.steps and src.track_sample_rate in (0, spec.sample_rate) \
+                and not src.placed(T):
             # fast path: rows of the prepared memmap, no copy before the gain
             t = index.track(src.track)
             s = t.stems[src.stem]
@@ -117,7 +155,7 @@ def prepare(spec: MixSpec, index, processed: dict | None = None, keep_sources: b
             raise ValueError(f"render: source {src.stem!r} of track {src.track!r} gave audio of "
                              f"shape {audio.shape}, expected {(C, T)}")
         if kept is not None:
-            kept[src.stem] = np.multiply(audio, np.float32(src.gain), dtype=np.float32)
+            kept[src.key] = np.multiply(audio, np.float32(src.gain), dtype=np.float32)
         members[slot[src.target]].append((audio, src.gain, env, src.start))
     # sources grouped by target (spec order within a target): the kernels' layout
     rows, gains, fine, coarse, starts = [], [], [], [], []
@@ -147,9 +185,9 @@ def prepare(spec: MixSpec, index, processed: dict | None = None, keep_sources: b
 
 
 def finish(prep: Prepared, out: tuple[np.ndarray, np.ndarray] | None = None) -> Rendered:
-    """Step two of :func:`render`: the clip scale (from the envelope bound when it decides),
-    the mixing pass, the rescale pass when the scale was only known after it. Records
-    ``scale`` and ``peak`` in the spec on its first render."""
+    """Step two of :func:`render`: the clip scale (the spec's recorded one; else from the
+    envelope bound when it decides), the mixing pass, the rescale pass when the scale was only
+    known after it. The spec is not changed: the scale and peak are returned."""
     spec = prep.spec
     C, T = spec.channels, spec.frames
     S = len(spec.targets)
@@ -162,34 +200,21 @@ def finish(prep: Prepared, out: tuple[np.ndarray, np.ndarray] | None = None) -> 
     else:
         mixbuf, tbuf = _check_out(out, S, C, T)
     counts, rows, gains = prep.counts, prep.rows, prep.gains
-    measured = None  # the scale and peak known before mixing, from the peak envelopes
-    if prep.envelopes is not None and spec.scale is None:
-        measured = _scale_from_bound(spec.clipping, rows, gains, prep.envelopes)
-    if measured is not None:
-        spec.scale = measured[0]
-        if measured[1] is not None:
-            spec.peak = measured[1]
-    k = np.float32(1.0 if spec.scale is None else spec.scale)
-    peak = _mix(counts, rows, gains, tbuf, mixbuf, k)
-    if spec.scale is None:
-        peak = float(peak)
-        spec.peak = peak
-        spec.scale = _clip_scale(spec.clipping, peak)
-        if spec.scale != 1.0:
-            _rescale(counts, tbuf, mixbuf, np.float32(spec.scale))
-    elif measured is not None and measured[1] is None:
-        spec.peak = float(peak)  # no clipping possible: the pass measured the exact peak
+    scale, peak = spec.scale, spec.peak  # recorded: applied as they are
+    if scale is None and prep.envelopes is not None:
+        bound = _scale_from_bound(spec.clipping, rows, gains, prep.envelopes)
+        if bound is not None:  # the scale (and the peak, unless it is only known to be <= 1)
+            scale, peak = bound
+    mixed = _mix(counts, rows, gains, tbuf, mixbuf, np.float32(1.0 if scale is None else scale))
+    if scale is None:  # measured by the pass: rescale when the policy says so
+        peak = float(mixed)
+        scale = clip_scale(spec.clipping, peak)
+        if scale != 1.0:
+            _rescale(counts, tbuf, mixbuf, np.float32(scale))
+    elif peak is None:
+        peak = float(mixed)  # no clipping possible: the pass measured the exact peak
     targets = {t: tbuf[j] for t, j in prep.slot.items()}
-    return Rendered(mixbuf, targets, prep.kept)
-
-
-def _clip_scale(clipping: str, peak: float) -> float:
-    """The scale the clipping policy applies to a mix whose largest ``|x|`` is ``peak``."""
-    if clipping == "peak_normalize" and peak > 0:
-        return 1.0 / (peak + CLIP_EPS)
-    if clipping == "fix_clipping" and peak > 1.0:
-        return 1.0 / (peak + CLIP_EPS)
-    return 1.0
+    return Rendered(mixbuf, targets, scale, peak, tbuf, prep.kept)
 
 
 def _scale_from_bound(clipping: str, rows: tuple, gains: np.ndarray,
@@ -207,7 +232,7 @@ def _scale_from_bound(clipping: str, rows: tuple, gains: np.ndarray,
     p = float(p)
     if clipping == "fix_clipping" and not p > 1.0 and p == p:
         return 1.0, None
-    return _clip_scale(clipping, p), p
+    return clip_scale(clipping, p), p
 
 
 def _mix(counts: tuple[int, ...], rows: tuple, gains: np.ndarray, tbuf: np.ndarray,

@@ -20,21 +20,21 @@ Draw order for one item (fixed, documented so specs can be audited):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import __version__
-from ..audio import dsp, loudness as lufs
-from ..augment import variants
-from ..augment.chain import apply_steps, loudness_span, source_frames
+from ..audio import loudness as lufs
+from ..augment.chain import loudness_span, source_frames
 from ..errors import IndexError_, RecipeError, SamplingError
 from ._seeding import ItemGenerators, pcg64_states
 from .recipe import Recipe
-from .spec import MixSpec, SourceSpec
+from .sources import event_audio, place_event, process_stem, track_frames, variant_energies
+from .spec import EventPlacement, MixSpec, SourceSpec
 
 LOUDNESS_FLOOR = -70.0  # Scaper floors measured loudness at -70 LUFS
 ENERGY_PRESERVING = {"polarity", "channel_swap"}  # K-weighted energy unchanged by these steps
-RESAMPLE_PAD = 16
 
 
 _U32 = 1 << 32
@@ -111,15 +111,15 @@ class Sampler:
         self._place_draw = {s: (recipe.stems[s].track.drawer(), recipe.stems[s].start.drawer())
                             for s in recipe.sources}
         self._any_snr = any(recipe.stems[s].level[0] == "snr" for s in recipe.sources)
+        self._level_kind = {s: recipe.stems[s].level[0] for s in recipe.sources}
+        self._events = any(recipe.stems[s].is_event for s in recipe.sources) or \
+            recipe.fade_in > 0 or recipe.fade_out > 0
         self._energy_memo: dict = {}
 
     # ------------------------------------------------------------------ helpers
     def _src_frames(self, track, n_out: int) -> int:
         """Track-rate frames to read so that ``n_out`` frames exist at the recipe rate."""
-        sr_t, sr = track.sample_rate, self.recipe.sample_rate
-        if sr_t == sr:
-            return n_out
-        return int(math.ceil(n_out * sr_t / sr)) + RESAMPLE_PAD
+        return track_frames(track.sample_rate, self.recipe.sample_rate, n_out)
 
     def _candidates(self, key: str, cands, need: int):
         """Tracks of ``cands`` long enough for ``need`` output frames, and their ids (memoised
@@ -160,64 +160,46 @@ class Sampler:
         return list(self.recipe.sources) if key == "\0coherent" else [key]
 
     # ------------------------------------------------------------------ draw
-    def draw(self, seed: int, epoch: int, item: int, keep_audio: bool = False):
+    def draw(self, seed: int, epoch: int, item: int) -> tuple[MixSpec, dict]:
         """Draw one MixSpec. Returns ``(spec, processed)`` where ``processed`` maps stem ->
         pre-gain audio computed while measuring loudness (reused by render when given)."""
-        states = pcg64_states(seed, epoch, (item,))
-        st = self._begin(seed, epoch, item, states[0] if states else None)
-        snr = [x for x in st["sources"] if x.level == "snr"]
-        loud = self._loudness_all([(x, st["placement"][x.stem][0]) for x in snr], keep_audio,
-                                  st["processed"])
-        return self._finish(st, dict(zip((x.stem for x in snr), loud)))
+        return self._draw_items(seed, epoch, (item,), measure=True)[0]
 
-    def draw_many(self, seed: int, epoch: int, items) -> list:
-        """:meth:`draw` of several items, the same values, with one loudness look-up for all
-        of them (index energies of every snr source of every item: one batched call per
-        (rate, span) instead of one per item). Returns one entry per item, in order: its
-        spec; the exception drawing it raised; or None when its loudness would have to be
-        measured on processed audio (not done here: :meth:`draw` it when it is needed)."""
-        out, started = [], []
+    def draw_many(self, seed: int, epoch: int, items) -> list[MixSpec | None]:
+        """:meth:`draw`'s specs of several items, the same values, with one loudness look-up
+        for all of them (index energies of every snr source of every item: one batched call
+        per (rate, span) instead of one per item). Returns one entry per item, in order: its
+        spec, or None when its loudness has to be measured on processed audio (not done here,
+        so nothing large is held for a batch: :meth:`draw` that item when it is rendered).
+        An item that cannot be drawn raises its error (the first such item in order)."""
+        return [None if d is None else d[0]
+                for d in self._draw_items(seed, epoch, items, measure=False)]
+
+    def _draw_items(self, seed: int, epoch: int, items, measure: bool) -> list:
+        """``(spec, processed)`` per item (None for an item left unmeasured when not
+        ``measure``): every item's draws, then one loudness look-up for all snr sources,
+        then the gains."""
         items = list(items)
         states = pcg64_states(seed, epoch, items) or [None] * len(items)
-        for item, state in zip(items, states):
-            try:
-                st = self._begin(seed, epoch, item, state)
-            except Exception as e:  # noqa: BLE001 - handed back for that item only
-                out.append(e)
-                continue
-            out.append(None)
-            started.append((len(out) - 1, st))
-        entries, owners = [], []
-        for k, st in started:
-            for x in st["sources"]:
-                if x.level == "snr":
-                    entries.append((x, st["placement"][x.stem][0], st["processed"]))
-                    owners.append((k, x.stem))
-        try:
-            loud = self._loudness_many(entries, measure=False)
-        except Exception:  # noqa: BLE001 - per item, so each item gets its own error
-            for k, st in started:
-                try:
-                    out[k] = self.draw(seed, epoch, st["item"])[0]
-                except Exception as e:  # noqa: BLE001
-                    out[k] = e
-            return out
-        per_item: dict[int, dict[str, float]] = {}
-        unmeasured = set()
-        for (k, stem), L in zip(owners, loud):
-            if L is None:
-                unmeasured.add(k)
-            per_item.setdefault(k, {})[stem] = L
-        for k, st in started:
-            if k not in unmeasured:
-                out[k] = self._finish(st, per_item.get(k, {}))[0]
+        drafts = [self._begin(seed, epoch, item, state)
+                  for item, state in zip(items, states, strict=True)]
+        entries = [(x, d) for d in drafts for x in d.sources if x.level == "snr"]
+        loud = self._loudness_many([(x, self.index.track(x.track), d.processed)
+                                    for x, d in entries], measure=measure)
+        per_item: dict[int, dict[str, float | None]] = {}
+        for (x, d), L in zip(entries, loud, strict=True):
+            per_item.setdefault(id(d), {})[x.key] = L
+        out = []
+        for d in drafts:
+            got = per_item.get(id(d), {})
+            out.append(None if any(L is None for L in got.values()) else self._finish(d, got))
         return out
 
-    def _begin(self, seed: int, epoch: int, item: int, state=None) -> dict:
+    def _begin(self, seed: int, epoch: int, item: int, state=None) -> "ItemDraft":
         """Every draw of an item up to its loudness look-up: mode, ref_db, per-source values,
-        placement (silence policy included) and the SourceSpecs without gains. ``state``: the
-        item's PCG64 state from ``_seeding.pcg64_states`` (the same generator as
-        :func:`item_rng`, without building a SeedSequence), or None to build it."""
+        placement (silence policy included). ``state``: the item's PCG64 state from
+        ``_seeding.pcg64_states`` (the same generator as :func:`item_rng`, without building a
+        SeedSequence), or None to build it."""
         r = self.recipe
         rng = item_rng(seed, epoch, item) if state is None else self._gens.get(state)
         modes = list(r.modes)
@@ -235,14 +217,19 @@ class Sampler:
         aug = bool(r.augment.entries)
         ctx = {"sample_rate": r.sample_rate, "channels": r.channels, "mode": mode,
                "shared": {}} if aug else None
-        per = {}
+        if self._events:
+            sources = self._event_sources(rng, mode, ctx, item)
+            warnings = [] if sources else ["no events drawn: a silent mixture (Scaper: a silent "
+                                           "soundscape)"]
+            return ItemDraft(item, seed, epoch, mode, ref_db, sources, 1, warnings)
+        per: dict[str, SourceDraw] = {}
         for s, draw_level, draw_boost, drop in self._stem_plan:
             steps = r.augment.draw(rng, s, ctx) if aug else []
             level = float(draw_level(rng))
             boost = float(draw_boost(rng))
             dropped = bool(rng.random() < drop) if drop > 0 else False
-            per[s] = {"steps": steps, "level": level, "boost": boost, "dropped": dropped,
-                      "need": source_frames(steps, n) if steps else n}
+            per[s] = SourceDraw(s, self._target[s], self._level_kind[s], level, boost, dropped,
+                                steps, source_frames(steps, n) if steps else n)
 
         placement: dict[str, tuple] = {}
         attempts, warnings = 0, []
@@ -250,7 +237,7 @@ class Sampler:
         while True:
             attempts += 1
             if mode == "coherent":
-                need = max(d["need"] for d in per.values()) if aug else n
+                need = max(d.need for d in per.values()) if aug else n
                 got = self._place(rng, r.sources[0], self.coherent, need, "all sources",
                                   "\0coherent")
                 if got is None:
@@ -259,10 +246,10 @@ class Sampler:
                 placement = dict.fromkeys(r.sources, got)
             else:
                 for s in pending:
-                    got = self._place(rng, s, self.by_stem[s], per[s]["need"], s, s)
+                    got = self._place(rng, s, self.by_stem[s], per[s].need, s, s)
                     if got is None:
                         raise SamplingError(f"item {item}: no track holding {s!r} is long enough "
-                                            f"for {per[s]['need'] / r.sample_rate:.2f} s")
+                                            f"for {per[s].need / r.sample_rate:.2f} s")
                     placement[s] = got
             failing = self._silent_targets(per, placement) if r.silence.min_active > 0 else ()
             if not failing:
@@ -276,48 +263,45 @@ class Sampler:
                 break
             pending = [s for t in failing for s in r.members(t) if s in r.sources]
 
-        processed: dict = {}
-        sources = []
         for s in r.sources:
             track, start = placement[s]
             d = per[s]
-            nsrc = d["need"] if track.sample_rate == r.sample_rate else \
-                self._src_frames(track, d["need"])
-            sources.append(SourceSpec(
-                stem=s, target=self._target[s], track=track.id, start=start, source_frames=nsrc,
-                gain_db=0.0, gain=1.0, level=r.stems[s].level[0], boost=d["boost"],
-                dropped=d["dropped"], track_sample_rate=track.sample_rate, steps=d["steps"],
-                active_fraction=d.get("active")))
-        return dict(item=item, seed=seed, epoch=epoch, mode=mode, ref_db=ref_db, per=per,
-                    placement=placement, sources=sources, processed=processed,
-                    attempts=attempts, warnings=warnings)
+            d.track, d.start, d.track_sample_rate = track.id, start, track.sample_rate
+            d.source_frames = d.need if track.sample_rate == r.sample_rate else \
+                self._src_frames(track, d.need)
+        return ItemDraft(item, seed, epoch, mode, ref_db, [per[s] for s in r.sources],
+                         attempts, warnings)
 
-    def _finish(self, st: dict, loud: dict[str, float]):
-        """Gains from the measured loudness ``loud`` (stem -> LUFS); ``(spec, processed)``."""
+    def _finish(self, d: "ItemDraft", loud: dict[str, float]) -> tuple[MixSpec, dict]:
+        """The spec of draft ``d`` with gains from the measured loudness ``loud`` (stem ->
+        LUFS); ``(spec, processed)``."""
         r = self.recipe
-        per, sources, ref_db = st["per"], st["sources"], st["ref_db"]
-        seed, epoch, item = st["seed"], st["epoch"], st["item"]
-        for spec_s in sources:
-            s, d = spec_s.stem, per[spec_s.stem]
-            if spec_s.level == "snr":
-                L = loud[s]
-                spec_s.loudness = L
-                spec_s.snr = d["level"]
-                spec_s.gain_db = ref_db + d["level"] + d["boost"] - max(L, LOUDNESS_FLOOR)
+        sources = []
+        for x in d.sources:
+            if x.level == "snr":
+                L = loud[x.key]
+                gain_db = d.ref_db + x.value + x.boost - max(L, LOUDNESS_FLOOR)
+                loudness, snr = L, x.value
             else:
-                spec_s.gain_db = d["level"] + d["boost"]
-            spec_s.gain = float(10.0 ** (spec_s.gain_db / 20.0))
+                gain_db, loudness, snr = x.value + x.boost, None, None
+            sources.append(SourceSpec(
+                stem=x.stem, target=x.target, track=x.track, start=x.start,
+                source_frames=x.source_frames, gain_db=gain_db,
+                gain=float(10.0 ** (gain_db / 20.0)), loudness=loudness, level=x.level,
+                snr=snr, boost=x.boost, dropped=x.dropped,
+                track_sample_rate=x.track_sample_rate, active_fraction=x.active,
+                steps=x.steps, event=x.event, offset=x.offset, event_frames=x.event_frames,
+                fade_in=x.fade_in, fade_out=x.fade_out, role=x.role))
         spec = MixSpec(sample_rate=r.sample_rate, channels=r.channels, frames=r.frames,
-                       mode=st["mode"],
-                       targets=list(r.targets), sources=sources,
-                       ref_db=ref_db if self._any_snr else None,
-                       clipping=r.clipping, scale=None, seed=int(seed), epoch=int(epoch),
-                       item=int(item), recipe_name=r.name, recipe_hash=self.hash,
-                       version=__version__, attempts=st["attempts"], warnings=st["warnings"],
+                       mode=d.mode, targets=list(r.targets), sources=sources,
+                       ref_db=d.ref_db if self._any_snr else None, clipping=r.clipping,
+                       seed=int(d.seed), epoch=int(d.epoch), item=int(d.item),
+                       recipe_name=r.name, recipe_hash=self.hash, version=__version__,
+                       attempts=d.attempts, warnings=d.warnings,
                        exclusions=self.exclusions.record if self.exclusions else None)
-        return spec, st["processed"]
+        return spec, d.processed
 
-    def _silent_targets(self, per, placement) -> list[str]:
+    def _silent_targets(self, per: dict[str, "SourceDraw"], placement) -> list[str]:
         r = self.recipe
         if r.silence.min_active <= 0:
             return []
@@ -325,111 +309,216 @@ class Sampler:
         for t in r.targets:
             best = 0.0
             for s in r.members(t):
-                if s not in per or per[s]["dropped"]:
+                if s not in per or per[s].dropped:
                     continue
                 track, start = placement[s]
-                nsrc = self._src_frames(track, per[s]["need"])
+                nsrc = self._src_frames(track, per[s].need)
                 a = self.index.active_fraction(track.id, s, start, nsrc, r.silence.threshold_db)
-                per[s]["active"] = float(a)
+                per[s].active = float(a)
                 best = max(best, a)
-            if best < r.silence.min_active and any(not per[s]["dropped"] for s in r.members(t)
+            if best < r.silence.min_active and any(not per[s].dropped for s in r.members(t)
                                                    if s in per):
                 failing.append(t)
         return failing
 
-    def _loudness_all(self, entries: list, keep_audio: bool, processed: dict) -> list[float]:
-        """LUFS of each ``(source, track)`` of one item, exactly what :meth:`_loudness` gives
-        for it (see :meth:`_loudness_many`); audio measured on the way goes to ``processed``."""
-        return self._loudness_many([(x, t, processed) for x, t in entries], keep_audio)
-
-    def _loudness_many(self, entries: list, keep_audio: bool = False,
-                       measure: bool = True) -> list:
-        """LUFS of each ``(source, track, processed)`` entry (any items), exactly what
-        :meth:`_loudness` gives for it, but the look-ups from index energies are made together:
-        one ``excerpt_loudness_many`` call per (sample rate, span) group (every stem of a
-        coherent item, every item of a read-ahead run, shares one). Audio measured on the way
-        goes to the entry's ``processed`` dict; with ``measure=False`` entries that need it
-        are left None instead."""
+    def _loudness_many(self, entries: list, measure: bool = True) -> list:
+        """LUFS of each ``(source, track, processed)`` entry (any items) as the stem enters
+        its gain. From stored energies when nothing changes the signal's K-weighted energy (or
+        quick tape steps opt in with ``loudness: source``: the covered source span, an
+        approximation; ``augment.chain.loudness_span``; or a cached variant's own energies):
+        those look-ups are made together, one ``excerpt_loudness_many`` call per (sample rate,
+        span) group (every stem of a coherent item, every item of a batch, shares one). Else
+        measured on the processed audio (as Scaper measures after pitch/tempo), which goes to
+        the entry's ``processed`` dict; with ``measure=False`` such entries are left None."""
         out: list = [None] * len(entries)
         groups: dict[tuple[int, int], list] = {}
+        channels = self.recipe.channels
         for i, (src, track, processed) in enumerate(entries):
-            stem = track.stems.get(src.stem)
-            got = self._energy_span(src, track) if stem is not None else None
-            if got is None and not measure:
-                continue
+            got = self._energy_span(src, track)
             if got is None:
-                L, audio = self._loudness(src, track, keep_audio)
-                if audio is not None:
-                    processed[src.stem] = audio
-                out[i] = L
-            else:
-                span, energies, start = got
-                groups.setdefault((stem.sample_rate, span), []).append((i, track, energies,
-                                                                        start))
+                if measure:
+                    out[i] = self._measure(src, processed)
+                continue
+            span, energies, start, corr = got
+            sr = track.stems[src.stem].sample_rate
+            groups.setdefault((sr, span), []).append((i, track, energies, start, corr))
         for (sr, span), group in groups.items():
-            vals = lufs.excerpt_loudness_many([e for *_, e, _ in group], sr,
-                                              [st for *_, st in group], span)
-            for (i, t, *_), L in zip(group, vals.tolist()):
-                if t.channels == 1 and self.recipe.channels > 1 and math.isfinite(L):
-                    L += 10 * math.log10(self.recipe.channels)  # as in _loudness
+            vals = lufs.excerpt_loudness_many([g[2] for g in group], sr, [g[3] for g in group],
+                                              span, [g[4] for g in group])
+            for (i, t, *_), L in zip(group, vals.tolist(), strict=True):
+                if t.channels == 1 and channels > 1 and math.isfinite(L):
+                    L += 10 * math.log10(channels)  # duplicated channels: powers add
                 out[i] = float(L)
         return out
 
-    def _energy_span(self, src: SourceSpec, track):
-        """``(span, energies, start)``: the stored energies and frames that give the stem's
-        loudness (the condition of :meth:`_loudness`'s look-up path; a cached pitch/tempo
-        variant's own energies), or None when it must be measured."""
+    def _measure(self, src, processed: dict) -> float:
+        """LUFS of a source measured on its processed audio (its event audio for an event, as
+        Scaper measures it: short events tiled); the audio render will use goes to
+        ``processed``."""
         r = self.recipe
+        if not src.placed(r.frames):
+            audio = process_stem(self.index, src, r.sample_rate, r.channels, r.frames)
+            processed[src.key] = audio
+            return float(lufs.integrated_loudness(audio, r.sample_rate))
+        audio = event_audio(self.index, src, r.sample_rate, r.channels, r.frames)
+        processed[src.key] = place_event(audio, src, r.frames)
+        return float(lufs.event_loudness(audio, r.sample_rate))
+
+    def _energy_span(self, src, track):
+        """``(span, energies, start, corrections)``: the stored energies (and zero-state
+        corrections; None for a cached variant's own energies) and frames that give the stem's
+        loudness (a plain excerpt or event; energy-preserving steps; a cached pitch/tempo
+        variant's own energies; quick tape steps with ``loudness: source``), or None when it
+        must be measured on processed audio (also backgrounds, which Scaper puts at ref_db
+        exactly, and events under 0.5 s, which Scaper tiles)."""
+        r = self.recipe
+        n = self._frames
+        if src.placed(n):
+            n = src.frames_out(n)
+            if n < lufs.EVENT_MIN_SECONDS * r.sample_rate or src.role == "background":
+                return None
         if track.sample_rate == r.sample_rate and \
                 (track.channels == r.channels or track.channels == 1):
             if not src.steps:  # a plain excerpt: the stem's energies over the output frames
-                key = (track.id, src.stem)
-                e = self._energy_memo.get(key)
-                if e is None:
-                    e = self._energy_memo[key] = self.index.energies(track.id, src.stem)
-                return self._frames, e, src.start
-            got = variants.variant_energies(self.index, src, r.frames, ENERGY_PRESERVING)
+                e, c = self._stored(track.id, src.stem)
+                return n, e, src.start, c
+            got = variant_energies(self.index, src, n, ENERGY_PRESERVING)
             if got is not None:
-                return got
-            span = loudness_span(src.steps, r.frames, ENERGY_PRESERVING)
+                span, e, start = got  # the identity point reads the stem's own energies
+                plain = self._stored(track.id, src.stem)
+                return span, e, start, plain[1] if e is plain[0] else None
+            span = loudness_span(src.steps, n, ENERGY_PRESERVING)
             if span is not None:
-                return span, self.index.energies(track.id, src.stem), src.start
+                e, c = self._stored(track.id, src.stem)
+                return span, e, src.start, c
         return None
 
-    def _loudness(self, src: SourceSpec, track, keep_audio: bool):
-        """LUFS of the stem as it enters the gain: from index energies when nothing changes the
-        signal's K-weighted energy (or quick tape steps opt in with ``loudness: source``: the
-        covered source span, an approximation; ``augment.chain.loudness_span``), else measured
-        on the processed audio (as Scaper measures after pitch/tempo)."""
+    def _stored(self, track_id: str, stem: str):
+        """A stem's stored energies and zero-state corrections (memoised per sampler)."""
+        key = (track_id, stem)
+        got = self._energy_memo.get(key)
+        if got is None:
+            got = self._energy_memo[key] = (self.index.energies(track_id, stem),
+                                            self.index.corrections(track_id, stem))
+        return got
+
+    # ------------------------------------------------------------------ Scaper's event model
+    def _event_sources(self, rng, mode: str, ctx, item: int) -> list["SourceDraw"]:
+        """Scaper's event model (any stem with an event field, or fades): per stem its number
+        of events, then per event its steps, level, boost, drop, duration and time (seconds,
+        to frames), then the placements (coherent: one track and start for every event, from
+        the first source's distributions; incoherent: one per event, ``source_time`` in
+        seconds or the ``start`` fraction). An event running past the mixture's end is moved
+        earlier (as Scaper does). Draws nothing that plain recipes draw differently: those
+        never come here."""
         r = self.recipe
-        fast = track.sample_rate == r.sample_rate and \
-            (track.channels == r.channels or track.channels == 1) and \
-            (span := loudness_span(src.steps, r.frames, ENERGY_PRESERVING)) is not None
-        if fast:
-            L = self.index.loudness(track.id, src.stem, src.start, span)
-            if track.channels == 1 and r.channels > 1 and math.isfinite(L):
-                L += 10 * math.log10(r.channels)  # duplicated channels: powers add
-            return float(L), None
-        audio = process_stem(self.index, src, r.sample_rate, r.channels, r.frames)
-        return float(lufs.integrated_loudness(audio, r.sample_rate)), audio
+        n, sr = self._frames, r.sample_rate
+        fade_in, fade_out = int(r.fade_in * sr), int(r.fade_out * sr)  # Scaper: int(len * sr)
+        draws: list[SourceDraw] = []
+        for s, draw_level, draw_boost, drop in self._stem_plan:
+            p = r.stems[s]
+            count = int(p.events.sample(rng)) if p.events is not None else 1
+            for k in range(count):
+                steps = r.augment.draw(rng, s, ctx) if ctx is not None else []
+                level = float(draw_level(rng))
+                boost = float(draw_boost(rng))
+                dropped = bool(rng.random() < drop) if drop > 0 else False
+                offset, frames = 0, n
+                if p.role == "foreground":
+                    dur = None if p.event_duration is None else float(p.event_duration.sample(rng))
+                    t0 = 0.0 if p.event_time is None else float(p.event_time.sample(rng))
+                    offset = min(int(round(t0 * sr)), n - 1)
+                    frames = n - offset if dur is None else min(max(int(round(dur * sr)), 1), n)
+                    offset = min(offset, n - frames)
+                bg = p.role == "background"
+                draws.append(SourceDraw(
+                    s, self._target[s], self._level_kind[s], level, boost, dropped, steps,
+                    source_frames(steps, frames) if steps else frames, event=k, offset=offset,
+                    event_frames=None if frames == n - offset else frames,
+                    fade_in=0 if bg else fade_in, fade_out=0 if bg else fade_out, role=p.role))
+        if mode == "coherent" and draws:
+            need = max(d.need for d in draws)
+            got = self._place_event(rng, r.sources[0], self.coherent, need, "all sources",
+                                    "\0coherent", item)
+            places = [got] * len(draws)
+        else:
+            places = [self._place_event(rng, d.stem, self.by_stem[d.stem], d.need, d.stem, d.stem,
+                                        item) for d in draws]
+        for d, (track, start) in zip(draws, places, strict=True):
+            d.track, d.start, d.track_sample_rate = track.id, start, track.sample_rate
+            d.source_frames = d.need if track.sample_rate == sr else \
+                self._src_frames(track, d.need)
+            if d.role == "background":  # looped: what the track has from the start
+                d.source_frames = min(d.source_frames, track.frames - start)
+        return draws
+
+    def _place_event(self, rng, stem, cands, need, what, key, item):
+        """``(track, start)`` of an event: :meth:`_place`, with ``source_time`` (seconds, cut
+        to the valid range as Scaper does) instead of the ``start`` fraction when the recipe
+        gives it; a background may come from any track holding the stem (it is looped)."""
+        p = self.recipe.stems[stem]
+        ok, ids, idset = self._candidates(key, cands, 1 if p.role == "background" else need)
+        if not ok:
+            raise SamplingError(f"item {item}: no track holding {what!r} is long enough for "
+                                f"{need / self.recipe.sample_rate:.2f} s")
+        draw_track, draw_start = self._place_draw[stem]
+        tid = draw_track(rng, ids)
+        if tid not in idset:
+            raise RecipeError(p.track.field, f"track {tid!r} is not a candidate for {what} "
+                              "(not in the index/split, lacks the stem, or too short)")
+        track = self.index.track(tid)
+        span = max(track.frames - self._src_frames(track, need), 0)
+        if p.source_time is not None:
+            return track, min(int(float(p.source_time.sample(rng)) * track.sample_rate), span)
+        frac = float(draw_start(rng))
+        if self.exclusions is not None and p.role != "background" \
+                and self.exclusions.has_spans(track.id):
+            return track, self.exclusions.place(track, self._placed(key),
+                                                self._src_frames(track, need), frac)
+        return track, int(round(frac * span))
 
 
-def process_stem(index, src: SourceSpec, sample_rate: int, channels: int, frames: int) -> np.ndarray:
-    """Read one source and bring it to the output format, pre-gain: float32 ``(channels, frames)``.
+@dataclass(slots=True)
+class SourceDraw(EventPlacement):
+    """One source's draws before its gain is known: what :meth:`Sampler._begin` drew
+    (``level`` kind and ``value``, ``boost``, ``dropped``, ``steps``, ``need`` output frames
+    before the steps) and its placement (``track``, ``start``, ``source_frames``,
+    ``track_sample_rate``, ``active`` fraction when the silence policy measured it) and, for
+    Scaper's event model, its event fields. Reads like a source (:class:`~stemforge.mixing.sources.SourceRead`) for loudness measurement."""
 
-    read ``source_frames`` at the track's rate → resample (soxr) → channel conversion →
-    augmentation steps (exactly ``frames`` out). Leading ``mode: cached`` pitch/tempo steps read
-    their pre-computed variant instead (``augment.variants.read_source``).
-    """
-    if src.steps and variants.is_cached(src.steps[0]):
-        audio, rest = variants.read_source(index, src, sample_rate, frames)
-        audio = dsp.to_channels(audio, channels)  # a read-only memmap view when nothing follows
-        return apply_steps(audio, sample_rate, rest, frames) if rest else audio
-    audio = index.read(src.track, src.stem, src.start, src.source_frames)
-    need = source_frames(src.steps, frames)
-    if src.track_sample_rate and src.track_sample_rate != sample_rate:
-        audio = dsp.resample(audio, src.track_sample_rate, sample_rate)[:, :need]
-    audio = dsp.to_channels(audio, channels)
-    if src.steps:
-        audio = apply_steps(audio, sample_rate, src.steps, frames)
-    return audio
+    stem: str
+    target: str
+    level: str
+    value: float
+    boost: float
+    dropped: bool
+    steps: list
+    need: int
+    track: str = ""
+    start: int = 0
+    source_frames: int = 0
+    track_sample_rate: int = 0
+    active: float | None = None
+    # Scaper's event model (SourceSpec's fields of the same names)
+    event: int = 0
+    offset: int = 0
+    event_frames: int | None = None
+    fade_in: int = 0
+    fade_out: int = 0
+    role: str = "foreground"
+
+
+@dataclass(slots=True)
+class ItemDraft:
+    """An item drawn up to its loudness look-up (:meth:`Sampler._begin`); ``processed``:
+    audio measured for its loudness, reused by render."""
+
+    item: int
+    seed: int
+    epoch: int
+    mode: str
+    ref_db: float
+    sources: list[SourceDraw]
+    attempts: int
+    warnings: list[str]
+    processed: dict = field(default_factory=dict)

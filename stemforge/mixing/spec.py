@@ -2,11 +2,16 @@
 
 ``render(spec, index)`` needs nothing else. ``to_json``/``from_json`` round-trip exactly (floats
 are written with Python's shortest round-trip repr).
+
+Specs are records: frozen dataclasses that nothing changes after they are made (their lists are
+never mutated either). The sampler makes a spec with ``scale``/``peak`` None (not rendered yet);
+rendering returns the clip scale and peak it found, and the caller records them in a new spec
+with :meth:`MixSpec.rendered` (``dataclasses.replace``).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..atomic import write_text_atomic
@@ -14,8 +19,31 @@ from ..atomic import write_text_atomic
 SPEC_FORMAT = "stemforge-mixspec/1"
 
 
-@dataclass
-class SourceSpec:
+class EventPlacement:
+    """Scaper's event model on a source-like record with ``stem``, ``event``, ``offset``,
+    ``event_frames``, ``fade_in``, ``fade_out`` and ``role`` (a :class:`SourceSpec`, or the
+    sampler's draft of one)."""
+
+    __slots__ = ()
+
+    @property
+    def key(self) -> str:
+        """Unique name of this source in its spec: the stem, ``stem#k`` for its k-th event."""
+        return self.stem if self.event == 0 else f"{self.stem}#{self.event}"
+
+    def placed(self, frames: int) -> bool:
+        """True when the source is an event: not the whole mixture, faded, or a background."""
+        return (self.offset != 0 or self.fade_in != 0 or self.fade_out != 0
+                or self.role != "foreground"
+                or (self.event_frames is not None and self.event_frames != frames))
+
+    def frames_out(self, frames: int) -> int:
+        """Output frames of the event itself (``frames`` = the mixture's length)."""
+        return frames - self.offset if self.event_frames is None else self.event_frames
+
+
+@dataclass(frozen=True)
+class SourceSpec(EventPlacement):
     """One stem's contribution.
 
     ``start`` and ``source_frames`` are in the track's own sample rate: the renderer reads
@@ -38,10 +66,27 @@ class SourceSpec:
     track_sample_rate: int = 0
     active_fraction: float | None = None
     steps: list[dict] = field(default_factory=list)
+    # Scaper's event model; at these defaults (a stem spanning the whole mixture) the fields are
+    # left out of the JSON, so plain specs keep their bytes (see ``EVENT_DEFAULTS``)
+    event: int = 0                    # index among the events of the same stem (see ``key``)
+    offset: int = 0                   # output frame where the event starts (Scaper: event_time)
+    event_frames: int | None = None   # output frames of the event; None = to the mixture's end
+    fade_in: int = 0                  # frames of Scaper's sine fade-in / fade-out of the event
+    fade_out: int = 0
+    role: str = "foreground"          # "background": Scaper's background (excerpt looped)
 
 
-@dataclass
+#: SourceSpec fields written only when they differ from these values
+EVENT_DEFAULTS = {"event": 0, "offset": 0, "event_frames": None, "fade_in": 0, "fade_out": 0,
+                  "role": "foreground"}
+
+
+@dataclass(frozen=True)
 class MixSpec:
+    """Every value drawn for one mixture (see the module docstring); ``scale``: the clip
+    scale applied to mix and targets, ``peak``: max ``|mix|`` before it (both None until the
+    spec is rendered, then recorded by :meth:`rendered`)."""
+
     sample_rate: int
     channels: int
     frames: int
@@ -50,8 +95,8 @@ class MixSpec:
     sources: list[SourceSpec]
     ref_db: float | None
     clipping: str
-    scale: float = 1.0
-    peak: float = 0.0                 # max |mix| before clip scaling
+    scale: float | None = None
+    peak: float | None = None         # max |mix| before clip scaling
     seed: int | None = None
     epoch: int | None = None
     item: int | None = None
@@ -67,8 +112,19 @@ class MixSpec:
     def duration(self) -> float:
         return self.frames / self.sample_rate
 
+    def rendered(self, scale: float, peak: float | None) -> "MixSpec":
+        """This spec with the clip ``scale`` and ``peak`` a render found recorded (itself when
+        they are already recorded: a re-render applies the recorded scale)."""
+        if self.scale is not None:
+            return self
+        return replace(self, scale=float(scale), peak=None if peak is None else float(peak))
+
     def to_dict(self) -> dict:
         d = asdict(self)
+        for src in d["sources"]:
+            for k, v in EVENT_DEFAULTS.items():
+                if src[k] == v:
+                    del src[k]
         if d["exclusions"] is None:   # absent unless used: specs without it stay as they were
             del d["exclusions"]
         return d

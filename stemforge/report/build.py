@@ -9,6 +9,8 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import StemforgeError
+from ..metrics.results import METHOD_NAME
+from .compare import comparison_html
 from .dataset import dataset_section
 from .doctor import doctor_section, is_doctor_output
 from .generated import is_generated_set, generated_section
@@ -65,11 +67,22 @@ class ReportResult:
                    if f.is_file())
 
 
+def split_name(path: str | Path) -> tuple[str | None, Path]:
+    """``NAME=PATH`` (a results folder named as a method) -> ``(NAME, PATH)``; a path that
+    exists as written, or has no valid name before ``=``, is just a path."""
+    text = str(path)
+    name, sep, rest = text.partition("=")
+    if isinstance(path, str) and sep and METHOD_NAME.match(name) and not Path(text).exists():
+        return name, Path(rest)
+    return None, Path(path)
+
+
 def build_section(path: str | Path, out: str | Path, kind: str = "auto", n: int = 0,
                   max_items: int = 100, preview_seconds: float = PREVIEW_SECONDS,
                   progress: bool = False) -> Section:
-    """One input's section; its assets go to ``out/assets/<n>-<kind>/``."""
-    p = Path(path)
+    """One input's section; its assets go to ``out/assets/<n>-<kind>/``. A results input may
+    be given as ``NAME=PATH`` to name its method."""
+    name, p = split_name(path)
     if kind not in KINDS:
         raise StemforgeError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
     k = detect_kind(p) if kind == "auto" else kind
@@ -79,7 +92,34 @@ def build_section(path: str | Path, out: str | Path, kind: str = "auto", n: int 
         return Section("unknown", p, f"{p.name or p}", problems=[f"{p}: {what}"])
     assets = Assets(Path(out), preview_seconds=preview_seconds, sub=f"{n}-{k}",
                     progress=progress)
+    if k == "results":
+        return results_section(p, assets, max_items=max_items, name=name)
     return BUILDERS[k](p, assets, max_items=max_items)
+
+
+def comparison_section(sections: list[Section], out: str | Path, n: int, max_items: int = 100,
+                       preview_seconds: float = PREVIEW_SECONDS) -> Section | None:
+    """Every method of several results inputs side by side (None unless two or more inputs
+    bring methods). Methods of the same name get the input's number appended."""
+    inputs = [s for s in sections if s.kind == "results" and s.methods]
+    if len(inputs) < 2:
+        return None
+    methods = {}
+    for i, s in enumerate(inputs):
+        for name, m in s.methods.items():
+            if not len(m.tracks):
+                continue
+            key = name if name not in methods else f"{name}-{i + 1}"
+            methods[key] = m
+    if len(methods) < 2:
+        return None
+    sec = Section("comparison", Path("."), f"Comparison of {len(methods)} methods")
+    assets = Assets(Path(out), preview_seconds=preview_seconds, sub=f"{n}-comparison")
+    sec.body, sec.problems = comparison_html(methods, assets, max_items, key="all")
+    sec.body = ("<p class=\"muted\">inputs: " + ", ".join(f"<code>{esc(s.path)}</code>"
+                                                         for s in inputs) + "</p>" + sec.body)
+    sec.rendered = len({t for m in methods.values() for t in m.track_names})
+    return sec
 
 
 class ReportError(StemforgeError):
@@ -129,7 +169,8 @@ def build_report(paths: str | Path | Sequence[str | Path], out: str | Path, kind
                  max_items: int = 100, preview_seconds: float = PREVIEW_SECONDS,
                  title: str | None = None, progress: bool = False) -> ReportResult:
     """Write a static HTML report of ``paths`` (datasets, generated sets, results; mixed
-    freely) to ``out/index.html`` + ``out/assets/``. Problems are shown on the page; the
+    freely; ``NAME=PATH`` names a results input's method) to ``out/index.html`` +
+    ``out/assets/``. Several results inputs also get a section comparing all their methods. Problems are shown on the page; the
     result's ``rendered`` is 0 when nothing could be shown. ``progress`` shows a progress bar
     per section (on stderr).
 
@@ -151,6 +192,9 @@ def build_report(paths: str | Path | Sequence[str | Path], out: str | Path, kind
         staging.mkdir()
         sections = [build_section(p, staging, kind, i, max_items, preview_seconds, progress)
                     for i, p in enumerate(paths)]
+        cmp = comparison_section(sections, staging, len(paths), max_items, preview_seconds)
+        if cmp is not None:
+            sections.append(cmp)
         (staging / "assets").mkdir(exist_ok=True)
         (staging / "index.html").write_text(_page(sections, title), encoding="utf-8")
         index_html = _install(staging, out)
@@ -168,7 +212,8 @@ def build_report(paths: str | Path | Sequence[str | Path], out: str | Path, kind
 def _page(sections: list[Section], title: str | None) -> str:
     html_sections = []
     for i, s in enumerate(sections):
-        head = (f'<p class="muted">{s.kind}: <code>{esc(s.path)}</code></p>'
+        where = "" if s.kind == "comparison" else f": <code>{esc(s.path)}</code>"
+        head = (f'<p class="muted">{s.kind}{where}</p>'
                 + (f"<h3>problems ({len(s.problems)})</h3>" + problems_html(s.problems)
                    if s.problems else ""))
         if not s.rendered:

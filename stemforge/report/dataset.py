@@ -78,7 +78,8 @@ def _split_table(tracks, names) -> str:
                      t.sample_rate, t.channels,
                      plots.fmt(mix.loudness) if mix else "–",
                      plots.fmt(mix.peak, 3) if mix else "–",
-                     plots.fmt(t.residual_db)] + [esc(s) for s in stems]
+                     "exact" if t.residual_db == -math.inf else plots.fmt(t.residual_db)]
+                    + [esc(s) for s in stems]
                     + [f'<span class="warn">{len(w)}</span>' if w else '<span class="ok">0</span>'])
     return table(header, rows, raw=True)
 

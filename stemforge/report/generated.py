@@ -74,24 +74,26 @@ def load_items(path: Path) -> list[Item]:
 
 
 def generated_figures(specs) -> dict[str, Figure]:
-    """Histograms across a set: ``gains`` (dB per target), ``snrs`` (per target, sources levelled
-    by SNR), ``ref_db``, ``scale`` (clip scaling in dB) and ``modes`` (bar counts).
+    """Histograms across a set: ``gains`` (applied gain in dB per stem), ``snrs`` (drawn SNR per
+    stem, for stems levelled by SNR), ``ref_db``, ``scale`` (clip scaling in dB) and ``modes``
+    (bar counts). Stems in the recipe's order (as the specs list their sources).
 
     ``specs`` is a list of :class:`MixSpec` or a generated-set folder.
     """
     if isinstance(specs, (str, Path)):
         specs = [i.spec for i in load_items(Path(specs)) if i.spec is not None]
-    targets = sorted({t for s in specs for t in s.targets})
-    gains = {t: [src.gain_db for s in specs for src in s.sources
-                 if src.target == t and not src.dropped] for t in targets}
-    snrs = {t: [src.snr for s in specs for src in s.sources
-                if src.target == t and src.snr is not None and not src.dropped] for t in targets}
+    stems = list(dict.fromkeys(src.stem for s in specs for src in s.sources))
+    gains = {n: [src.gain_db for s in specs for src in s.sources
+                 if src.stem == n and not src.dropped] for n in stems}
+    snrs = {n: [src.snr for s in specs for src in s.sources
+                if src.stem == n and src.snr is not None and not src.dropped] for n in stems}
+    snrs = {n: v for n, v in snrs.items() if v}
     modes: dict[str, int] = {}
     for s in specs:
         modes[s.mode] = modes.get(s.mode, 0) + 1
     return {
-        "gains": plots.histogram_figure(gains, "applied gain per source", "gain (dB)"),
-        "snrs": plots.histogram_figure(snrs, "drawn SNR per source (loudness re ref_db)",
+        "gains": plots.histogram_figure(gains, "applied gain per stem", "gain (dB)"),
+        "snrs": plots.histogram_figure(snrs, "drawn SNR per stem (loudness re ref_db)",
                                        "SNR (LU)"),
         "ref_db": plots.histogram_figure({"ref_db": [s.ref_db for s in specs]},
                                          "reference loudness", "LUFS"),
@@ -166,7 +168,7 @@ def _item_card(item: Item, assets: Assets) -> tuple[str, list[str], bool]:
     img = ""
     if signals:
         img = assets.figure(plots.spectrogram_figure(signals, sr), f"gen-{item.id}-spec",
-                            f"spectrograms of {item.id}", prefix="gen", fmt="jpg")
+                            f"spectrograms of {item.id}", prefix="gen", fmt="webp")
     body = (f'<div class="card" id="m-{esc(slug(item.id))}"><h3>{esc(item.id)}</h3>'
             + problems_html(problems)
             + (f'<div class="players">{"".join(players)}</div>' if players else "")
@@ -214,8 +216,9 @@ def generated_section(path: Path, assets: Assets, max_items: int = 100) -> Secti
         sec.body = "".join(parts)
         return sec
     specs = [i.spec for i in items if i.spec is not None]
+    targets = list(dict.fromkeys(t for s in specs for t in s.targets))  # the recipe's order
     parts.append(f"<p>{len(items)} mixtures, {len(specs)} with a valid spec; targets "
-                 f"{esc(', '.join(sorted({t for s in specs for t in s.targets})) or '-')}</p>")
+                 f"{esc(', '.join(targets) or '-')}</p>")
     if specs:
         parts.append('<div class="figs">' + "".join(
             assets.figure(f, f"gen-{slug(path.name)}-{k}", k, prefix="gen-set")

@@ -2,7 +2,9 @@
 
 The page is one ``index.html`` plus an ``assets/`` folder of PNG figures and audio previews,
 all referenced by relative paths, so it opens straight from the file system (no server, no
-scripts, no network).
+network). Its only script is a few inline lines that sort a table by the clicked column;
+without it the page still reads in full. Figures are rendered at twice their displayed size
+(sharp on high-DPI screens).
 """
 from __future__ import annotations
 
@@ -41,10 +43,47 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}
 .card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;margin:1em 0}
 .players{display:flex;flex-wrap:wrap;gap:.3em 1.2em}
 .players figure{margin:0}.players figcaption{font-size:.8em;color:#555}
-audio{width:260px;height:32px}img{max-width:100%}
+audio{width:240px;height:32px}img{max-width:100%;height:auto}
 .figs{display:flex;flex-wrap:wrap;gap:.5em}
 nav a{margin-right:1em}
+table.sortable th{cursor:pointer;user-select:none}
+table.sortable th[data-dir=desc]::after{content:" \\25BE"}
+table.sortable th[data-dir=asc]::after{content:" \\25B4"}
+.legend{font-size:.8em;color:#555;margin:-.6em 0 1em}
+.wide{overflow-x:auto}.wide td.l{white-space:nowrap}
 """
+
+# Click a header of a table.sortable: rows sorted by that column (numbers by value, from
+# data-v when present; empty values last), highest first, a second click reverses.
+SORT_JS = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  var heads = table.rows[0].cells;
+  Array.prototype.forEach.call(heads, function (th, col) {
+    th.addEventListener('click', function () {
+      var dir = th.dataset.dir === 'desc' ? 'asc' : 'desc';
+      Array.prototype.forEach.call(heads, function (h) { delete h.dataset.dir; });
+      th.dataset.dir = dir;
+      var rows = Array.prototype.slice.call(table.rows, 1);
+      var key = function (r) {
+        var c = r.cells[col], v = c.dataset.v !== undefined ? c.dataset.v : c.textContent;
+        var n = parseFloat(v);
+        return {n: isNaN(n) ? null : n, s: v.trim()};
+      };
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b), sign = dir === 'desc' ? -1 : 1;
+        if (x.n !== null && y.n !== null) return sign * (x.n - y.n);
+        if (x.n !== null) return -1;
+        if (y.n !== null) return 1;
+        if (!x.s || !y.s) return x.s ? -1 : (y.s ? 1 : 0);
+        return sign * x.s.localeCompare(y.s);
+      });
+      rows.forEach(function (r) { r.parentNode.appendChild(r); });
+    });
+  });
+});
+"""
+FIGURE_DPI = 80     # CSS pixels per figure inch
+FIGURE_SCALE = 2    # image pixels per CSS pixel
 
 
 def esc(x) -> str:
@@ -68,6 +107,30 @@ def table(header: Sequence[str], rows: Sequence[Sequence], left: int = 1,
     for r in rows:
         out.append("<tr>" + "".join(f"<td{cls(i)}>{cell(v)}</td>" for i, v in enumerate(r))
                    + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def sortable_table(header: Sequence[str], rows: Sequence[Sequence], left: int = 1,
+                   digits: int = 2) -> str:
+    """A table sorted by clicking a header. Cells that are numbers (float/int, NaN allowed) show
+    with ``digits`` decimals and sort by value; other cells are text (escaped)."""
+    from .plots import fmt
+
+    def cell(i, v):
+        cls = ' class="l"' if i < left else ""
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            return f'<td{cls} data-v="{int(v)}">{int(v)}</td>'
+        if isinstance(v, (float, np.floating)):
+            x = float(v)
+            data = "" if np.isnan(x) else repr(x)
+            return f'<td{cls} data-v="{data}">{esc(fmt(x, digits))}</td>'
+        return f"<td{cls}>{esc(v)}</td>"
+
+    heads = "".join(f'<th{cls} title="click to sort">{esc(h)}</th>' for cls, h in
+                    ((' class="l"' if i < left else "", h) for i, h in enumerate(header)))
+    out = [f'<table class="sortable"><tr>{heads}</tr>']
+    out += ["<tr>" + "".join(cell(i, v) for i, v in enumerate(r)) + "</tr>" for r in rows]
     out.append("</table>")
     return "\n".join(out)
 
@@ -106,15 +169,17 @@ class Assets:
     def _count(self, prefix: str, n: int) -> None:
         self.bytes_by_prefix[prefix] = self.bytes_by_prefix.get(prefix, 0) + n
 
-    def figure(self, fig, name: str, alt: str, prefix: str = "", dpi: int = 80,
+    def figure(self, fig, name: str, alt: str, prefix: str = "", dpi: int = FIGURE_DPI,
                fmt: str = "png") -> str:
-        """Save a matplotlib figure as ``assets/<name>.<fmt>`` (png or jpg); return an
-        ``<img>`` tag."""
-        data = image_bytes(fig, fmt=fmt, dpi=dpi)
+        """Save a matplotlib figure as ``assets/<name>.<fmt>`` (png, jpg or webp) rendered at
+        ``FIGURE_SCALE`` x ``dpi`` pixels per inch; return an ``<img>`` tag that shows it at
+        ``dpi`` CSS pixels per inch (sharp on high-DPI screens)."""
+        data = image_bytes(fig, fmt=fmt, dpi=dpi * FIGURE_SCALE)
         path, rel = self._path(slug(name) + "." + fmt)
         path.write_bytes(data)
         self._count(prefix, len(data))
-        return f'<img src="{esc(rel)}" alt="{esc(alt)}">'
+        w, h = (round(x * dpi) for x in fig.get_size_inches())
+        return f'<img src="{esc(rel)}" alt="{esc(alt)}" width="{w}" height="{h}">'
 
     def audio(self, audio: np.ndarray, sample_rate: Hz, name: str, caption: str,
               prefix: str = "") -> str:
@@ -179,4 +244,6 @@ def page(title: str, sections: Sequence[tuple[str, str, str]], footer: str = "")
             f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
             f"{GENERATOR}<title>{esc(title)}</title><style>{CSS}</style></head><body>\n"
             f"<h1>{esc(title)}</h1><nav>{nav}</nav>\n{body}\n"
-            f"<p class=\"muted\">{footer}</p></body></html>\n")
+            f"<p class=\"muted\">{footer}</p>"
+            + (f"<script>{SORT_JS}</script>" if 'class="sortable"' in body else "")
+            + "</body></html>\n")

@@ -21,3 +21,4 @@ class Section:
     problems: list[str] = field(default_factory=list)
     rendered: int = 0
     bytes_per_item: float | None = None   # asset bytes per rendered item (audio + images)
+    methods: dict = field(default_factory=dict)   # results: name -> MethodResults (comparison)

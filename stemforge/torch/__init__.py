@@ -10,7 +10,8 @@ This is the only part of stemforge that imports torch; ``import stemforge`` neve
   any ``num_workers``.
 * :func:`collate` (a :class:`PooledCollate`) — ``DataLoader(..., collate_fn=collate)``: the
   same batches as ``default_collate``, in reused shared-memory buffers (no page faults per
-  batch, no copy from workers); with ``MixtureDataset`` items are rendered straight into them.
+  batch, no copy from workers); with ``MixtureDataset`` items are rendered straight into them
+  (:class:`BatchBuffer`, also for custom sinks).
 * :class:`BatchAugment` and its ops (:mod:`stemforge.torch.batch_augment`) — Demucs-style
   augmentation of ``(B, S, C, T)`` tensors on any device, seeded per ``(seed, epoch, batch)``.
 """
@@ -24,12 +25,14 @@ except ImportError as e:  # pragma: no cover - exercised by the no-torch subproc
 
 from .batch_augment import (AugmentError, BatchAugment, BatchOp, ChannelSwap, Gain, Polarity,
                             Remix, Shift)
-from .collate import CollateError, PooledCollate, collate
-from .dataset import MixtureDataset, spec_dict
+from .collate import BatchBuffer, CollateError, PooledCollate, collate
+from .convert import spec_dict, to_tensors
+from .dataset import MixtureDataset
 from .seeding import EpochError, SharedEpoch, batch_rng
 from .stream import MixtureStream
 from .validation import ValidationDataset
 
 __all__ = ["MixtureDataset", "ValidationDataset", "MixtureStream", "BatchAugment", "BatchOp",
            "Gain", "Polarity", "ChannelSwap", "Shift", "Remix", "AugmentError", "EpochError",
-           "SharedEpoch", "batch_rng", "spec_dict", "collate", "PooledCollate", "CollateError"]
+           "SharedEpoch", "batch_rng", "spec_dict", "to_tensors", "collate", "PooledCollate",
+           "CollateError", "BatchBuffer"]

@@ -23,9 +23,14 @@ In a DataLoader worker, the batch crosses to the main process as a file descript
 (``multiprocessing.reduction.DupFd``, like torch's own ``file_descriptor`` sharing strategy)
 and is rebuilt there as tensors over the same pages: no copy.
 
-``MixtureDataset.__getitems__`` and ``MixtureStream`` render each item straight into a buffer of
-the default pool, :data:`collate` (so ``collate.max_buffers`` is the pool size they use); with
-``collate_fn=collate`` the DataLoader then returns that buffer as the batch.
+``MixtureDataset.__getitems__`` and ``MixtureStream`` render their batch straight into a
+:class:`BatchBuffer` from the default pool, :data:`collate` (so ``collate.max_buffers`` is the
+pool size they use); with ``collate_fn=collate`` the DataLoader then returns that buffer as the
+batch. A custom sink can do the same::
+
+    buf = BatchBuffer(recipe, len(items))
+    mixer.mixtures(items, epoch, out=(buf.mix, buf.targets))
+    mix, targets = buf.batch()          # (B, C, T), (B, S, C, T) tensors over the buffer
 
 Memory: each process keeps at most ``max_buffers`` buffers (default 4) of the largest batch it
 has made, until it exits or :meth:`PooledCollate.release` is called; with persistent workers,
@@ -221,6 +226,74 @@ class Claimed:
         if get_worker_info() is not None:
             return _Shipped(self.buf, self.nbytes, self.layout, self.rest)
         return _wrap(self.buf.map, self.nbytes, self.layout, self.rest, OUT)
+
+
+class BatchBuffer:
+    """One batch of mixtures rendered in place: ``mix`` float32 ``(B, C, T)`` and ``targets``
+    float32 ``(B, S, C, T)`` numpy arrays over a pooled shared-memory buffer of ``pool``
+    (default :data:`collate`), for ``Mixer.mixtures(items, out=(buf.mix, buf.targets))``.
+
+    Then hand the batch out once, without a copy: :meth:`batch` (``[mix, targets]`` tensors,
+    ``+ [extra]`` when given, as a list or tuple; from a DataLoader worker it crosses to the
+    main process as a file descriptor), or :meth:`items` (per-item views, what
+    ``Dataset.__getitems__`` returns; ``collate`` turns them back into the pooled batch).
+    The buffer is reused once every tensor over it is freed (see the module docstring).
+    ``recipe``: anything with ``targets``, ``channels`` and ``frames``. Where shared-memory
+    buffers are not available (no ``os.memfd_create``) the arrays are ordinary memory.
+    """
+
+    def __init__(self, recipe, batch: int, pool: "PooledCollate | None" = None):
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"BatchBuffer: batch must be an integer >= 1, got {batch!r}")
+        self._claimed = None
+        if _supported():
+            self._claimed = (pool or collate).claim(*batch_layout(recipe, batch), None)
+            bmix, btargets = self._claimed.views
+        else:
+            C, T, S = recipe.channels, recipe.frames, len(recipe.targets)
+            bmix = torch.empty((batch, C, T), dtype=torch.float32)
+            btargets = torch.empty((batch, S, C, T), dtype=torch.float32)
+        self._tensors = (bmix, btargets)
+        self.mix, self.targets = bmix.numpy(), btargets.numpy()
+
+    def _take(self):
+        if self._tensors is None:
+            raise RuntimeError("BatchBuffer: the batch was already handed out")
+        tensors, claimed = self._tensors, self._claimed
+        self._tensors = self._claimed = self.mix = self.targets = None
+        return tensors, claimed
+
+    def batch(self, extra=None, kind: str = "list"):
+        """The batch: ``[mix (B, C, T), targets (B, S, C, T)]`` (+ ``extra``, e.g. a list of
+        spec dicts), a ``list`` or ``tuple`` as ``kind`` says."""
+        (bmix, btargets), claimed = self._take()
+        if claimed is None:
+            fields = [bmix, btargets] + ([extra] if extra is not None else [])
+            return tuple(fields) if kind == "tuple" else fields
+        del bmix, btargets
+        claimed.rest = _Struct(kind, [_Slot(0), _Slot(1)] + ([extra] if extra is not None
+                                                              else []))
+        return claimed.result()
+
+    def items(self, extras=None) -> list:
+        """Per-item ``(mix (C, T), targets (S, C, T)[, extras[k]])`` views of the batch, as a
+        list that :func:`collate` (any :class:`PooledCollate`) turns back into the batch
+        without copying; any other collate function sees ordinary items."""
+        (bmix, btargets), claimed = self._take()
+        B = bmix.shape[0]
+        if extras is not None and len(extras) != B:
+            raise ValueError(f"BatchBuffer.items: {len(extras)} extras for {B} items")
+        out = PooledItems() if claimed is not None else []
+        for k in range(B):
+            out.append((bmix[k], btargets[k]) if extras is None
+                       else (bmix[k], btargets[k], extras[k]))
+        if claimed is not None:
+            fields = [_Slot(0), _Slot(1)]
+            if extras is not None:
+                fields.append(default_collate(list(extras)))
+            claimed.rest = _Struct("list", fields)
+            out.claimed = claimed
+        return out
 
 
 class PooledItems(list):

@@ -21,60 +21,12 @@ has run (partial file reads otherwise).
 """
 from __future__ import annotations
 
-import copy
-
-import numpy as np
-import torch
 from torch.utils.data import Dataset
 
-from ..audio.cache import StemCache
-from ..mixing.mixer import Mixer, Mixture
-from ..mixing.spec import MixSpec
+from ..mixing.mixer import Mixer
+from .collate import BatchBuffer
+from .convert import light_index, spec_dict, to_tensors
 from .seeding import EpochError, SharedEpoch, check_epoch
-
-
-def light_index(index):
-    """A shallow copy of ``index`` fit for pickling: no cached analysis memmaps (which would be
-    pickled as full arrays) and a fresh StemCache (memmaps reopen lazily in the new process)."""
-    ix = copy.copy(index)
-    ix._energies = {}
-    ix.cache = StemCache(index.cache.folder)
-    return ix
-
-
-def spec_dict(spec: MixSpec) -> dict:
-    """A ``default_collate``-friendly view of a spec: ints, floats and strings only.
-
-    Keys: ``item``, ``epoch``, ``seed`` (int, -1 when absent), ``mode`` (str), ``scale`` (float),
-    ``json`` (the full spec; ``MixSpec.from_json(batch["json"][k])`` re-renders item k).
-    """
-    return {"item": -1 if spec.item is None else int(spec.item),
-            "epoch": -1 if spec.epoch is None else int(spec.epoch),
-            "seed": -1 if spec.seed is None else int(spec.seed),
-            "mode": spec.mode, "scale": float(spec.scale if spec.scale is not None else 1.0),
-            "json": spec.to_json(indent=None)}
-
-
-def _stacked(m: Mixture) -> np.ndarray:
-    """Targets ``(S, C, T)`` in spec order. Zero-copy when ``render`` left them as consecutive
-    rows ``buf[0..S-1]`` of its one ``(S + 1, C, T)`` buffer (the usual case), else a stack."""
-    ts = [m.targets[t] for t in m.spec.targets]
-    buf = ts[0].base
-    if (isinstance(buf, np.ndarray) and type(buf) is np.ndarray and buf.ndim == 3
-            and buf.shape[0] >= len(ts) and buf.shape[1:] == ts[0].shape
-            and buf.dtype == np.float32 and buf.flags.c_contiguous):
-        row, addr = buf.strides[0], buf.__array_interface__["data"][0]
-        if all(t.base is buf and t.shape == buf.shape[1:] and t.flags.c_contiguous
-               and t.__array_interface__["data"][0] == addr + j * row for j, t in enumerate(ts)):
-            return buf[:len(ts)]
-    return m.stacked()
-
-
-def to_tensors(m: Mixture, return_spec: bool):
-    """``(mix (C, T), targets (S, C, T))`` float32 tensors (+ spec dict)."""
-    mix = torch.from_numpy(m.mix)
-    targets = torch.from_numpy(_stacked(m))
-    return (mix, targets, spec_dict(m.spec)) if return_spec else (mix, targets)
 
 
 class MixtureDataset(Dataset):
@@ -152,42 +104,25 @@ class MixtureDataset(Dataset):
 
     def __getitems__(self, indices):
         """Items ``indices`` of the current epoch for one DataLoader batch (torch >= 2.1 calls
-        this instead of ``__getitem__`` per index). Each item is rendered straight into its rows
-        of one pooled batch buffer (``Mixer.mixture(out=...)``, see :mod:`stemforge.torch.collate`):
-        no per-item buffer, no copy.
+        this instead of ``__getitem__`` per index): ``Mixer.mixtures`` of exactly these items,
+        rendered straight into one pooled :class:`~stemforge.torch.collate.BatchBuffer` (no
+        per-item buffer, no copy).
 
         Returns a list of the same items ``__getitem__`` gives (views into that buffer): with
         ``collate_fn=stemforge.torch.collate`` the DataLoader returns the buffer as the batch
         with no further copy; any other collate function sees a plain list of items."""
-        from .collate import PooledItems, _Slot, _Struct, _supported, batch_layout, collate
-
         epoch = self.current_epoch()
         indices = [int(i) for i in indices]
         for i in indices:
             if not 0 <= i < self.length:
                 raise IndexError(f"item {i} out of range for a dataset of length {self.length}")
-        if not _supported() or not indices:
-            return [self[i] for i in indices]
-        specs, items = [], PooledItems()
-        claimed = collate.claim(*batch_layout(self.mixer.recipe, len(indices)), None)
-        bmix, btargets = claimed.views
-        for k, i in enumerate(indices):
-            # rendered straight into row k of the batch buffer (no copy)
-            m = self.mixer.mixture(i, epoch, out=(bmix[k].numpy(), btargets[k].numpy()))
-            item = (bmix[k], btargets[k])
-            if self.return_spec:
-                specs.append(spec_dict(m.spec))
-                item = (*item, specs[-1])
-            items.append(item)
-            del m
-        fields = [_Slot(0), _Slot(1)]
-        if self.return_spec:
-            from torch.utils.data import default_collate
-
-            fields.append(default_collate(specs))
-        claimed.rest = _Struct("list", fields)
-        items.claimed = claimed
-        return items
+        if not indices:
+            return []
+        buf = BatchBuffer(self.mixer.recipe, len(indices))
+        ms = self.mixer.mixtures(indices, epoch, out=(buf.mix, buf.targets))
+        specs = [spec_dict(m.spec) for m in ms] if self.return_spec else None
+        del ms
+        return buf.items(specs)
 
     def item(self, i: int, epoch: int):
         """Item ``i`` of an explicit ``epoch`` (ignores the current epoch)."""

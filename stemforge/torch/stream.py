@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
-import torch
 from torch.utils.data import IterableDataset
 
 from ..mixing.mixer import Mixer
-from .collate import _Slot, _Struct, _supported, batch_layout, collate
-from .dataset import light_index, spec_dict
+from .collate import BatchBuffer
+from .convert import light_index, spec_dict
 from .seeding import EpochError, SharedEpoch, check_epoch, worker_info
 
 
@@ -68,28 +66,13 @@ class MixtureStream(IterableDataset):
     def batch(self, b: int, epoch: int):
         """Batch ``b`` of ``epoch``: ``mix (B, C, T)``, ``targets (B, S, C, T)`` [, specs]."""
         B = self.batch_size
-        if not _supported():
-            items = [self.mixer.mixture(b * B + k, epoch) for k in range(B)]
-            mix = torch.from_numpy(np.stack([m.mix for m in items]))
-            targets = torch.from_numpy(np.stack([m.stacked() for m in items]))
-            if self.return_spec:
-                return mix, targets, [spec_dict(m.spec) for m in items]
-            return mix, targets
-        # Linux: items rendered one at a time straight into a pooled batch buffer (reused once
-        # the consumer drops the batch; shipped to the main process as a file descriptor from
-        # a DataLoader worker): see stemforge.torch.collate.
-        specs = []
-        claimed = collate.claim(*batch_layout(self.mixer.recipe, B), None)
-        bmix, btargets = claimed.views
-        for k in range(B):
-            m = self.mixer.mixture(b * B + k, epoch, out=(bmix[k].numpy(), btargets[k].numpy()))
-            if self.return_spec:
-                specs.append(spec_dict(m.spec))
-            del m
-        del bmix, btargets
-        claimed.rest = _Struct("tuple", [_Slot(0), _Slot(1), specs] if self.return_spec
-                               else [_Slot(0), _Slot(1)])
-        return claimed.result()
+        # rendered straight into a pooled batch buffer (reused once the consumer drops the
+        # batch; shipped to the main process as a file descriptor from a DataLoader worker)
+        buf = BatchBuffer(self.mixer.recipe, B)
+        ms = self.mixer.mixtures(range(b * B, b * B + B), epoch, out=(buf.mix, buf.targets))
+        specs = [spec_dict(m.spec) for m in ms] if self.return_spec else None
+        del ms
+        return buf.batch(specs, kind="tuple")
 
     def __iter__(self):
         epoch = self._epoch.get()

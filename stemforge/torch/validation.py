@@ -18,11 +18,12 @@ from torch.utils.data import Dataset
 
 from .. import __version__
 from ..errors import RecipeError
-from ..mixing.mixer import _as_index, _as_recipe, render
+from ..mixing.mixer import as_index, as_recipe, render
 from ..mixing.recipe import Recipe
 from ..mixing.sample import Sampler
+from ..mixing.sources import track_frames
 from ..mixing.spec import MixSpec, SourceSpec
-from .dataset import light_index, to_tensors
+from .convert import light_index, to_tensors
 
 TAILS = ("cover", "drop")
 
@@ -43,7 +44,7 @@ def validation_recipe(index, recipe_or_targets, duration=None, split=None) -> Re
                "channels": max(t.channels for t in index.tracks),
                "duration": 10.0}
     else:
-        base = _as_recipe(recipe_or_targets).to_dict()
+        base = as_recipe(recipe_or_targets).to_dict()
         raw = {k: base[k] for k in ("name", "targets", "groups", "sample_rate", "channels",
                                     "resample", "split", "sources", "duration", "exclude")
                if k in base}
@@ -64,7 +65,7 @@ class ValidationDataset(Dataset):
 
     def __init__(self, index, recipe_or_targets, duration=None, hop=None, split=None,
                  tail: str = "cover", return_spec: bool = False):
-        index = _as_index(index)
+        index = as_index(index)
         if tail not in TAILS:
             raise ValueError(f"ValidationDataset: tail must be one of {TAILS}, got {tail!r}")
         self.recipe = validation_recipe(index, recipe_or_targets, duration, split)
@@ -114,7 +115,7 @@ class ValidationDataset(Dataset):
         r = self.recipe
         tid, start = self.windows[i]
         track = self.index.track(tid)
-        need = self.sampler._src_frames(track, r.frames)
+        need = track_frames(track.sample_rate, r.sample_rate, r.frames)
         sources = [SourceSpec(stem=s, target=r.target_of(s), track=tid, start=start,
                               source_frames=need, gain_db=0.0, gain=1.0,
                               track_sample_rate=track.sample_rate) for s in r.sources]

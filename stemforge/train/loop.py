@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import StemforgeError
 from ..atomic import write_text_atomic
-from ..mixing.mixer import _as_index, _as_recipe
+from ..mixing.mixer import as_index, as_recipe
 from ..torch import MixtureDataset, ValidationDataset
 from .checkpoint import (CheckpointError, default_device, load_checkpoint, model_from_checkpoint,
                          save_checkpoint)
@@ -149,7 +149,7 @@ def train(recipe, index, out: str | os.PathLike, config: TrainConfig | None = No
     refused, so a run is never overwritten by accident. ``device``: default CUDA if available.
     """
     cfg = (config or TrainConfig()).check()
-    recipe, index = _as_recipe(recipe), _as_index(index)
+    recipe, index = as_recipe(recipe), as_index(index)
     mcfg = model_config or model_config_for(recipe)
     _check_fit(mcfg, recipe)
     out = Path(out)

@@ -3,6 +3,9 @@
 * :func:`separate_array` — ``(C, T)`` audio at the model's rate and channel count ->
   ``(S, C, T)`` estimates, processed in chunks of ``chunk`` seconds that overlap by
   ``overlap`` seconds and are cross-faded (linear), so memory stays bounded on long files.
+* :func:`separate_audio` — ``(C, T)`` audio at any rate and mono or the model's channel count
+  -> ``{target: (C, T)}`` at the same rate and channels (what ``stemforge separate --index`` runs
+  per track);
 * :func:`separate_file` — any file :func:`stemforge.audio.io.read` reads (WAV, FLAC, ..., MP4:
   stream 0), at any sample rate: resampled (soxr) and channel-converted to the model's format,
   separated, converted back to the file's rate and channel count, then written as
@@ -57,31 +60,42 @@ def separate_array(model: MaskSeparator, audio: np.ndarray, chunk: Seconds = 30.
     return out / np.maximum(weight, 1e-8)
 
 
+def separate_audio(model: MaskSeparator, audio: np.ndarray, sample_rate: int,
+                   chunk: Seconds = 30.0, device=None, where: str = "audio"
+                   ) -> dict[str, np.ndarray]:
+    """Float ``(C, T)`` audio at any rate -> ``{target: float32 (C, T)}`` at the same rate and
+    channel count: converted to the model's format (soxr, channel mix), separated, converted
+    back. ``where`` names the input in errors (a file, a track)."""
+    cfg = model.config
+    channels = audio.shape[0]
+    if audio.shape[1] == 0:
+        raise AudioError(f"{where}: holds no audio frames")
+    if channels not in (1, cfg.channels) and cfg.channels != 1:
+        raise AudioError(f"{where}: {channels}-channel audio; the model separates "
+                         f"{cfg.channels}-channel audio and only mono or {cfg.channels}-channel "
+                         "input can be converted unambiguously")
+    x = dsp.resample(dsp.to_channels(audio, cfg.channels), sample_rate, cfg.sample_rate)
+    est = separate_array(model, x, chunk=chunk, device=default_device(device))
+    results = {}
+    for name, e in zip(cfg.targets, est):
+        y = dsp.resample(np.ascontiguousarray(e), cfg.sample_rate, sample_rate)
+        y = dsp.to_channels(y, channels)
+        results[name] = _fit(y, audio.shape[1])
+    return results
+
+
 def separate_file(checkpoint: str | os.PathLike, audio_path: str | os.PathLike,
                   out: str | os.PathLike, device=None, chunk: Seconds = 30.0
                   ) -> dict[str, Path]:
     """Separate ``audio_path`` with the model in ``checkpoint``; returns ``{target: path}``."""
     model, _ = load_model(checkpoint, device)
-    cfg = model.config
     path = Path(audio_path)
     if not path.is_file():
         raise AudioError(f"{path}: audio file not found")
     info = io.info(path)
     audio = io.read(path)
-    sr, channels = int(info.sample_rate), audio.shape[0]
-    if audio.shape[1] == 0:
-        raise AudioError(f"{path}: holds no audio frames")
-    if channels not in (1, cfg.channels) and cfg.channels != 1:
-        raise AudioError(f"{path}: {channels}-channel audio; the model separates "
-                         f"{cfg.channels}-channel audio and only mono or {cfg.channels}-channel "
-                         "files can be converted unambiguously")
-    x = dsp.resample(dsp.to_channels(audio, cfg.channels), sr, cfg.sample_rate)
-    est = separate_array(model, x, chunk=chunk, device=default_device(device))
-    results = {}
-    for name, e in zip(cfg.targets, est):
-        y = dsp.resample(np.ascontiguousarray(e), cfg.sample_rate, sr)
-        y = dsp.to_channels(y, channels)
-        results[name] = _fit(y, audio.shape[1])
+    sr = int(info.sample_rate)
+    results = separate_audio(model, audio, sr, chunk=chunk, device=device, where=str(path))
     out = Path(out)
     written: list[Path] = []
     try:

@@ -18,7 +18,7 @@ progression (four chords, one per bar, looped) and mix levels; all randomness co
 Stems are panned (constant power) and scaled to random levels (-26 to -18 dBFS RMS), and get a
 -80 dBFS white noise floor wherever they are not digitally silent, like a recording's (it also
 keeps BSS Eval's distortion-filter system well conditioned: on purely tonal, band-limited stems
-its block-Toeplitz solve is near singular and falls back to a ~20x slower dense solve; digital
+its block-Toeplitz solve is near singular and falls back to a much slower dense solve; digital
 silence is kept so museval's silent-window rule still applies); ``mixture.wav`` is their sum
 (peak-normalised together if it would clip). :func:`write_dataset` writes
 ``<root>/{train,test}/<Synth - NNN>/{mixture,drums,bass,other,vocals}.wav`` (float WAV), which

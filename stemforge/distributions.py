@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import RecipeError, SamplingError
+from .errors import RecipeError, SamplingError
 
 KINDS = ("const", "choose", "choose_weighted", "uniform", "normal", "truncnorm")
 CATEGORICAL = ("const", "choose", "choose_weighted")
@@ -41,62 +41,33 @@ class Distribution:
 
     # ------------------------------------------------------------------ drawing
     def sample(self, rng: np.random.Generator, choices: Sequence[Any] | None = None) -> Any:
-        """Draw one value.
+        """Draw one value with ``rng``.
 
         ``choices`` fills an empty ``choose`` list (Scaper: empty list = all labels/files).
+        The draw is :meth:`drawer`'s, built once per instance.
         """
-        k, a = self.kind, self.args
-        if k == "const":
-            return a[0]
-        if k == "choose":
-            pool = a[0] or choices or ()  # indexed in place: no copy of a long track list
-            if not pool:
-                raise SamplingError(f"recipe field '{self.field}': nothing to choose from")
-            return pool[int(rng.integers(len(pool)))]
-        if k == "choose_weighted":
-            values, probs = a
-            p = np.asarray(probs, dtype=np.float64)
-            return values[int(rng.choice(len(values), p=p / p.sum()))]
-        if k == "uniform":
-            # exactly ``rng.uniform(lo, hi)`` (numpy computes lo + (hi - lo) * next_double;
-            # tested), without its argument broadcasting: a quarter of the cost
-            lo = float(a[0])
-            return lo + (float(a[1]) - lo) * rng.random()
-        if k == "normal":
-            lo, hi = self.limits
-            for _ in range(self.max_tries):
-                v = float(rng.normal(a[0], a[1]))
-                if (lo is None or v >= lo) and (hi is None or v <= hi):
-                    return v
-            raise SamplingError(
-                f"recipe field '{self.field}': {self.describe()} drew no value within "
-                f"[{lo}, {hi}] in {self.max_tries} tries"
-            )
-        if k == "truncnorm":
-            mu, sd, lo, hi = a
-            if sd == 0:
-                return float(min(max(mu, lo), hi))
-            # inverse-CDF sampling: exact, no rejection loop
-            from scipy.special import ndtr, ndtri
+        draw = self.__dict__.get("_draw")
+        if draw is None:
+            draw = self.drawer()
+            object.__setattr__(self, "_draw", draw)  # a cache, not a field (frozen dataclass)
+        return draw(rng, choices)
 
-            alpha, beta = (lo - mu) / sd, (hi - mu) / sd
-            cdf_lo, cdf_hi = ndtr(alpha), ndtr(beta)
-            u = rng.uniform(cdf_lo, cdf_hi)
-            x = mu + sd * float(ndtri(u))
-            return float(min(max(x, lo), hi))
-        raise AssertionError(k)  # parse() guarantees a known kind
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_draw", None)  # closures do not pickle; rebuilt on first use
+        return state
 
     def drawer(self) -> Callable[..., Any]:
-        """``f(rng, choices=None)`` drawing exactly what ``sample(rng, choices)`` draws (the
-        same generator calls, the same float operations), with the kind's dispatch and the
-        argument conversions done once: for hot loops that draw one distribution many times
-        (the sampler builds one per recipe field). Not kept on the instance (closures do not
-        pickle)."""
+        """``f(rng, choices=None)`` drawing one value: the kind's dispatch and the argument
+        conversions done once (the sampler keeps one per recipe field for its hot loop;
+        :meth:`sample` uses it too, so there is one implementation of every kind)."""
         k, a = self.kind, self.args
         if k == "const":
             v = a[0]
             return lambda rng, choices=None: v
         if k == "uniform":
+            # exactly ``rng.uniform(lo, hi)`` (numpy computes lo + (hi - lo) * next_double;
+            # tested), without its argument broadcasting
             lo = float(a[0])
             width = float(a[1]) - lo
             return lambda rng, choices=None: lo + width * rng.random()
@@ -104,14 +75,46 @@ class Distribution:
             pool, n = a[0], len(a[0])
             return lambda rng, choices=None: pool[int(rng.integers(n))]
         if k == "choose":
-            sample = self.sample
+            where = self.field
 
             def choose_from(rng, choices=None):
                 if not choices:
-                    return sample(rng, choices)  # raises "nothing to choose from"
-                return choices[int(rng.integers(len(choices)))]
+                    raise SamplingError(f"recipe field '{where}': nothing to choose from")
+                return choices[int(rng.integers(len(choices)))]  # indexed in place: no copy
             return choose_from
-        return self.sample
+        if k == "choose_weighted":
+            values = a[0]
+            p = np.asarray(a[1], dtype=np.float64)
+            p = p / p.sum()
+            return lambda rng, choices=None: values[int(rng.choice(len(values), p=p))]
+        if k == "normal":
+            mu, sd = a
+            lo, hi = self.limits
+            tries, describe, where = self.max_tries, self.describe(), self.field
+
+            def normal(rng, choices=None):
+                for _ in range(tries):
+                    v = float(rng.normal(mu, sd))
+                    if (lo is None or v >= lo) and (hi is None or v <= hi):
+                        return v
+                raise SamplingError(f"recipe field '{where}': {describe} drew no value within "
+                                    f"[{lo}, {hi}] in {tries} tries")
+            return normal
+        if k == "truncnorm":
+            mu, sd, lo, hi = a
+            if sd == 0:
+                v = float(min(max(mu, lo), hi))
+                return lambda rng, choices=None: v
+            # inverse-CDF sampling: exact, no rejection loop
+            from scipy.special import ndtr, ndtri
+
+            cdf_lo, cdf_hi = ndtr((lo - mu) / sd), ndtr((hi - mu) / sd)
+
+            def truncnorm(rng, choices=None):
+                x = mu + sd * float(ndtri(rng.uniform(cdf_lo, cdf_hi)))
+                return float(min(max(x, lo), hi))
+            return truncnorm
+        raise AssertionError(k)  # parse() guarantees a known kind
 
     def sample_valid(
         self,

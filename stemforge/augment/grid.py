@@ -1,28 +1,29 @@
-"""Pre-computed pitch/tempo variants: the ``cached`` mode of ``pitch_shift``, ``time_stretch``
-and ``pitch_tempo`` (see docs/augmentation.md, "Cached mode").
+"""Pitch/tempo variant grids: the pure maths of the ``cached`` mode of ``pitch_shift``,
+``time_stretch`` and ``pitch_tempo`` (see docs/augmentation.md, "Cached mode").
 
 ``stemforge prepare ROOT --variants "semitones=-2,-1,0,1,2 tempo=0.9,1,1.1"`` renders, once per
-stem and grid point, the whole stem through Rubber Band R3 (the ``hq`` engine) and stores it
+stem and grid point, the whole stem through Rubber Band R3 (``stemforge.prepare``) and stores it
 beside the StemCache with its K-weighted 10 ms energies (:class:`~stemforge.audio.cache.
 VariantCache`). A recipe step in ``mode: cached`` draws its value from its distribution, snaps
 it to the nearest point of its declared ``grid`` and records both; rendering then reads a slice
-of the variant instead of processing audio, so a pitch/tempo-augmented mixture costs about what
-a plain one does, at HQ quality.
+of the variant instead of processing audio (:mod:`stemforge.mixing.sources`).
+
+This module holds what both sides share: grids (parse, points, snapping), variant keys, and the
+grid point a run of recorded cached steps asks for.
 
 Keys. A variant is stored under ``variant_key(stem key, semitones, tempo)``: a hash of the
-stem's content key (its files' path, size and mtime), the grid point and :func:`engine` (the
-Rubber Band build and options), so a changed stem file or engine can never serve a stale
-variant: it is simply missing, and :func:`check_variants` says so when the Mixer is built.
+stem's content key, the grid point and :func:`engine` (the Rubber Band build and options), so a
+changed stem file or engine can never serve a stale variant: it is simply missing, and
+``mixing.sources.check_variants`` says so when the Mixer is built.
 
 Time mapping. A variant at tempo ``t`` of a stem of ``T`` frames has ``round(T / t)`` frames
 (Rubber Band's offline output, aligned with its input); source frame ``s`` sits at variant
-frame ``round(s / t)`` (half up). An excerpt drawn at source ``start`` reads the variant from
-``round(start / t)``, exactly as many frames as the rest of the chain needs.
+frame ``round(s / t)`` (half up, :func:`variant_start`).
 
 Chains. A cached step reads a variant of the UNPROCESSED stem, so cached entries must come
 before every other step of the recipe's ``augment`` list (checked at load time). Consecutive
 cached steps of one stem (e.g. ``pitch_shift`` then ``time_stretch``) combine into one variant:
-semitones add, tempos multiply; :func:`check_variants` requires every combination.
+semitones add, tempos multiply.
 """
 from __future__ import annotations
 
@@ -32,10 +33,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-import numpy as np
-
-from ..errors import AudioError, RecipeError, StemforgeError
-from ..types import Frames
+from ..errors import RecipeError, StemforgeError
+from .base import StepError, get
 
 #: the identity point: the plain stem (never stored as a variant)
 IDENTITY = (0.0, 1.0)
@@ -44,7 +43,6 @@ AXES = ("semitones", "tempo")
 RANGES = {"semitones": (-24.0, 24.0), "tempo": (0.25, 4.0)}
 #: bump when the rendering of a variant changes in a way the pedalboard version does not show
 FORMAT = 1
-RESAMPLE_PAD = 16  # as stemforge.mixing.sample.RESAMPLE_PAD
 
 
 class VariantError(StemforgeError):
@@ -187,8 +185,6 @@ def step_point(step: Mapping[str, Any]) -> tuple[float, float]:
 
 
 def raise_step(step: Mapping[str, Any], msg: str):
-    from .base import StepError
-
     raise StepError(f"augmentation step '{step.get('step')}' (mode cached): {msg}")
 
 
@@ -203,8 +199,6 @@ def combine(points: Iterable[tuple[float, float]]) -> tuple[float, float]:
 def cached_run(steps: Sequence[Mapping[str, Any]]) -> tuple[int, tuple[float, float]]:
     """``(k, point)``: the number of leading cached steps and their combined grid point. Each
     recorded step is checked by its class (params, variant axes): StepError otherwise."""
-    from .base import get
-
     k, points = 0, []
     while k < len(steps) and is_cached(steps[k]):
         cls = get(steps[k]["step"])
@@ -215,73 +209,9 @@ def cached_run(steps: Sequence[Mapping[str, Any]]) -> tuple[int, tuple[float, fl
     return k, combine(points)
 
 
-def _command(index, grid_spec: str) -> str:
-    return f"stemforge prepare {index.index_file} --variants '{grid_spec}'"
-
-
-def _missing(index, track_id: str, stem: str, point, grid_spec: str) -> VariantError:
-    return VariantError(
-        f"track {track_id!r} stem {stem!r}: pitch/tempo variant semitones={fmt(point[0])} "
-        f"tempo={fmt(point[1])} is not prepared (or the stem file changed since); run: "
-        f"{_command(index, grid_spec)}")
-
-
-def read_source(index, src, sample_rate: int, frames: Frames) -> tuple[np.ndarray, list[dict]]:
-    """The audio a spec source's leading cached steps produce, and the steps left to apply.
-
-    ``src``: a :class:`~stemforge.mixing.spec.SourceSpec` whose steps start with cached steps.
-    Reads the variant (the plain stem at the identity point) from ``round(start / tempo)`` at
-    the track's rate, resamples to ``sample_rate`` when the track differs, and returns float32
-    ``(track channels, frame_plan(rest, frames)[0])`` plus ``rest`` (the remaining steps).
-    The audio is a READ-ONLY view of the variant's memmap when no resampling is needed (no
-    copy: the renderer multiplies it by the gain into its buffer), else a new array.
-    Raises VariantError when the variant is not prepared, AudioError when it is too short.
-    """
-    from ..audio import dsp
-    from .chain import frame_plan
-
-    k, point = cached_run(src.steps)
-    rest = list(src.steps[k:])
-    m = frame_plan(rest, frames)[0]
-    track = index.track(src.track)
-    stem = track.stems[src.stem]
-    sr_t = src.track_sample_rate or track.sample_rate
-    n = m if sr_t == sample_rate else int(math.ceil(m * sr_t / sample_rate)) + RESAMPLE_PAD
-    if is_identity(point):
-        audio = index.read(src.track, src.stem, src.start, n)
-    else:
-        key = variant_key(stem.key, *point)
-        mm = index.variants.get(key)
-        if mm is None:
-            raise _missing(index, src.track, src.stem, point,
-                           VariantGrid((point[0],), (point[1],)).spec())
-        v0 = int(math.floor(src.start / point[1] + 0.5))
-        if v0 + n > mm.shape[1]:
-            raise AudioError(
-                f"track {src.track!r} stem {src.stem!r}: variant semitones={fmt(point[0])} "
-                f"tempo={fmt(point[1])} ({index.variants.path(key)}) has {mm.shape[1]} frames, "
-                f"{v0 + n} needed (start {src.start} -> {v0}); never zero-padded")
-        audio = mm[:, v0:v0 + n]
-    if sr_t != sample_rate:
-        audio = dsp.resample(audio, sr_t, sample_rate)[:, :m]
-    return audio, rest
-
-
-def variant_energies(index, src, frames: Frames, preserving) -> tuple[int, Any, int] | None:
-    """``(span, energies, start)`` giving a cached source's loudness from stored energies (the
-    variant's own, or the plain stem's at the identity point), or None (no leading cached
-    steps, a later step changes the K-weighted energy, or the variant's energies are missing).
-    The caller checks the track's rate/channels as for plain stems."""
-    k, point = cached_run(src.steps) if src.steps and is_cached(src.steps[0]) else (0, IDENTITY)
-    if k == 0 or any(s.get("step") not in preserving for s in src.steps[k:]):
-        return None
-    if is_identity(point):
-        return frames, index.energies(src.track, src.stem), src.start
-    stem = index.track(src.track).stems[src.stem]
-    e = index.variants.energies(variant_key(stem.key, *point))
-    if e is None:
-        return None
-    return frames, e, int(math.floor(src.start / point[1] + 0.5))
+def variant_start(start: int, tempo: float) -> int:
+    """The variant frame where source frame ``start`` sits at ``tempo`` (round half up)."""
+    return int(math.floor(start / tempo + 0.5))
 
 
 # ---------------------------------------------------------------------- recipe side
@@ -307,43 +237,3 @@ def required_points(chain, stem: str) -> list[tuple[float, float]]:
     return sorted(p for p in combos if not is_identity(p))
 
 
-def check_variants(recipe, index, by_stem: Mapping[str, Sequence]) -> None:
-    """Refuse (VariantError) a recipe whose cached steps need variants the index's cache does
-    not hold, for any candidate track of any source stem. Called when a Mixer is built (every
-    generate / torch / regenerate path builds one), so a job never fails midway; a bare
-    Sampler (e.g. the torch ValidationDataset, which applies no augmentation) does not check. The message names a missing (track, stem, point), how
-    many are missing, and the exact ``stemforge prepare`` command that renders them."""
-    if not any(entry_points(e) is not None for e in recipe.augment.entries):
-        return
-    missing, total, needed = [], 0, set()
-    for s in recipe.sources:
-        pts = required_points(recipe.augment, s)
-        needed.update(pts)
-        for track in by_stem.get(s, ()):
-            stem = track.stems[s]
-            for p in pts:
-                total += 1
-                if not index.variants.has(variant_key(stem.key, *p)):
-                    missing.append((track.id, s, p))
-    if not missing:
-        return
-    grid = VariantGrid(tuple(sorted({p[0] for p in needed})), tuple(sorted({p[1] for p in needed})))
-    tid, s, p = missing[0]
-    fields = ", ".join(e.key for e in recipe.augment.entries if entry_points(e) is not None)
-    raise VariantError(
-        f"recipe {recipe.name!r} {fields} (mode cached) needs {total} pitch/tempo variants, "
-        f"{len(missing)} not prepared, e.g. track {tid!r} stem {s!r} at semitones={fmt(p[0])} "
-        f"tempo={fmt(p[1])} (never prepared, or its stem file changed since); run: "
-        f"{_command(index, grid.spec())}")
-
-
-# ---------------------------------------------------------------------- rendering (prepare)
-def render_variant(audio: np.ndarray, sample_rate: int, semitones: float, tempo: float):
-    """A whole stem's variant: float32 ``(C, round(T / tempo))`` through Rubber Band R3
-    (exactly the ``hq`` mode's call) and its K-weighted sub-block energies float64."""
-    from ..audio import loudness
-    from .pitch import _rubberband
-
-    y = np.ascontiguousarray(_rubberband(np.ascontiguousarray(audio, np.float32), sample_rate,
-                                         tempo, semitones, True), dtype=np.float32)
-    return y, loudness.block_energies(y, sample_rate)

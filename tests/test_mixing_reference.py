@@ -1,44 +1,36 @@
-"""The compiled mixing kernels give exactly the bytes of the plain float32 NumPy formulation.
-
-Reference (``_numpy_mix``): each target ``fl(x0*g0)`` then ``t += fl(xk*gk)`` in order; with a
-scale ``t *= k``; mix ``((t0 + t1) + t2) + ...``; peak ``max(mix.max(), -mix.min())``.
-Checked for the per-shape fused loops and the generic kernel, with groups, empty targets,
-lengths that are not a multiple of the block, NaN propagation, the clip rescale, the plan
-budget, and an unwritable kernel folder.
+"""The compiled mixing kernels give exactly the bytes of the reference,
+:mod:`stemforge.mixing.reference` (plain float32 NumPy): each target ``fl(x0*g0)`` then
+``t += fl(xk*gk)`` in order; with a scale ``t *= k``; mix ``((t0 + t1) + t2) + ...``; peak
+``max |mix|``. Checked for the per-shape fused loops and the generic kernels, with groups, empty
+targets, lengths that are not a multiple of the block, NaN propagation, the clip rescale, the
+plan budget, an unwritable kernel folder, and whole renders (``render`` vs ``render_reference``).
 """
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from stemforge.mixing import _kernels as K
+from stemforge.mixing import reference as R
 from stemforge.mixing.render import _readonly
 
 SHAPES = [(1,), (2,), (1, 1), (1, 3), (1, 1, 1, 1), (0, 2), (2, 0, 1), (3, 2, 1, 1, 2)]
 
 
-def _numpy_mix(srcs, gains, counts, scale):
-    """The reference: float32 NumPy, one operation per pass."""
+def _reference(srcs, gains, counts, scale):
+    """The reference with a given scale: ``(targets, mix, peak of the returned mix)``."""
     C, T = srcs[0].shape if srcs else (2, 0)
-    targets = np.zeros((len(counts), C, T), np.float32)
-    k = 0
-    for j, n in enumerate(counts):
-        for r in range(n):
-            contrib = np.multiply(srcs[k], gains[k], dtype=np.float32)
-            if r == 0:
-                targets[j] = contrib
-            else:
-                targets[j] += contrib
-            k += 1
-    if scale != 1.0:
-        targets *= np.float32(scale)
-    mix = targets[0].copy()
-    for j in range(1, len(counts)):
-        mix += targets[j]
-    peak = float(max(mix.max(), -mix.min())) if mix.size else 0.0
-    return targets, mix, peak
+    groups, k = [], 0
+    for n in counts:
+        groups.append([(srcs[k + r], gains[k + r]) for r in range(n)])
+        k += n
+    targets, mix, _, _ = R.mix_reference(groups, C, T, "none", scale)
+    return targets, mix, R.peak_of(mix)
 
 
 def _data(counts, T, C=2, seed=0, hop=1):
@@ -76,10 +68,10 @@ def _same(a, b):
 @pytest.mark.parametrize("kind", ["fused", "generic"])
 @pytest.mark.parametrize("counts", SHAPES)
 @pytest.mark.parametrize("T", [1, K.BLOCK - 1, 3 * K.BLOCK + 17])
-def test_kernels_match_numpy_bit_for_bit(kind, counts, T):
+def test_kernels_match_the_reference_bit_for_bit(kind, counts, T):
     srcs, gains = _data(counts, T, seed=sum(counts) * 100 + T)
     for scale in (1.0, 0.37):
-        want_t, want_m, want_p = _numpy_mix(srcs, gains, counts, scale)
+        want_t, want_m, want_p = _reference(srcs, gains, counts, scale)
         tb, mx, peak = _run(kind, srcs, gains, counts, scale)
         assert _same(tb, want_t), (counts, T, scale)
         assert _same(mx, want_m)
@@ -87,10 +79,10 @@ def test_kernels_match_numpy_bit_for_bit(kind, counts, T):
 
 
 @pytest.mark.parametrize("kind", ["fused", "generic"])
-def test_rescale_matches_numpy_scale_after_unscaled_mix(kind):
+def test_rescale_matches_the_reference_scale_after_unscaled_mix(kind):
     counts = (1, 3)
     srcs, gains = _data(counts, 5000, seed=7)
-    want_t, want_m, _ = _numpy_mix(srcs, gains, counts, 0.61)
+    want_t, want_m, _ = _reference(srcs, gains, counts, 0.61)
     tb, mx, _ = _run(kind, srcs, gains, counts, 1.0)
     if kind == "fused":
         K.plan_kernels(counts).rescale(tb, mx, np.float32(0.61))
@@ -155,17 +147,32 @@ def test_generated_module_is_rewritten_when_its_text_differs(tmp_path, monkeypat
     assert path.read_text() == K._plan_source(counts)
 
 
-@pytest.mark.parametrize("prepared", [True, False])
-def test_render_equals_numpy_reference_on_a_dataset(tmp_path, prepared):
-    """End to end: ``render`` (fast memmap path or decoded reads) gives the NumPy reference's
-    bytes for specs with a group target, dropped members and each clipping policy."""
-    import copy
+def test_reference_clip_policies_and_recorded_scale():
+    """Step 4: fix_clipping scales only a clipping mix, peak_normalize always, none never; a
+    recorded scale is applied as is; the peak is the unscaled mix's."""
+    x = np.full((2, 8), 0.75, np.float32)
+    groups = [[(x, 1.0)], [(x, 1.0)]]  # mix 1.5
+    t, m, k, p = R.mix_reference(groups, 2, 8, "fix_clipping")
+    assert p == 1.5 and k == 1.0 / (1.5 + R.CLIP_EPS)
+    assert np.array_equal(m, t[0] + t[1]) and float(np.abs(m).max()) <= 1.0
+    assert R.mix_reference(groups, 2, 8, "none")[2] == 1.0
+    quiet = [[(x, 0.1)], [(x, 0.1)]]
+    assert R.mix_reference(quiet, 2, 8, "fix_clipping")[2] == 1.0
+    assert R.mix_reference(quiet, 2, 8, "peak_normalize")[2] > 1.0
+    assert R.mix_reference(groups, 2, 8, "fix_clipping", scale=0.5)[2] == 0.5
+    silent = R.mix_reference([[], []], 2, 8, "peak_normalize")
+    assert silent[2] == 1.0 and not silent[1].any()
 
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_render_equals_the_reference_on_a_dataset(tmp_path, prepared):
+    """End to end: ``render`` (fast memmap path with the peak bound, or decoded reads) gives
+    ``render_reference``'s bytes, scale and peak for specs with a group target, dropped
+    members and each clipping policy; and a re-render from the recorded scale too."""
     from conftest import make_musdb18hq
     from stemforge.index import Index
     from stemforge.mixing.mixer import Mixer
     from stemforge.mixing.render import render
-    from stemforge.mixing.sample import process_stem
     from stemforge.prepare import prepare
 
     root = make_musdb18hq(tmp_path / "hq", {f"T{k} - S": "train" for k in range(3)}, seconds=3.0)
@@ -184,42 +191,47 @@ def test_render_equals_numpy_reference_on_a_dataset(tmp_path, prepared):
         mixer = Mixer(rec, idx, seed=1)
         for i in range(12):
             spec = mixer.spec(i)
-            got = render(copy.deepcopy(spec), idx)
-            srcs, gains, counts = [], [], []
-            for t in spec.targets:
-                members = [s for s in spec.sources if s.target == t and not s.dropped]
-                counts.append(len(members))
-                for s in members:
-                    srcs.append(process_stem(idx, s, spec.sample_rate, spec.channels, spec.frames))
-                    gains.append(np.float32(s.gain))
-            first = _numpy_mix(srcs, gains, counts, 1.0) if srcs else None
-            peak = first[2] if srcs else 0.0
-            scale = {"none": 1.0, "peak_normalize": 1.0 / (peak + 1e-10) if peak > 0 else 1.0,
-                     "fix_clipping": 1.0 / (peak + 1e-10) if peak > 1 else 1.0}[clipping]
-            if srcs:
-                want_t, want_m, _ = _numpy_mix(srcs, gains, counts, scale)
-            else:
-                want_t = np.zeros((2, spec.channels, spec.frames), np.float32)
-                want_m = want_t[0]
+            want_m, want_t, scale, peak = R.render_reference(spec, idx)
+            got = render(spec, idx)
             assert _same(got.mix, want_m), (clipping, i)
-            for j, t in enumerate(spec.targets):
-                assert _same(got.targets[t], want_t[j]), (clipping, i, t)
-            checked.add((clipping, tuple(counts), scale != 1.0))
+            for t in spec.targets:
+                assert _same(got.targets[t], want_t[t]), (clipping, i, t)
+            assert got.scale == scale and np.float32(got.peak) == np.float32(peak)
+            recorded = spec.rendered(got.scale, got.peak)
+            again = R.render_reference(recorded, idx)  # the recorded scale, applied
+            assert _same(again[0], want_m) and _same(render(recorded, idx).mix, want_m)
+            counts = tuple(sum(1 for s in spec.sources if s.target == t and not s.dropped)
+                           for t in spec.targets)
+            checked.add((clipping, counts, scale != 1.0))
     # the draws covered several shapes (drops) and both sides of the clip decision
     assert len({c[1] for c in checked}) >= 3
     assert any(c[2] for c in checked) and any(not c[2] for c in checked)
 
 
-def test_generated_module_names_follow_the_kernels_file(tmp_path):
+def test_generated_module_names_change_when_the_kernels_file_changes(tmp_path):
     """The generated modules import BLOCK and helpers from _kernels.py, and numba's disk cache
-    keys their machine code on their own file only: the tag in their names hashes
-    _kernels.py too, so editing it (a new BLOCK) never loads stale code."""
-    import hashlib
-    from pathlib import Path
+    keys their machine code on their own file only: editing _kernels.py (here: another BLOCK)
+    must give the generated modules new names, so no stale machine code ever loads. Checked
+    on copies of the package imported in fresh interpreters."""
+    import shutil
 
-    want = hashlib.sha256(K._plan_source((1, 2, 0)).encode()
-                          + Path(K.__file__).read_bytes()).hexdigest()[:10]
-    assert K._GEN_TAG == want
-    edited = Path(K.__file__).read_bytes().replace(b"BLOCK = 8192", b"BLOCK = 4096")
-    assert edited != Path(K.__file__).read_bytes()
-    assert hashlib.sha256(K._plan_source((1, 2, 0)).encode() + edited).hexdigest()[:10] != want
+    import stemforge
+
+    names = {}
+    for variant, edit in (("same", None), ("edited", (b"BLOCK = 8192", b"BLOCK = 4096"))):
+        pkg = tmp_path / variant / "stemforge"
+        shutil.copytree(Path(stemforge.__file__).parent, pkg,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        if edit:
+            f = pkg / "mixing" / "_kernels.py"
+            text = f.read_bytes()
+            assert edit[0] in text
+            f.write_bytes(text.replace(*edit))
+        code = ("import stemforge.mixing._kernels as K, sys; "
+                "assert K.__file__.startswith(sys.argv[1]); print(K._GEN_TAG)")
+        out = subprocess.run([sys.executable, "-c", code, str(pkg)], capture_output=True,
+                             text=True, cwd=tmp_path, check=True,
+                             env={**os.environ, "PYTHONPATH": str(pkg.parent)})
+        names[variant] = out.stdout.strip()
+    assert names["same"] == K._GEN_TAG
+    assert names["edited"] != K._GEN_TAG
