@@ -209,3 +209,34 @@ def test_validation_windows_avoid_excluded_spans(dataset, doctored):
     starts = [s for t, s in ds.windows if t == "train/E - Dropout"]
     assert starts and all(s + SR <= 4 * SR or s >= 5 * SR for s in starts)
     assert ds.spec(0).exclusions["spans"] == 1
+
+
+def test_broken_files_are_findings_not_crashes(tmp_path):
+    root = tmp_path / "ds"
+    st = songs.song(np.random.default_rng(2), 6.0, SR)
+    _write(root / "train" / "A - Broken", st)
+    (root / "train" / "A - Broken" / "bass.wav").write_bytes(b"RIFF0000WAVEjunk")
+    nan = {k: v.copy() for k, v in st.items()}
+    d = root / "train" / "B - NaN"
+    d.mkdir(parents=True)
+    for n, a in nan.items():
+        if n == "other":
+            a[:, 100] = np.nan
+        sf.write(str(d / f"{n}.wav"), a.T, SR, subtype="FLOAT")
+    out = tmp_path / "o"
+    assert main(["doctor", str(root), "--out", str(out), "--no-progress"]) == 1
+    rep = DoctorReport.load(out)
+    bad = {(f.track, f.stem) for f in rep.findings if f.kind == "unreadable"}
+    assert bad == {("train/A - Broken", "bass"), ("train/B - NaN", "other")}
+    assert all(f.severity == "error" and f.action == "exclude_track" for f in rep.findings
+               if f.kind == "unreadable")
+
+
+def test_an_index_file_gives_the_index_layout_and_names(dataset, tmp_path):
+    from stemforge import Index
+    from stemforge.doctor import resolve
+
+    index = Index.open(dataset)
+    ref = resolve(index.index_file)
+    assert (ref.root, ref.layout, ref.name) == (str(dataset.resolve()), "musdb18hq", "ds")
+    assert resolve(dataset).layout == "musdb18hq"

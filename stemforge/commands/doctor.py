@@ -75,6 +75,6 @@ def run(args) -> int:
     out = Path(args.out)
     print(f"\nwrote {out / 'doctor.json'} ({len(report.findings)} findings) and "
           f"{out / 'findings.csv'}; apply it with `exclude: {out / 'doctor.json'}` in a recipe "
-          "or `stemforge generate ... --exclude` ")
+          f"or `stemforge generate ... --exclude {out}`")
     worst = report.worst()
     return 1 if worst in ("warning", "error") else 0
