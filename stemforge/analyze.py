@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_file
 from .audio import io, loudness
 from .errors import AudioError
 from .layouts.base import SourceRef, TrackEntry
+from .stamps import file_digest, source_key
 
 LENGTH_TOLERANCE = 2048  # frames (~46 ms at 44.1 kHz)
 #: beside a stem's energies ``<key>.npy``: its zero-state corrections (``loudness.
@@ -33,29 +34,15 @@ LENGTH_TOLERANCE = 2048  # frames (~46 ms at 44.1 kHz)
 CORRECTIONS_SUFFIX = ".zs1.npy"
 
 
+def corrections_path(energies_path: Path) -> Path:
+    """``<key>.zs1.npy`` beside ``<key>.npy``."""
+    return energies_path.with_name(energies_path.stem + CORRECTIONS_SUFFIX)
+
+
 def analysis_done(analysis_dir, key: str) -> bool:
     """True when both analysis files of source ``key`` exist in ``analysis_dir``."""
     d = Path(analysis_dir)
     return (d / f"{key}.npy").exists() and (d / f"{key}{CORRECTIONS_SUFFIX}").exists()
-
-
-def file_stamp(path: str) -> str:
-    """``path|size|mtime_ns`` — changes whenever the file is edited, replaced or touched."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise AudioError(f"{path}: file not found") from None
-    except OSError as e:
-        raise AudioError(f"{path}: cannot stat file ({e.strerror})") from e
-    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
-
-
-def source_key(ref: SourceRef) -> str:
-    """Content key of one stem source: its files' stamps plus the stream index."""
-    parts = [file_stamp(p) for p in ref.paths] + [f"stream={ref.stream}"]
-    if ref.channel is not None:
-        parts.append(f"channel={ref.channel}")
-    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:24]
 
 
 def residual_key(keys: dict[str, str]) -> str:
@@ -122,11 +109,11 @@ def analyse_audio(audio: np.ndarray, sr: int, energies_path: Path) -> tuple[floa
     """Save sub-block energies and zero-state corrections (``<key>.npy``, ``<key>.zs1.npy``);
     return (integrated LUFS, silent fraction, peak)."""
     e, corr = loudness.stem_analysis(audio, sr)
-    for arr, path in ((corr, energies_path.with_name(energies_path.stem + CORRECTIONS_SUFFIX)),
+    for arr, path in ((corr, corrections_path(energies_path)),
                       (e, energies_path)):  # the energies last: they mark the pair complete
-        tmp = path.with_name(path.name + ".tmp.npy")
-        np.save(tmp, arr.astype(np.float64))
-        os.replace(tmp, path)
+        # a unique hidden temp name per writer (runs on one cache never share one), then a rename
+        with atomic_file(path, "wb", fsync=False) as fh:
+            np.save(fh, arr.astype(np.float64))
     frames = audio.shape[1]
     lufs = loudness.excerpt_loudness(e, sr, 0, frames)
     active = loudness.active_fraction(e, sr, 0, frames)
@@ -135,23 +122,46 @@ def analyse_audio(audio: np.ndarray, sr: int, energies_path: Path) -> tuple[floa
 
 def analyse_track(
     entry: TrackEntry,
-    keys: dict[str, str],
+    digests: dict[str, tuple[str | None, ...]],
     known: dict[str, StemFacts],
     analysis_dir: str,
     residual_known: dict[str, float | None],
 ) -> dict:
     """Analyse one track's stems whose key is not in ``known``; return facts for all of them.
 
-    ``keys`` maps stem name (and ``"__mixture__"``) to source keys. Returns
-    ``{"facts": {name: StemFacts}, "residual_db": float|None, "created": [paths], "notes": [...]}``.
+    ``digests`` maps stem name (and ``"__mixture__"``) to the sha256 of each of its files
+    (``ref.paths`` order), None where unknown: those files are hashed here (read in full), then
+    keys are made from the digests (:func:`stemforge.stamps.source_key`). Returns
+    ``{"facts": {name: StemFacts}, "digests": {name: tuple}, "residual_db": float|None,
+    "residual_key": str, "created": [paths], "notes": [...]}``.
     """
     adir = Path(analysis_dir)
     sources = dict(entry.stems)
     if entry.mixture is not None:
         sources["__mixture__"] = entry.mixture
+    hashed: dict[str, str] = {}
+    full: dict[str, tuple[str, ...]] = {}
+    for name, ref in sources.items():
+        ds = []
+        for p, d in zip(ref.paths, digests[name]):
+            if d is None:
+                d = hashed.get(p) or file_digest(p)
+                hashed[p] = d
+            ds.append(d)
+        full[name] = tuple(ds)
+    keys = {name: source_key(ref, full[name]) for name, ref in sources.items()}
+    created: list[str] = []
+    try:
+        return _analyse(entry, sources, keys, full, known, adir, residual_known, created)
+    except BaseException:
+        for p in created:  # a failed track leaves none of its analysis files behind
+            Path(p).unlink(missing_ok=True)
+        raise
+
+
+def _analyse(entry, sources, keys, full, known, adir, residual_known, created) -> dict:
     facts: dict[str, StemFacts] = {}
     audio: dict[str, np.ndarray] = {}
-    created: list[str] = []
     mp4cache: dict = {}
     rkey = residual_key(keys)
     need_residual = entry.mixture is not None and rkey not in residual_known
@@ -168,8 +178,13 @@ def analyse_track(
             facts[name] = known[k]
             continue
         path = adir / f"{k}.npy"
-        lufs, silent, peak = analyse_audio(a, sr, path)
-        created.append(str(path))
+        for p in (corrections_path(path), path):
+            if not p.exists():
+                created.append(str(p))  # before the write: an interrupt right after it cleans too
+        try:
+            lufs, silent, peak = analyse_audio(a, sr, path)
+        except AudioError as e:  # e.g. more channels than BS.1770 weighs: name the file
+            raise AudioError(f"{ref.path}: {e}") from e
         facts[name] = StemFacts(k, sr, a.shape[0], a.shape[1], lufs, silent, peak)
     notes = check_consistency(entry, facts)
     residual = residual_known.get(rkey)
@@ -180,8 +195,8 @@ def analyse_track(
         num, den = float(((mix - stem_sum) ** 2).sum()), float((mix**2).sum())
         # -inf: the mixture is exactly the stem sum; None: a silent mixture (no reference level)
         residual = (10 * np.log10(num / den) if num > 0 else -math.inf) if den > 0 else None
-    return {"facts": facts, "residual_db": residual, "residual_key": rkey, "created": created,
-            "notes": notes}
+    return {"facts": facts, "digests": full, "residual_db": residual, "residual_key": rkey,
+            "created": created, "notes": notes}
 
 
 def check_consistency(entry: TrackEntry, facts: dict[str, StemFacts]) -> list[str]:

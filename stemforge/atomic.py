@@ -7,6 +7,7 @@ Temp files are hidden (``.<name>.<random>.part``) so a listing of final names ne
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from contextlib import contextmanager
@@ -75,3 +76,14 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_failure(e: OSError) -> str:
+    """Why a write failed, in a few words for a one-line message: "disk full (no space left on
+    device)", "not writable (Permission denied)", ... numpy's ``tofile`` reports a short write
+    (a full disk) without an errno ("N requested and M written"): also a full disk."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT) or (e.errno is None and "requested and" in str(e)):
+        return "disk full (no space left on device)"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"not writable ({e.strerror})"
+    return f"cannot write ({e.strerror or e})"

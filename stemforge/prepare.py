@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .analyze import decode_source
+from .atomic import write_failure
 from .audio.cache import StemCache, VariantCache
 from .errors import StemforgeError
 
@@ -77,8 +78,26 @@ def prepare(index, workers: int | None = None, progress: bool = False,
     """Decode all stems (and real mixtures) of ``index`` into ``index.cache``; with
     ``variants`` (a SPEC string, mapping or :class:`~stemforge.augment.grid.VariantGrid`)
     also render the stems' pitch/tempo variants into ``index.variants``. A bad ``variants``
-    raises VariantError before anything is written."""
-    from tqdm import tqdm
+    raises VariantError before anything is written. A failed write (a full disk, a read-only
+    cache) raises StemforgeError naming the folder; every entry written before is complete
+    (atomic writes), so a rerun resumes."""
+    made = [f for f in (index.cache.folder, index.variants.folder) if not f.exists()]
+    try:
+        return _prepare(index, workers, progress, variants)
+    except OSError as e:
+        for folder in made:  # folders this call made and left empty
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        what = f" while writing {e.filename}" if e.filename else ""
+        raise StemforgeError(f"{index.cache.folder.parent}: stem cache {write_failure(e)}{what}; "
+                             "the entries written before are complete and kept, so fix it and "
+                             "rerun to resume") from e
+
+
+def _prepare(index, workers, progress, variants) -> PrepareStats:
+    from .progress import progress as progress_bar
 
     grid = None
     if variants is not None:
@@ -95,7 +114,7 @@ def prepare(index, workers: int | None = None, progress: bool = False,
             jobs.append((t, todo))
     written = nbytes = 0
     folder = str(index.cache.folder)
-    bar = tqdm(total=len(jobs), desc="preparing", unit="track", disable=None if progress else True)
+    bar = progress_bar(len(jobs), "prepare", "track", enabled=progress)
     workers = workers or min(os.cpu_count() or 1, max(len(jobs), 1))
     try:
         if workers <= 1 or len(jobs) <= 1:
@@ -123,9 +142,8 @@ def prepare(index, workers: int | None = None, progress: bool = False,
 
 
 def _variants(index, grid, workers, progress: bool, stats: PrepareStats) -> None:
-    from tqdm import tqdm
-
     from .augment.grid import variant_key
+    from .progress import progress as progress_bar
 
     jobs, total = [], 0
     for t in index.tracks:
@@ -137,7 +155,7 @@ def _variants(index, grid, workers, progress: bool, stats: PrepareStats) -> None
                 jobs.append((t, name, s, todo))
                 total += len(todo)
     folder, vfolder = str(index.cache.folder), str(index.variants.folder)
-    bar = tqdm(total=total, desc="variants", unit="variant", disable=None if progress else True)
+    bar = progress_bar(total, "prepare --variants", "variant", enabled=progress)
     workers = workers or min(os.cpu_count() or 1, max(len(jobs), 1))
     args = [(folder, vfolder, s.key, s.ref, s.sample_rate, todo) for _, _, s, todo in jobs]
 

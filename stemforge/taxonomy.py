@@ -85,15 +85,24 @@ class Taxonomy:
         """Read a taxonomy from a YAML or JSON file (a top-level ``taxonomy:`` key is allowed)."""
         import yaml
 
+        from . import strict_yaml
+
         p = Path(path)
         try:
             text = p.read_text()
-        except OSError as e:
-            raise RecipeError("taxonomy", f"{p}: cannot read taxonomy file ({e.strerror})") from e
+        except (OSError, UnicodeDecodeError) as e:
+            why = getattr(e, "strerror", None) or "not a text file"
+            raise RecipeError("taxonomy", f"{p}: cannot read taxonomy file ({why})") from e
         try:
-            data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError) as e:
-            raise RecipeError("taxonomy", f"{p}: not valid YAML/JSON ({e})") from e
+            data = json.loads(text) if p.suffix == ".json" else strict_yaml.load(text)
+        except strict_yaml.DuplicateKey as e:
+            raise RecipeError(f"taxonomy.{e.path}", f"{p}: given twice (lines {e.first} and "
+                              f"{e.line}); give each target once") from None
+        except yaml.YAMLError as e:
+            raise RecipeError("taxonomy", f"{p}: not valid YAML/JSON "
+                              f"({strict_yaml.describe(e)})") from e
+        except ValueError as e:
+            raise RecipeError("taxonomy", f"{p}: not valid JSON ({e})") from e
         if isinstance(data, dict) and set(data) == {"taxonomy"}:
             data = data["taxonomy"]
         return cls.from_mapping(data, where=f"taxonomy ({p})")

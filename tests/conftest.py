@@ -74,6 +74,34 @@ def make_musdb18hq(root: Path, tracks: dict[str, str] | None = None, seconds: fl
     return root
 
 
+def silent_dataset(root: Path, tracks: int, seconds: float, sr: int = 44100, seed: int = 0) -> Path:
+    """MUSDB18-HQ tracks whose stems are digitally silent over random spans covering 0-100 %
+    of each stem (some stems wholly silent, some never), as real multitracks are."""
+    rng = np.random.default_rng(seed)
+    names = {f"S{k} - Song": "train" for k in range(tracks)}
+    make_musdb18hq(root, names, seconds=seconds, sr=sr, with_mixture=False, seed=seed)
+    n = int(round(seconds * sr))
+    fractions = np.linspace(0.0, 1.0, tracks * len(MUSDB_STEMS))
+    rng.shuffle(fractions)
+    for k, name in enumerate(sorted(names)):
+        for j, stem in enumerate(MUSDB_STEMS):
+            p = root / "train" / name / f"{stem}.wav"
+            a, _ = sf.read(str(p), dtype="float32", always_2d=True)
+            silent = int(round(fractions[k * len(MUSDB_STEMS) + j] * n))
+            m = int(rng.integers(1, 5))  # that many spans, random lengths, random gaps
+            lengths = np.diff([0, *np.sort(rng.integers(0, silent + 1, m - 1)), silent])
+            gaps = np.diff([0, *np.sort(rng.integers(0, n - silent + 1, m))])
+            mask, at = np.zeros(n, bool), 0
+            for gap, length in zip(gaps, lengths, strict=True):
+                at += int(gap)
+                mask[at:at + int(length)] = True
+                at += int(length)
+            assert mask.sum() == silent
+            a[mask] = 0.0
+            sf.write(str(p), a, sr, subtype="FLOAT")
+    return root
+
+
 def write_stem_mp4(path: Path, streams: list[np.ndarray], sr: int = 44100) -> Path:
     """Encode (channels, frames) arrays as AAC streams of one MP4 (like MUSDB18 stem.mp4)."""
     import av
@@ -121,6 +149,6 @@ def cache_files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
 
 
-__all__ = ["tone", "sine", "peak_frequency", "write_wav", "make_musdb18hq", "write_stem_mp4", "cache_files",
-           "MUSDB_STEMS"]
+__all__ = ["tone", "sine", "peak_frequency", "write_wav", "make_musdb18hq", "silent_dataset",
+           "write_stem_mp4", "cache_files", "MUSDB_STEMS"]
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -127,7 +127,8 @@ def test_dask_gives_the_same_report(dataset, doctored, tmp_path):
 
 
 # ---------------------------------------------------------------------------- exclusions
-RECIPE = {"duration": 1.0, "sample_rate": SR, "targets": ["vocals", "accompaniment"],
+RECIPE = {"duration": 1.0, "sample_rate": SR, "split": "train",
+          "targets": ["vocals", "accompaniment"],
           "groups": {"accompaniment": ["drums", "bass", "other"]},
           "modes": {"coherent": 0.5, "incoherent": 0.5}}
 
@@ -145,7 +146,15 @@ def test_recipe_exclude_drops_tracks_stems_and_spans(dataset, doctored, tmp_path
     # a path relative to the recipe's folder (the doctor output folder, not the file)
     (out.parent / "r.yaml").write_text(yaml.safe_dump({**RECIPE, "exclude": out.name}))
     rec = Recipe.load(out.parent / "r.yaml")
-    assert rec.hash() != plain.hash() and rec.raw["exclude"]["items"]
+    assert rec.hash() != plain.hash() and rec.raw["exclude_flagged"]["items"]
+    assert "exclude" not in rec.raw and rec.exclude == ()  # `exclude: PATH` = exclude_flagged
+    # the same list under its own key, beside main's stem exclusion list
+    (out.parent / "r2.yaml").write_text(yaml.safe_dump(
+        {**RECIPE, "targets": ["vocals", "drums"], "exclude": ["bass", "other"],
+         "exclude_flagged": out.name}))
+    both = Recipe.load(out.parent / "r2.yaml")
+    assert both.exclude == ("bass", "other")
+    assert both.raw["exclude_flagged"] == rec.raw["exclude_flagged"]
     s = Sampler(rec, index)
     ids = {t.id for t in s.index.tracks}
     assert "train/C - Copy" not in ids and "vocals" not in s.index.track(
@@ -174,8 +183,13 @@ def test_exclude_errors_name_the_field(dataset, doctored, tmp_path):
 
     with pytest.raises(RecipeError, match="recipe field 'exclude'.*doctor report not found"):
         Recipe.from_dict({**RECIPE, "exclude": str(tmp_path / "none.json")})
-    with pytest.raises(RecipeError, match="recipe field 'exclude'.*expected the path"):
+    with pytest.raises(RecipeError, match="recipe field 'exclude'.*expected a list of stem"):
         Recipe.from_dict({**RECIPE, "exclude": 3})
+    with pytest.raises(RecipeError, match="recipe field 'exclude_flagged'.*expected the path"):
+        Recipe.from_dict({**RECIPE, "exclude_flagged": 3})
+    with pytest.raises(RecipeError, match="recipe field 'exclude'.*given both"):
+        Recipe.from_dict({**RECIPE, "exclude": str(doctored[0]),
+                          "exclude_flagged": str(doctored[0])})
     other = tmp_path / "other"
     _write(other / "train" / "X - Y", songs.song(np.random.default_rng(1), 4.0, SR))
     rec = Recipe.from_dict({**RECIPE, "exclude": str(doctored[0])})
@@ -204,7 +218,7 @@ def test_validation_windows_avoid_excluded_spans(dataset, doctored):
     from stemforge.torch import ValidationDataset
 
     recipe = {**RECIPE, "exclude": str(doctored[0])}
-    ds = ValidationDataset(Index.open(dataset), recipe, duration=1.0)
+    ds = ValidationDataset(Index.open(dataset), recipe, duration=1.0, split="train")
     assert "train/C - Copy" not in {t for t, _ in ds.windows}
     starts = [s for t, s in ds.windows if t == "train/E - Dropout"]
     assert starts and all(s + SR <= 4 * SR or s >= 5 * SR for s in starts)

@@ -7,7 +7,7 @@ from scipy.signal import lfilter
 
 import museval
 
-from stemforge.metrics import MetricsError, bss_eval_v4, frame_count, mdx_sdr, si_sdr
+from stemforge.metrics import MetricsError, bss_eval_v4, bss_eval_v4_sdr, frame_count, mdx_sdr, si_sdr
 from stemforge.metrics import toeplitz
 
 TOL = 0.01  # dB
@@ -73,6 +73,25 @@ def test_silent_frames_are_nan_for_every_source():
     assert np.isnan(ours.sdr[:, 1]).all() and np.isnan(ours.sar[:, 3]).all()
     assert not np.isnan(ours.sir[:, [0, 2]]).any()
     _assert_agree(ours, _museval(refs, ests))
+
+
+def test_sdr_only_equals_the_full_evaluation_and_museval():
+    """bss_eval_v4_sdr skips the distortion filters: same SDR (bit for bit), NaN pattern,
+    padding and errors as bss_eval_v4, and museval's SDR within TOL."""
+    rng = np.random.default_rng(5)
+    refs = _sources(rng, 3, 4.2)
+    ests = _estimates(rng, refs)
+    refs[1, :, 44100:88200] = 0.0
+    full = bss_eval_v4(refs, ests[:, :, :-1000])
+    sdr = bss_eval_v4_sdr(refs, ests[:, :, :-1000])
+    assert sdr.shape == full.sdr.shape == (3, 4) and np.isnan(sdr[:, 1]).all()
+    np.testing.assert_array_equal(sdr, full.sdr)
+    ref = _museval(refs, ests[:, :, :-1000])[0]
+    ok = ~np.isnan(sdr)
+    assert np.array_equal(ok, ~np.isnan(ref)) and np.abs(sdr[ok] - ref[ok]).max() < TOL
+    refs[2] = 0.0
+    with pytest.raises(MetricsError, match="silent"):
+        bss_eval_v4_sdr(refs, ests)
 
 
 @pytest.mark.parametrize("delta", [-30000, 25000])

@@ -24,7 +24,7 @@ from stemforge.report import (build_report, dataset_figures, detect_kind, genera
                               mixture_figure, results_figures, track_warnings)
 
 RECIPE = {
-    "name": "report-test", "duration": 1.0, "sample_rate": 44100, "channels": 2,
+    "name": "report-test", "duration": 1.0, "split": "all", "sample_rate": 44100, "channels": 2,
     "targets": ["vocals", "accompaniment"], "groups": {"accompaniment": ["drums", "bass", "other"]},
     "modes": {"coherent": 0.5, "incoherent": 0.5}, "ref_db": ["uniform", -30, -10],
     "stems": {"default": {"snr": ["uniform", -5, 5]}},
@@ -447,13 +447,14 @@ def test_detect_kind(tmp_path, hq_root, index, gen_set):
     assert detect_kind(tmp_path / "missing") == "missing"
 
 
-def test_cli_report_prints_path(tmp_path, gen_set, hq_root, capsys):
+def test_cli_report_prints_path(tmp_path, gen_set, hq_root, capsys, monkeypatch):
+    monkeypatch.setenv("STEMFORGE_PROGRESS_EVERY", "0")  # progress lines off a terminal
     rc = main(["report", str(hq_root), str(gen_set), "--out", str(tmp_path / "rep"),
                "--excerpt", "0.5", "--max-items", "1"])
     assert rc == 0
     cap = capsys.readouterr()
     assert f"report: {tmp_path / 'rep' / 'index.html'}" in cap.out
-    assert "report tracks" in cap.err and "report mixtures" in cap.err  # progress bars
+    assert "report tracks: 1/1 items (100%)" in cap.err and "report mixtures" in cap.err
     assert main(["report", str(gen_set), "--out", str(tmp_path / "rep2"), "--excerpt", "0.5",
                  "--max-items", "1", "--no-progress"]) == 0
     assert "report mixtures" not in capsys.readouterr().err

@@ -23,7 +23,7 @@ def index(tmp_path_factory):
 
 
 def test_windows_tile_whole_tracks_at_original_gains(index):
-    v = MixtureDataset.validation(index, ["vocals", "accompaniment"], duration=0.3)
+    v = MixtureDataset.validation(index, ["vocals", "accompaniment"], duration=0.3, split="all")
     assert isinstance(v, ValidationDataset) and v.targets == ["vocals", "accompaniment"]
     # 8000 frames, windows of 2400 every 2400, plus one aligned to the end: 0, 2400, 4800, 5600
     assert v.windows == [(t, s) for t in ("test/B - Two", "train/A - One")
@@ -44,7 +44,12 @@ def test_recipe_split_hop_tail_and_specs(index):
                                "targets": ["vocals", "drums"], "sources": ["vocals", "drums"],
                                "stems": {"default": {"snr": ["uniform", -5, 5]}},
                                "augment": [{"step": "polarity"}]})
-    v = ValidationDataset(index, recipe, hop=0.375, tail="drop", return_spec=True)
+    # the recipe's split is the training data's: validation takes its own (no valid split
+    # here, so it must be named)
+    with pytest.raises(RecipeError, match="has no validation split"):
+        ValidationDataset(index, recipe)
+    v = ValidationDataset(index, recipe, hop=0.375, tail="drop", return_spec=True,
+                          split="train")
     assert v.windows == [("train/A - One", 0), ("train/A - One", 3000)]
     mix, targets, spec = v[1]
     got = MixSpec.from_json(spec["json"])
@@ -59,13 +64,14 @@ def test_recipe_split_hop_tail_and_specs(index):
 def test_long_window_skips_short_tracks_and_errors(index):
     with pytest.raises(RecipeError, match=r"recipe field 'duration': 2 s is longer than every "
                                           r"track \(longest 1.00 s\)"):
-        ValidationDataset(index, ["vocals"], duration=2.0)
+        ValidationDataset(index, ["vocals"], duration=2.0, split="all")
     with pytest.raises(RecipeError, match=r"recipe field 'targets': stem 'piano' is not in the index"):
-        ValidationDataset(index, ["piano"], duration=0.5)
+        ValidationDataset(index, ["piano"], duration=0.5, split="all")
     with pytest.raises(RecipeError, match=r"recipe field 'sample_rate': 44100 Hz but track "
                                           r"'test/B - Two' is 8000 Hz; set resample: true"):
-        ValidationDataset(index, Recipe.from_dict({"targets": ["vocals"]}), duration=0.5)
+        ValidationDataset(index, Recipe.from_dict({"targets": ["vocals"]}), duration=0.5,
+                          split="all")
     with pytest.raises(RecipeError, match="recipe field 'hop': expected a positive number"):
-        ValidationDataset(index, ["vocals"], duration=0.5, hop=0)
+        ValidationDataset(index, ["vocals"], duration=0.5, hop=0, split="all")
     with pytest.raises(IndexError, match="window 4 out of range for 4 windows"):
-        ValidationDataset(index, ["vocals"], duration=0.5)[4]
+        ValidationDataset(index, ["vocals"], duration=0.5, split="all")[4]

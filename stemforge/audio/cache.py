@@ -151,8 +151,13 @@ class StemCache:
         if self.WITH_PEAKS:
             self._write_peaks(key, stored_envelopes(audio))
             self._maps.pop(("peaks", key), None)
-        with atomic_file(self.path(key), "wb", fsync=False) as fh:
-            np.save(fh, audio)
+        try:
+            with atomic_file(self.path(key), "wb", fsync=False) as fh:
+                np.save(fh, audio)
+        except BaseException:
+            if self.WITH_PEAKS and not self.path(key).exists():
+                self.peaks_path(key).unlink(missing_ok=True)  # no envelope without its stem
+            raise
         self._maps.pop(key, None)
         return self.path(key)
 

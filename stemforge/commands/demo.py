@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import StemforgeError
+from ._common import count
 
 DEMO_RECIPE = "musdb_vocals.yaml"
 EXCERPT_SPLIT = "test"      # MUSDB18's own split of the bundled excerpt
@@ -98,7 +99,7 @@ def add_parser(sub):
     p.add_argument("--out", default="stemforge-demo",
                    help="output folder (default ./stemforge-demo)")
     p.add_argument("--n", type=int, default=4, help="mixtures to generate (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="job seed (default 0)")
+    p.add_argument("--seed", type=count, default=0, help="job seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 

@@ -1,17 +1,15 @@
 """``stemforge evaluate --index ROOT --estimates [NAME=]DIR ... --out RESULTS``: BSS Eval v4
 (museval-compatible JSON per track), SI-SDR, MDX SDR (= SDX uSDR), SDX cSDR for one or several
-methods; per-method CSV summaries and boxplots, a combined summary.csv."""
+methods; per-method CSV summaries and boxplots, a combined summary.csv. ``--references ROOT``
+is an alias of ``--index ROOT``."""
 from __future__ import annotations
 
-from ._common import add_dataset_args, open_index
+from ._common import add_dataset_args, add_workers_arg, open_index, workers
 
 
 def add_parser(sub):
     p = sub.add_parser("evaluate", help="score separated estimates of one or several methods "
                        "against a dataset (museval JSON per track, summary.csv, boxplots)")
-    p.add_argument("--index", "--references", dest="index", required=True, metavar="ROOT",
-                   help="reference dataset root (any layout) or its index.jsonl "
-                        "(--references is an alias)")
     p.add_argument("--estimates", nargs="+", default=[], metavar="[NAME=]DIR",
                    help="estimates as DIR/<track name>/<target>.wav; several methods as "
                         "NAME=DIR NAME=DIR ... (results in RESULTS/<NAME>/); one bare DIR "
@@ -35,7 +33,10 @@ def add_parser(sub):
                    help="score tracks on an existing Dask cluster (workers need stemforge and "
                    "the data at the same paths); --workers K > 1 starts a local one")
     p.add_argument("--out", required=True, metavar="RESULTS", help="results folder")
-    add_dataset_args(p, positional=False)
+    add_dataset_args(p, positional=False, aliases=("--references",),
+                     what="reference dataset root (any layout) or its index.jsonl "
+                          "(--references is an alias)")
+    add_workers_arg(p, 1, "the tracks (K > 1: a local Dask cluster)")
     return p
 
 
@@ -59,9 +60,10 @@ def run(args) -> int:
     imports = parse_named(args.imports, "--import")
     single = len(args.estimates) == 1 and "=" not in args.estimates[0] and not imports
     estimates = args.estimates[0] if single else parse_named(args.estimates, "--estimates")
-    index = select_split(open_index(args, root=args.index), args.split)
+    k = workers(args)
+    index = select_split(open_index(args), args.split)
     res = evaluate(index, estimates, args.out, targets=args.targets, metrics=metrics,
-                   workers=args.workers or 1, scheduler=args.scheduler,
+                   workers=k, scheduler=args.scheduler,
                    progress=not args.no_progress, win=args.win, hop=args.hop, imports=imports)
     for note in res.adjusted:
         print(f"note: estimate zero-padded / trimmed to the reference length: {note}")

@@ -3,14 +3,32 @@ from __future__ import annotations
 
 import math
 
-from ._common import add_dataset_args, open_index
+from ._common import add_dataset_args, add_workers_arg, open_index, workers
 
 
 def add_parser(sub):
-    p = sub.add_parser("info", help="summarise a dataset: splits, durations, stems, loudness")
+    p = sub.add_parser("info", help="summarise a dataset: splits, durations, stems, loudness, "
+                       "and where its index and cache live")
     add_dataset_args(p)
+    add_workers_arg(p, None, "the analysis (when the index must be built)")
     p.add_argument("--tracks", action="store_true", help="also list every track")
     return p
+
+
+CACHE_SOURCES = {"given": "given with --cache, now remembered for this root",
+                 "remembered": "remembered for this root; --cache to change",
+                 "default": "the default for this root", "loaded": "opened as a file"}
+
+
+def location_lines(index) -> list[str]:
+    """Where the index and its caches live, and how much of the stem cache is prepared."""
+    stems = [s for t in index.tracks for s in [*t.stems.values(), *([t.mixture] if t.mixture
+                                                                     else [])]]
+    ready = sum(index.cache.has(s.key) for s in stems)
+    how = CACHE_SOURCES.get(getattr(index, "cache_source", ""), "")
+    hint = "" if ready == len(stems) else f"; `stemforge prepare {index.root}` decodes the rest"
+    return [f"index: {index.index_file}" + (f" ({how})" if how else ""),
+            f"stem cache: {index.cache.folder} ({ready} of {len(stems)} stems prepared{hint})"]
 
 
 def _fmt_db(x):
@@ -25,6 +43,7 @@ def fmt_residual(x: float) -> str:
 def summary(index) -> str:
     """A plain-text report of an index (the CLI prints it; tests read it)."""
     lines = [f"dataset: {index.root}  (layout {index.layout}, {len(index)} tracks)"]
+    lines += location_lines(index)
     for split, tracks in sorted(index.splits().items(), key=lambda kv: str(kv[0])):
         dur = sum(t.duration for t in tracks)
         rates = sorted({t.sample_rate for t in tracks})
@@ -71,7 +90,7 @@ def label_lines(index) -> list[str]:
 
 
 def run(args) -> int:
-    index = open_index(args)
+    index = open_index(args, workers=workers(args))
     print(summary(index))
     if args.tracks:
         for t in index.tracks:

@@ -1,7 +1,7 @@
 """``stemforge oracle ROOT --method irm2 --out DIR``: oracle estimates as DIR/<track>/<target>.wav."""
 from __future__ import annotations
 
-from ._common import add_dataset_args, open_index
+from ._common import add_dataset_args, add_workers_arg, open_index, workers
 from .evaluate import select_split
 
 
@@ -14,6 +14,7 @@ def add_parser(sub):
     p = sub.add_parser("oracle", help="write oracle separations (ibm, irm1, irm2, mwf, mix) in "
                        "the estimates layout that `evaluate` reads")
     add_dataset_args(p)
+    add_workers_arg(p, 1, "the tracks (K > 1: a local Dask cluster)")
     p.add_argument("--method", required=True, choices=METHODS,
                    help="oracle: ideal binary / ratio masks, multichannel Wiener filter, or "
                         "'mix' (mixture as estimate)")
@@ -34,7 +35,7 @@ def run(args) -> int:
 
     index = select_split(open_index(args), args.split)
     files = run_oracle(index, args.out, args.method, targets=args.targets, mixture=args.mixture,
-                       workers=args.workers or 1, scheduler=args.scheduler,
+                       workers=workers(args), scheduler=args.scheduler,
                        progress=not args.no_progress)
     print(f"oracle {args.method}: {len(index.tracks)} tracks, {len(files)} files -> {args.out}")
     return 0

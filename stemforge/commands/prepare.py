@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
-from ._common import add_dataset_args, open_index
+from ._common import add_dataset_args, add_workers_arg, open_index, workers
 
 
 def add_parser(sub):
     p = sub.add_parser("prepare", help="decode all stems once into the StemCache (memmaps)")
     add_dataset_args(p)
+    add_workers_arg(p, None, "decoding and rendering variants")
     p.add_argument("--variants", metavar="SPEC",
                    help="also render every stem at a (semitones, tempo) grid through Rubber Band "
                         "R3, for recipe steps with mode: cached, e.g. "
@@ -26,9 +27,10 @@ def run(args) -> int:
         from ..augment.grid import parse_grid
 
         grid = parse_grid(args.variants, "--variants")
-    index = open_index(args)
+    k = workers(args)
+    index = open_index(args, workers=k)
     t0 = time.perf_counter()
-    st = prepare(index, workers=args.workers, progress=not args.no_progress, variants=grid)
+    st = prepare(index, workers=k, progress=not args.no_progress, variants=grid)
     dt = time.perf_counter() - t0
     print(f"prepared {st.tracks} tracks: {st.stems_written} stems decoded "
           f"({st.bytes_written / 1e6:.1f} MB), {st.stems_skipped} already cached, {dt:.2f} s")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from ._common import add_dataset_args, add_workers_arg, open_index, workers
+
 
 def add_parser(sub):
     p = sub.add_parser("regenerate", help="re-render a generated set from its specs: --verify "
@@ -11,24 +13,20 @@ def add_parser(sub):
     p.add_argument("dir", metavar="DIR", help="folder written by `stemforge generate`")
     p.add_argument("--verify", action="store_true",
                    help="only compare: report every file that differs (exit 1), write nothing")
-    p.add_argument("--index", metavar="ROOT",
-                   help="dataset root or index file to use instead of the one in the job file "
-                   "(e.g. the dataset moved)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="K > 1: a local Dask cluster of K processes (default 1: in-process)")
+    add_dataset_args(p, positional=False, required=False,
+                     what="dataset root or index file to use instead of the job file's (e.g. "
+                     "the dataset moved); refused if its audio is not the set's")
+    add_workers_arg(p, 1, "re-rendering (K > 1: a local Dask cluster)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on an existing Dask cluster")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
 
 def run(args) -> int:
-    from ..jobs.layout import JobError
     from ..jobs.regenerate import repair, verify
 
-    if args.workers < 1:
-        raise JobError(f"--workers {args.workers}: expected 1 or more")
-    kw = dict(index=args.index, workers=args.workers, scheduler=args.scheduler,
-              progress=not args.no_progress)
+    k = workers(args)
+    index = open_index(args) if args.root else None
+    kw = dict(index=index, workers=k, scheduler=args.scheduler, progress=not args.no_progress)
     if args.verify:
         res = verify(args.dir, **kw)
         for m in res.mismatches:

@@ -7,11 +7,15 @@ import sys
 def add_parser(sub):
     p = sub.add_parser("report", help="write a static HTML report (players, spectrograms, "
                        "tables, plots) of a dataset, a generated set, or evaluation results")
-    p.add_argument("paths", nargs="+", metavar="PATH",
+    p.add_argument("paths", nargs="*", metavar="PATH",
                    help="dataset root or index.jsonl, generated set folder, results folder, or "
                    "`stemforge doctor` output (kind detected automatically; several may be "
                    "given; NAME=DIR names a results folder's method; several results are also "
                    "compared side by side)")
+    p.add_argument("--index", action="append", default=[], metavar="ROOT",
+                   help="a dataset to report (as a PATH; repeatable)")
+    p.add_argument("--layout", help="layout of the dataset PATHs (default: the one remembered "
+                   "from the last `stemforge index`, else auto-detected)")
     p.add_argument("--out", required=True, help="output folder (index.html + assets/)")
     p.add_argument("--kind", default="auto",
                    choices=["auto", "dataset", "generated", "results", "doctor"],
@@ -27,11 +31,16 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from ..errors import StemforgeError
     from ..report import build_report
 
-    res = build_report(args.paths, args.out, kind=args.kind, max_items=args.max_items,
+    paths = [*args.paths, *args.index]
+    if not paths:
+        raise StemforgeError("nothing to report: give dataset roots, generated sets, results "
+                             "folders or doctor outputs as PATHs")
+    res = build_report(paths, args.out, kind=args.kind, max_items=args.max_items,
                        preview_seconds=args.excerpt, title=args.title,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, layout=args.layout)
     for p in res.problems:
         print(f"stemforge report: problem: {p}", file=sys.stderr)
     if not res.rendered:

@@ -8,7 +8,7 @@ separator.
 """
 from __future__ import annotations
 
-from ._common import add_dataset_args, open_index
+from ._common import add_dataset_args, add_workers_arg, open_index, workers
 
 
 def add_parser(sub):
@@ -20,8 +20,6 @@ def add_parser(sub):
                    help="single-file form: checkpoint.pt or best.pt written by `stemforge train`")
     p.add_argument("audio", nargs="?", metavar="AUDIO",
                    help="single-file form: audio file (wav, flac, ...)")
-    p.add_argument("--index", metavar="ROOT", help="dataset form: dataset root (any layout) or "
-                   "its index.jsonl; writes OUT/<track name>/<target>.wav")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="output folder (<target>.wav, or <track>/<target>.wav with --index)")
     p.add_argument("--checkpoint", metavar="CKPT", help="dataset form: a stemforge checkpoint")
@@ -50,7 +48,10 @@ def add_parser(sub):
                    "cuda if available)")
     p.add_argument("--chunk", type=float, default=30.0,
                    help="checkpoints: seconds processed at once (cross-faded; default 30)")
-    add_dataset_args(p, positional=False)
+    add_dataset_args(p, positional=False, required=False,
+                     what="dataset form: dataset root (any layout) or its index.jsonl; writes "
+                          "OUT/<track name>/<target>.wav")
+    add_workers_arg(p, 1, "the tracks (K > 1: a local Dask cluster)")
     return p
 
 
@@ -59,14 +60,15 @@ def run(args) -> int:
 
     options = {"checkpoint": "checkpoint", "model": "model", "command_template": "command"}
     given = [o for o in options if getattr(args, o)]
-    if args.index is None:
+    k = workers(args)
+    if args.root is None:
         if not (args.checkpoint_file and args.audio) or given:
             raise StemforgeError("expected CHECKPOINT AUDIO --out DIR (one file), or --index ROOT "
                                  "--out DIR with one of --checkpoint, --model, --command")
         from ..train.separate import separate_file
 
         files = separate_file(args.checkpoint_file, args.audio, args.out, device=args.device,
-                              chunk=args.chunk)
+                              chunk=args.chunk, progress=not args.no_progress)
         print(f"separated {args.audio}: " + ", ".join(str(p) for p in files.values()))
         return 0
     if args.checkpoint_file or args.audio:
@@ -83,9 +85,9 @@ def run(args) -> int:
             "command_template": "command"}[given[0]]
     spec = SeparatorSpec(kind, getattr(args, given[0]), pattern=args.pattern, device=args.device,
                          chunk=args.chunk, timeout=args.timeout)
-    index = select_split(open_index(args, root=args.index), args.split)
+    index = select_split(open_index(args), args.split)
     res = run_separate(index, args.out, spec, targets=args.targets, mixture=args.mixture,
-                       workers=args.workers or 1, scheduler=args.scheduler,
+                       workers=k, scheduler=args.scheduler,
                        progress=not args.no_progress)
     if res.skipped:
         print(f"skipped {len(res.skipped)} track(s) already separated in {args.out}")

@@ -1,7 +1,8 @@
 """The doctor's findings as an exclusion list that recipes apply.
 
-A recipe field ``exclude: doctor.json`` (a path relative to the recipe file, a doctor output
-folder, or a list of them; ``stemforge generate ... --exclude doctor.json`` sets it), takes every
+A recipe field ``exclude_flagged: doctor.json`` (a path relative to the recipe file, a doctor
+output folder, or a list of them; ``exclude: doctor.json``, a path rather than a list of stem
+names, says the same; ``stemforge generate ... --exclude doctor.json`` sets it), takes every
 finding whose action is ``exclude_track``, ``exclude_stem`` or ``exclude_span`` and applies
 those of the recipe's dataset (matched by the dataset root the doctor checked) when sampling:
 
@@ -84,7 +85,7 @@ class ExclusionList:
         return cls((str(path),), (digest,), tuple(sorted(set(root_of.values()))), tuple(items))
 
     @classmethod
-    def from_raw(cls, raw: dict, field: str = "exclude") -> "ExclusionList":
+    def from_raw(cls, raw: dict, field: str = "exclude_flagged") -> "ExclusionList":
         """The embedded form (:meth:`to_raw`), validated; errors name ``field``."""
         try:
             items = tuple(Exclusion(str(i["root"]), str(i["track"]),
@@ -99,7 +100,7 @@ class ExclusionList:
                               "of a doctor.json") from None
 
     @classmethod
-    def coerce(cls, value, field: str = "exclude", base: str | os.PathLike | None = None
+    def coerce(cls, value, field: str = "exclude_flagged", base: str | os.PathLike | None = None
                ) -> "ExclusionList":
         """A path, a list of paths, or the embedded mapping; errors are RecipeErrors naming
         ``field``."""
@@ -123,7 +124,7 @@ class ExclusionList:
                 "roots": list(self.roots), "items": [i.to_raw() for i in self.items]}
 
     # ------------------------------------------------------------------ application
-    def apply(self, index, field: str = "exclude") -> "AppliedExclusions":
+    def apply(self, index, field: str = "exclude_flagged") -> "AppliedExclusions":
         """The exclusions of ``index``'s dataset applied to it (a new Index view)."""
         root = str(Path(index.root).resolve())
         if root not in self.roots:

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import io as _io
 import json
+import math
 import os
 import shutil
 import uuid
@@ -63,7 +64,7 @@ from ..errors import StemforgeError
 from ..metrics import bss_eval_v4, csdr, mdx_sdr, museval_json, si_sdr
 from ..metrics import results as mresults
 from ..metrics.validate import MetricsError, pad_or_trim
-from ..atomic import write_bytes_atomic, write_text_atomic
+from ..atomic import write_bytes_atomic, write_failure, write_text_atomic
 from .dask_runner import run_items, seed_state, worker_state
 
 METRICS = ("bsseval", "sisdr", "mdx", "csdr")
@@ -331,7 +332,7 @@ def plan(index, estimates: str | os.PathLike | Mapping[str, str | os.PathLike],
     method. ``estimates``: one folder (single-method layout) or ``{method: folder}``."""
     if not index.tracks:
         raise StemforgeError(f"no reference tracks to evaluate in {index.root}")
-    if not (win > 0 and hop > 0):
+    if not (0 < win < math.inf and 0 < hop < math.inf):
         raise StemforgeError(f"window {win} s / hop {hop} s: expected positive durations")
     if isinstance(estimates, Mapping):
         named = {n: (Path(p), n) for n, p in estimates.items()}
@@ -350,14 +351,14 @@ def plan(index, estimates: str | os.PathLike | Mapping[str, str | os.PathLike],
 def run_task(fn: Callable, task, n: int, workers: int = 1, scheduler: str | None = None,
              progress: bool = False, desc: str = "evaluate", unit: str = "track") -> list:
     """``[fn(i, task) for i in range(n)]`` in-process or on Dask (see
-    :func:`~stemforge.jobs.dask_runner.run_items`), with a tqdm bar; results in completion order.
-    The first failure raises (Dask cancels what has not started)."""
-    from tqdm import tqdm
+    :func:`~stemforge.jobs.dask_runner.run_items`), with a progress bar (lines off a terminal);
+    results in completion order. The first failure raises (Dask cancels what has not started)."""
+    from ..progress import progress as progress_bar
 
     if workers is not None and workers < 1:
         raise StemforgeError(f"--workers {workers}: expected 1 or more")
     out = []
-    with tqdm(total=n, desc=desc, unit=unit, disable=not progress) as bar:
+    with progress_bar(n, desc, unit, enabled=progress) as bar:
         for r in run_items(fn, range(n), workers, scheduler, name=desc.replace(" ", "-"),
                            task=task):
             out.append(r)
@@ -553,12 +554,17 @@ def evaluate(index, estimates, out_dir, targets: Sequence[str] | None = None,
         mresults.museval_frames(written).to_pickle(buf, compression=None)
         files.append(write_bytes_atomic(stage / MUSEVAL_TABLE, buf.getvalue()))
         files.append(write_text_atomic(stage / mresults.RECORD,
-                                       json.dumps(record(index, task, imports), indent=1)))
+                                       json.dumps(record(index, task, imports), indent=1,
+                                                  allow_nan=False)))
         install(stage, out)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(stage, ignore_errors=True)
         if created:
             shutil.rmtree(out, ignore_errors=True)
+        if isinstance(e, OSError):  # e.g. a full disk: one line, nothing was written
+            raise StemforgeError(f"--out {out}: {write_failure(e)} while writing the results "
+                                 f"({e.filename or out}); nothing was written, earlier results "
+                                 "there are unchanged") from e
         raise
     files = [out / f.relative_to(stage) for f in files]
     notes = [n for r in results for n in r[2]]

@@ -11,30 +11,37 @@ Guarantees:
   whatever the number of workers, in-process or on a Dask cluster;
 * the recipe, the index and a ``scheduler`` address are checked before anything is created;
   a folder holding another job's output is refused (:func:`~stemforge.jobs.manifest.
-  check_compatible`: another recipe, seed, epoch or format always — two sets never share a
-  folder —, another index location or stemforge version unless ``allow_continue``); a set can
+  check_compatible`: another recipe, seed, epoch or format, or other audio (the index's content
+  fingerprint) always — two sets never share a folder —, another index location or stemforge
+  version unless ``allow_continue``); a set can
   grow (a larger ``n`` adds items) but not shrink; one run at a time per folder (an advisory
-  lock); I/O failures (disk full, read-only, permissions) raise
+  lock, taken before the folder is checked, so the check and the writes see the same folder);
+  I/O failures (disk full, read-only, permissions) raise
   :class:`~stemforge.jobs.layout.JobError` saying how many items are complete and intact; the
-  item being written when it failed is removed again (no half items).
+  item being written when it failed is removed again (no half items);
+* a first run (the folder held no job file) that fails on its data or recipe (e.g. a silence
+  policy with ``on_exhausted: error`` that an item cannot meet), or fails in any way before an
+  item is complete, removes everything it wrote: items, job file, lock file, and the folder if
+  it made it. A corrected rerun starts clean.
 """
 from __future__ import annotations
 
 import errno
-import fcntl
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import fsync_dir, write_bytes_atomic, write_text_atomic
+from ..errors import StemforgeError, check_count
+from ..index import fingerprint
+from ..locking import acquire, release
 from ..mixing.mixer import Mixer
 from ..mixing.recipe import Recipe
-from ..atomic import fsync_dir, write_bytes_atomic, write_text_atomic
 from .dask_runner import (check_scheduler, run_items, seed_state, tune_worker_malloc,
                           worker_state)
-from .layout import (FORMATS, JOB_FILE, LOCK_FILE, SPEC_FILE, JobError, audio_names,
-                     clean_temp, encode, is_complete, item_dir)
+from .layout import (FORMATS, JOB_FILE, LOCK_FILE, MANIFEST_FILE, SPEC_FILE, JobError,
+                     audio_names, clean_temp, encode, is_complete, item_dir)
 from .manifest import Job, check_compatible, write_manifest
 
 
@@ -76,7 +83,9 @@ def open_mixer(task: Task) -> Mixer:
     recipe = Recipe.from_dict(task.recipe)
     recipe.name = task.recipe_name
     index = Index.load(task.index_file, refresh=False)
-    return Mixer(recipe, index, seed=task.seed)
+    # checked and warned by the starting process; a set made before recipes had to name their
+    # split is re-rendered as it was drawn
+    return Mixer(recipe, index, seed=task.seed, warn=False, strict_split=False)
 
 
 def generate_item(i: int, task: Task) -> int:
@@ -113,23 +122,30 @@ def write_item(out: Path, i: int, spec, arrays: list, fmt: str, fsync: bool = Tr
         raise
 
 
+class LockHold:
+    """What :func:`job_lock` yields: set ``remove`` to delete the lock file on release (a failed
+    first run removes everything it created)."""
+
+    remove = False
+
+
 @contextmanager
 def job_lock(out: Path):
-    """Advisory exclusive lock on ``DIR/.stemforge.lock`` (released on exit or process death)."""
+    """Advisory exclusive lock on ``DIR/.stemforge.lock`` (released on exit or process death);
+    yields a :class:`LockHold`."""
     path = Path(out) / LOCK_FILE
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = acquire(path, block=False)
     except OSError as e:
         raise io_error(e, out) from e
+    if fd is None:
+        raise JobError(f"{out}: another stemforge job is writing to this folder (lock "
+                       f"{path} is held); wait for it to finish or use another folder")
+    hold = LockHold()
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise JobError(f"{out}: another stemforge job is writing to this folder (lock "
-                           f"{path} is held); wait for it to finish or use another folder") from None
-        yield
+        yield hold
     finally:
-        os.close(fd)
+        release(fd, path if hold.remove else None)
 
 
 def io_error(e: OSError, out: Path, done: int | None = None, n: int | None = None) -> JobError:
@@ -146,19 +162,60 @@ def io_error(e: OSError, out: Path, done: int | None = None, n: int | None = Non
     return JobError(f"{out}: cannot write {what} ({e.strerror or e}){state}")
 
 
-def prepare_out(out: Path) -> None:
-    """Create ``out`` or check it can hold a generated set (an existing set or empty folder)."""
+def make_out(out: Path) -> list[Path]:
+    """Create the output folder ``out`` and its missing parents; return the folders this call
+    created, outermost first (a failed first run removes them again). Refuses a path that is
+    not a folder."""
     if out.exists() and not out.is_dir():
         raise JobError(f"{out}: exists and is not a folder; choose a folder for --out")
-    if out.is_dir() and not (out / JOB_FILE).exists():
+    missing = []
+    p = out
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    made = []
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            made.append(d)
+    except FileExistsError:
+        if not out.is_dir():
+            raise JobError(f"{out}: exists and is not a folder; choose a folder for --out") from None
+    except OSError as e:
+        _remove_empty(made)
+        raise JobError(f"{out}: cannot create the output folder ({e.strerror})") from e
+    return made
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """rmdir ``folders`` innermost first, each only if empty (never what someone else put)."""
+    for d in reversed(folders):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+def check_out(out: Path) -> None:
+    """``out`` can hold a generated set: it holds one already, or nothing (hidden files aside).
+    Called under the job lock."""
+    if not (out / JOB_FILE).exists():
         other = [p.name for p in out.iterdir() if not p.name.startswith(".")]
         if other:
             raise JobError(f"{out}: folder is not empty ({', '.join(sorted(other)[:3])}...) and "
                            f"holds no {JOB_FILE}; refusing to write into it, choose a new folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise JobError(f"{out}: cannot create the output folder ({e.strerror})") from e
+
+
+def _undo(out: Path, n: int) -> None:
+    """Remove what a first run wrote into ``out`` (called under its lock, when the folder held
+    no job file before the run): item folders, job file, manifest, temp files."""
+    import shutil
+
+    for i in range(n):
+        shutil.rmtree(item_dir(out, i), ignore_errors=True)
+    for name in (JOB_FILE, MANIFEST_FILE):
+        (out / name).unlink(missing_ok=True)
+    clean_temp(out)
 
 
 def make_task(job: Job, out: Path, fsync: bool = True) -> Task:
@@ -182,44 +239,69 @@ def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 
     out = Path(out)
     if fmt not in FORMATS:
         raise JobError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    if not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise JobError(f"--n {n!r}: expected a positive number of mixtures")
     if workers is not None and workers < 1:
         raise JobError(f"--workers {workers}: expected 1 or more")
+    check_count(seed, "--seed")
+    check_count(epoch, "--epoch")
     mixer = Mixer(recipe, index, seed=seed)  # validates the recipe against the index
+    recipe = mixer.recipe  # the effective recipe (``*``/``rest`` bound to the index)
     index_file = Path(index.index_file).resolve()
     if not index_file.is_file():
         raise JobError(f"{index_file}: index file missing; workers open the index from it")
+    fp, per_track = fingerprint(mixer.sampler.index.tracks)
     job = Job(recipe=recipe.to_dict(), recipe_hash=recipe.hash(), seed=int(seed),
               epoch=int(epoch), n=n, format=fmt, index_root=str(Path(index.root).resolve()),
-              index_file=str(index_file), recipe_name=recipe.name)
-    check_compatible(job, out, allow_continue)
+              index_file=str(index_file), recipe_name=recipe.name, index_fingerprint=fp,
+              index_tracks=per_track)
     if scheduler:
         check_scheduler(scheduler)
-    prepare_out(out)
     task = make_task(job, out, fsync=fsync)
     t0 = time.perf_counter()
-    with job_lock(out):
-        done = 0
-        try:
-            clean_temp(out)
-            job.save(out)
-            todo = [i for i in range(n) if not is_complete(out, i)]
-            done = n - len(todo)
-            seed_state(task.key, mixer)
-            warnings = 0
-            from tqdm import tqdm
+    made = make_out(out)
+    fresh = False
+    try:
+        with job_lock(out) as hold:
+            # checked under the lock: another run cannot write the folder between check and use
+            try:
+                check_out(out)
+                check_compatible(job, out, allow_continue)
+            except BaseException:
+                hold.remove = not (out / JOB_FILE).exists()  # not a set: leave no lock file
+                raise
+            fresh = not (out / JOB_FILE).exists()
+            done = 0
+            try:
+                clean_temp(out)
+                job.save(out)
+                todo = [i for i in range(n) if not is_complete(out, i)]
+                done = n - len(todo)
+                seed_state(task.key, mixer)
+                warnings = 0
+                from ..progress import progress as progress_bar
 
-            with tqdm(total=n, initial=done, unit="mix", desc="generate", disable=not progress,
-                      dynamic_ncols=True) as bar:
-                for w in run_items(generate_item, todo, workers, scheduler, name="generate",
-                                   task=task):
-                    warnings += w
-                    done += 1
-                    bar.update(1)
-            clean_temp(out)  # temp files of writers that died mid-write (e.g. a lost worker)
-            write_manifest(out, n, fmt, recipe.targets, recipe.sources)
-        except OSError as e:
-            done = sum(is_complete(out, i) for i in range(n))
-            raise io_error(e, out, done, n) from e
+                with progress_bar(n, "generate", "mix", enabled=progress, initial=done) as bar:
+                    for w in run_items(generate_item, todo, workers, scheduler, name="generate",
+                                       task=task):
+                        warnings += w
+                        done += 1
+                        bar.update(1)
+                clean_temp(out)  # temp files of writers that died mid-write (e.g. a lost worker)
+                write_manifest(out, n, fmt, recipe.targets, recipe.sources)
+            except BaseException as e:
+                done = sum(is_complete(out, i) for i in range(n))
+                # a first run that failed on its data or recipe (the rerun would fail the same
+                # way), or before any item was complete, leaves nothing behind
+                data_error = isinstance(e, StemforgeError) and not isinstance(e, JobError)
+                if fresh and (data_error or done == 0):
+                    _undo(out, n)
+                    hold.remove = True
+                if isinstance(e, OSError):
+                    raise io_error(e, out, None if hold.remove else done, n) from e
+                raise
+    except BaseException:
+        if not (out / JOB_FILE).exists():
+            _remove_empty(made)  # the folders this run made, if it left them empty
+        raise
     return GenerateResult(out, n, len(todo), n - len(todo), time.perf_counter() - t0, warnings)

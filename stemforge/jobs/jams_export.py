@@ -260,12 +260,16 @@ def spec_to_jams(spec: MixSpec, index, mixture_path: str = "", sources: _Sources
             "sandbox": {}}
 
 
-def export_jams(out, *, index=None, materialize=None) -> tuple[list[Path], list[str]]:
+def export_jams(out, *, index=None, materialize=None, layout: str | None = None,
+                progress: bool = False) -> tuple[list[Path], list[str]]:
     """Write ``<id>/mixture.jams`` for every item of the set in ``out``. All items must be
     complete (checked before anything is written). ``materialize``: a folder for the sources
     as WAV files in Scaper's ``<label>/<file>`` layout, which the JAMS then name. Returns the
-    files written and the warnings (what Scaper cannot render or relocate)."""
+    files written and the warnings (what Scaper cannot render or relocate). ``index``: the
+    dataset to use instead of the job file's (root, index file or Index; ``layout`` as in
+    ``Index.open``); ``progress``: progress bar or lines on stderr."""
     from ..index import Index
+    from ..progress import progress as progress_bar
 
     out = Path(out)
     job = load_complete(out)
@@ -275,18 +279,24 @@ def export_jams(out, *, index=None, materialize=None) -> tuple[list[Path], list[
                            f"({job.index_file}); pass --index with the dataset root or index file")
         index = Index.load(job.index_file, refresh=False)
     elif not hasattr(index, "tracks"):
-        index = Index.open(Path(index))
+        index = Index.open(Path(index), layout=layout)
     sources = _Sources(index, None if materialize is None else Path(materialize).resolve())
     docs = []
     try:
-        for i in range(job.n):
-            spec = MixSpec.load(item_dir(out, i) / SPEC_FILE)
-            mix = audio_names(spec.targets, job.format)[0]
-            docs.append(spec_to_jams(spec, index, str(item_dir(out, i).resolve() / mix),
-                                     sources))
-        written = [write_text_atomic(item_dir(out, i) / JAMS_FILE,
-                                     json.dumps(doc, indent=1, allow_nan=False) + "\n")
-                   for i, doc in enumerate(docs)]
+        with progress_bar(job.n, "export-jams (read specs)", "item", enabled=progress) as bar:
+            for i in range(job.n):
+                spec = MixSpec.load(item_dir(out, i) / SPEC_FILE)
+                mix = audio_names(spec.targets, job.format)[0]
+                docs.append(spec_to_jams(spec, index, str(item_dir(out, i).resolve() / mix),
+                                         sources))
+                bar.update(1)
+        written = []
+        with progress_bar(job.n, "export-jams", "item", enabled=progress) as bar:
+            for i, doc in enumerate(docs):
+                written.append(write_text_atomic(
+                    item_dir(out, i) / JAMS_FILE, json.dumps(doc, indent=1, allow_nan=False)
+                    + "\n"))
+                bar.update(1)
     except OSError as e:
         from .generate import io_error
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
@@ -44,13 +44,18 @@ class Job:
     index_file: str
     recipe_name: str = ""
     version: str = __version__
+    # content fingerprint of the tracks the recipe draws from, and each track's digest
+    # (stemforge.index.fingerprint): a set is only ever continued from the same audio
+    index_fingerprint: str = ""
+    index_tracks: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        index = {"root": self.index_root, "index_file": self.index_file}
+        if self.index_fingerprint:
+            index.update(fingerprint=self.index_fingerprint, tracks=self.index_tracks)
         return {"kind": JOB_KIND, "recipe": self.recipe, "recipe_name": self.recipe_name,
                 "recipe_hash": self.recipe_hash, "seed": self.seed, "epoch": self.epoch,
-                "n": self.n, "format": self.format,
-                "index": {"root": self.index_root, "index_file": self.index_file},
-                "version": self.version}
+                "n": self.n, "format": self.format, "index": index, "version": self.version}
 
     @classmethod
     def from_dict(cls, d: dict, where: Path) -> "Job":
@@ -61,13 +66,16 @@ class Job:
             return cls(recipe=d["recipe"], recipe_hash=d["recipe_hash"], seed=int(d["seed"]),
                        epoch=int(d["epoch"]), n=int(d["n"]), format=d["format"],
                        index_root=d["index"]["root"], index_file=d["index"]["index_file"],
-                       recipe_name=d.get("recipe_name", ""), version=d.get("version", ""))
+                       recipe_name=d.get("recipe_name", ""), version=d.get("version", ""),
+                       index_fingerprint=d["index"].get("fingerprint", ""),
+                       index_tracks=dict(d["index"].get("tracks") or {}))
         except (KeyError, TypeError, ValueError) as e:
             raise JobError(f"{where}: job file is missing or has a bad field ({e!r})") from e
 
     def save(self, out: Path) -> Path:
         return write_text_atomic(Path(out) / JOB_FILE,
-                                 json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
+                                 json.dumps(self.to_dict(), indent=1, sort_keys=True,
+                                            allow_nan=False) + "\n")
 
     @classmethod
     def load(cls, out: Path) -> "Job":
@@ -130,12 +138,50 @@ def check_compatible(job: Job, out: Path, allow_loose: bool) -> None:
         raise JobError(f"{p}: {out} holds a set of {old.n} mixtures and this run asks for "
                        f"--n {job.n}; a set can grow but not shrink: rerun with --n {old.n} or "
                        "more, or choose a new --out folder")
+    check_same_audio(old, job.index_fingerprint, job.index_tracks, p,
+                     "continuing it would mix items drawn from two datasets")
     loose = job.differences(old, LOOSE)
     if loose and not allow_loose:
         raise JobError(f"{p}: {out} was generated from another index or stemforge version: " +
                        "; ".join(loose) + ". Same recipe and seed, so rerun with --continue to "
                        "resume anyway (items already written are kept as they are), or choose "
                        "a new --out folder")
+
+
+def index_difference(old: dict[str, str], new: dict[str, str]) -> str:
+    """What differs between two ``{track id: digest}`` maps, in words."""
+    changed = sorted(t for t in old if t in new and old[t] != new[t])
+    gone = sorted(set(old) - set(new))
+    added = sorted(set(new) - set(old))
+    parts = []
+    if changed:
+        parts.append(f"{len(changed)} of {len(old)} tracks differ in content (length, loudness "
+                     f"or peaks; e.g. '{changed[0]}')")
+    if gone:
+        parts.append(f"{len(gone)} of its tracks are not in this index (e.g. '{gone[0]}')")
+    if added:
+        parts.append(f"{len(added)} tracks are new in this index (e.g. '{added[0]}')")
+    return "; ".join(parts) or "the track lists differ"
+
+
+def other_audio(job: Job, fingerprint: str, tracks: dict[str, str]) -> str | None:
+    """Why an index with this content ``fingerprint`` (and per-track digests) holds other audio
+    than ``job`` was generated from, or None when it is the same (or the job file predates
+    fingerprints)."""
+    if not job.index_fingerprint or not fingerprint or fingerprint == job.index_fingerprint:
+        return None
+    return (f"the set was generated from other audio than this index holds "
+            f"({index_difference(job.index_tracks, tracks)})")
+
+
+def check_same_audio(job: Job, fingerprint: str, tracks: dict[str, str], where: Path,
+                     why: str) -> None:
+    """Refuse (JobError with the reason) an index whose content fingerprint is not the one
+    ``job`` was generated from. Job files written before fingerprints existed pass."""
+    problem = other_audio(job, fingerprint, tracks)
+    if problem:
+        raise JobError(f"{where}: {problem}; {why}. Use the dataset it was made from (indexed "
+                       f"at {job.index_root}), or choose a new --out folder")
 
 
 def _num(x) -> str:

@@ -29,9 +29,10 @@ from ..mixing.spec import MixSpec
 from ..atomic import write_bytes_atomic
 from .dask_runner import check_scheduler, run_items, seed_state, worker_state
 from .generate import Task, io_error, job_lock, make_task, open_mixer, write_item
-from .layout import (MANIFEST_FILE, SPEC_FILE, JobError, audio_names, clean_temp, encode,
-                     item_dir, item_id)
-from .manifest import Job, manifest_header, manifest_row, write_manifest
+from .layout import (JOB_FILE, MANIFEST_FILE, SPEC_FILE, JobError, audio_names, clean_temp,
+                     encode, item_dir, item_id)
+from .manifest import (Job, check_same_audio, manifest_header, manifest_row, other_audio,
+                       write_manifest)
 
 
 @dataclass(frozen=True, order=True)
@@ -150,10 +151,11 @@ def repair_item(i: int, task: Task) -> list[str]:
     return done
 
 
-def _open(out: Path, index, scheduler: str | None = None) -> tuple[Job, Task, object]:
+def _open(out: Path, index, scheduler: str | None = None, layout: str | None = None,
+          same_audio: bool = True) -> tuple[Job, Task, object, str | None]:
     """Load the job file; open the index (the job's, or ``index`` to override a moved one);
     return the job, its task and a Mixer seeded into this process's cache."""
-    from ..index import Index
+    from ..index import Index, fingerprint
     from ..mixing.mixer import Mixer
     from ..mixing.recipe import Recipe
 
@@ -169,7 +171,7 @@ def _open(out: Path, index, scheduler: str | None = None) -> tuple[Job, Task, ob
                            f"({job.index_file}); pass --index with the dataset root or index file")
         index = Index.load(job.index_file)
     elif not hasattr(index, "tracks"):
-        index = Index.open(Path(index))
+        index = Index.open(Path(index), layout=layout)
     index_file = Path(index.index_file).resolve()
     job = replace(job, index_file=str(index_file))
     try:
@@ -181,8 +183,13 @@ def _open(out: Path, index, scheduler: str | None = None) -> tuple[Job, Task, ob
         raise JobError(f"{out}: job file recipe hashes to {recipe.hash()}, but the file records "
                        f"{job.recipe_hash}; the job file was edited")
     task = make_task(job, out)
-    seed_state(task.key, Mixer(recipe, index, seed=job.seed))
-    return job, task, recipe
+    mixer = Mixer(recipe, index, seed=job.seed, warn=False, strict_split=False)
+    fp = fingerprint(mixer.sampler.index.tracks)
+    if same_audio:
+        check_same_audio(job, *fp, out / JOB_FILE,
+                         "re-rendering it from this index cannot give its bytes")
+    seed_state(task.key, mixer)
+    return job, task, recipe, other_audio(job, *fp)
 
 
 def manifest_text(out: Path, n: int, fmt: str, targets, sources) -> str:
@@ -196,16 +203,19 @@ def manifest_text(out: Path, n: int, fmt: str, targets, sources) -> str:
 
 
 def verify(out, *, index=None, workers: int = 1, scheduler: str | None = None,
-           progress: bool = True) -> RegenerateResult:
-    """Compare every file of the set in ``out`` with its re-rendering; see module docs."""
-    from tqdm import tqdm
+           progress: bool = True, layout: str | None = None) -> RegenerateResult:
+    """Compare every file of the set in ``out`` with its re-rendering; see module docs.
+    ``index`` (root, index file or Index; ``layout`` as in ``Index.open``) replaces the job
+    file's; an index holding other audio than the set was made from is refused."""
+    from ..progress import progress as progress_bar
 
     out = Path(out)
     t0 = time.perf_counter()
-    job, task, recipe = _open(out, index, scheduler)
+    job, task, recipe, audio = _open(out, index, scheduler, layout, same_audio=False)
     res = RegenerateResult(out, job.n)
-    with tqdm(total=job.n, unit="mix", desc="verify", disable=not progress,
-              dynamic_ncols=True) as bar:
+    if audio:  # a finding, with the reason (every item is still compared)
+        res.mismatches.append(Mismatch("", JOB_FILE, audio))
+    with progress_bar(job.n, "verify", "mix", enabled=progress) as bar:
         for found in run_items(verify_item, range(job.n), workers, scheduler, name="verify",
                                task=task):
             res.mismatches += found
@@ -226,19 +236,18 @@ def verify(out, *, index=None, workers: int = 1, scheduler: str | None = None,
 
 
 def repair(out, *, index=None, workers: int = 1, scheduler: str | None = None,
-           progress: bool = True) -> RegenerateResult:
+           progress: bool = True, layout: str | None = None) -> RegenerateResult:
     """Rewrite missing or wrong files of the set in ``out`` from their specs; see module docs."""
-    from tqdm import tqdm
+    from ..progress import progress as progress_bar
 
     out = Path(out)
     t0 = time.perf_counter()
-    job, task, recipe = _open(out, index, scheduler)
+    job, task, recipe, _ = _open(out, index, scheduler, layout)
     res = RegenerateResult(out, job.n)
     with job_lock(out):
         try:
             clean_temp(out)
-            with tqdm(total=job.n, unit="mix", desc="regenerate", disable=not progress,
-                      dynamic_ncols=True) as bar:
+            with progress_bar(job.n, "regenerate", "mix", enabled=progress) as bar:
                 for done in run_items(repair_item, range(job.n), workers, scheduler,
                                       name="regenerate", task=task):
                     res.rewritten += done

@@ -393,7 +393,7 @@ def run(index, out_dir, spec: SeparatorSpec, targets: Sequence[str] | None = Non
     out.mkdir(parents=True, exist_ok=True)
     for left in out.glob(f"{STAGE_PREFIX}*.partial"):  # a killed run's unfinished tracks
         shutil.rmtree(left, ignore_errors=True)
-    write_text_atomic(out / JOB_FILE, json.dumps(rec, indent=1))
+    write_text_atomic(out / JOB_FILE, json.dumps(rec, indent=1, allow_nan=False))
     seed_state(task.index.key, index)
     names = run_task(separate_item, task, len(task.track_ids), workers, scheduler, progress,
                      desc="separate") if task.track_ids else []

@@ -71,14 +71,21 @@ def _write_shard(path: Path, members: list[tuple[str, Path]]) -> dict:
     return {"name": path.name, "bytes": size, "sha256": hw.sha.hexdigest()}
 
 
-def export_shards(out, *, per_shard: int = 1000, dest=None) -> list[Path]:
+def export_shards(out, *, per_shard: int = 1000, dest=None, progress: bool = False) -> list[Path]:
     """Write the shards of the set in ``out`` to ``dest`` (default ``out/shards``); every item
-    must be complete (checked before anything is written). Returns the shard paths."""
+    must be complete (checked before anything is written). Returns the shard paths.
+    ``progress``: progress bar or lines on stderr."""
+    from ..progress import progress as progress_bar
+
     out = Path(out)
     if not isinstance(per_shard, int) or per_shard < 1:
         raise JobError(f"--per-shard {per_shard!r}: expected a positive number of items")
     job = load_complete(out)
-    items = [_members(out, i, job.format) for i in range(job.n)]
+    items = []
+    with progress_bar(job.n, "export-shards (read specs)", "item", enabled=progress) as bar:
+        for i in range(job.n):
+            items.append(_members(out, i, job.format))
+            bar.update(1)
     for i, members in enumerate(items):
         for name, src in members:
             if not src.is_file():
@@ -88,12 +95,15 @@ def export_shards(out, *, per_shard: int = 1000, dest=None) -> list[Path]:
     shards, paths = [], []
     try:
         dest.mkdir(parents=True, exist_ok=True)
+        bar = progress_bar(job.n, "export-shards", "item", enabled=progress)
         for k, start in enumerate(range(0, job.n, per_shard)):
             group = items[start:start + per_shard]
             path = dest / shard_name(k)
             meta = _write_shard(path, [m for members in group for m in members])
             shards.append({**meta, "first": start, "count": len(group)})
             paths.append(path)
+            bar.update(len(group))
+        bar.close()
         keep = {p.name for p in paths}
         for p in dest.glob("shard-*.tar"):
             if p.name not in keep:
@@ -101,7 +111,7 @@ def export_shards(out, *, per_shard: int = 1000, dest=None) -> list[Path]:
         index = {"kind": "stemforge-shards/1", "items": job.n, "per_shard": per_shard,
                  "format": job.format, "recipe_hash": job.recipe_hash, "seed": job.seed,
                  "epoch": job.epoch, "shards": shards}
-        write_text_atomic(dest / SHARDS_INDEX, json.dumps(index, indent=1) + "\n")
+        write_text_atomic(dest / SHARDS_INDEX, json.dumps(index, indent=1, allow_nan=False) + "\n")
     except OSError as e:
         raise io_error(e, dest) from e
     return paths

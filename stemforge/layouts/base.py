@@ -1,7 +1,9 @@
 """Records a layout reader returns, and the layout registry.
 
 A layout is a pure function ``scan(root) -> list[TrackEntry]`` that only lists files (no audio
-decoding), a cheap ``detect(root) -> bool`` used for auto-detection, and default groups.
+decoding), a cheap ``detect(root)`` used for auto-detection, and default groups. ``detect``
+returns how well the tree fits: a bool, or the share (0..1) of the tree's tracks that hold what
+the layout expects (see :func:`stemforge.layouts.detect` for how the shares are weighed).
 The Index probes and analyses the audio afterwards.
 """
 from __future__ import annotations
@@ -55,7 +57,7 @@ class TrackEntry:
 class Layout:
     name: str
     scan: Callable[[Path], list[TrackEntry]]
-    detect: Callable[[Path], bool]
+    detect: Callable[[Path], bool | float]
     description: str
     groups: dict[str, list[str]] = field(default_factory=dict)
     generic: bool = False  # generic layouts yield to specific ones in auto-detection

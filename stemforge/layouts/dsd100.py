@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import LayoutError
-from .base import Layout, SourceRef, TrackEntry, register, subdirs
+from .base import Layout, SourceRef, TrackEntry, audio_files, register, subdirs
 from .musdb18 import GROUPS
 
 STEMS = ["bass", "drums", "other", "vocals"]
@@ -41,8 +41,13 @@ def scan(root: Path) -> list[TrackEntry]:
     return tracks
 
 
-def detect(root: Path) -> bool:
-    return bool(_track_dirs(root))
+def detect(root: Path) -> float:
+    """Share of the track folders under ``Sources/{Dev,Test}`` holding all four stems."""
+    folders = [t for folder in SPLITS if (root / "Sources" / folder).is_dir()
+               for t in subdirs(root / "Sources" / folder) if audio_files(t, (".wav",))]
+    if not folders:
+        return 0.0
+    return sum(all((t / f"{s}.wav").is_file() for s in STEMS) for t in folders) / len(folders)
 
 
 LAYOUT = register(Layout(

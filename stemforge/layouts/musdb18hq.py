@@ -1,19 +1,21 @@
 """MUSDB18-HQ: ``<root>/{train,test}/<Artist - Title>/{mixture,drums,bass,other,vocals}.wav``.
 
-Same split and groups as MUSDB18; ``mixture.wav`` is the optional real mixture.
+Same split and groups as MUSDB18; ``mixture.wav`` is the optional real mixture. A ``valid``
+folder beside ``train`` and ``test`` (as ``stemforge experiment corpus`` writes) is split
+``valid``.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import LayoutError
-from .base import Layout, SourceRef, TrackEntry, register, subdirs
+from .base import Layout, SourceRef, TrackEntry, audio_files, register, subdirs
 from .musdb18 import GROUPS, STEMS, musdb_split
 
 
 def _track_dirs(root: Path) -> list[tuple[str, Path]]:
     out = []
-    for folder in ("train", "test"):
+    for folder in ("train", "valid", "test"):
         d = root / folder
         if d.is_dir():
             out += [(folder, t) for t in subdirs(d) if (t / "mixture.wav").exists()
@@ -33,7 +35,7 @@ def scan(root: Path) -> list[TrackEntry]:
         tracks.append(
             TrackEntry(
                 name=tdir.name,
-                split=musdb_split(folder, tdir.name),
+                split="valid" if folder == "valid" else musdb_split(folder, tdir.name),
                 stems={s: SourceRef(str(tdir / f"{s}.wav")) for s in STEMS},
                 mixture=SourceRef(str(mix)) if mix.is_file() else None,
                 folder=folder,
@@ -42,8 +44,16 @@ def scan(root: Path) -> list[TrackEntry]:
     return tracks
 
 
-def detect(root: Path) -> bool:
-    return bool(_track_dirs(root))
+def detect(root: Path) -> float:
+    """Share of the track folders under ``train/``/``test/`` (folders holding ``.wav`` files)
+    that hold all four MUSDB stems: a tree of other stems (``bass.wav`` beside ``soprano.wav``)
+    is not MUSDB18-HQ, a MUSDB18-HQ tree with one damaged track still is."""
+    folders = [t for folder in ("train", "test") if (root / folder).is_dir()
+               for t in subdirs(root / folder) if audio_files(t, (".wav",))]
+    if not folders:
+        return 0.0
+    full = sum(all((t / f"{s}.wav").is_file() for s in STEMS) for t in folders)
+    return full / len(folders)
 
 
 LAYOUT = register(
@@ -51,7 +61,7 @@ LAYOUT = register(
         name="musdb18hq",
         scan=scan,
         detect=detect,
-        description="MUSDB18-HQ: <root>/{train,test}/<track>/{mixture,drums,bass,other,vocals}.wav",
+        description="MUSDB18-HQ: <root>/{train,valid,test}/<track>/{mixture,drums,bass,other,vocals}.wav",
         groups=GROUPS,
     )
 )

@@ -5,7 +5,7 @@ Audio arrays follow the project convention: ``(nsrc, channels, frames)`` stacks 
 ``(channels, frames)`` arrays), float; computation is float64.
 """
 from . import aggregate, museval_json, oracles
-from .bsseval import BSSEvalScores, bss_eval_v4, frame_bounds, frame_count
+from .bsseval import BSSEvalScores, bss_eval_v4, bss_eval_v4_sdr, frame_bounds, frame_count
 from .oracles import oracle
 from .sdx import chunk_sdr, csdr, usdr
 from .sisdr import mdx_sdr, si_sdr
@@ -15,6 +15,7 @@ __all__ = [
     "BSSEvalScores",
     "MetricsError",
     "bss_eval_v4",
+    "bss_eval_v4_sdr",
     "chunk_sdr",
     "csdr",
     "frame_bounds",

@@ -1,7 +1,8 @@
 """museval-compatible per-track JSON: ``{targets: [{name, frames: [{time, duration, metrics}]}]}``.
 
-Values are rounded to 5 decimals like museval's ``TrackStore``; ``inf`` is written as NaN (as
-museval does), NaN as the JSON literal ``NaN`` (museval / simplejson ``allow_nan``).
+Values are rounded to 5 decimals like museval's ``TrackStore``; ``inf`` becomes NaN (as museval
+does). A NaN is written as JSON ``null`` (museval writes the non-standard literal ``NaN``, which
+strict JSON readers refuse; museval's own reader turns null back into NaN) and read back as NaN.
 """
 from __future__ import annotations
 
@@ -45,8 +46,19 @@ def save(path: str | os.PathLike, data: dict) -> Path:
     """Write atomically (temp file + rename)."""
     path = Path(path)
     with atomic_file(path, "w") as fh:
-        json.dump(data, fh, indent=2, allow_nan=True)
+        json.dump(_nulls(data), fh, indent=2, allow_nan=False)
     return path
+
+
+def _nulls(obj):
+    """A copy of ``obj`` with every non-finite float replaced by None (JSON null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _nulls(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nulls(v) for v in obj]
+    return obj
 
 
 def load(path: str | os.PathLike) -> dict:
@@ -64,4 +76,10 @@ def load(path: str | os.PathLike) -> dict:
         for f in t["frames"]:
             if not all(m in f.get("metrics", {}) for m in METRICS):
                 raise MetricsError(f"{path}: target '{t['name']}' has a frame without {'/'.join(METRICS)}")
+            for m in METRICS:  # null (ours) and NaN (museval's) both mean "undefined"
+                if f["metrics"][m] is None:
+                    f["metrics"][m] = math.nan
+        for m, v in (t.get("track_metrics") or {}).items():
+            if v is None:
+                t["track_metrics"][m] = math.nan
     return data

@@ -2,11 +2,13 @@
 ``render(spec, index)``."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import StemforgeWarning, check_count
 from .recipe import Recipe
 from .render import Rendered, render as render_spec, render_batch
 from .sample import Sampler
@@ -40,20 +42,35 @@ def _mixture(spec: MixSpec, r: Rendered) -> Mixture:
     return Mixture(r.mix, r.targets, spec.rendered(r.scale, r.peak), r.sources, r.stacked)
 
 
-def as_recipe(recipe) -> Recipe:
-    """A :class:`Recipe` from a Recipe, a dict, or a YAML path."""
+def as_recipe(recipe, overrides=None) -> Recipe:
+    """A :class:`Recipe` from a Recipe, a dict, a YAML path or a packaged recipe's name, with
+    ``overrides`` applied (see :meth:`Recipe.with_overrides`)."""
     if isinstance(recipe, Recipe):
-        return recipe
+        return recipe.with_overrides(overrides) if overrides else recipe
     if isinstance(recipe, dict):
-        return Recipe.from_dict(recipe)
-    return Recipe.load(recipe)
+        return Recipe.from_dict(recipe, overrides=overrides)
+    return Recipe.load(recipe, overrides=overrides)
 
 
-def as_index(index):
-    """An :class:`~stemforge.index.Index` from an Index or a dataset root / index file."""
+def as_index(index, layout: str | None = None):
+    """An :class:`~stemforge.index.Index` from an Index, a dataset root or an index file
+    (``layout``: see :meth:`Index.open`)."""
     from ..index import Index
 
-    return index if isinstance(index, Index) else Index.open(Path(index))
+    return index if isinstance(index, Index) else Index.open(Path(index), layout=layout)
+
+
+def bind(recipe: Recipe, index) -> Recipe:
+    """``recipe`` closed over the stems of its split of ``index`` (:meth:`Recipe.bind`)."""
+    if not recipe.open:
+        return recipe
+    from ..errors import IndexError_, RecipeError
+
+    try:
+        sub = index.subset(recipe.split) if recipe.split else index
+    except IndexError_ as e:
+        raise RecipeError("split", str(e)) from None
+    return recipe.bind(sub.stem_names)
 
 
 class Mixer:
@@ -66,26 +83,39 @@ class Mixer:
     then the compiled passes), which is what a training loader or a writer of many items
     wants. :meth:`mixture` is the one-item case. Neither keeps state between calls: the
     result of a call depends only on its arguments.
+
+    ``recipe``: Recipe, dict, YAML path or packaged recipe name; ``overrides``: fields to
+    replace, validated like the file (``{"split": "test", "stems.vocals.snr": [uniform, -3,
+    3]}`` or ``["split=test", ...]``); ``self.recipe`` is the effective recipe (overrides
+    applied, ``*``/``rest`` targets bound to the index). ``index``: Index, root or index file
+    (``layout``: see ``Index.open``). ``warn``: emit a :class:`StemforgeWarning` for stems the
+    recipe leaves out and tracks too short to be drawn. ``strict_split=False``: see
+    :class:`~stemforge.mixing.sample.Sampler` (for re-opening existing sets only).
     """
 
-    def __init__(self, recipe, index, seed: int = 0):
-        self.recipe = as_recipe(recipe)
-        self.index = as_index(index)
-        self.seed = int(seed)
-        self.sampler = Sampler(self.recipe, self.index)
+    def __init__(self, recipe, index, seed: int = 0, overrides=None, layout: str | None = None,
+                 warn: bool = True, strict_split: bool = True):
+        self.seed = check_count(seed, "seed")
+        self.index = as_index(index, layout)
+        self.recipe = bind(as_recipe(recipe, overrides), self.index)
+        self.sampler = Sampler(self.recipe, self.index, strict_split=strict_split)
+        if warn:  # what the recipe silently leaves out of this index (once, not per worker)
+            for msg in self.sampler.notices():
+                warnings.warn(msg, StemforgeWarning, stacklevel=2)
         # mode cached: every variant the recipe can ask for is prepared (refused now, not mid-job)
         check_variants(self.recipe, self.sampler.index, self.sampler.by_stem)
 
     def spec(self, i: int, epoch: int = 0) -> MixSpec:
         """Only the drawn values (cheap: no rendering, unless loudness needs processed audio);
         ``scale``/``peak`` are None until a render records them."""
-        return self.sampler.draw(self.seed, int(epoch), int(i))[0]
+        return self.sampler.draw(self.seed, check_count(epoch, "epoch"), check_count(i, "item"))[0]
 
     def mixture(self, i: int, epoch: int = 0, keep_sources: bool = False,
                 out: tuple[np.ndarray, np.ndarray] | None = None) -> Mixture:
         """Item ``i`` of ``epoch``. ``out``: optional ``(mix (C, T), targets (S, C, T))``
         float32 arrays to render into (no copy; see :func:`stemforge.mixing.render.render`)."""
-        spec, processed = self.sampler.draw(self.seed, int(epoch), int(i))
+        spec, processed = self.sampler.draw(self.seed, check_count(epoch, "epoch"),
+                                            check_count(i, "item"))
         return _mixture(spec, render_spec(spec, self.index, processed=processed,
                                           keep_sources=keep_sources, out=out))
 
@@ -97,8 +127,8 @@ class Mixer:
         (e.g. a :class:`~stemforge.torch.BatchBuffer`'s): item ``k`` is rendered into row
         ``k`` and the returned arrays are views of them. An item that cannot be drawn raises
         its error (the first such item in order); nothing is rendered then."""
-        items = [int(i) for i in items]
-        epoch = int(epoch)
+        items = [check_count(i, "item") for i in items]
+        epoch = check_count(epoch, "epoch")
         B = len(items)
         rows = [None] * B
         if out is not None:

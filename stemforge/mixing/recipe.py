@@ -7,9 +7,12 @@ YAML form (every field optional except ``targets``; see recipes/ for examples)::
     sample_rate: 44100
     channels: 2
     resample: false               # allow index tracks at another sample rate (soxr)
-    split: train                  # index split(s) to draw from (default: all)
+    split: train                  # index split(s) to draw from, or "all"; required when the
+                                  # index has several splits (never train and test by accident)
     targets: [vocals, accompaniment]          # stems or group names; output order
     groups: {accompaniment: [drums, bass, other]}   # group targets (declared here: a recipe is self-contained)
+    exclude: [piano]              # stems of the index left out on purpose (else a warning)
+    pad: false                    # true: tracks shorter than duration are drawn, zero-padded
     modes: {coherent: 0.5, incoherent: 0.5}
     ref_db: [uniform, -30, -10]               # Scaper's reference loudness (LUFS)
     stems:                                    # per-stem parameters
@@ -18,25 +21,39 @@ YAML form (every field optional except ``targets``; see recipes/ for examples)::
     clipping: fix_clipping        # fix_clipping | peak_normalize | none
     silence: {min_active: 0.25, threshold_db: -60, max_retries: 20, on_exhausted: keep}
     augment: [...]                # see stemforge.augment.chain
-    exclude: doctor.json          # drop what `stemforge doctor` flagged (stemforge.doctor.exclude)
+    exclude_flagged: doctor.json  # drop what `stemforge doctor` flagged (stemforge.doctor.exclude);
+                                  # `exclude: doctor.json` (a path, not a list) says the same
 
 Per-stem parameters: ``track`` ([choose, []] = any track holding the stem), ``start`` (fraction
 of the valid start range, [uniform, 0, 1] by default), exactly one of ``snr`` (LUFS relative to
 ``ref_db``, Scaper semantics) or ``gain_db`` (dB relative to the source; the default is ``gain_db: 0``, the original levels), ``boost`` (dB added
 on top, e.g. a target boost), ``drop`` (probability of silencing a stem that is a member of a
 group target, never a stand-alone target).
+
+Open targets, resolved against the index by :meth:`Recipe.bind` (``Mixer`` does it):
+``"*"`` stands for every stem of the index not named elsewhere, each its own target; ``rest``
+(unless declared in ``groups``) is one group target collecting every stem not named elsewhere,
+so ``targets: [vocals, rest]`` keeps ``mix == sum(targets)`` over all of the index's stems.
+
+Overrides (``--set FIELD=VALUE``, ``overrides=``): dotted paths into the recipe
+(``stems.vocals.snr``, ``augment.0.p``) set before validation, so an override is checked like the
+file; the recipe's hash (recorded in every spec and job) is that of the effective recipe.
+Packaged recipes (``stemforge/recipes/*.yaml``) load by name: ``Recipe.load("musdb_vocals")``.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from .. import strict_yaml
 from ..augment.chain import Chain, parse_chain
 from ..errors import RecipeError
 from .. import distributions as D
@@ -44,7 +61,10 @@ from ..distributions import Distribution
 
 TOP_FIELDS = ("name", "duration", "sample_rate", "channels", "resample", "split", "targets",
               "groups", "modes", "ref_db", "stems", "clipping", "silence", "augment", "sources",
-              "fade_in", "fade_out", "exclude")
+              "fade_in", "fade_out", "exclude", "pad", "exclude_flagged")
+ALL_SPLITS = "all"   # split: all = every split of the index, said explicitly
+WILDCARD = "*"       # targets: ["*"] = every stem of the index, each its own target
+REST = "rest"        # targets: [vocals, rest] = one target of every other stem
 STEM_FIELDS = ("track", "start", "snr", "gain_db", "boost", "drop",
                "source_time", "event_time", "event_duration", "events", "role")
 ROLES = ("foreground", "background")
@@ -108,48 +128,85 @@ class Recipe:
     fade_in: float = 0.0   # seconds of Scaper's sine fade-in/out of every foreground event
     fade_out: float = 0.0
     raw: dict = field(default_factory=dict, repr=False)
-    exclude: Any = None   # a stemforge.doctor.exclude.ExclusionList, or None
+    all_splits: bool = False            # split: all (said explicitly)
+    exclude: tuple[str, ...] = ()       # stems left out on purpose
+    pad: bool = False                   # short tracks drawn zero-padded (Demucs-style)
+    open: bool = False                  # targets hold "*" or rest: bind(index stems) first
+    exclusions: Any = None   # what `stemforge doctor` flagged: doctor.exclude.ExclusionList
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | Path) -> "Recipe":
+    def load(cls, path: str | Path, overrides=None) -> "Recipe":
+        """A recipe file, or the name of a packaged recipe (``musdb_vocals``; a file of that
+        name wins). ``overrides``: see :meth:`with_overrides`."""
+        from .packaged import find
+
         p = Path(path)
-        if not p.is_file():
-            raise RecipeError("<file>", f"{p}: recipe file not found")
         try:
-            data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            raise RecipeError("<file>", f"{p}: not valid YAML ({e})") from e
-        if isinstance(data, dict) and data.get("exclude") is not None:
-            data = {**data, "exclude": _exclusions(data["exclude"], p.parent).to_raw()}
-        r = cls.from_dict(data)
+            if p.is_file():
+                text, stem, where = p.read_text(), p.stem, str(p)
+            else:
+                text, stem, where = find(str(path)), Path(str(path)).stem, f"packaged {path}"
+        except OSError as e:
+            raise RecipeError("<file>", f"{p}: cannot read the recipe ({e.strerror})") from e
+        except UnicodeDecodeError as e:
+            raise RecipeError("<file>", f"{p}: not a text file ({e.reason})") from e
+        data = _parse_yaml(text, where)
+        if p.is_file():  # doctor reports are named relative to the recipe file
+            data = _embed_flagged(data, p.parent)
+        r = cls.from_dict(data, overrides=overrides)
         if r.name == "recipe" and "name" not in (data or {}):
-            r.name = p.stem
+            r.name = stem
         return r
 
     @classmethod
-    def from_yaml(cls, text: str) -> "Recipe":
-        return cls.from_dict(yaml.safe_load(text))
+    def from_yaml(cls, text: str, overrides=None) -> "Recipe":
+        return cls.from_dict(_parse_yaml(text, "<text>"), overrides=overrides)
+
+    def with_overrides(self, overrides) -> "Recipe":
+        """This recipe with fields replaced, validated like a file: ``overrides`` is a mapping
+        ``{"stems.vocals.snr": [uniform, -3, 3], ...}`` or a list of ``"FIELD=VALUE"`` strings
+        (values parsed as YAML, as ``--set`` gives them)."""
+        r = Recipe.from_dict(self.raw, overrides=overrides)
+        if "name" not in self.raw:
+            r.name = self.name
+        return r
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Recipe":
-        """Validate ``data``; every problem raises RecipeError naming the field."""
+    def from_dict(cls, data: Mapping[str, Any], overrides=None) -> "Recipe":
+        """Validate ``data`` (after ``overrides``, see :meth:`with_overrides`); every problem
+        raises RecipeError naming the field (and the override that set it)."""
         if not isinstance(data, Mapping):
             raise RecipeError("<root>", f"a recipe is a mapping of fields, got {type(data).__name__}")
-        raw = copy.deepcopy(dict(data))
+        if overrides:
+            data, applied = apply_overrides(data, overrides)
+            try:
+                return cls.from_dict(data)
+            except RecipeError as e:
+                raise _blame(e, applied) from None
+        raw = copy.deepcopy(dict(_embed_flagged(data, None)))
+        _check_finite(raw, "")
         for k in raw:
             if k not in TOP_FIELDS:
                 raise RecipeError(k, f"unknown field; known fields: {', '.join(TOP_FIELDS)}")
+        if _is_open(raw):
+            return _open_recipe(cls, raw)
         name = _typed(raw.get("name", "recipe"), str, "name")
         duration = _number(raw.get("duration", 5.0), "duration", low=0, strict=True)
         sample_rate = _int(raw.get("sample_rate", 44100), "sample_rate", low=1000)
         channels = _int(raw.get("channels", 2), "channels", low=1, high=8)
         resample = _typed(raw.get("resample", False), bool, "resample")
         split = raw.get("split")
-        if split is not None:
+        all_splits = split == ALL_SPLITS or split == [ALL_SPLITS]
+        if all_splits:
+            split = None
+        elif split is not None:
             split = [split] if isinstance(split, str) else split
-            if not isinstance(split, list) or not all(isinstance(s, str) for s in split):
-                raise RecipeError("split", f"expected a split name or list of names, got {split!r}")
+            if not isinstance(split, list) or not split or \
+                    not all(isinstance(s, str) for s in split):
+                raise RecipeError("split", f"expected a split name, a list of names or "
+                                  f"'{ALL_SPLITS}', got {split!r}")
+        pad = _typed(raw.get("pad", False), bool, "pad")
 
         groups = raw.get("groups") or {}
         if not isinstance(groups, Mapping):
@@ -173,6 +230,12 @@ class Recipe:
             raise RecipeError("targets", f"duplicate names in {targets}")
 
         sources = _sources(targets, groups, raw.get("sources"))
+        exclude = raw.get("exclude") or []
+        if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
+            raise RecipeError("exclude", f"expected a list of stem names, got {exclude!r}")
+        clash = [x for x in exclude if x in sources]
+        if clash:
+            raise RecipeError("exclude", f"stem(s) {clash} are in a target and cannot be excluded")
 
         modes = raw.get("modes", {"coherent": 1.0})
         if isinstance(modes, str):
@@ -199,15 +262,16 @@ class Recipe:
         _check_gain_steps(chain, stems)
         fades = [_number(raw.get(k, 0.0), k, low=0, high=duration) for k in ("fade_in", "fade_out")]
         _check_events(stems, modes, silence, chain, fades)
-        exclude = None
-        if raw.get("exclude") is not None:  # embedded, so the hash covers the list itself
-            exclude = _exclusions(raw["exclude"], None)
-            raw["exclude"] = exclude.to_raw()
+        exclusions = None
+        if raw.get("exclude_flagged") is not None:  # embedded: the hash covers the list itself
+            exclusions = _exclusions(raw["exclude_flagged"], None)
+            raw["exclude_flagged"] = exclusions.to_raw()
         return cls(targets=list(targets), sources=sources, groups=groups, duration=duration,
                    sample_rate=sample_rate, channels=channels, resample=resample, split=split,
                    modes=modes, ref_db=ref_db, stems=stems, clipping=clipping, silence=silence,
                    augment=chain, name=name, raw=raw, fade_in=fades[0], fade_out=fades[1],
-                   exclude=exclude)
+                   all_splits=all_splits, exclude=tuple(exclude), pad=pad,
+                   exclusions=exclusions)
 
     # ------------------------------------------------------------------ facts
     @property
@@ -233,7 +297,128 @@ class Recipe:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# ---------------------------------------------------------------------- open targets
+def _is_open(raw: Mapping) -> bool:
+    targets = raw.get("targets")
+    targets = [targets] if isinstance(targets, str) else targets
+    if not isinstance(targets, list):
+        return False
+    return WILDCARD in targets or (REST in targets and REST not in (raw.get("groups") or {}))
+
+
+def _open_recipe(cls, raw: dict) -> "Recipe":
+    """A recipe with ``"*"``/``rest`` targets, validated as far as it can be without an index:
+    bound to a probe list of stems (every name the recipe mentions, plus one stand-in), so
+    every field but the stem names is checked now; :meth:`Recipe.bind` checks the rest."""
+    targets = [raw["targets"]] if isinstance(raw["targets"], str) else list(raw["targets"])
+    if WILDCARD in targets and REST in targets:
+        raise RecipeError("targets", f"use either '{WILDCARD}' (each other stem its own target) "
+                          f"or {REST} (all other stems in one target), not both")
+    if targets.count(WILDCARD) > 1:
+        raise RecipeError("targets", f"'{WILDCARD}' given twice")
+    groups = raw.get("groups") or {}
+    mentioned = [str(n) for n in (raw.get("stems") or {}) if n != "default" and n not in groups]
+    for e in raw.get("augment") or []:
+        names = e.get("stems") if isinstance(e, Mapping) else None
+        if isinstance(names, list):
+            mentioned += [str(n) for n in names if n not in groups and n not in (WILDCARD, REST)]
+    probe_stems = list(dict.fromkeys(mentioned + ["<a stem of the index>"]))
+    probe = cls(targets=[], sources=[], groups={}, duration=0, sample_rate=0, channels=0,
+                resample=False, split=None, modes={}, ref_db=None, stems={}, clipping="",
+                silence=Silence(), augment=Chain(()), raw=raw, open=True,
+                exclude=tuple(raw.get("exclude") or ()))
+    bound = probe.bind(probe_stems)
+    fields = {k: getattr(bound, k) for k in bound.__dataclass_fields__}
+    named = [m for t in targets if t not in (WILDCARD, REST) for m in groups.get(t, [t])]
+    fields.update(targets=targets, raw=raw, open=True, sources=named)
+    return cls(**fields)
+
+
+# ---------------------------------------------------------------------- overrides
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"stems.vocals.snr=[uniform,-3,3]"`` -> ``("stems.vocals.snr", ["uniform", -3, 3])``."""
+    key, sep, value = str(text).partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise RecipeError("<override>", f"{text!r}: expected FIELD=VALUE, e.g. split=test")
+    try:
+        return key, yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as e:
+        raise RecipeError(key, f"override {text!r}: the value is not valid YAML ({e})") from None
+
+
+def apply_overrides(data: Mapping, overrides) -> tuple[dict, list[tuple[str, str]]]:
+    """``(data with each override set, [(field, the override as given)])``. ``overrides``: a
+    mapping ``{dotted field: value}`` or ``FIELD=VALUE`` strings. A field path walks mappings
+    (missing ones are created) and lists (by index: ``augment.0.p``)."""
+    out = copy.deepcopy(dict(data))
+    if isinstance(overrides, Mapping):
+        items = [(str(k), v, f"{k}={v!r}") for k, v in overrides.items()]
+    else:
+        items = [(*parse_override(o), str(o)) for o in
+                 ([overrides] if isinstance(overrides, str) else overrides)]
+    for key, value, _ in items:
+        parts = key.split(".")
+        if not all(parts):
+            raise RecipeError(key, "override: empty part in the field path")
+        node: Any = out
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                try:
+                    k = int(part)
+                    node[k]
+                except (ValueError, IndexError):
+                    raise RecipeError(".".join(parts[:i + 1]), f"override: {part!r} is not an "
+                                      f"index of this list of {len(node)} entries") from None
+            elif isinstance(node, dict):
+                k = part
+                if not last and node.get(k) is None:
+                    node[k] = {}
+            else:
+                raise RecipeError(".".join(parts[:i]), f"override {key}: cannot set {part!r} "
+                                  f"inside {node!r}")
+            if last:
+                node[k] = value
+            else:
+                node = node[k]
+    return out, [(key, given) for key, _, given in items]
+
+
+def _blame(e: RecipeError, applied: list[tuple[str, str]]) -> RecipeError:
+    """``e`` naming the override that set its field (or a field inside it), if one did."""
+    for key, given in reversed(applied):
+        if e.field == key or e.field.startswith(key + ".") or e.field.startswith(key + "[") \
+                or key.startswith(e.field + "."):
+            msg = str(e).split(": ", 1)[1] if ": " in str(e) else str(e)
+            return RecipeError(e.field, f"{msg} (override {given})")
+    return e
+
+
 # ---------------------------------------------------------------------- helpers
+def _parse_yaml(text: str, where: str):
+    """YAML text -> data; a syntax error or a key given twice is a RecipeError."""
+    try:
+        return strict_yaml.load(text)
+    except strict_yaml.DuplicateKey as e:
+        raise RecipeError(e.path, f"given twice in {where} (lines {e.first} and {e.line}); "
+                          "give each field once") from None
+    except yaml.YAMLError as e:
+        raise RecipeError("<file>", f"{where}: not valid YAML ({strict_yaml.describe(e)})") from e
+
+
+def _check_finite(value, path: str) -> None:
+    """Every number in a recipe is finite (YAML's .inf/.nan would reach specs and job files)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecipeError(path or "<root>", f"expected a finite number, got {value!r}")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_finite(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{path}.{i}" if path else str(i))
+
+
 def _typed(v, t, f):
     if not isinstance(v, t) or (t is not bool and isinstance(v, bool)):
         raise RecipeError(f, f"expected {t.__name__}, got {v!r}")
@@ -382,12 +567,33 @@ def _silence(raw) -> Silence:
     )
 
 
-def _exclusions(value, base):
-    """The recipe's ``exclude`` (doctor.json path(s) relative to ``base``, or the embedded
-    list) as an ExclusionList."""
+def _exclusions(value, base, field: str = "exclude_flagged"):
+    """The recipe's ``exclude_flagged`` (doctor.json path(s) relative to ``base``, or the
+    embedded list) as an ExclusionList."""
     from ..doctor.exclude import ExclusionList
 
-    return ExclusionList.coerce(value, "exclude", base)
+    return ExclusionList.coerce(value, field, base)
+
+
+def _embed_flagged(data, base):
+    """``data`` with its doctor exclusions embedded under ``exclude_flagged``. ``exclude`` is a
+    list of stem names; given a doctor report instead (a path, or the embedded mapping), it is
+    read as ``exclude_flagged``. Paths are relative to ``base`` (the recipe's
+    folder; None: the working directory)."""
+    if not isinstance(data, Mapping):
+        return data
+    value, field = data.get("exclude_flagged"), "exclude_flagged"
+    moved = isinstance(data.get("exclude"), (str, os.PathLike, Mapping))
+    if moved:
+        if value is not None:
+            raise RecipeError("exclude", "a doctor report is given both as exclude and as "
+                              "exclude_flagged; give it once")
+        value, field = data["exclude"], "exclude"
+    if value is None:
+        return data
+    out = {k: v for k, v in data.items() if not (moved and k == "exclude")}
+    out["exclude_flagged"] = _exclusions(value, base, field).to_raw()
+    return out
 
 
 def _check_gain_steps(chain: Chain, stems: dict[str, StemParams]) -> None:

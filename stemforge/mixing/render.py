@@ -134,8 +134,8 @@ def prepare(spec: MixSpec, index, processed: dict | None = None, keep_sources: b
             continue
         audio = None if processed is None else processed.get(src.key)
         env = None
-        if audio is None and not src.steps and src.track_sample_rate in (0, spec.sample_rate) \
-                and not src.placed(T):
+        if audio is None and not src.steps and not src.pad_frames \
+                and src.track_sample_rate in (0, spec.sample_rate) and not src.placed(T):
             # fast path: rows of the prepared memmap, no copy before the gain
             t = index.track(src.track)
             s = t.stems[src.stem]

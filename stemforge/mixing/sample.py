@@ -16,6 +16,10 @@ Draw order for one item (fixed, documented so specs can be audited):
    ``min_active`` of the excerpt triggers a re-draw of step 3 (coherent: everything; incoherent:
    that target's members), at most ``max_retries`` times; then ``on_exhausted`` decides
    (``keep``: the last draw is kept and a warning recorded in the spec; ``error``: SamplingError).
+
+Gains: an ``snr`` source gets ``ref_db + snr + boost - max(loudness, -70)`` dB (Scaper). A source
+whose excerpt is silent (loudness -inf: no block above the absolute gate) is not normalised: gain
+``SILENT_GAIN_DB`` (0 dB), ``loudness: null`` in the spec. Specs hold only finite numbers.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ import numpy as np
 from .. import __version__
 from ..audio import loudness as lufs
 from ..augment.chain import loudness_span, source_frames
+from ..augment.grid import entry_points
 from ..errors import IndexError_, RecipeError, SamplingError
 from ._seeding import ItemGenerators, pcg64_states
 from .recipe import Recipe
@@ -34,6 +39,11 @@ from .sources import event_audio, place_event, process_stem, track_frames, varia
 from .spec import EventPlacement, MixSpec, SourceSpec
 
 LOUDNESS_FLOOR = -70.0  # Scaper floors measured loudness at -70 LUFS
+#: gain of an ``snr`` source whose excerpt is silent: no 400 ms block reaches the -70 LUFS
+#: absolute gate, so its loudness is -inf and there is nothing to normalise. It is added as it
+#: is (0 dB; digital silence stays zeros, a sub-gate noise floor is not raised by up to ~100 dB
+#: to the target level) and its spec records ``loudness: null`` (docs/mixing.md, "Silent sources")
+SILENT_GAIN_DB = 0.0
 ENERGY_PRESERVING = {"polarity", "channel_swap"}  # K-weighted energy unchanged by these steps
 
 
@@ -55,21 +65,31 @@ def item_rng(seed: int, epoch: int, item: int) -> np.random.Generator:
 
 
 class Sampler:
-    """Pre-computed candidate lists for one (recipe, index); ``draw(seed, epoch, item)``."""
+    """Pre-computed candidate lists for one (recipe, index); ``draw(seed, epoch, item)``.
+    ``strict_split=False`` skips :func:`check_split` (re-opening a set generated before
+    recipes had to name their split)."""
 
-    def __init__(self, recipe: Recipe, index):
+    def __init__(self, recipe: Recipe, index, strict_split: bool = True):
         self.recipe = recipe
+        if recipe.open:
+            raise RecipeError("targets", f"{recipe.targets} must be bound to the index's stems "
+                              "first (Recipe.bind; Mixer does it)")
+        if strict_split:
+            check_split(recipe, index)
         try:
             self.index = index.subset(recipe.split) if recipe.split else index
         except IndexError_ as e:
             raise RecipeError("split", str(e)) from None
         self.exclusions = None   # stemforge doctor's exclusion list, applied to the index
-        if recipe.exclude is not None:
-            self.exclusions = recipe.exclude.apply(self.index)
+        if recipe.exclusions is not None:
+            self.exclusions = recipe.exclusions.apply(self.index)
             self.index = self.exclusions.index
         idx = self.index
         if len(idx) == 0:
             raise RecipeError("split", f"no tracks in the index of {index.root} for split {recipe.split}")
+        if recipe.pad and any(entry_points(e) is not None for e in recipe.augment.entries):
+            raise RecipeError("pad", "pad: true cannot be combined with mode: cached pitch/tempo "
+                              "steps (variants are read at the drawn start, not zero-padded)")
         have = set(idx.stem_names)
         for s in recipe.sources:
             if s not in have:
@@ -90,15 +110,25 @@ class Sampler:
                 raise RecipeError("channels", f"{recipe.channels} channels cannot be made from "
                                   f"track '{t.id}' with {t.channels} channels")
         self.by_stem = {s: [t for t in idx.tracks if s in t.stems] for s in recipe.sources}
+        for s in recipe.sources:  # named tracks must exist: refused now, not at some item
+            dist = recipe.stems[s].track
+            named = dist.args[0] if dist.kind in ("choose", "choose_weighted") else dist.args
+            have = {t.id for t in self.by_stem[s]}
+            bad = [v for v in named if v not in have]
+            if bad:
+                raise RecipeError(dist.field, f"track {bad[0]!r} is not a track holding {s!r} "
+                                  f"in the index of {index.root}"
+                                  + (f" (split {', '.join(recipe.split)})" if recipe.split else ""))
         self.coherent = [t for t in idx.tracks if all(s in t.stems for s in recipe.sources)]
         if recipe.modes.get("coherent", 0) > 0 and not self.coherent:
             raise RecipeError("modes.coherent", "no track holds every source stem "
                               f"({', '.join(recipe.sources)}); use incoherent mixing")
         n = recipe.frames
         longest = max(t.frames * recipe.sample_rate / t.sample_rate for t in idx.tracks)
-        if n > longest:
+        if n > longest and not recipe.pad:
             raise RecipeError("duration", f"{recipe.duration:g} s is longer than every track "
-                              f"(longest {longest / recipe.sample_rate:.2f} s)")
+                              f"(longest {longest / recipe.sample_rate:.2f} s); set pad: true to "
+                              "draw tracks zero-padded (Demucs-style)")
         self.hash = recipe.hash()
         self._memo: dict = {}
         self._target = {s: recipe.target_of(s) for s in recipe.sources}
@@ -114,7 +144,31 @@ class Sampler:
         self._level_kind = {s: recipe.stems[s].level[0] for s in recipe.sources}
         self._events = any(recipe.stems[s].is_event for s in recipe.sources) or \
             recipe.fade_in > 0 or recipe.fade_out > 0
+        if recipe.pad and self._events:
+            raise RecipeError("pad", "pad: true zero-pads whole-mixture stems; events (Scaper's "
+                              "event model: event_time, event_duration, fades) place their own "
+                              "excerpts, so the two cannot be combined")
         self._energy_memo: dict = {}
+
+    def notices(self) -> list[str]:
+        """What this recipe silently leaves out of its split of the index: stems in no target
+        (unless ``exclude``-d) and tracks shorter than the excerpt (unless ``pad``). Empty
+        when nothing is left out; ``Mixer`` emits them as warnings."""
+        r, idx, out = self.recipe, self.index, []
+        unused = [s for s in idx.stem_names if s not in r.sources and s not in r.exclude]
+        if unused:
+            out.append(f"recipe '{r.name}': stem(s) {', '.join(unused)} of the index are in no "
+                       f"target, so every mixture leaves them out (mix = sum of the targets "
+                       f"{', '.join(r.targets)}); add `rest` to targets to collect them in one "
+                       f"target, or list them under `exclude:` to say it is meant")
+        used = [t for t in idx.tracks if any(s in t.stems for s in r.sources)]
+        short = [t for t in used if self._src_frames(t, r.frames) > t.frames]
+        if short and not r.pad:
+            out.append(f"recipe '{r.name}': {len(short)} of {len(used)} tracks are shorter than "
+                       f"its duration ({r.duration:g} s) and are never drawn (e.g. "
+                       f"'{short[0].id}', {short[0].duration:.2f} s); set pad: true to draw "
+                       "them zero-padded (Demucs-style), or lower duration")
+        return out
 
     # ------------------------------------------------------------------ helpers
     def _src_frames(self, track, n_out: int) -> int:
@@ -126,7 +180,7 @@ class Sampler:
         per (candidate list, need): placement is hot, datasets can hold thousands of tracks)."""
         memo = self._memo.get((key, need))
         if memo is None:
-            ok = [t for t in cands if self._src_frames(t, need) <= t.frames]
+            ok = [t for t in cands if self.recipe.pad or self._src_frames(t, need) <= t.frames]
             if self.exclusions is not None:
                 ok = [t for t in ok if self.exclusions.fits(t, self._placed(key),
                                                             self._src_frames(t, need))]
@@ -146,7 +200,7 @@ class Sampler:
             raise RecipeError(field, f"track {tid!r} is not a candidate for {what} "
                               "(not in the index/split, lacks the stem, or too short)")
         track = self.index.track(tid)
-        span = track.frames - self._src_frames(track, need)
+        span = max(0, track.frames - self._src_frames(track, need))  # 0: a padded short track
         frac = float(draw_start(rng))
         if self.exclusions is not None and self.exclusions.has_spans(track.id):
             start = self.exclusions.place(track, self._placed(key),
@@ -267,8 +321,10 @@ class Sampler:
             track, start = placement[s]
             d = per[s]
             d.track, d.start, d.track_sample_rate = track.id, start, track.sample_rate
-            d.source_frames = d.need if track.sample_rate == r.sample_rate else \
+            nsrc = d.need if track.sample_rate == r.sample_rate else \
                 self._src_frames(track, d.need)
+            d.pad_frames = max(0, start + nsrc - track.frames)  # > 0 only with pad: true
+            d.source_frames = nsrc - d.pad_frames
         return ItemDraft(item, seed, epoch, mode, ref_db, [per[s] for s in r.sources],
                          attempts, warnings)
 
@@ -280,8 +336,12 @@ class Sampler:
         for x in d.sources:
             if x.level == "snr":
                 L = loud[x.key]
-                gain_db = d.ref_db + x.value + x.boost - max(L, LOUDNESS_FLOOR)
-                loudness, snr = L, x.value
+                snr = x.value
+                if math.isfinite(L):
+                    gain_db = d.ref_db + x.value + x.boost - max(L, LOUDNESS_FLOOR)
+                    loudness = L
+                else:  # silent excerpt (-inf LUFS): nothing to normalise, see SILENT_GAIN_DB
+                    gain_db, loudness = SILENT_GAIN_DB, None
             else:
                 gain_db, loudness, snr = x.value + x.boost, None, None
             sources.append(SourceSpec(
@@ -291,7 +351,8 @@ class Sampler:
                 snr=snr, boost=x.boost, dropped=x.dropped,
                 track_sample_rate=x.track_sample_rate, active_fraction=x.active,
                 steps=x.steps, event=x.event, offset=x.offset, event_frames=x.event_frames,
-                fade_in=x.fade_in, fade_out=x.fade_out, role=x.role))
+                fade_in=x.fade_in, fade_out=x.fade_out, role=x.role,
+                pad_frames=x.pad_frames))
         spec = MixSpec(sample_rate=r.sample_rate, channels=r.channels, frames=r.frames,
                        mode=d.mode, targets=list(r.targets), sources=sources,
                        ref_db=d.ref_db if self._any_snr else None, clipping=r.clipping,
@@ -313,7 +374,9 @@ class Sampler:
                     continue
                 track, start = placement[s]
                 nsrc = self._src_frames(track, per[s].need)
-                a = self.index.active_fraction(track.id, s, start, nsrc, r.silence.threshold_db)
+                have = min(nsrc, track.frames - start)  # less when zero-padded (pad: true)
+                a = self.index.active_fraction(track.id, s, start, have, r.silence.threshold_db)
+                a *= have / nsrc
                 per[s].active = float(a)
                 best = max(best, a)
             if best < r.silence.min_active and any(not per[s].dropped for s in r.members(t)
@@ -372,6 +435,8 @@ class Sampler:
         must be measured on processed audio (also backgrounds, which Scaper puts at ref_db
         exactly, and events under 0.5 s, which Scaper tiles)."""
         r = self.recipe
+        if src.pad_frames:
+            return None  # zero-padded (pad: true): measured on the padded audio
         n = self._frames
         if src.placed(n):
             n = src.frames_out(n)
@@ -478,6 +543,24 @@ class Sampler:
         return track, int(round(frac * span))
 
 
+def check_split(recipe: Recipe, index) -> None:
+    """Refuse a recipe that names no split on an index that has several: drawing from train
+    and test together is never what a training set wants. ``split: all`` says it is meant."""
+    if recipe.split is not None or recipe.all_splits:
+        return
+    counts: dict = {}
+    for t in index.tracks:
+        counts[t.split] = counts.get(t.split, 0) + 1
+    if len(counts) > 1:
+        have = ", ".join(f"{k or '(none)'} ({n} tracks)"
+                         for k, n in sorted(counts.items(), key=lambda kv: str(kv[0])))
+        first = next((k for k in ("train", "training") if k in counts), None) or \
+            next(k for k in counts if k)
+        raise RecipeError("split", f"missing, and the index of {index.root} has splits {have}; "
+                          f"say which to draw from, e.g. split: {first} (or --set split={first}), "
+                          "or split: all for every split")
+
+
 @dataclass(slots=True)
 class SourceDraw(EventPlacement):
     """One source's draws before its gain is known: what :meth:`Sampler._begin` drew
@@ -506,6 +589,7 @@ class SourceDraw(EventPlacement):
     fade_in: int = 0
     fade_out: int = 0
     role: str = "foreground"
+    pad_frames: int = 0   # zeros after the read (pad: true, a short track)
 
 
 @dataclass(slots=True)

@@ -41,6 +41,7 @@ class SourceRead(Protocol):
     fade_in: int
     fade_out: int
     role: str
+    pad_frames: int   # zeros appended after the read (recipe pad: true, a short track)
 
 
 def track_frames(track_rate: Hz, rate: Hz, frames: Frames) -> Frames:
@@ -65,10 +66,11 @@ def event_audio(index, src, sample_rate: Hz, channels: int, frames: Frames) -> n
     """The source as its loudness is measured: float32 ``(channels, src.frames_out(frames))``,
     before fades and placement (``frames``: the mixture's length; a plain source spans it).
 
-    read ``source_frames`` at the track's rate → resample (soxr) → channel conversion →
-    augmentation steps (exactly the event's frames out). Leading ``mode: cached`` pitch/tempo
-    steps read their pre-computed variant instead (:func:`read_source`). A background's
-    excerpt is looped to the event's length (Scaper tiles short backgrounds).
+    read ``source_frames`` at the track's rate (+ ``pad_frames`` zeros) → resample (soxr) →
+    channel conversion → augmentation steps (exactly the event's frames out). Leading
+    ``mode: cached`` pitch/tempo steps read their pre-computed variant instead
+    (:func:`read_source`). A background's excerpt is looped to the event's length (Scaper tiles
+    short backgrounds).
     """
     n = src.frames_out(frames)
     if src.steps and is_cached(src.steps[0]):
@@ -76,6 +78,8 @@ def event_audio(index, src, sample_rate: Hz, channels: int, frames: Frames) -> n
         audio = dsp.to_channels(audio, channels)  # a read-only memmap view when nothing follows
         return apply_steps(audio, sample_rate, rest, n) if rest else audio
     audio = index.read(src.track, src.stem, src.start, src.source_frames)
+    if src.pad_frames:  # a track shorter than the excerpt, zero-padded at its end (pad: true)
+        audio = np.pad(audio, ((0, 0), (0, src.pad_frames)))
     need = source_frames(src.steps, n)
     if src.track_sample_rate and src.track_sample_rate != sample_rate:
         audio = dsp.resample(audio, src.track_sample_rate, sample_rate)[:, :need]

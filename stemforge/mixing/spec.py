@@ -47,7 +47,8 @@ class SourceSpec(EventPlacement):
     """One stem's contribution.
 
     ``start`` and ``source_frames`` are in the track's own sample rate: the renderer reads
-    ``source_frames`` frames from ``start``, resamples to the spec's rate if needed, converts
+    ``source_frames`` frames from ``start``, appends ``pad_frames`` zeros (a track shorter than
+    the excerpt, recipe ``pad: true``), resamples to the spec's rate if needed, converts
     channels, applies ``steps`` (yielding exactly the spec's ``frames``), multiplies by ``gain``.
     """
 
@@ -74,11 +75,13 @@ class SourceSpec(EventPlacement):
     fade_in: int = 0                  # frames of Scaper's sine fade-in / fade-out of the event
     fade_out: int = 0
     role: str = "foreground"          # "background": Scaper's background (excerpt looped)
+    pad_frames: int = 0               # zeros appended after the read (pad: true, short tracks)
 
 
-#: SourceSpec fields written only when they differ from these values
+#: SourceSpec fields written only when they differ from these values (plain specs keep their
+#: bytes)
 EVENT_DEFAULTS = {"event": 0, "offset": 0, "event_frames": None, "fade_in": 0, "fade_out": 0,
-                  "role": "foreground"}
+                  "role": "foreground", "pad_frames": 0}
 
 
 @dataclass(frozen=True)

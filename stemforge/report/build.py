@@ -79,9 +79,10 @@ def split_name(path: str | Path) -> tuple[str | None, Path]:
 
 def build_section(path: str | Path, out: str | Path, kind: str = "auto", n: int = 0,
                   max_items: int = 100, preview_seconds: float = PREVIEW_SECONDS,
-                  progress: bool = False) -> Section:
+                  progress: bool = False, layout: str | None = None) -> Section:
     """One input's section; its assets go to ``out/assets/<n>-<kind>/``. A results input may
-    be given as ``NAME=PATH`` to name its method."""
+    be given as ``NAME=PATH`` to name its method; ``layout``: of a dataset input (see
+    ``Index.open``)."""
     name, p = split_name(path)
     if kind not in KINDS:
         raise StemforgeError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
@@ -94,6 +95,8 @@ def build_section(path: str | Path, out: str | Path, kind: str = "auto", n: int 
                     progress=progress)
     if k == "results":
         return results_section(p, assets, max_items=max_items, name=name)
+    if k == "dataset":
+        return dataset_section(p, assets, max_items=max_items, layout=layout)
     return BUILDERS[k](p, assets, max_items=max_items)
 
 
@@ -167,12 +170,14 @@ def _install(staging: Path, out: Path) -> Path:
 
 def build_report(paths: str | Path | Sequence[str | Path], out: str | Path, kind: str = "auto",
                  max_items: int = 100, preview_seconds: float = PREVIEW_SECONDS,
-                 title: str | None = None, progress: bool = False) -> ReportResult:
+                 title: str | None = None, progress: bool = False,
+                 layout: str | None = None) -> ReportResult:
     """Write a static HTML report of ``paths`` (datasets, generated sets, results; mixed
     freely; ``NAME=PATH`` names a results input's method) to ``out/index.html`` +
     ``out/assets/``. Several results inputs also get a section comparing all their methods. Problems are shown on the page; the
     result's ``rendered`` is 0 when nothing could be shown. ``progress`` shows a progress bar
-    per section (on stderr).
+    per section (on stderr). ``layout``: of the dataset inputs (default: remembered from
+    their last indexing, else detected).
 
     The report is built in ``out/.stemforge-report.part/`` and moved into place when complete:
     a failure leaves any previous report in ``out`` as it was, and a new report never mixes
@@ -190,8 +195,8 @@ def build_report(paths: str | Path | Sequence[str | Path], out: str | Path, kind
         if staging.exists():
             shutil.rmtree(staging)  # left by a killed run
         staging.mkdir()
-        sections = [build_section(p, staging, kind, i, max_items, preview_seconds, progress)
-                    for i, p in enumerate(paths)]
+        sections = [build_section(p, staging, kind, i, max_items, preview_seconds, progress,
+                                  layout) for i, p in enumerate(paths)]
         cmp = comparison_section(sections, staging, len(paths), max_items, preview_seconds)
         if cmp is not None:
             sections.append(cmp)

@@ -118,13 +118,15 @@ def _track_card(index, track, assets: Assets) -> tuple[str, list[str]]:
     return body, problems
 
 
-def dataset_section(path: Path, assets: Assets, max_items: int = 100) -> Section:
-    """Open the index at ``path`` (root or index.jsonl) and build its report section."""
+def dataset_section(path: Path, assets: Assets, max_items: int = 100,
+                    layout: str | None = None) -> Section:
+    """Open the index at ``path`` (root or index.jsonl; ``layout`` as in ``Index.open``) and
+    build its report section."""
     from ..index import Index
 
     sec = Section("dataset", Path(path), f"Dataset {Path(path).name}")
     try:
-        index = Index.open(Path(path))
+        index = Index.open(Path(path), layout=layout)
     except StemforgeError as e:
         sec.problems.append(f"{path}: cannot open as a dataset: {e}")
         return sec

@@ -152,11 +152,10 @@ class Assets:
     progress: bool = False   # sections show a progress bar over their tracks / mixtures
 
     def bar(self, items, desc: str):
-        """``items`` wrapped in a tqdm progress bar (a no-op unless ``progress``)."""
-        from tqdm import tqdm
+        """``items`` under a progress bar (lines off a terminal; a no-op unless ``progress``)."""
+        from ..progress import iterate
 
-        return tqdm(items, desc=desc, unit="item", disable=not self.progress,
-                    dynamic_ncols=True)
+        return iterate(items, desc, "item", enabled=self.progress)
 
     def __post_init__(self):
         self.out = Path(self.out)

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from ..errors import StemforgeError
+from ..errors import ArgumentError, StemforgeError
 
 HEADER = 64   # bytes before the data: the two int64 owner words, padding to 64
 ALIGN = 64    # every tensor field starts on a 64-byte boundary
@@ -313,7 +313,7 @@ class PooledCollate:
 
     def __init__(self, max_buffers: int = 4):
         if isinstance(max_buffers, bool) or not isinstance(max_buffers, int) or max_buffers < 1:
-            raise ValueError(f"PooledCollate: max_buffers must be an integer >= 1, "
+            raise ArgumentError(f"PooledCollate: max_buffers must be an integer >= 1, "
                              f"got {max_buffers!r}")
         self.max_buffers = max_buffers
         self._pid = None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from torch.utils.data import Dataset
 
+from ..errors import ArgumentError
 from ..mixing.mixer import Mixer
 from .collate import BatchBuffer
 from .convert import light_index, spec_dict, to_tensors
@@ -32,17 +33,23 @@ from .seeding import EpochError, SharedEpoch, check_epoch
 class MixtureDataset(Dataset):
     """Fresh mixtures from a recipe. See the module docstring.
 
-    ``recipe``: Recipe, dict, or YAML path. ``index``: Index, dataset root, or ``index.jsonl``.
-    ``length``: items per epoch. Errors in the recipe/index pairing (a target missing from the
-    index, a sample-rate mismatch without ``resample: true``, ...) raise ``RecipeError`` here,
-    in the main process, not later inside a worker.
+    ``recipe``: Recipe, dict, YAML path or packaged recipe name; ``overrides``: recipe fields
+    to replace (``{"split": "train", "duration": 3}`` or ``["split=train", ...]``, validated
+    like the file; ``dataset.recipe`` is the effective recipe). ``index``: Index, dataset root,
+    or ``index.jsonl`` (``layout``: see ``Index.open``; by default the one remembered from the
+    last indexing of the root). ``length``: items per epoch. Errors in the recipe/index pairing
+    (a target missing from the index, a sample-rate mismatch without ``resample: true``, no
+    ``split`` on an index with several, ...) raise ``RecipeError`` here, in the main process,
+    not later inside a worker; what the recipe silently leaves out (stems in no target, tracks
+    too short) is a :class:`~stemforge.errors.StemforgeWarning`.
     """
 
     def __init__(self, recipe, index, length: int, seed: int = 0, epoch: int = 0,
-                 return_spec: bool = False, require_set_epoch: bool = False):
+                 return_spec: bool = False, require_set_epoch: bool = False, overrides=None,
+                 layout: str | None = None):
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-            raise ValueError(f"MixtureDataset: length must be an integer >= 1, got {length!r}")
-        self.mixer = Mixer(recipe, index, seed)
+            raise ArgumentError(f"MixtureDataset: length must be an integer >= 1, got {length!r}")
+        self.mixer = Mixer(recipe, index, seed, overrides=overrides, layout=layout)
         self.length = length
         self.return_spec = bool(return_spec)
         self.require_set_epoch = bool(require_set_epoch)
@@ -138,7 +145,7 @@ class MixtureDataset(Dataset):
     def __setstate__(self, state):
         recipe, index, seed = state.pop("_mixer_args")
         self.__dict__.update(state)
-        self.mixer = Mixer(recipe, index, seed)
+        self.mixer = Mixer(recipe, index, seed, warn=False)  # warned in the main process
 
     @classmethod
     def validation(cls, index, recipe_or_targets, duration=None, **kw):

@@ -20,6 +20,7 @@ import itertools
 
 from torch.utils.data import IterableDataset
 
+from ..errors import ArgumentError
 from ..mixing.mixer import Mixer
 from .collate import BatchBuffer
 from .convert import light_index, spec_dict
@@ -27,18 +28,20 @@ from .seeding import EpochError, SharedEpoch, check_epoch, worker_info
 
 
 class MixtureStream(IterableDataset):
-    """See the module docstring. ``recipe``/``index`` as for :class:`MixtureDataset`."""
+    """See the module docstring. ``recipe``/``index``/``overrides``/``layout`` as for
+    :class:`MixtureDataset`."""
 
     def __init__(self, recipe, index, batch_size: int, seed: int = 0, batches: int | None = None,
-                 epoch: int | None = None, start: int = 0, return_spec: bool = False):
+                 epoch: int | None = None, start: int = 0, return_spec: bool = False,
+                 overrides=None, layout: str | None = None):
         for name, v, low in (("batch_size", batch_size, 1), ("start", start, 0)):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"MixtureStream: {name} must be an integer >= {low}, got {v!r}")
+                raise ArgumentError(f"MixtureStream: {name} must be an integer >= {low}, got {v!r}")
         if batches is not None and (isinstance(batches, bool) or not isinstance(batches, int)
                                     or batches < 1):
-            raise ValueError(f"MixtureStream: batches must be None (endless) or an integer >= 1, "
+            raise ArgumentError(f"MixtureStream: batches must be None (endless) or an integer >= 1, "
                              f"got {batches!r}")
-        self.mixer = Mixer(recipe, index, seed)
+        self.mixer = Mixer(recipe, index, seed, overrides=overrides, layout=layout)
         self.batch_size = batch_size
         self.batches = batches
         self.start = start
@@ -95,4 +98,4 @@ class MixtureStream(IterableDataset):
     def __setstate__(self, state):
         recipe, index, seed = state.pop("_mixer_args")
         self.__dict__.update(state)
-        self.mixer = Mixer(recipe, index, seed)
+        self.mixer = Mixer(recipe, index, seed, warn=False)  # warned in the main process

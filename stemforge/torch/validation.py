@@ -6,7 +6,11 @@ fix, so ``mix`` is exactly the sum of the track's stems there. Windows of ``dura
 step by ``hop`` seconds (default: ``duration``) from the start of each track; when the last
 window does not reach the end, one more window aligned to the track's end is added, so every
 frame of every track is covered (``tail="cover"``; ``tail="drop"`` skips the remainder). Tracks
-shorter than one window are skipped and listed in ``skipped``.
+shorter than one window are skipped, listed in ``skipped`` and counted in a warning.
+
+Which tracks: the ``split`` argument, never the training recipe's split (validating on the
+training data says nothing). By default the index's ``valid`` (or ``validation``) split; an
+index without one needs an explicit ``split=`` (a held-out split name, or ``"all"``).
 
 Item ``i`` (see ``windows[i] = (track_id, start_frame)``) returns ``mix (C, T)`` and
 ``targets (S, C, T)`` float32 tensors in the target order ``targets`` (+ a spec dict with
@@ -14,11 +18,13 @@ Item ``i`` (see ``windows[i] = (track_id, start_frame)``) returns ``mix (C, T)``
 """
 from __future__ import annotations
 
+import warnings
+
 from torch.utils.data import Dataset
 
 from .. import __version__
-from ..errors import RecipeError
-from ..mixing.mixer import as_index, as_recipe, render
+from ..errors import ArgumentError, RecipeError, StemforgeWarning
+from ..mixing.mixer import as_index, as_recipe, bind, render
 from ..mixing.recipe import Recipe
 from ..mixing.sample import Sampler
 from ..mixing.sources import track_frames
@@ -26,12 +32,29 @@ from ..mixing.spec import MixSpec, SourceSpec
 from .convert import light_index, to_tensors
 
 TAILS = ("cover", "drop")
+VALID_SPLITS = ("valid", "validation")   # MUSDB18's and Slakh's names for the validation split
+
+
+def validation_split(index, split: str | None = None) -> str:
+    """``split`` when given (a split name or ``"all"``), else the index's validation split;
+    an index without one is refused (RecipeError naming its splits): validation needs an
+    explicit choice there, not the training split by default."""
+    if split is not None:
+        return split
+    have = sorted({str(t.split) for t in index.tracks})
+    for name in VALID_SPLITS:
+        if name in have:
+            return name
+    raise RecipeError("split", f"the index of {index.root} has no validation split ('valid'; "
+                      f"its splits: {', '.join(have)}): choose the tracks to validate on "
+                      "explicitly, split=NAME (a held-out split; models picked on 'test' are "
+                      "not tested any more) or split='all'")
 
 
 def validation_recipe(index, recipe_or_targets, duration=None, split=None) -> Recipe:
     """The recipe a validation set renders: targets, groups, rate and channels of the given
     recipe (or target names + the index's groups and format), coherent, unit gains, no
-    augmentation, no clipping fix."""
+    augmentation, no clipping fix; on ``split`` (see :func:`validation_split`)."""
     if isinstance(recipe_or_targets, (list, tuple)) or (
             isinstance(recipe_or_targets, str) and not recipe_or_targets.endswith((".yaml", ".yml"))):
         targets = [recipe_or_targets] if isinstance(recipe_or_targets, str) else list(recipe_or_targets)
@@ -44,15 +67,14 @@ def validation_recipe(index, recipe_or_targets, duration=None, split=None) -> Re
                "channels": max(t.channels for t in index.tracks),
                "duration": 10.0}
     else:
-        base = as_recipe(recipe_or_targets).to_dict()
+        base = bind(as_recipe(recipe_or_targets), index).to_dict()
         raw = {k: base[k] for k in ("name", "targets", "groups", "sample_rate", "channels",
-                                    "resample", "split", "sources", "duration", "exclude")
-               if k in base}
+                                    "resample", "sources", "duration", "exclude",
+                                    "exclude_flagged") if k in base}
         raw["name"] = f"{raw.get('name', 'recipe')}-validation"
     if duration is not None:
         raw["duration"] = duration
-    if split is not None:
-        raw["split"] = split
+    raw["split"] = validation_split(index, split)
     raw.update(modes={"coherent": 1.0}, clipping="none")
     return Recipe.from_dict(raw)
 
@@ -60,14 +82,14 @@ def validation_recipe(index, recipe_or_targets, duration=None, split=None) -> Re
 class ValidationDataset(Dataset):
     """See the module docstring. ``index``: Index, root or ``index.jsonl``;
     ``recipe_or_targets``: Recipe / YAML path / dict, or a list of target names (stems or index
-    groups such as ``accompaniment``); ``duration``/``hop`` in seconds; ``split`` overrides the
-    recipe's split (e.g. ``"valid"``)."""
+    groups such as ``accompaniment``); ``duration``/``hop`` in seconds; ``split``: the tracks
+    to validate on (default: the index's ``valid`` split, see :func:`validation_split`)."""
 
     def __init__(self, index, recipe_or_targets, duration=None, hop=None, split=None,
                  tail: str = "cover", return_spec: bool = False):
         index = as_index(index)
         if tail not in TAILS:
-            raise ValueError(f"ValidationDataset: tail must be one of {TAILS}, got {tail!r}")
+            raise ArgumentError(f"ValidationDataset: tail must be one of {TAILS}, got {tail!r}")
         self.recipe = validation_recipe(index, recipe_or_targets, duration, split)
         self.sampler = Sampler(self.recipe, index)  # validates stems, rates, channels, duration
         self.index = index
@@ -93,6 +115,11 @@ class ValidationDataset(Dataset):
                 free = excl.starts(t, self.recipe.sources, need)
                 starts = [s for s in starts if any(lo <= s <= hi for lo, hi in free)]
             self.windows += [(t.id, s) for s in starts]
+        if self.skipped:
+            warnings.warn(f"ValidationDataset: {len(self.skipped)} of {len(self.sampler.coherent)}"
+                          f" tracks are shorter than one {self.recipe.duration:g} s window and "
+                          f"are skipped (e.g. '{self.skipped[0]}')", StemforgeWarning,
+                          stacklevel=2)
         self._hash = self.recipe.hash()
 
     @property

@@ -8,7 +8,8 @@ BatchNorm statistics, the Adam state and the step; so on CPU a run resumed from 
 the same weights as an uninterrupted run (tested), at any ``num_workers``.
 
 Validation: :class:`~stemforge.torch.ValidationDataset` (coherent full-track excerpts, original
-gains, no augmentation) on ``valid_split``; the mean :func:`spectral_loss` over its windows.
+gains, no augmentation) on ``valid_split`` (default ``auto``: the index's ``valid`` split; an
+index without one needs an explicit choice); the mean :func:`spectral_loss` over its windows.
 
 Files in ``out``: ``checkpoint.pt`` (latest, every ``checkpoint_every`` steps and at the end),
 ``best.pt`` (lowest validation loss), ``history.csv`` (step, train_loss, valid_loss). All written
@@ -28,8 +29,9 @@ from torch.utils.data import DataLoader
 
 from ..errors import StemforgeError
 from ..atomic import write_text_atomic
-from ..mixing.mixer import as_index, as_recipe
+from ..mixing.mixer import as_index, as_recipe, bind
 from ..torch import MixtureDataset, ValidationDataset
+from ..torch.validation import validation_split
 from .checkpoint import (CheckpointError, default_device, load_checkpoint, model_from_checkpoint,
                          save_checkpoint)
 from .model import MaskSeparator, ModelConfig, build, spectral_loss
@@ -54,7 +56,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     valid_every: int = 100
     checkpoint_every: int = 100
-    valid_split: str | None = "test"
+    valid_split: str | None = "auto"  # auto: the index's valid split (else refused); None: off
     valid_duration: float | None = None  # seconds per validation window (default: recipe's)
     num_workers: int = 0
 
@@ -99,18 +101,24 @@ def _check_fit(cfg: ModelConfig, recipe) -> None:
 
 
 @torch.no_grad()
-def validation_loss(model: MaskSeparator, data: ValidationDataset, device, batch_size: int = 8
-                    ) -> float:
-    """Mean :func:`spectral_loss` over the windows of ``data`` (model in eval mode)."""
+def validation_loss(model: MaskSeparator, data: ValidationDataset, device, batch_size: int = 8,
+                    progress: bool = False) -> float:
+    """Mean :func:`spectral_loss` over the windows of ``data`` (model in eval mode).
+    ``progress``: a bar (or lines off a terminal) over the windows, on stderr."""
+    from ..progress import progress as progress_bar
+
     was = model.training
     model.eval()
     total, n = 0.0, 0
+    bar = progress_bar(len(data), "validate", "window", enabled=progress)
     try:
         for mix, targets in DataLoader(data, batch_size=batch_size, shuffle=False):
             loss = spectral_loss(model, mix.to(device), targets.to(device))
             total += float(loss) * mix.shape[0]
             n += mix.shape[0]
+            bar.update(mix.shape[0])
     finally:
+        bar.close()
         model.train(was)
     return total / max(n, 1)
 
@@ -140,16 +148,18 @@ def _write_history(path: Path, history: list[dict]) -> None:
 def train(recipe, index, out: str | os.PathLike, config: TrainConfig | None = None,
           model_config: ModelConfig | None = None, resume: bool = False,
           device: str | torch.device | None = None, progress: bool = True,
-          desc: str = "train") -> TrainResult:
+          desc: str = "train", on_step=None) -> TrainResult:
     """Train a :class:`MaskSeparator` on mixtures drawn by ``recipe`` from ``index``.
 
     ``recipe``: Recipe / YAML path / dict; ``index``: Index / root / index.jsonl. ``out``: run
     folder (see module docstring). If ``out/checkpoint.pt`` exists, ``resume=True`` continues it
     (its model config, recipe hash and fixed train settings must match) and ``resume=False`` is
     refused, so a run is never overwritten by accident. ``device``: default CUDA if available.
+    ``on_step(step)`` is called after every optimisation step (progress reporting).
     """
     cfg = (config or TrainConfig()).check()
-    recipe, index = as_recipe(recipe), as_index(index)
+    index = as_index(index)
+    recipe = bind(as_recipe(recipe), index)
     mcfg = model_config or model_config_for(recipe)
     _check_fit(mcfg, recipe)
     out = Path(out)
@@ -177,8 +187,9 @@ def train(recipe, index, out: str | os.PathLike, config: TrainConfig | None = No
 
     dataset = MixtureDataset(recipe, index, length=cfg.batch_size * cfg.batches_per_epoch,
                              seed=cfg.seed)
-    valid = ValidationDataset(index, recipe, duration=cfg.valid_duration, split=cfg.valid_split) \
-        if cfg.valid_split else None
+    vsplit = validation_split(index, None) if cfg.valid_split == "auto" else cfg.valid_split
+    valid = ValidationDataset(index, recipe, duration=cfg.valid_duration, split=vsplit) \
+        if vsplit else None
     if valid is not None and len(valid) == 0:
         raise StemforgeError(f"validation split {cfg.valid_split!r}: no track is long enough for "
                              f"one {valid.recipe.duration} s window")
@@ -191,10 +202,9 @@ def train(recipe, index, out: str | os.PathLike, config: TrainConfig | None = No
             "step": step, "train_config": cfg.to_dict(), "recipe": recipe.raw,
             "recipe_hash": recipe.hash(), "history": history, "best_valid": best})
 
-    from tqdm.auto import tqdm
+    from ..progress import progress as progress_bar
 
-    bar = tqdm(total=cfg.steps, initial=min(step, cfg.steps), desc=desc, disable=not progress,
-               unit="step", dynamic_ncols=True)
+    bar = progress_bar(cfg.steps, desc, "step", enabled=progress, initial=min(step, cfg.steps))
     running, n_running = 0.0, 0
     try:
         for epoch, batch_list in _batches(step, cfg.steps, cfg):
@@ -213,9 +223,12 @@ def train(recipe, index, out: str | os.PathLike, config: TrainConfig | None = No
                 n_running += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                if on_step is not None:
+                    on_step(step)
                 last = step == cfg.steps
                 if (cfg.valid_every and step % cfg.valid_every == 0) or last:
-                    vloss = validation_loss(model, valid, dev, cfg.batch_size) if valid else None
+                    vloss = validation_loss(model, valid, dev, cfg.batch_size,
+                                            progress=progress) if valid else None
                     history.append({"step": step, "train_loss": running / n_running,
                                     "valid_loss": vloss})
                     running, n_running = 0.0, 0

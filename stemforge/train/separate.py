@@ -28,8 +28,11 @@ from .model import MaskSeparator
 
 @torch.no_grad()
 def separate_array(model: MaskSeparator, audio: np.ndarray, chunk: Seconds = 30.0,
-                   overlap: Seconds = 1.0, device=None) -> np.ndarray:
-    """``audio`` float ``(C, T)`` at ``model.config.sample_rate`` -> float32 ``(S, C, T)``."""
+                   overlap: Seconds = 1.0, device=None, progress: bool = False) -> np.ndarray:
+    """``audio`` float ``(C, T)`` at ``model.config.sample_rate`` -> float32 ``(S, C, T)``.
+    ``progress``: a bar (or lines off a terminal) over the chunks, on stderr."""
+    from ..progress import progress as progress_bar
+
     cfg = model.config
     audio = np.asarray(audio, np.float32)
     if audio.ndim != 2 or audio.shape[0] != cfg.channels:
@@ -45,6 +48,7 @@ def separate_array(model: MaskSeparator, audio: np.ndarray, chunk: Seconds = 30.
     out = np.zeros((len(cfg.targets), C, T), np.float32)
     weight = np.zeros(T, np.float32)
     starts = list(range(0, max(T - ov, 1), n - ov))
+    bar = progress_bar(len(starts), "separate", "chunk", enabled=progress)
     for a in starts:
         b = min(T, a + n)
         x = torch.from_numpy(audio[None, :, a:b]).to(dev)
@@ -57,15 +61,17 @@ def separate_array(model: MaskSeparator, audio: np.ndarray, chunk: Seconds = 30.
             w[-ov:] = np.minimum(w[-ov:], np.linspace(1, 0, ov + 2, dtype=np.float32)[1:-1])
         out[:, :, a:b] += est * w
         weight[a:b] += w
+        bar.update(1)
+    bar.close()
     return out / np.maximum(weight, 1e-8)
 
 
 def separate_audio(model: MaskSeparator, audio: np.ndarray, sample_rate: int,
-                   chunk: Seconds = 30.0, device=None, where: str = "audio"
-                   ) -> dict[str, np.ndarray]:
+                   chunk: Seconds = 30.0, device=None, where: str = "audio",
+                   progress: bool = False) -> dict[str, np.ndarray]:
     """Float ``(C, T)`` audio at any rate -> ``{target: float32 (C, T)}`` at the same rate and
     channel count: converted to the model's format (soxr, channel mix), separated, converted
-    back. ``where`` names the input in errors (a file, a track)."""
+    back. ``where`` names the input in errors (a file, a track); ``progress``: over the chunks."""
     cfg = model.config
     channels = audio.shape[0]
     if audio.shape[1] == 0:
@@ -75,7 +81,7 @@ def separate_audio(model: MaskSeparator, audio: np.ndarray, sample_rate: int,
                          f"{cfg.channels}-channel audio and only mono or {cfg.channels}-channel "
                          "input can be converted unambiguously")
     x = dsp.resample(dsp.to_channels(audio, cfg.channels), sample_rate, cfg.sample_rate)
-    est = separate_array(model, x, chunk=chunk, device=default_device(device))
+    est = separate_array(model, x, chunk=chunk, device=default_device(device), progress=progress)
     results = {}
     for name, e in zip(cfg.targets, est):
         y = dsp.resample(np.ascontiguousarray(e), cfg.sample_rate, sample_rate)
@@ -85,8 +91,8 @@ def separate_audio(model: MaskSeparator, audio: np.ndarray, sample_rate: int,
 
 
 def separate_file(checkpoint: str | os.PathLike, audio_path: str | os.PathLike,
-                  out: str | os.PathLike, device=None, chunk: Seconds = 30.0
-                  ) -> dict[str, Path]:
+                  out: str | os.PathLike, device=None, chunk: Seconds = 30.0,
+                  progress: bool = False) -> dict[str, Path]:
     """Separate ``audio_path`` with the model in ``checkpoint``; returns ``{target: path}``."""
     model, _ = load_model(checkpoint, device)
     path = Path(audio_path)
@@ -95,7 +101,8 @@ def separate_file(checkpoint: str | os.PathLike, audio_path: str | os.PathLike,
     info = io.info(path)
     audio = io.read(path)
     sr = int(info.sample_rate)
-    results = separate_audio(model, audio, sr, chunk=chunk, device=device, where=str(path))
+    results = separate_audio(model, audio, sr, chunk=chunk, device=device, where=str(path),
+                             progress=progress)
     out = Path(out)
     written: list[Path] = []
     try:
