@@ -83,18 +83,44 @@ def test_clean_dataset_exits_0(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["{missing}"], "dataset root does not exist"),
-    (["--index", "noequals"], "--index 'noequals': expected NAME=ROOT"),
-    (["--index", "a={ds}", "--index", "a={ds}"], "the name 'a' is given twice"),
-    ([], "give at least one dataset"),
+    (["--index", "=x"], "--index '=x': expected ROOT or NAME=ROOT"),
+    (["--index", "a={ds}", "--index", "a={other}"], "the name 'a' is given twice"),
+    (["{ds}", "--index", "b={ds}"], "is given twice; give each dataset once"),
+    (["{ds}", "{other}", "--cache", "{missing}"], "names one dataset's index, but 2 datasets"),
+    (["{ds}", "--workers", "0"], "--workers 0: expected 1 or more worker processes"),
+    ([], "no dataset given"),
     (["{ds}", "--layout", "nosuch"], "unknown layout 'nosuch'"),
 ])
 def test_errors_are_one_line_and_leave_nothing(dataset, tmp_path, capsys, args, message):
     out = tmp_path / "out"
-    args = [a.format(missing=tmp_path / "nope", ds=dataset) for a in args]
+    other = tmp_path / "other"
+    other.mkdir()
+    args = [a.format(missing=tmp_path / "nope", ds=dataset, other=other) for a in args]
     assert main(["doctor", *args, "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
     assert not out.exists()
+
+
+def test_index_option_is_the_positional_root(dataset, doctored, tmp_path, capsys):
+    """``--index ROOT`` = ``ROOT``; ``--index NAME=ROOT`` names the dataset; an unnamed dataset
+    whose folder name is taken gets a suffix, a given name never changes."""
+    from stemforge.commands.doctor import add_parser, datasets_of
+    import argparse
+
+    out, _ = doctored
+    assert main(["doctor", "--index", str(dataset), "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 1
+    a = json.loads((out / "doctor.json").read_text())
+    b = json.loads((tmp_path / "o" / "doctor.json").read_text())
+    assert a["findings"] == b["findings"] and a["datasets"] == b["datasets"]
+    other = tmp_path / "x" / dataset.name
+    _write(other / "train" / "Z - Z", songs.song(np.random.default_rng(3), 2.0, SR))
+    parser = add_parser(argparse.ArgumentParser().add_subparsers())
+    args = parser.parse_args([str(other), "--index", f"{dataset.name}={dataset}", "--out", "o"])
+    refs = datasets_of(args)
+    assert [r.name for r in refs] == [dataset.name, f"{dataset.name}-2"]
+    assert [r.root for r in refs] == [str(dataset.resolve()), str(other.resolve())]
 
 
 def test_out_must_be_a_folder(dataset, tmp_path, capsys):

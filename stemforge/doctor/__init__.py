@@ -4,7 +4,7 @@ Finds duplicates and leakage across tracks, splits and datasets (audio fingerpri
 inverted index), bleed between stems, and broken stems and mixtures (silence, dropouts,
 clipping, DC offset, copied, inverted or swapped stems, a channel or span of the mixture that
 does not match the stems, mismatched rates and lengths, labels that do not fit the content).
-The findings are an exclusion list recipes apply (``exclude: doctor.json``).
+The findings are an exclusion list recipes apply (``exclude_flagged: doctor.json``).
 
 Modules: ``run`` (the job and duplicate matching), ``track`` (every per-track check), ``scan``,
 ``frames``, ``source``, ``relation``, ``bleed``, ``labels``, ``fingerprint`` (the checks),
@@ -21,11 +21,11 @@ __all__ = ["KINDS", "DoctorError", "DoctorReport", "Finding", "Options", "resolv
            "run_doctor"]
 
 
-def resolve(path, name=None, layout=None, taxonomy=None):
+def resolve(path, name=None, layout=None, taxonomy=None, cache=None):
     """A dataset to check (see :func:`stemforge.doctor.datasets.resolve`)."""
     from .datasets import resolve as _resolve
 
-    return _resolve(path, name, layout, taxonomy)
+    return _resolve(path, name, layout, taxonomy, cache)
 
 
 def run_doctor(datasets, out=None, options=None, workers=1, scheduler=None, progress=False):

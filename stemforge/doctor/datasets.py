@@ -10,6 +10,7 @@ index (and its exclusion list applies to it); otherwise the layout is detected.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 from .. import layouts
 from ..layouts.base import TrackEntry
 from .findings import DoctorError
+
+log = logging.getLogger("stemforge")
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,11 @@ def _index_header(path: Path) -> dict:
 
 
 def resolve(path: str | os.PathLike, name: str | None = None, layout: str | None = None,
-            taxonomy=None) -> DatasetRef:
+            taxonomy=None, cache: str | os.PathLike | None = None) -> DatasetRef:
     """A :class:`DatasetRef` for a dataset root or an ``index.jsonl`` (see the module doc).
-    ``layout``/``taxonomy`` override what an index recorded."""
-    from ..index import INDEX_FILE, default_cache_dir
+    ``layout``/``taxonomy`` override what an index recorded; ``cache``: the root's index cache
+    directory (default: the one remembered for the root, else the default one)."""
+    from ..index import INDEX_FILE, resolve_cache_dir
     from ..taxonomy import Taxonomy
 
     p = Path(path)
@@ -83,14 +87,17 @@ def resolve(path: str | os.PathLike, name: str | None = None, layout: str | None
         root = Path(header["root"])
     else:
         root = layouts.check_root(p).resolve()
-        cached = default_cache_dir(root) / INDEX_FILE
+        cached = resolve_cache_dir(root, cache)[0] / INDEX_FILE
         if cached.is_file():
             try:
                 header = _index_header(cached)
             except DoctorError:
                 header = None
-    if layout is None:
-        layout = header["layout"] if header else layouts.detect(root).name
+    if layout is None and header:
+        layout = header["layout"]
+    elif layout is None:
+        layout = layouts.detect(root).name
+        log.info("layout: %s (detected; --layout to override)", layout)
     else:
         layouts.get(layout)
     tax = taxonomy
@@ -98,23 +105,3 @@ def resolve(path: str | os.PathLike, name: str | None = None, layout: str | None
         tax = header["taxonomy"].get("targets")
     mapping = Taxonomy.coerce(tax).to_mapping() if tax is not None else None
     return DatasetRef(name or root.name, str(root), layout, _frozen(mapping))
-
-
-def unique_names(refs: list[DatasetRef]) -> list[DatasetRef]:
-    """Refs with names made unique (``name``, ``name-2``, ...) in order; the same root twice is
-    an error."""
-    roots = [r.root for r in refs]
-    dup = sorted({r for r in roots if roots.count(r) > 1})
-    if dup:
-        raise DoctorError(f"dataset {dup[0]} is given twice; give each dataset once")
-    seen: dict[str, int] = {}
-    out = []
-    for r in refs:
-        n = r.name
-        if n in seen:
-            seen[n] += 1
-            n = f"{r.name}-{seen[r.name]}"
-        else:
-            seen[n] = 1
-        out.append(DatasetRef(n, r.root, r.layout, r.taxonomy))
-    return out

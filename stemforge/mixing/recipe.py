@@ -273,6 +273,35 @@ class Recipe:
                    all_splits=all_splits, exclude=tuple(exclude), pad=pad,
                    exclusions=exclusions)
 
+    def bind(self, stem_names) -> "Recipe":
+        """The closed recipe for an index holding ``stem_names`` (its split's stems, in index
+        order): ``"*"`` replaced by every stem not named elsewhere (or excluded), each its own
+        target; ``rest`` declared as the group of those stems. A closed recipe is returned as
+        is. The bound recipe (explicit targets and groups) is the effective one: its hash is
+        what specs and jobs record."""
+        if not self.open:
+            return self
+        raw = copy.deepcopy(self.raw)
+        targets = [raw["targets"]] if isinstance(raw["targets"], str) else list(raw["targets"])
+        groups = dict(raw.get("groups") or {})
+        named = {m for t in targets if t not in (WILDCARD, REST) for m in groups.get(t, [t])}
+        left = [s for s in stem_names if s not in named and s not in self.exclude]
+        have = ", ".join(stem_names)
+        if not left:
+            which = f"'{WILDCARD}'" if WILDCARD in targets else REST
+            raise RecipeError("targets", f"{which} matches no stem: every stem of the index "
+                              f"({have}) is already named in the recipe or excluded")
+        if WILDCARD in targets:
+            k = targets.index(WILDCARD)
+            targets[k:k + 1] = left
+        else:
+            groups[REST] = left
+        raw["targets"], raw["groups"] = targets, groups
+        r = Recipe.from_dict(raw)
+        if "name" not in raw:
+            r.name = self.name
+        return r
+
     # ------------------------------------------------------------------ facts
     @property
     def frames(self) -> int:
