@@ -23,6 +23,7 @@ from .errors import StemforgeError, StemforgeWarning
 # command name -> module under stemforge.commands (add one line per new command)
 COMMANDS = {
     "demo": "demo",
+    "doctor": "doctor",
     "download": "download",
     "evaluate": "evaluate",
     "export-jams": "export_jams",

@@ -171,6 +171,7 @@ def test_index_takes_name_equals_root_everywhere(tmp_path, capsys):
     ["generate", "all_stems", "--index", "{root}", "--n", "1", "--out", "{tmp}/g"],
     ["regenerate", "{tmp}/g"],
     ["train", "all_stems", "--index", "{root}", "--steps", "1", "--out", "{tmp}/t"],
+    ["doctor", "{root}", "--out", "{tmp}/d"],
 ])
 def test_workers_means_worker_processes_everywhere(tmp_path, capsys, argv):
     root = make_satb(tmp_path / "choir", {"train": 1})

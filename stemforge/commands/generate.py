@@ -29,6 +29,9 @@ def add_parser(sub):
     p.add_argument("--no-fsync", action="store_true",
                    help="do not fsync each file: still atomic if the run is killed, but not "
                    "safe against power loss; faster on storage with slow fsync")
+    p.add_argument("--exclude", metavar="DOCTOR.json",
+                   help="drop the tracks, stems and spans `stemforge doctor` flagged for "
+                   "exclusion (a doctor.json or its folder; the recipe's exclude_flagged:)")
     return p
 
 
@@ -36,6 +39,8 @@ def run(args) -> int:
     from ..jobs.generate import generate
 
     recipe = load_recipe(args)
+    if args.exclude:  # the recipe's `exclude_flagged:` field, set from the command line
+        recipe = recipe.with_overrides({"exclude_flagged": str(args.exclude)})
     k = workers(args)
     index = open_index(args)
     res = generate(recipe, index, args.n, args.out, seed=args.seed, epoch=args.epoch,

@@ -8,15 +8,17 @@ def add_parser(sub):
     p = sub.add_parser("report", help="write a static HTML report (players, spectrograms, "
                        "tables, plots) of a dataset, a generated set, or evaluation results")
     p.add_argument("paths", nargs="*", metavar="PATH",
-                   help="dataset root or index.jsonl, generated set folder, or results folder "
-                   "(kind detected automatically; several may be given; NAME=DIR names a "
-                   "results folder's method; several results are also compared side by side)")
+                   help="dataset root or index.jsonl, generated set folder, results folder, or "
+                   "`stemforge doctor` output (kind detected automatically; several may be "
+                   "given; NAME=DIR names a results folder's method; several results are also "
+                   "compared side by side)")
     p.add_argument("--index", action="append", default=[], metavar="ROOT",
                    help="a dataset to report (as a PATH; repeatable)")
     p.add_argument("--layout", help="layout of the dataset PATHs (default: the one remembered "
                    "from the last `stemforge index`, else auto-detected)")
     p.add_argument("--out", required=True, help="output folder (index.html + assets/)")
-    p.add_argument("--kind", default="auto", choices=["auto", "dataset", "generated", "results"],
+    p.add_argument("--kind", default="auto",
+                   choices=["auto", "dataset", "generated", "results", "doctor"],
                    help="force the kind of every PATH (default: detect)")
     p.add_argument("--max-items", type=int, default=100,
                    help="tracks / mixtures with players and images (default 100)")
@@ -34,8 +36,8 @@ def run(args) -> int:
 
     paths = [*args.paths, *args.index]
     if not paths:
-        raise StemforgeError("nothing to report: give dataset roots, generated sets or results "
-                             "folders as PATHs")
+        raise StemforgeError("nothing to report: give dataset roots, generated sets, results "
+                             "folders or doctor outputs as PATHs")
     res = build_report(paths, args.out, kind=args.kind, max_items=args.max_items,
                        preview_seconds=args.excerpt, title=args.title,
                        progress=not args.no_progress, layout=args.layout)

@@ -27,6 +27,8 @@ YAML form (every field optional except ``targets``; see recipes/ for examples)::
     clipping: fix_clipping        # fix_clipping | peak_normalize | none
     silence: {min_active: 0.25, threshold_db: -60, max_retries: 20, on_exhausted: keep}
     augment: [...]                # see stemforge.augment.chain
+    exclude_flagged: doctor.json  # drop what `stemforge doctor` flagged (stemforge.doctor.exclude);
+                                  # `exclude: doctor.json` (a path, not a list) says the same
 
 Per-stem parameters: ``track`` ([choose, []] = any track holding the stem), ``start`` (fraction
 of the valid start range, [uniform, 0, 1] by default), exactly one of ``snr`` (LUFS relative to
@@ -50,6 +52,7 @@ import copy
 import hashlib
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +69,7 @@ from ..distributions import Distribution
 TOP_FIELDS = ("name", "duration", "sample_rate", "channels", "resample", "split", "targets",
               "groups", "modes", "ref_db", "stems", "clipping", "silence", "augment", "sources",
               "fade_in", "fade_out", "exclude", "pad", "datasets", "dataset_mode", "tracks",
-              "master")
+              "master", "exclude_flagged")
 ALL_SPLITS = "all"   # split: all = every split of the index, said explicitly
 WILDCARD = "*"       # targets: ["*"] = every stem of the index, each its own target
 REST = "rest"        # targets: [vocals, rest] = one target of every other stem
@@ -166,6 +169,7 @@ class Recipe:
     #: mastering bus: (step, {param: Distribution}) in order (gain computers on the mix)
     master: tuple = ()
     open: bool = False                  # targets hold "*" or rest: bind(index stems) first
+    exclusions: Any = None   # what `stemforge doctor` flagged: doctor.exclude.ExclusionList
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -185,6 +189,8 @@ class Recipe:
         except UnicodeDecodeError as e:
             raise RecipeError("<file>", f"{p}: not a text file ({e.reason})") from e
         data = _parse_yaml(text, where)
+        if p.is_file():  # doctor reports are named relative to the recipe file
+            data = _embed_flagged(data, p.parent)
         r = cls.from_dict(data, overrides=overrides)
         if r.name == "recipe" and "name" not in (data or {}):
             r.name = stem
@@ -215,7 +221,7 @@ class Recipe:
                 return cls.from_dict(data)
             except RecipeError as e:
                 raise _blame(e, applied) from None
-        raw = copy.deepcopy(dict(data))
+        raw = copy.deepcopy(dict(_embed_flagged(data, None)))
         _check_finite(raw, "")
         for k in raw:
             if k not in TOP_FIELDS:
@@ -297,13 +303,17 @@ class Recipe:
         _check_gain_steps(chain, stems)
         fades = [_number(raw.get(k, 0.0), k, low=0, high=duration) for k in ("fade_in", "fade_out")]
         _check_events(stems, modes, silence, chain, fades)
+        exclusions = None
+        if raw.get("exclude_flagged") is not None:  # embedded: the hash covers the list itself
+            exclusions = _exclusions(raw["exclude_flagged"], None)
+            raw["exclude_flagged"] = exclusions.to_raw()
         return cls(targets=list(targets), sources=sources, groups=groups, duration=duration,
                    sample_rate=sample_rate, channels=channels, resample=resample, split=split,
                    modes=modes, ref_db=ref_db, stems=stems, clipping=clipping, silence=silence,
                    augment=chain, name=name, raw=raw, fade_in=fades[0], fade_out=fades[1],
                    all_splits=all_splits, exclude=tuple(exclude), pad=pad,
                    datasets=datasets, dataset_mode=dataset_mode, tracks=tracks,
-                   master=master)
+                   master=master, exclusions=exclusions)
 
     def bind(self, stem_names) -> "Recipe":
         """The closed recipe for an index holding ``stem_names`` (its split's stems, in index
@@ -719,6 +729,35 @@ def _silence(raw) -> Silence:
         max_retries=_int(raw.get("max_retries", 20), "silence.max_retries", 0, 10000),
         on_exhausted=on,
     )
+
+
+def _exclusions(value, base, field: str = "exclude_flagged"):
+    """The recipe's ``exclude_flagged`` (doctor.json path(s) relative to ``base``, or the
+    embedded list) as an ExclusionList."""
+    from ..doctor.exclude import ExclusionList
+
+    return ExclusionList.coerce(value, field, base)
+
+
+def _embed_flagged(data, base):
+    """``data`` with its doctor exclusions embedded under ``exclude_flagged``. ``exclude`` is a
+    list of stem names; given a doctor report instead (a path, or the embedded mapping), it is
+    read as ``exclude_flagged``. Paths are relative to ``base`` (the recipe's
+    folder; None: the working directory)."""
+    if not isinstance(data, Mapping):
+        return data
+    value, field = data.get("exclude_flagged"), "exclude_flagged"
+    moved = isinstance(data.get("exclude"), (str, os.PathLike, Mapping))
+    if moved:
+        if value is not None:
+            raise RecipeError("exclude", "a doctor report is given both as exclude and as "
+                              "exclude_flagged; give it once")
+        value, field = data["exclude"], "exclude"
+    if value is None:
+        return data
+    out = {k: v for k, v in data.items() if not (moved and k == "exclude")}
+    out["exclude_flagged"] = _exclusions(value, base, field).to_raw()
+    return out
 
 
 def _check_gain_steps(chain: Chain, stems: dict[str, StemParams]) -> None:

@@ -75,6 +75,7 @@ class Sampler:
         if recipe.open:
             raise RecipeError("targets", f"{recipe.targets} must be bound to the index's stems "
                               "first (Recipe.bind; Mixer does it)")
+        self.exclusions = None   # stemforge doctor's exclusion list, applied in _pool
         if recipe.pad and any(entry_points(e) is not None for e in recipe.augment.entries):
             raise RecipeError("pad", "pad: true cannot be combined with mode: cached pitch/tempo "
                               "steps (variants are read at the drawn start, not zero-padded)")
@@ -173,6 +174,12 @@ class Sampler:
             idx = index.subset(split) if split else index
         except IndexError_ as e:
             raise RecipeError(f"datasets.{name}.split" if name else "split", str(e)) from None
+        if recipe.exclusions is not None:  # stemforge doctor's list: tracks, stems, spans
+            if name:
+                raise RecipeError("exclude_flagged", "a doctor exclusion list cannot yet be "
+                                  "used with several datasets (datasets:); use it with one")
+            self.exclusions = recipe.exclusions.apply(idx)
+            idx = self.exclusions.index
         if len(idx) == 0:
             raise RecipeError("split", f"no tracks in the index of {where} for split {split}")
         of = f" of dataset {name!r}" if name else ""
@@ -264,6 +271,9 @@ class Sampler:
         memo = self._memo.get((key, need))
         if memo is None:
             ok = [t for t in cands if self.recipe.pad or self._src_frames(t, need) <= t.frames]
+            if self.exclusions is not None:
+                ok = [t for t in ok if self.exclusions.fits(t, self._placed(key),
+                                                            self._src_frames(t, need))]
             cum = None
             if self._by_duration and ok:  # seconds of valid starts (a padded track: one start)
                 cum = np.cumsum([(max(0, t.frames - self._src_frames(t, need)) + 1)
@@ -296,8 +306,18 @@ class Sampler:
                               "(not in the index/split, lacks the stem, or too short)")
         track = pool.index.track(tid)
         span = max(0, track.frames - self._src_frames(track, need))  # 0: a padded short track
-        start = int(round(float(draw_start(rng)) * span))
+        frac = float(draw_start(rng))
+        if self.exclusions is not None and self.exclusions.has_spans(track.id):
+            start = self.exclusions.place(track, self._placed(key),
+                                          self._src_frames(track, need), frac)
+        else:
+            start = int(round(frac * span))
         return track, start, pool
+
+    def _placed(self, key) -> list[str]:
+        """The stems one placement puts at its start (``_place``'s key: ``(dataset, stem or
+        "\0coherent")``)."""
+        return list(self.recipe.sources) if key[1] == "\0coherent" else [key[1]]
 
     # ------------------------------------------------------------------ draw
     def draw(self, seed: int, epoch: int, item: int) -> tuple[MixSpec, dict]:
@@ -456,7 +476,8 @@ class Sampler:
                        ref_db=d.ref_db if self._any_snr else None, clipping=r.clipping,
                        seed=int(d.seed), epoch=int(d.epoch), item=int(d.item),
                        recipe_name=r.name, recipe_hash=self.hash, version=__version__,
-                       attempts=d.attempts, warnings=d.warnings, master=d.master)
+                       attempts=d.attempts, warnings=d.warnings, master=d.master,
+                       exclusions=self.exclusions.record if self.exclusions else None)
         return spec, d.processed
 
     def _silent_targets(self, per: dict[str, "SourceDraw"], placement) -> list[str]:
@@ -641,7 +662,12 @@ class Sampler:
         if p.source_time is not None:
             return track, min(int(float(p.source_time.sample(rng)) * track.sample_rate),
                               span), pool
-        return track, int(round(float(draw_start(rng)) * span)), pool
+        frac = float(draw_start(rng))
+        if self.exclusions is not None and p.role != "background" \
+                and self.exclusions.has_spans(track.id):
+            return track, self.exclusions.place(track, self._placed(key),
+                                                self._src_frames(track, need), frac), pool
+        return track, int(round(frac * span)), pool
 
 
 def _of(pool: "Pool") -> str:

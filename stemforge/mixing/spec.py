@@ -114,6 +114,7 @@ class MixSpec:
     #: mastering bus (recipe ``master:``): the drawn steps in order, ``{"step": ..., params}``;
     #: left out of the JSON when empty (other specs keep their bytes)
     master: list[dict] = field(default_factory=list)
+    exclusions: dict | None = None    # the doctor exclusion list applied (recipe `exclude`)
 
     @property
     def duration(self) -> float:
@@ -134,6 +135,8 @@ class MixSpec:
             for k, v in EVENT_DEFAULTS.items():
                 if src[k] == v:
                     del src[k]
+        if d["exclusions"] is None:   # absent unless used: specs without it stay as they were
+            del d["exclusions"]
         return d
 
     @classmethod

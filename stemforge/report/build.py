@@ -12,22 +12,26 @@ from ..errors import StemforgeError
 from ..metrics.results import METHOD_NAME
 from .compare import comparison_html
 from .dataset import dataset_section
+from .doctor import doctor_section, is_doctor_output
 from .generated import is_generated_set, generated_section
 from .html import GENERATOR, PREVIEW_SECONDS, Assets, esc, page, problems_html, slug
 from .results import looks_like_results, results_section
 from .section import Section
 
-KINDS = ("auto", "dataset", "generated", "results")
+KINDS = ("auto", "dataset", "generated", "results", "doctor")
 BUILDERS = {"dataset": dataset_section, "generated": generated_section,
-            "results": results_section}
+            "results": results_section, "doctor": doctor_section}
 
 
 def detect_kind(path: str | Path) -> str:
     """``dataset`` (a root or index.jsonl), ``generated`` (a ``stemforge generate`` folder),
-    ``results`` (museval JSON files), or ``missing`` / ``empty``."""
+    ``results`` (museval JSON files), ``doctor`` (``stemforge doctor`` output), or
+    ``missing`` / ``empty``."""
     p = Path(path)
     if not p.exists():
         return "missing"
+    if is_doctor_output(p):
+        return "doctor"
     if p.is_file():
         if p.name == "index.jsonl":
             return "dataset"

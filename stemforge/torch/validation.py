@@ -69,7 +69,8 @@ def validation_recipe(index, recipe_or_targets, duration=None, split=None) -> Re
     else:
         base = bind(as_recipe(recipe_or_targets), index).to_dict()
         raw = {k: base[k] for k in ("name", "targets", "groups", "sample_rate", "channels",
-                                    "resample", "sources", "duration", "exclude") if k in base}
+                                    "resample", "sources", "duration", "exclude",
+                                    "exclude_flagged") if k in base}
         raw["name"] = f"{raw.get('name', 'recipe')}-validation"
     if duration is not None:
         raw["duration"] = duration
@@ -109,6 +110,10 @@ class ValidationDataset(Dataset):
             starts = list(range(0, t.frames - need + 1, step))
             if tail == "cover" and starts[-1] + need < t.frames:
                 starts.append(t.frames - need)
+            excl = self.sampler.exclusions
+            if excl is not None and excl.has_spans(t.id):  # windows over excluded spans go
+                free = excl.starts(t, self.recipe.sources, need)
+                starts = [s for s in starts if any(lo <= s <= hi for lo, hi in free)]
             self.windows += [(t.id, s) for s in starts]
         if self.skipped:
             warnings.warn(f"ValidationDataset: {len(self.skipped)} of {len(self.sampler.coherent)}"
@@ -144,7 +149,9 @@ class ValidationDataset(Dataset):
         return MixSpec(sample_rate=r.sample_rate, channels=r.channels, frames=r.frames,
                        mode="coherent", targets=list(r.targets), sources=sources, ref_db=None,
                        clipping="none", scale=None, item=int(i), recipe_name=r.name,
-                       recipe_hash=self._hash, version=__version__)
+                       recipe_hash=self._hash, version=__version__,
+                       exclusions=self.sampler.exclusions.record if self.sampler.exclusions
+                       else None)
 
     def __getitem__(self, i: int):
         if not 0 <= i < len(self.windows):
