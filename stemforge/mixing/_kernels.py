@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import math
 import sys
 from pathlib import Path
 
@@ -49,6 +48,7 @@ from numba.extending import overload
 from .. import _jit
 from .._jit import njit
 from ..audio.cache import PCM16_UNIT
+from . import reference
 
 #: frames per block of the blocked loops (both channels of a block in turn; the choice is
 #: measured in docs/benchmarks.md)
@@ -195,38 +195,9 @@ def rescale_generic(targets, mix, scale):
 BOUND_SLACK = 1e-4
 
 
-@njit
-def limiter_gain(level, sr, threshold_db, release_ms):
-    """:func:`stemforge.mixing.reference.limiter_gain`, compiled (same float64 operations in
-    the same order: the same values)."""
-    ceiling = 10.0 ** (threshold_db / 20.0)
-    rel = 1.0 - math.exp(-1.0 / (release_ms * 1e-3 * sr))
-    g = np.empty(level.shape[0])
-    prev = 1.0
-    for n in range(level.shape[0]):
-        x = level[n]
-        cap = ceiling / x if x > ceiling else 1.0
-        prev = min(cap, prev + (1.0 - prev) * rel)
-        g[n] = prev
-    return g
-
-
-@njit
-def compressor_gain(level, sr, threshold_db, ratio, attack_ms, release_ms, makeup_db):
-    """:func:`stemforge.mixing.reference.compressor_gain`, compiled (same operations)."""
-    att = math.exp(-1.0 / (attack_ms * 1e-3 * sr))
-    rel = math.exp(-1.0 / (release_ms * 1e-3 * sr))
-    slope = 1.0 - 1.0 / ratio
-    g = np.empty(level.shape[0])
-    s = 0.0
-    for n in range(level.shape[0]):
-        x = level[n]
-        L = 20.0 * math.log10(x) if x > 1e-10 else -200.0
-        want = slope * (L - threshold_db) if L > threshold_db else 0.0
-        a = att if want > s else rel
-        s = a * s + (1.0 - a) * want
-        g[n] = 10.0 ** ((makeup_db - s) / 20.0)
-    return g
+# the mastering bus's gain computers: the reference's own loops, compiled (one definition)
+limiter_gain = njit(reference.limiter_gain)
+compressor_gain = njit(reference.compressor_gain)
 
 
 @njit

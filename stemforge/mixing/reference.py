@@ -83,12 +83,14 @@ def limiter_gain(level: np.ndarray, sr: int, threshold_db: float,
     at every sample (instant attack, no look-ahead: ``g[n] <= ceiling / level[n]``),
     recovering towards 1 with a one-pole release (time constant ``release_ms``):
     ``g[n] = min(ceiling / level[n], g[n-1] + (1 - g[n-1]) * (1 - exp(-1 / (release * sr))))``,
-    ``g[-1] = 1``."""
+    ``g[-1] = 1``. Written so that numba compiles this very function for render
+    (``_kernels.limiter_gain``)."""
     ceiling = 10.0 ** (threshold_db / 20.0)
     rel = 1.0 - math.exp(-1.0 / (release_ms * 1e-3 * sr))
-    g = np.empty(len(level))
+    g = np.empty(level.shape[0])
     prev = 1.0
-    for n, x in enumerate(level.tolist()):
+    for n in range(level.shape[0]):
+        x = float(level[n])
         cap = ceiling / x if x > ceiling else 1.0
         prev = min(cap, prev + (1.0 - prev) * rel)
         g[n] = prev
@@ -100,13 +102,15 @@ def compressor_gain(level: np.ndarray, sr: int, threshold_db: float, ratio: floa
     """A feed-forward compressor's gain, float64 ``(T,)``: the static curve's gain reduction
     ``(1 - 1 / ratio) * max(0, L[n] - threshold_db)`` dB of the level ``L = 20 log10
     max_c |mix|`` (-200 dB for silence), smoothed by a one-pole attack (reduction growing)
-    or release (shrinking) filter, ``s[-1] = 0``; gain ``10^((makeup_db - s[n]) / 20)``."""
+    or release (shrinking) filter, ``s[-1] = 0``; gain ``10^((makeup_db - s[n]) / 20)``.
+    Compiled as it is by numba for render (``_kernels.compressor_gain``)."""
     att = math.exp(-1.0 / (attack_ms * 1e-3 * sr))
     rel = math.exp(-1.0 / (release_ms * 1e-3 * sr))
     slope = 1.0 - 1.0 / ratio
-    g = np.empty(len(level))
+    g = np.empty(level.shape[0])
     s = 0.0
-    for n, x in enumerate(level.tolist()):
+    for n in range(level.shape[0]):
+        x = float(level[n])
         L = 20.0 * math.log10(x) if x > 1e-10 else -200.0
         want = slope * (L - threshold_db) if L > threshold_db else 0.0
         a = att if want > s else rel
