@@ -214,3 +214,16 @@ def test_prepare_cli_mixtures_flag_and_info(tmp_path):
     p = subprocess.run([*run, "prepare", str(root), "--cache", str(tmp_path / "c"),
                         "--mixtures", "--no-progress"], capture_output=True, text=True)
     assert p.returncode == 0 and "3 stems decoded" in p.stdout, (p.stdout, p.stderr)
+
+
+def test_cache_format_file_missing_is_format_1_and_a_bad_one_is_an_error(tmp_path):
+    from stemforge.errors import IndexError_
+
+    cache = StemCache(tmp_path / "audio")
+    (tmp_path / "audio").mkdir()
+    assert cache.format() == 1  # written before formats were recorded
+    (tmp_path / "audio" / FORMAT_FILE).write_text("garbage\n")
+    with pytest.raises(IndexError_, match=f"{FORMAT_FILE}: not a stem cache format number"):
+        cache.format()
+    (tmp_path / "audio" / FORMAT_FILE).write_text(f"{FORMAT}\n")
+    assert cache.format() == FORMAT

@@ -336,6 +336,33 @@ def test_info_into_a_closed_pipe_ends_quietly(tmp_path):
     assert shell.stdout.startswith("dataset: ") and "Traceback" not in shell.stderr
 
 
+def test_a_broken_pipe_that_is_not_stdout_is_a_one_line_error(monkeypatch, capsys):
+    """Only stdout's own reader going away ends quietly; another pipe (e.g. a separator's)
+    breaking is an error like any other, also when stdout has no descriptor (captured)."""
+    from stemforge import cli as cli_mod
+
+    real = cli_mod.build_parser
+
+    def parser():
+        p = real()
+        parse = p.parse_args
+
+        def parse_and_break(argv):
+            args = parse(argv)
+
+            def run(_args):
+                raise BrokenPipeError(32, "Broken pipe", "separator.fifo")
+            args._run = run
+            return args
+        p.parse_args = parse_and_break
+        return p
+
+    monkeypatch.setattr(cli_mod, "build_parser", parser)
+    assert cli_mod.main(["recipes"]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == ["stemforge recipes: error: separator.fifo: Broken pipe"]
+
+
 # ---------------------------------------------------------------------- must show
 def test_a_four_stem_folder_works_end_to_end_without_layout(tmp_path, capsys):
     """index, info, generate NAME --index DIR --set split=test, report: no --layout anywhere."""

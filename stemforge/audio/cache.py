@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_file
+from ..errors import IndexError_
 
 #: every StemCache of this process: a forked child drops their open maps (it reopens its own
 #: on first use) instead of each look-up comparing process ids
@@ -243,10 +244,18 @@ class StemCache:
 
     def format(self) -> int:
         """The folder's recorded cache format (1 when unrecorded: written before formats)."""
+        path = self.folder / FORMAT_FILE
         try:
-            return int((self.folder / FORMAT_FILE).read_text().strip())
-        except (OSError, ValueError):
+            text = path.read_text().strip()
+        except FileNotFoundError:
             return 1
+        except OSError as e:
+            raise IndexError_(f"{path}: cannot read the stem cache's format ({e.strerror or e})") \
+                from e
+        if not text.isdigit():
+            raise IndexError_(f"{path}: not a stem cache format number ({text[:20]!r}); delete "
+                             "the file to have the next `stemforge prepare` rewrite it")
+        return int(text)
 
     def mark_format(self) -> None:
         """Record that every entry is in :data:`FORMAT` (after :meth:`compact` of the rest)."""

@@ -91,8 +91,8 @@ def resolve(path: str | os.PathLike, name: str | None = None, layout: str | None
         if cached.is_file():
             try:
                 header = _index_header(cached)
-            except DoctorError:
-                header = None
+            except DoctorError as e:  # said, then the dataset is read as if never indexed
+                log.info("%s; its layout is not used", e)
     if layout is None and header:
         layout = header["layout"]
     elif layout is None:
