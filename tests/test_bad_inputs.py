@@ -300,6 +300,17 @@ CASES = [
                                                                 "incoherent: 0.7"))),
     Case("recipe-unknown-step", gen(recipe="{w}/r2.yaml"), "recipe field 'augment[0].step'",
          lambda w: w.recipe_with("augment:\n  - {step: wobble}\n")),
+    # MSST-parity steps (issue #20 item 6): a bad value names the step's field
+    Case("recipe-eq7-low-rate", gen(recipe="{w}/r2.yaml"),
+         "recipe field 'augment[0].step': seven_band_eq's top band reaches 9486 Hz",
+         lambda w: w.recipe_with("augment:\n  - {step: seven_band_eq}\n")),
+    Case("recipe-resample-above-rate", gen(recipe="{w}/r2.yaml"),
+         "recipe field 'augment[0].rate_hz': rate 44100 Hz exceeds the recipe's sample rate",
+         lambda w: w.recipe_with("augment:\n  - {step: resample}\n")),
+    Case("recipe-noise-color", gen(recipe="{w}/r2.yaml"), "recipe field 'augment[0].color'",
+         lambda w: w.recipe_with("augment:\n  - {step: noise, color: blue}\n")),
+    Case("recipe-bitcrush-bits", gen(recipe="{w}/r2.yaml"), "recipe field 'augment[1].bits'",
+         lambda w: w.recipe_with("augment:\n  - {step: scale}\n  - {step: bitcrush, bits: 0}\n")),
     Case("recipe-silence-unmeetable", gen(recipe="{w}/r2.yaml"),
          "silence policy: target(s) ['vocals'] below min_active",
          lambda w: (_silent_vocals(w), w.index(), w.recipe_with(

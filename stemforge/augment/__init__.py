@@ -9,7 +9,7 @@ Importing this package registers every built-in step.
 """
 from __future__ import annotations
 
-from . import basic, codec, effects, pitch  # noqa: F401  (register the steps)
+from . import basic, codec, degrade, effects, pitch  # noqa: F401  (register the steps)
 from .base import Param, Step, StepError, get, names, register
 from .chain import Chain, ChainEntry, apply_steps, frame_plan, parse_chain, source_frames
 

@@ -1,4 +1,5 @@
-"""Exact sample-level steps: gain, polarity flip, channel swap, time shift, time reversal.
+"""Exact sample-level steps: gain (dB or a linear factor), polarity flip, channel swap, time
+shift, time reversal.
 
 All take and return float32 ``(C, T)``; only ``time_shift`` changes length (it reads
 ``out_frames + max_frames`` and returns ``out_frames``).
@@ -24,6 +25,20 @@ class Gain(Step):
     @classmethod
     def transform(cls, audio, sample_rate, params, out_frames):
         return audio * np.float32(10.0 ** (float(params["db"]) / 20.0))
+
+
+@register
+class Scale(Step):
+    """Multiply by a linear ``factor`` (MSST's per-stem ``loudness``: a factor drawn uniformly
+    in ``[loudness_min, loudness_max]``, 0.5..1.5 in its example config)."""
+
+    name = "scale"
+    schema = (Param("factor", ["uniform", 0.5, 1.5], low=0.0, high=1000.0,
+                    doc="linear gain factor"),)
+
+    @classmethod
+    def transform(cls, audio, sample_rate, params, out_frames):
+        return audio * np.float32(params["factor"])
 
 
 @register
