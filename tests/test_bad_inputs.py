@@ -311,6 +311,9 @@ CASES = [
          lambda w: w.recipe_with("augment:\n  - {step: noise, color: blue}\n")),
     Case("recipe-bitcrush-bits", gen(recipe="{w}/r2.yaml"), "recipe field 'augment[1].bits'",
          lambda w: w.recipe_with("augment:\n  - {step: scale}\n  - {step: bitcrush, bits: 0}\n")),
+    Case("recipe-master-codec-on-a-linear-bus", gen(recipe="{w}/r2.yaml"),
+         "recipe field 'master.0.step': step 'aac' processes the mix itself",
+         lambda w: w.recipe_with("master: [{step: aac, p: 0.1}]\n")),
     Case("recipe-silence-unmeetable", gen(recipe="{w}/r2.yaml"),
          "silence policy: target(s) ['vocals'] below min_active",
          lambda w: (_silent_vocals(w), w.index(), w.recipe_with(

@@ -41,7 +41,8 @@ from ..mixing.recipe import Recipe
 from .dask_runner import (check_scheduler, run_items, seed_state, tune_worker_malloc,
                           worker_state)
 from .layout import (FORMATS, JOB_FILE, LOCK_FILE, MANIFEST_FILE, SPEC_FILE, JobError,
-                     audio_names, clean_temp, encode, is_complete, item_dir)
+                     clean_temp, encode, is_complete, item_arrays, item_audio_names,
+                     item_dir)
 from .manifest import Job, check_compatible, write_manifest
 
 
@@ -98,20 +99,20 @@ def generate_item(i: int, task: Task) -> int:
         return 0
     mixer = worker_state(task.key, lambda: open_mixer(task))
     m = mixer.mixture(i, epoch=task.epoch)
-    write_item(out, i, m.spec, [m.mix, *(m.targets[t] for t in m.spec.targets)], task.fmt,
+    write_item(out, i, m.spec, item_arrays(m.spec, m), task.fmt,
                fsync=task.fsync)
     return len(m.spec.warnings)
 
 
 def write_item(out: Path, i: int, spec, arrays: list, fmt: str, fsync: bool = True) -> None:
-    """Write item ``i``: ``arrays`` = mixture then targets in ``spec.targets`` order, each
-    ``(C, T)`` float32, then ``spec.json`` last (it marks the item complete). On any failure
+    """Write item ``i``: ``arrays`` = mixture then targets in ``spec.targets`` order (then the
+    un-mastered sum for a non-linear bus: :func:`~.layout.item_arrays`), each ``(C, T)`` float32, then ``spec.json`` last (it marks the item complete). On any failure
     before the spec is written, the audio written by this call is removed again."""
     d = item_dir(out, i)
     d.mkdir(exist_ok=True)
     written = []
     try:
-        for name, audio in zip(audio_names(spec.targets, fmt), arrays):
+        for name, audio in zip(item_audio_names(spec, fmt), arrays, strict=True):
             written.append(write_bytes_atomic(d / name, encode(audio, spec.sample_rate, fmt),
                                               fsync=fsync))
         if fsync:
@@ -307,7 +308,8 @@ def generate(recipe: Recipe, index, n: int, out, *, seed: int = 0, epoch: int = 
                         done += 1
                         bar.update(1)
                 clean_temp(out)  # temp files of writers that died mid-write (e.g. a lost worker)
-                write_manifest(out, n, fmt, recipe.targets, recipe.sources)
+                write_manifest(out, n, fmt, recipe.targets, recipe.sources,
+                               unmastered=not recipe.master_linear)
             except BaseException as e:
                 done = sum(is_complete(out, i) for i in range(n))
                 # a first run that failed on its data or recipe (the rerun would fail the same

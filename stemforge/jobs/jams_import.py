@@ -42,7 +42,7 @@ from ..mixing.sample import LOUDNESS_FLOOR
 from ..mixing.sources import event_audio
 from ..mixing.spec import MixSpec, SourceSpec
 from .generate import write_item
-from .layout import JobError, item_dir
+from .layout import JobError, item_arrays, item_dir
 
 
 class JamsError(StemforgeError):
@@ -196,7 +196,7 @@ def import_jams(paths, index, out, fmt: str = "wav") -> list[Path]:
         for i, (p, spec) in enumerate(zip(paths, specs, strict=True)):
             r = render(spec, index)
             write_item(out, i, spec.rendered(r.scale, r.peak),
-                       [r.mix, *(r.targets[t] for t in spec.targets)], fmt, fsync=False)
+                       item_arrays(spec, r), fmt, fsync=False)
             shutil.copyfile(p, item_dir(out, i) / "source.jams")
             dirs.append(item_dir(out, i))
     except OSError as e:

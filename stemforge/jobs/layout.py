@@ -4,6 +4,9 @@
     DIR/manifest.csv              one row per item (written when a run completes)
     DIR/<id>/mixture.<ext>        <id> = item index zero-padded to 6 digits ("000000")
     DIR/<id>/<target>.<ext>       one file per recipe target, ext = wav | flac
+    DIR/<id>/unmastered.<ext>     the targets' sum, only when the recipe's mastering bus is
+                                  non-linear (master: {linear: false}; the mixture is then
+                                  the bus's output, not that sum)
     DIR/<id>/spec.json            the MixSpec; written LAST, so it marks the item complete
 
 Every file is written atomically (hidden temp file ``.<name>.<random>.part`` in the same folder,
@@ -24,6 +27,7 @@ JOB_FILE = "stemforge-job.json"
 MANIFEST_FILE = "manifest.csv"
 SPEC_FILE = "spec.json"
 MIX_NAME = "mixture"
+UNMASTERED_NAME = "unmastered"  # = stemforge.mixing.master.UNMASTERED
 LOCK_FILE = ".stemforge.lock"
 FORMATS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24")}
 TEMP_SUFFIX = ".part"
@@ -42,9 +46,23 @@ def item_dir(out: Path, i: int) -> Path:
     return Path(out) / item_id(i)
 
 
-def audio_names(targets: list[str], fmt: str) -> list[str]:
-    """File names of one item's audio: mixture first, then the targets in recipe order."""
-    return [f"{n}.{fmt}" for n in [MIX_NAME, *targets]]
+def audio_names(targets: list[str], fmt: str, unmastered: bool = False) -> list[str]:
+    """File names of one item's audio: mixture first, then the targets in recipe order, then
+    (``unmastered``: a non-linear mastering bus) the un-mastered sum."""
+    return [f"{n}.{fmt}" for n in [MIX_NAME, *targets, *([UNMASTERED_NAME] if unmastered
+                                                         else [])]]
+
+
+def item_audio_names(spec, fmt: str) -> list[str]:
+    """:func:`audio_names` of the item a spec describes."""
+    return audio_names(spec.targets, fmt, unmastered=not spec.master_linear)
+
+
+def item_arrays(spec, rendered) -> list:
+    """The arrays :func:`item_audio_names` names, from a render or a ``Mixture`` of ``spec``:
+    mix, targets in spec order, and the un-mastered sum when the bus is non-linear."""
+    extra = [] if spec.master_linear else [rendered.unmastered]
+    return [rendered.mix, *(rendered.targets[t] for t in spec.targets), *extra]
 
 
 def is_complete(out: Path, i: int) -> bool:

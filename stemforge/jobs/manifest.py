@@ -3,7 +3,8 @@
 Both are deterministic functions of the job's inputs and the items' specs (no timestamps), so an
 interrupted and resumed run ends byte-identical to an uninterrupted one.
 
-Manifest columns: ``id, mixture, <target>..., duration, mode``, then for each source stem
+Manifest columns: ``id, mixture, <target>...`` (then ``unmastered`` for a non-linear mastering
+bus), ``duration, mode``, then for each source stem
 ``gain_db_<stem>, loudness_<stem>`` (the spec's gain in dB and the stem's integrated loudness in
 LUFS measured *before* the gain; empty when the stem was not loudness-normalised), then ``scale``
 (clip scaling applied to mix and targets). Paths are relative to DIR. Floats use Python's
@@ -20,8 +21,8 @@ from pathlib import Path
 from .. import __version__
 from ..mixing.spec import MixSpec
 from ..atomic import write_text_atomic
-from .layout import (JOB_FILE, MANIFEST_FILE, SPEC_FILE, JobError, audio_names, is_complete,
-                     item_id)
+from .layout import (JOB_FILE, MANIFEST_FILE, SPEC_FILE, JobError, is_complete,
+                     item_audio_names, item_id)
 
 JOB_KIND = "stemforge-generate/1"
 # fields that decide every output byte: a mismatch is always refused
@@ -219,8 +220,10 @@ def _num(x) -> str:
     return "" if x is None else repr(float(x))
 
 
-def manifest_header(targets: list[str], sources: list[str]) -> list[str]:
-    cols = ["id", "mixture", *targets, "duration", "mode"]
+def manifest_header(targets: list[str], sources: list[str],
+                    unmastered: bool = False) -> list[str]:
+    cols = ["id", "mixture", *targets, *(["unmastered"] if unmastered else []), "duration",
+            "mode"]
     for s in sources:
         cols += [f"gain_db_{s}", f"loudness_{s}"]
     return cols + ["scale"]
@@ -228,7 +231,7 @@ def manifest_header(targets: list[str], sources: list[str]) -> list[str]:
 
 def manifest_row(i: int, spec: MixSpec, fmt: str, sources: list[str]) -> list[str]:
     iid = item_id(i)
-    files = [f"{iid}/{name}" for name in audio_names(spec.targets, fmt)]
+    files = [f"{iid}/{name}" for name in item_audio_names(spec, fmt)]
     by = {s.stem: s for s in spec.sources}
     row = [iid, *files, repr(spec.duration), spec.mode]
     for s in sources:
@@ -237,11 +240,14 @@ def manifest_row(i: int, spec: MixSpec, fmt: str, sources: list[str]) -> list[st
     return row + [_num(spec.scale)]
 
 
-def write_manifest(out: Path, n: int, fmt: str, targets: list[str], sources: list[str]) -> Path:
-    """Build ``manifest.csv`` from the spec.json of items ``0..n-1`` (all must be complete)."""
+def write_manifest(out: Path, n: int, fmt: str, targets: list[str], sources: list[str],
+                   unmastered: bool = False) -> Path:
+    """Build ``manifest.csv`` from the spec.json of items ``0..n-1`` (all must be complete);
+    ``unmastered``: the recipe's bus is non-linear (an ``unmastered`` column after the
+    targets)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(manifest_header(targets, sources))
+    w.writerow(manifest_header(targets, sources, unmastered))
     for i in range(n):
         spec = MixSpec.load(Path(out) / item_id(i) / SPEC_FILE)
         w.writerow(manifest_row(i, spec, fmt, sources))

@@ -30,8 +30,8 @@ from ..atomic import write_bytes_atomic
 from .dask_runner import check_scheduler, run_items, seed_state, worker_state
 from .generate import (Task, index_locations, io_error, job_lock, make_task, open_mixer,
                        write_item)
-from .layout import (JOB_FILE, MANIFEST_FILE, SPEC_FILE, JobError, audio_names, clean_temp,
-                     encode, item_dir, item_id)
+from .layout import (JOB_FILE, MANIFEST_FILE, SPEC_FILE, JobError, clean_temp, encode,
+                     item_arrays, item_audio_names, item_dir, item_id)
 from .manifest import (Job, check_same_audio, manifest_header, manifest_row, other_audio,
                        write_manifest)
 
@@ -79,8 +79,7 @@ def _load_spec(out: Path, i: int, task: Task) -> tuple[MixSpec | None, str | Non
 
 
 def _arrays(spec: MixSpec, index) -> list[np.ndarray]:
-    r = _render(spec, index)
-    return [r.mix, *(r.targets[t] for t in spec.targets)]
+    return item_arrays(spec, _render(spec, index))
 
 
 def _describe(disk: bytes, want: bytes, fmt: str) -> str:
@@ -121,7 +120,8 @@ def verify_item(i: int, task: Task) -> list[Mismatch]:
                               "epoch, item): the spec was edited or comes from another "
                               "stemforge version"))
     d = item_dir(out, i)
-    for name, audio in zip(audio_names(spec.targets, task.fmt), _arrays(spec, mixer.index)):
+    for name, audio in zip(item_audio_names(spec, task.fmt), _arrays(spec, mixer.index),
+                           strict=True):
         want = encode(audio, spec.sample_rate, task.fmt)
         try:
             disk = (d / name).read_bytes()
@@ -140,10 +140,11 @@ def repair_item(i: int, task: Task) -> list[str]:
     spec, _ = _load_spec(out, i, task)
     if spec is None:  # no usable spec: draw the item again, exactly as generate does
         m = mixer.mixture(i, epoch=task.epoch)
-        write_item(out, i, m.spec, [m.mix, *(m.targets[t] for t in m.spec.targets)], task.fmt)
-        return [f"{iid}/{n}" for n in [*audio_names(m.spec.targets, task.fmt), SPEC_FILE]]
+        write_item(out, i, m.spec, item_arrays(m.spec, m), task.fmt)
+        return [f"{iid}/{n}" for n in [*item_audio_names(m.spec, task.fmt), SPEC_FILE]]
     d, done = item_dir(out, i), []
-    for name, audio in zip(audio_names(spec.targets, task.fmt), _arrays(spec, mixer.index)):
+    for name, audio in zip(item_audio_names(spec, task.fmt), _arrays(spec, mixer.index),
+                           strict=True):
         want = encode(audio, spec.sample_rate, task.fmt)
         p = d / name
         if not p.is_file() or p.read_bytes() != want:
@@ -206,11 +207,12 @@ def _open(out: Path, index, scheduler: str | None = None, layout: str | None = N
     return job, task, recipe, other_audio(job, *fp)
 
 
-def manifest_text(out: Path, n: int, fmt: str, targets, sources) -> str:
+def manifest_text(out: Path, n: int, fmt: str, targets, sources,
+                  unmastered: bool = False) -> str:
     """The manifest ``generate`` writes, rebuilt in memory from the specs."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(manifest_header(targets, sources))
+    w.writerow(manifest_header(targets, sources, unmastered))
     for i in range(n):
         w.writerow(manifest_row(i, MixSpec.load(item_dir(out, i) / SPEC_FILE), fmt, sources))
     return buf.getvalue()
@@ -235,7 +237,8 @@ def verify(out, *, index=None, workers: int = 1, scheduler: str | None = None,
             res.mismatches += found
             bar.update(1)
     try:
-        want = manifest_text(out, job.n, job.format, recipe.targets, recipe.sources)
+        want = manifest_text(out, job.n, job.format, recipe.targets, recipe.sources,
+                             not recipe.master_linear)
     except StemforgeError:
         want = None  # some spec is missing or unreadable: already reported per item
     if want is not None:
@@ -267,10 +270,12 @@ def repair(out, *, index=None, workers: int = 1, scheduler: str | None = None,
                     res.rewritten += done
                     bar.update(1)
             clean_temp(out)  # temp files of writers that died mid-write (e.g. a lost worker)
-            want = manifest_text(out, job.n, job.format, recipe.targets, recipe.sources)
+            want = manifest_text(out, job.n, job.format, recipe.targets, recipe.sources,
+                                 not recipe.master_linear)
             p = out / MANIFEST_FILE
             if not p.is_file() or p.read_text() != want:
-                write_manifest(out, job.n, job.format, recipe.targets, recipe.sources)
+                write_manifest(out, job.n, job.format, recipe.targets, recipe.sources,
+                               unmastered=not recipe.master_linear)
                 res.rewritten.append(MANIFEST_FILE)
         except OSError as e:
             raise io_error(e, out) from e

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..atomic import atomic_file, write_text_atomic
 from ..mixing.spec import MixSpec
 from .generate import io_error
-from .layout import SPEC_FILE, JobError, audio_names, item_dir, item_id
+from .layout import SPEC_FILE, JobError, item_audio_names, item_dir, item_id
 from .manifest import load_complete
 
 SHARDS_DIR = "shards"
@@ -38,7 +38,7 @@ def _members(out: Path, i: int, fmt: str) -> list[tuple[str, Path]]:
     """(name in the tar, file on disk) for item ``i``: spec first, then mixture and targets."""
     d, iid = item_dir(out, i), item_id(i)
     spec = MixSpec.load(d / SPEC_FILE)
-    files = [SPEC_FILE, *audio_names(spec.targets, fmt)]
+    files = [SPEC_FILE, *item_audio_names(spec, fmt)]
     return [(f"{iid}.{name}", d / name) for name in files]
 
 

@@ -20,7 +20,8 @@ from .spec import MixSpec
 @dataclass(frozen=True)
 class Mixture:
     """``mix`` float32 ``(C, T)``; ``targets`` name -> float32 ``(C, T)`` in the recipe's target
-    order (``mix == sum(targets)``); ``spec`` every drawn value (re-render with ``render``),
+    order (``mix == sum(targets)``, unless the recipe's bus is ``linear: false``: then
+    ``unmastered == sum(targets)``); ``spec`` every drawn value (re-render with ``render``),
     with the clip scale and peak recorded; ``sources`` stem -> post-gain, pre-scale float32
     ``(C, T)`` (only when asked for with ``keep_sources``, else None); ``target_stack`` the
     float32 ``(S, C, T)`` array the targets are rows of, when render made one."""
@@ -30,6 +31,9 @@ class Mixture:
     spec: MixSpec
     sources: dict[str, np.ndarray] | None = None
     target_stack: np.ndarray | None = None
+    #: the targets' sum when the bus is non-linear (``spec.master_linear`` False; ``mix`` is
+    #: then the mastered mix, not that sum), else None
+    unmastered: np.ndarray | None = None
 
     def stacked(self) -> np.ndarray:
         """Targets as one float32 array ``(S, C, T)`` in ``spec.targets`` order (the rendered
@@ -40,7 +44,8 @@ class Mixture:
 
 
 def _mixture(spec: MixSpec, r: Rendered) -> Mixture:
-    return Mixture(r.mix, r.targets, spec.rendered(r.scale, r.peak), r.sources, r.stacked)
+    return Mixture(r.mix, r.targets, spec.rendered(r.scale, r.peak), r.sources, r.stacked,
+                   r.unmastered)
 
 
 def as_recipe(recipe, overrides=None) -> Recipe:

@@ -17,6 +17,8 @@ YAML form (every field optional except ``targets``; see recipes/ for examples)::
                                   # by name: Mixer(recipe, {"musdb": index, ...}), --index NAME=ROOT
     dataset_mode: within          # incoherent stems from the item's dataset (across: one each)
     master: [{step: limiter, threshold_db: [uniform, -6, -1], release_ms: 100}]  # mastering bus
+                                  # ({linear: false, steps: [...]}: steps on the mix alone,
+                                  # see stemforge.mixing.master)
     tracks: uniform               # by_duration: a track's probability is its number of valid
                                   # starts (excerpts uniform over all audio, Demucs/MSST-style)
     modes: {coherent: 0.5, incoherent: 0.5}
@@ -64,6 +66,7 @@ from .. import strict_yaml
 from ..augment.chain import Chain, parse_chain
 from ..errors import RecipeError
 from .. import distributions as D
+from .master import UNMASTERED, parse_master
 from ..distributions import Distribution
 
 TOP_FIELDS = ("name", "duration", "sample_rate", "channels", "resample", "split", "targets",
@@ -82,14 +85,6 @@ SILENCE_FIELDS = ("min_active", "threshold_db", "max_retries", "on_exhausted")
 BY_DURATION = "by_duration"   # a weight proportional to the audio there is to draw from
 DATASET_FIELDS = ("weight", "split")
 DATASET_MODES = ("within", "across")
-#: mastering-bus steps: parameter -> (default, low, high) (None default: required); each
-#: a distribution drawn per item (stemforge.mixing.reference.master_gain has the semantics)
-MASTER_STEPS = {
-    "limiter": {"threshold_db": (None, -60.0, 0.0), "release_ms": (100.0, 0.1, 10000.0)},
-    "compressor": {"threshold_db": (None, -60.0, 0.0), "ratio": (4.0, 1.0, 100.0),
-                   "attack_ms": (10.0, 0.01, 10000.0), "release_ms": (100.0, 0.1, 10000.0),
-                   "makeup_db": (0.0, -24.0, 24.0)},
-}
 TRACK_CHOICES = ("uniform", BY_DURATION)  # uniform over tracks, or over all audio (by length)
 
 
@@ -166,8 +161,11 @@ class Recipe:
     datasets: dict[str, DatasetParams] | None = None
     dataset_mode: str = "within"        # incoherent stems: the item's dataset, or across
     tracks: str = "uniform"             # by_duration: track probability ∝ its valid starts
-    #: mastering bus: (step, {param: Distribution}) in order (gain computers on the mix)
+    #: mastering bus: (step, {param: Distribution}) for a gain computer, (step, ChainEntry)
+    #: for a step on the mix alone (stemforge.mixing.master), in order
     master: tuple = ()
+    #: master: {linear: false, ...}: the mix is the bus's output, not the sum of the targets
+    master_linear: bool = True
     open: bool = False                  # targets hold "*" or rest: bind(index stems) first
     exclusions: Any = None   # what `stemforge doctor` flagged: doctor.exclude.ExclusionList
 
@@ -243,7 +241,7 @@ class Recipe:
             raise RecipeError("dataset_mode", "only meaningful with datasets: (several datasets "
                               "in one recipe)")
         pad = _typed(raw.get("pad", False), bool, "pad")
-        master = _master(raw.get("master"))
+        master, master_linear = parse_master(raw.get("master"), channels, sample_rate)
         tracks = raw.get("tracks", "uniform")
         if tracks not in TRACK_CHOICES:
             raise RecipeError("tracks", f"expected one of {', '.join(TRACK_CHOICES)}, got "
@@ -269,6 +267,9 @@ class Recipe:
             raise RecipeError("targets", f"expected a non-empty list of names, got {targets!r}")
         if len(set(targets)) != len(targets):
             raise RecipeError("targets", f"duplicate names in {targets}")
+        if not master_linear and UNMASTERED in targets:
+            raise RecipeError("targets", f"a target cannot be named {UNMASTERED!r} with "
+                              "master linear: false (the un-mastered sum's file has that name)")
 
         sources = _sources(targets, groups, raw.get("sources"))
         exclude = raw.get("exclude") or []
@@ -313,7 +314,7 @@ class Recipe:
                    augment=chain, name=name, raw=raw, fade_in=fades[0], fade_out=fades[1],
                    all_splits=all_splits, exclude=tuple(exclude), pad=pad,
                    datasets=datasets, dataset_mode=dataset_mode, tracks=tracks,
-                   master=master, exclusions=exclusions)
+                   master=master, master_linear=master_linear, exclusions=exclusions)
 
     def bind(self, stem_names) -> "Recipe":
         """The closed recipe for an index holding ``stem_names`` (its split's stems, in index
@@ -548,39 +549,6 @@ def _datasets(raw) -> dict[str, DatasetParams] | None:
         raise RecipeError("datasets", f"give every dataset a number or every dataset "
                           f"{BY_DURATION}, not a mix of both")
     return out
-
-
-def _master(raw) -> tuple:
-    """``master: [{step: limiter, threshold_db: ..., release_ms: ...}, ...]`` ->
-    ``((step, {param: Distribution}), ...)``."""
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise RecipeError("master", f"expected a list of steps, e.g. [{{step: limiter, "
-                          f"threshold_db: -1}}], got {raw!r}")
-    out = []
-    for i, e in enumerate(raw):
-        f = f"master.{i}"
-        if not isinstance(e, Mapping) or "step" not in e:
-            raise RecipeError(f, f"expected a mapping with step: ({', '.join(MASTER_STEPS)}), "
-                              f"got {e!r}")
-        kind = e["step"]
-        if kind not in MASTER_STEPS:
-            raise RecipeError(f"{f}.step", f"unknown master step {kind!r}; known: "
-                              f"{', '.join(MASTER_STEPS)} (gain computers: the same gain on "
-                              "every target keeps mix == sum(targets))")
-        params = MASTER_STEPS[kind]
-        for k in e:
-            if k != "step" and k not in params:
-                raise RecipeError(f"{f}.{k}", f"unknown parameter of {kind}; known: "
-                                  f"{', '.join(params)}")
-        drawn = {}
-        for k, (default, low, high) in params.items():
-            if k not in e and default is None:
-                raise RecipeError(f"{f}.{k}", f"missing (the {kind}'s {k})")
-            drawn[k] = D.parse(e.get(k, default), f"{f}.{k}", low=low, high=high)
-        out.append((kind, drawn))
-    return tuple(out)
 
 
 def _typed(v, t, f):

@@ -17,7 +17,11 @@ With a mastering bus (recipe ``master:``, the spec's drawn ``master`` steps), be
 and 3: :func:`master_gain` computes one time-varying gain ``g`` float32 ``(T,)`` from the mix
 (limiter, compressor: gain computers on ``max_c |mix[c, n]|``), every target becomes
 ``fl32(t * g)`` (the same gain on every channel and target) and the mix is summed again (step
-2), so ``mix == sum(targets)`` still holds; steps 3-4 then act on the mastered mix.
+2), so ``mix == sum(targets)`` still holds; steps 3-4 then act on the mastered mix. A
+non-linear bus (recipe ``master: {linear: false}``, :func:`master_bus`) also runs steps on
+the mix alone (a codec, a saturation): the targets get the gain computers' gain, the mix is
+the bus's output, and the clip scale multiplies both; the targets then sum to the un-mastered
+mix (``mix_of(targets)``), which the sinks write beside them.
 
 :mod:`stemforge.mixing.render` produces the same bytes through compiled kernels (one fused pass
 per item, a clip scale found beforehand from peak envelopes, memmap views instead of copies);
@@ -31,6 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..augment import get as get_step
 from .sources import process_stem
 
 #: added to the peak before dividing, as Scaper does (never divides by zero)
@@ -126,19 +131,48 @@ def master_gain(mix: np.ndarray, steps: Sequence[dict], sr: int,
     step's gain is computed on the level of the mix as the steps before it left it (``level
     * g``, float64) and the gains multiply. Rounded to float32 once. ``limiter`` /
     ``compressor``: the gain computers (render passes their compiled twins, same values)."""
-    level = np.max(np.abs(mix), axis=0).astype(np.float64) if mix.size else np.zeros(0)
+    level = _level(mix)
     g = np.ones(mix.shape[1])
     for step in steps:
-        kind = step["step"]
-        if kind == "limiter":
-            gk = limiter(level * g, sr, step["threshold_db"], step["release_ms"])
-        elif kind == "compressor":
-            gk = compressor(level * g, sr, step["threshold_db"], step["ratio"],
-                            step["attack_ms"], step["release_ms"], step["makeup_db"])
-        else:
-            raise ValueError(f"unknown master step {kind!r}")
-        g = g * gk
+        g = g * _step_gain(step, level * g, sr, limiter, compressor)
     return g.astype(np.float32)
+
+
+def _level(mix: np.ndarray) -> np.ndarray:
+    """``max_c |mix[c, n]|``, float64 ``(T,)``."""
+    return np.max(np.abs(mix), axis=0).astype(np.float64) if mix.size else np.zeros(0)
+
+
+def _step_gain(step: dict, level: np.ndarray, sr: int, limiter, compressor) -> np.ndarray:
+    kind = step["step"]
+    if kind == "limiter":
+        return limiter(level, sr, step["threshold_db"], step["release_ms"])
+    if kind == "compressor":
+        return compressor(level, sr, step["threshold_db"], step["ratio"], step["attack_ms"],
+                          step["release_ms"], step["makeup_db"])
+    raise ValueError(f"unknown master step {kind!r}")
+
+
+def master_bus(mix: np.ndarray, steps: Sequence[dict], sr: int,
+               limiter=limiter_gain, compressor=compressor_gain) -> tuple[np.ndarray, np.ndarray]:
+    """A non-linear bus (recipe ``master: {linear: false}``) on the float32 ``(C, T)`` mix:
+    ``(g float32 (T,), out float32 (C, T))``. The bus's signal ``y`` starts as the mix; per
+    drawn step in order, a gain computer (limiter, compressor) computes its gain ``gk`` on
+    ``max_c |y|`` (float64) and ``y = fl32(y * fl32(gk))``; any other step is the augmentation
+    step of that name applied to ``y`` alone (``stemforge.augment.get(name).apply``). ``g``
+    is the product of the gain computers' gains (float64, rounded to float32 once): what the
+    targets are multiplied by. ``out`` is the final ``y``: the mastered mix."""
+    y = mix
+    g = np.ones(mix.shape[1])
+    for step in steps:
+        if step["step"] in ("limiter", "compressor"):
+            gk = _step_gain(step, _level(y), sr, limiter, compressor)
+            g = g * gk
+            y = np.multiply(y, gk.astype(np.float32)[None, :], dtype=np.float32)
+        else:
+            params = {k: v for k, v in step.items() if k != "step"}
+            y = get_step(step["step"]).apply(y, sr, params)
+    return g.astype(np.float32), np.array(y, dtype=np.float32, copy=True)
 
 
 def apply_master(targets: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,21 +185,33 @@ def apply_master(targets: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.nda
 def mix_reference(groups: Sequence[Sequence[tuple[np.ndarray, float]]], channels: int,
                   frames: int, clipping: str,
                   scale: float | None = None, master: Sequence[dict] = (),
-                  sample_rate: int = 0) -> tuple[np.ndarray, np.ndarray, float, float]:
+                  sample_rate: int = 0,
+                  master_linear: bool = True) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Steps 1-4 for one item. ``groups``: per target (spec order) its members' ``(audio
     float32 (C, T), gain)`` in spec order. ``scale``: the recorded clip scale, or None to
     measure it; ``master``: the drawn mastering steps (at ``sample_rate``). Returns
     ``(targets (S, C, T), mix (C, T), scale, peak)``; ``peak`` is the unscaled (mastered)
-    mix's (what the spec records), NaN-propagating."""
+    mix's (what the spec records), NaN-propagating.
+
+    ``master_linear=False`` (a non-linear bus, :func:`master_bus`): the targets become
+    ``fl32(t * g)``, the mix is the bus's output (not their sum), the clip scale (measured on
+    that mix) multiplies targets and mix alike, ``fl32(x * k)``; the un-mastered sum of the
+    returned targets is ``mix_of(targets)``."""
     targets = np.stack([target_sum(g, channels, frames) for g in groups])
     mix = mix_of(targets)
-    if master:
+    if master and not master_linear:
+        g, mix = master_bus(mix, master, sample_rate)
+        targets = np.multiply(targets, g[None, None, :], dtype=np.float32)
+    elif master:
         targets, mix = apply_master(targets, master_gain(mix, master, sample_rate))
     peak = peak_of(mix)
     k = clip_scale(clipping, peak) if scale is None else float(scale)
     if k != 1.0:
         targets = np.multiply(targets, np.float32(k), dtype=np.float32)
-        mix = mix_of(targets)
+        if master and not master_linear:
+            mix = np.multiply(mix, np.float32(k), dtype=np.float32)
+        else:
+            mix = mix_of(targets)
     return targets, mix, k, peak
 
 
@@ -182,5 +228,5 @@ def render_reference(spec, index) -> tuple[np.ndarray, dict[str, np.ndarray], fl
             groups[src.target].append((audio, src.gain))
     targets, mix, scale, peak = mix_reference([groups[t] for t in spec.targets], C, T,
                                               spec.clipping, spec.scale, spec.master,
-                                              spec.sample_rate)
+                                              spec.sample_rate, spec.master_linear)
     return mix, dict(zip(spec.targets, targets, strict=True)), scale, peak

@@ -7,7 +7,9 @@ targets. Clipping (``spec.clipping``): ``fix_clipping`` scales mix and targets b
 (Scaper's semantics). The scale is computed on the first render and returned with the audio
 (the caller records it: ``MixSpec.rendered``); re-renders apply the recorded scale. Finally
 ``mix`` is recomputed as the sum of the scaled targets, so ``mix == sum(targets)`` holds exactly
-for the returned arrays. The semantics are those of :mod:`stemforge.mixing.reference`.
+for the returned arrays. A mastering bus (``spec.master``) acts on the mix before the clip
+scale; a non-linear one (``spec.master_linear`` False) leaves the mix as its output and
+returns the targets' sum as ``unmastered``. The semantics are those of :mod:`stemforge.mixing.reference`.
 
 The arithmetic runs in one compiled pass per item (:mod:`._kernels`, numba): every source row
 is read once, block by block, into its target, the mix and the peak; bytes are those of the
@@ -29,7 +31,7 @@ import numpy as np
 
 from ..audio.cache import PEAK_BLOCK, PEAK_GROUP, as_float32
 from ..indexset import source_index
-from .reference import clip_scale, master_gain, peak_of
+from .reference import clip_scale, master_bus, master_gain, mix_of, peak_of
 from .sources import process_stem
 from .spec import MixSpec
 
@@ -44,7 +46,9 @@ class Rendered:
     ``scale`` the clip scale applied and ``peak`` max ``|mix|`` before it (the spec's recorded
     values on a re-render); ``stacked`` float32 ``(S, C, T)``, the array the targets are rows
     of; ``sources`` source key (the stem; ``stem#k`` for its k-th event) -> post-gain,
-    pre-scale float32 ``(C, T)`` (only with ``keep_sources``)."""
+    pre-scale float32 ``(C, T)`` (only with ``keep_sources``); ``unmastered`` float32 ``(C, T)``
+    the sum of the targets (``reference.mix_of``) when the spec's bus is non-linear
+    (``spec.master_linear`` False: ``mix`` is the bus's output), else None."""
 
     mix: np.ndarray
     targets: dict[str, np.ndarray]
@@ -52,6 +56,7 @@ class Rendered:
     peak: float | None
     stacked: np.ndarray
     sources: dict[str, np.ndarray] | None = None
+    unmastered: np.ndarray | None = None
 
 
 def render(spec: MixSpec, index, processed: dict | None = None,
@@ -210,6 +215,10 @@ def finish(prep: Prepared, out: tuple[np.ndarray, np.ndarray] | None = None) -> 
         mixbuf, tbuf = _check_out(out, S, C, T)
     counts, rows, gains = prep.counts, prep.rows, prep.gains
     scale, peak = spec.scale, spec.peak  # recorded: applied as they are
+    if spec.master and not spec.master_linear:
+        scale, peak = _master_bus(spec, counts, rows, gains, tbuf, mixbuf, scale, peak)
+        targets = {t: tbuf[j] for t, j in prep.slot.items()}
+        return Rendered(mixbuf, targets, scale, peak, tbuf, prep.kept, mix_of(tbuf))
     if spec.master:
         scale, peak = _master(spec, counts, rows, gains, tbuf, mixbuf, scale, peak)
         targets = {t: tbuf[j] for t, j in prep.slot.items()}
@@ -248,6 +257,27 @@ def _master(spec, counts, rows, gains, tbuf, mixbuf, scale, peak) -> tuple[float
         scale = clip_scale(spec.clipping, peak)
     if scale != 1.0:
         _rescale(counts, tbuf, mixbuf, np.float32(scale))
+    return scale, peak
+
+
+def _master_bus(spec, counts, rows, gains, tbuf, mixbuf, scale, peak) -> tuple[float, float]:
+    """A non-linear bus (reference: :func:`~stemforge.mixing.reference.master_bus`): unscaled
+    targets and mix, the bus on the mix (compiled gain computers, augmentation steps on the mix
+    alone), every target ``fl32(t * g)``, the mix the bus's output; then the clip scale (the
+    recorded one, or measured on the mastered mix) on targets and mix alike. Returns
+    ``(scale, peak)``."""
+    _mix(counts, rows, gains, tbuf, mixbuf, np.float32(1.0))
+    kern = _kernels()
+    g, mastered = master_bus(mixbuf, spec.master, spec.sample_rate, kern.limiter_gain,
+                             kern.compressor_gain)
+    np.multiply(tbuf, g[None, None, :], out=tbuf, dtype=np.float32)
+    mixbuf[...] = mastered
+    if scale is None:
+        peak = peak_of(mixbuf)
+        scale = clip_scale(spec.clipping, peak)
+    if scale != 1.0:
+        np.multiply(tbuf, np.float32(scale), out=tbuf, dtype=np.float32)
+        np.multiply(mixbuf, np.float32(scale), out=mixbuf, dtype=np.float32)
     return scale, peak
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from .. import __version__
 from ..audio import loudness as lufs
 from ..augment.chain import loudness_span, source_frames
+from .master import draw_master
 from ..augment.grid import entry_points
 from ..errors import IndexError_, RecipeError, SamplingError
 from ._seeding import ItemGenerators, pcg64_states
@@ -443,8 +444,8 @@ class Sampler:
     def _draw_master(self, rng) -> list[dict]:
         """The mastering bus's parameters, drawn last (recipes without ``master`` draw
         nothing): per step in order, its parameters in declaration order."""
-        return [{"step": kind, **{k: float(d.sample(rng)) for k, d in params.items()}}
-                for kind, params in self.recipe.master]
+        r = self.recipe
+        return draw_master(r.master, rng, r.sample_rate, r.channels)
 
     def _finish(self, d: "ItemDraft", loud: dict[str, float]) -> tuple[MixSpec, dict]:
         """The spec of draft ``d`` with gains from the measured loudness ``loud`` (stem ->
@@ -477,6 +478,7 @@ class Sampler:
                        seed=int(d.seed), epoch=int(d.epoch), item=int(d.item),
                        recipe_name=r.name, recipe_hash=self.hash, version=__version__,
                        attempts=d.attempts, warnings=d.warnings, master=d.master,
+                       master_linear=r.master_linear,
                        exclusions=self.exclusions.record if self.exclusions else None)
         return spec, d.processed
 

@@ -114,6 +114,10 @@ class MixSpec:
     #: mastering bus (recipe ``master:``): the drawn steps in order, ``{"step": ..., params}``;
     #: left out of the JSON when empty (other specs keep their bytes)
     master: list[dict] = field(default_factory=list)
+    #: False when the bus holds steps on the mix alone (recipe ``master: {linear: false}``):
+    #: the mix is then not the sum of the targets (render returns that sum as ``unmastered``);
+    #: left out of the JSON when True
+    master_linear: bool = True
     exclusions: dict | None = None    # the doctor exclusion list applied (recipe `exclude`)
 
     @property
@@ -131,6 +135,8 @@ class MixSpec:
         d = asdict(self)
         if not d["master"]:
             del d["master"]
+        if d["master_linear"]:
+            del d["master_linear"]
         for src in d["sources"]:
             for k, v in EVENT_DEFAULTS.items():
                 if src[k] == v:

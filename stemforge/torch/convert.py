@@ -42,9 +42,14 @@ def spec_dict(spec: MixSpec) -> dict:
             "json": spec.to_json(indent=None)}
 
 
-def to_tensors(m: Mixture, return_spec: bool):
-    """``(mix (C, T), targets (S, C, T))`` float32 tensors (+ spec dict) over the mixture's
-    arrays (no copy when render made the targets one array)."""
-    mix = torch.from_numpy(m.mix)
-    targets = torch.from_numpy(m.stacked())
-    return (mix, targets, spec_dict(m.spec)) if return_spec else (mix, targets)
+def to_tensors(m: Mixture, return_spec: bool, unmastered: bool = False):
+    """``(mix (C, T), targets (S, C, T))`` float32 tensors (+ the un-mastered sum (C, T) with
+    ``unmastered``, + spec dict) over the mixture's arrays (no copy when render made the
+    targets one array). The un-mastered sum is ``m.unmastered`` for a non-linear mastering
+    bus, else the mix itself (then they are equal)."""
+    out = [torch.from_numpy(m.mix), torch.from_numpy(m.stacked())]
+    if unmastered:
+        out.append(torch.from_numpy(m.mix if m.unmastered is None else m.unmastered))
+    if return_spec:
+        out.append(spec_dict(m.spec))
+    return tuple(out)
