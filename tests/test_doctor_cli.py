@@ -223,6 +223,67 @@ def test_exclude_errors_name_the_field(dataset, doctored, tmp_path):
         Sampler(rec, Index.open(other))
 
 
+def test_exclusions_apply_per_dataset_with_several_datasets(dataset, tmp_path):
+    """One doctor run over two datasets; a recipe drawing from both applies each dataset's
+    findings to that dataset (matched by root) and records them per dataset name."""
+    import yaml
+
+    from stemforge.doctor.exclude import ExclusionList
+    from stemforge.index import Index
+    from stemforge.mixing.mixer import Mixer
+
+    second = tmp_path / "second"
+    rng = np.random.default_rng(11)
+    _write(second / "train" / "P - Plain", songs.song(rng, 8.0, SR))
+    st = songs.song(rng, 8.0, SR)
+    st["bass"] = np.zeros_like(st["bass"])
+    _write(second / "train" / "Q - No bass", st)
+    out = tmp_path / "doc2"
+    assert main(["doctor", "--index", f"one={dataset}", "--index", f"two={second}", "--out",
+                 str(out), "--no-progress"]) == 1
+    rep = DoctorReport.load(out)
+    assert [d["name"] for d in rep.datasets] == ["one", "two"]
+    assert ("two", "train/Q - No bass", "bass", "exclude_stem") in {
+        (f.dataset, f.track, f.stem, f.action) for f in rep.findings}
+    recipe = {**RECIPE, "datasets": {"one": 0.5, "two": 0.5}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({**recipe, "exclude_flagged": "doc2"}))
+    indexes = {"one": Index.open(dataset), "two": Index.open(second)}
+    mixer = Mixer(tmp_path / "r.yaml", indexes, seed=3)
+    pools = {p.name: p for p in mixer.sampler.pools}
+    assert "train/C - Copy" not in {t.id for t in pools["one"].index.tracks}
+    assert "bass" not in pools["two"].index.track("train/Q - No bass").stems
+    assert pools["one"].exclusions.record["spans"] == 1
+    seen, hits = set(), 0
+    for i in range(300):
+        spec = mixer.spec(i)
+        rec = spec.exclusions
+        assert rec["files"] == ["doc2"] and set(rec["datasets"]) == {"one", "two"}
+        assert (rec["datasets"]["one"]["tracks"], rec["datasets"]["one"]["stems"],
+                rec["datasets"]["two"]["stems"]) == (1, 1, 1)
+        for src in spec.sources:
+            seen.add(src.dataset)
+            assert (src.dataset, src.track) != ("one", "train/C - Copy")
+            assert (src.dataset, src.track, src.stem) not in {
+                ("one", "train/D - No vocals", "vocals"), ("two", "train/Q - No bass", "bass")}
+            if (src.dataset, src.track, src.stem) == ("one", "train/E - Dropout", "other"):
+                hits += 1
+                assert src.start + src.source_frames <= 4 * SR or src.start >= 5 * SR
+    assert seen == {"one", "two"} and hits > 5
+    # a list that covers only one of the datasets is refused, naming the other
+    only_one = tmp_path / "doc1"
+    assert main(["doctor", str(dataset), "--out", str(only_one), "--no-progress"]) == 1
+    with pytest.raises(RecipeError, match=r"recipe field 'exclude_flagged': the exclusion list "
+                       r".* not dataset 'two' \(.*second\); run stemforge doctor on every"):
+        Mixer({**recipe, "exclude_flagged": str(only_one)}, indexes)
+    # two reports, one per dataset, say the same as one run over both
+    per = tmp_path / "doc_two"
+    assert main(["doctor", str(second), "--out", str(per), "--no-progress"]) == 1
+    both = ExclusionList.coerce([str(only_one), str(per)])
+    assert sorted(both.roots) == sorted(str(p.resolve()) for p in (dataset, second))
+    m2 = Mixer({**recipe, "exclude_flagged": [str(only_one), str(per)]}, indexes, seed=3)
+    assert m2.spec(0).exclusions["datasets"] == mixer.spec(0).exclusions["datasets"]
+
+
 def test_generate_exclude_flag(dataset, doctored, tmp_path):
     import yaml
 

@@ -4,7 +4,10 @@ A recipe field ``exclude_flagged: doctor.json`` (a path relative to the recipe f
 output folder, or a list of them; ``exclude: doctor.json``, a path rather than a list of stem
 names, says the same; ``stemforge generate ... --exclude doctor.json`` sets it), takes every
 finding whose action is ``exclude_track``, ``exclude_stem`` or ``exclude_span`` and applies
-those of the recipe's dataset (matched by the dataset root the doctor checked) when sampling:
+those of the recipe's dataset (matched by the dataset root the doctor checked) when sampling.
+With several datasets (``datasets:``), each dataset gets the entries of its own root: one
+doctor run over all of them (``stemforge doctor ROOT1 ROOT2 ...``) or a list of reports, one
+per dataset; every bound dataset must be covered. Per dataset:
 
 * an excluded track leaves the index the sampler sees, so it is in no split and no mixture;
 * an excluded stem leaves its track (the track can still give its other stems to incoherent
@@ -16,7 +19,8 @@ those of the recipe's dataset (matched by the dataset root the doctor checked) w
 When loaded, the list is embedded in the recipe (its ``raw`` form holds the entries and the
 files' sha256), so the recipe hash changes with the list and Dask workers need no file; every
 spec drawn with it records ``exclusions`` (files, hashes, and how many tracks, stems and spans
-were excluded from its index).
+were excluded from its index; per dataset name under ``datasets`` for several datasets, see
+:func:`record_of`).
 """
 from __future__ import annotations
 
@@ -124,14 +128,34 @@ class ExclusionList:
                 "roots": list(self.roots), "items": [i.to_raw() for i in self.items]}
 
     # ------------------------------------------------------------------ application
-    def apply(self, index, field: str = "exclude_flagged") -> "AppliedExclusions":
-        """The exclusions of ``index``'s dataset applied to it (a new Index view)."""
+    def apply(self, index, field: str = "exclude_flagged",
+              dataset: str = "") -> "AppliedExclusions":
+        """The exclusions of ``index``'s dataset applied to it (a new Index view);
+        ``dataset``: the recipe's name for it (several datasets), for the error message."""
         root = str(Path(index.root).resolve())
         if root not in self.roots:
+            which = f"dataset {dataset!r} ({root})" if dataset else f"the index's dataset {root}"
             raise RecipeError(field, f"the exclusion list ({', '.join(self.files)}) covers "
-                              f"{', '.join(self.roots)}, not the index's dataset {root}")
+                              f"{', '.join(self.roots)}, not {which}; run stemforge doctor on "
+                              "every dataset of the recipe")
         mine = [i for i in self.items if i.root == root]
         return AppliedExclusions(self, index, mine)
+
+
+def record_of(applied: dict) -> dict | None:
+    """What specs record of the exclusions applied: ``applied`` is ``{dataset name:
+    AppliedExclusions}`` ("" for a one-index recipe). One index: its ``record`` (files,
+    sha256, tracks, stems, spans, unmatched); several: the files and sha256 once, and
+    ``datasets: {name: {tracks, stems, spans, unmatched}}``. None when nothing is applied."""
+    applied = {k: v for k, v in applied.items() if v is not None}
+    if not applied:
+        return None
+    if list(applied) == [""]:
+        return applied[""].record
+    first = next(iter(applied.values())).record
+    return {"files": first["files"], "sha256": first["sha256"],
+            "datasets": {k: {f: a.record[f] for f in ("tracks", "stems", "spans", "unmatched")}
+                         for k, a in applied.items()}}
 
 
 def _interval_starts(length: int, need: int, spans: list[tuple[int, int]]

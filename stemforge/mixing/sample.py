@@ -31,11 +31,11 @@ import numpy as np
 from .. import __version__
 from ..audio import loudness as lufs
 from ..augment.chain import loudness_span, source_frames
-from .master import draw_master
 from ..augment.grid import entry_points
 from ..errors import IndexError_, RecipeError, SamplingError
 from ._seeding import ItemGenerators, pcg64_states
 from ..indexset import IndexSet, source_index
+from .master import draw_master
 from .recipe import Recipe
 from .sources import event_audio, place_event, process_stem, track_frames, variant_energies
 from .spec import EventPlacement, MixSpec, SourceSpec
@@ -127,6 +127,13 @@ class Sampler:
                     pool.weight = sum(t.duration for t in pool.index.tracks
                                       if any(st in t.stems for st in recipe.sources))
             self.index = IndexSet({pool.name: pool.index for pool in self.pools})
+        # each dataset's doctor exclusions (None: none), and what specs record of them
+        self._exclusions = {pool.name: pool.exclusions for pool in self.pools}
+        self._exclusion_record = None
+        if recipe.exclusions is not None:
+            from ..doctor.exclude import record_of
+
+            self._exclusion_record = record_of(self._exclusions)
         total = sum(pool.weight for pool in self.pools)
         acc, self._pool_cum = 0.0, []
         for pool in self.pools:  # cumulative probabilities (one uniform draw picks a dataset)
@@ -175,12 +182,12 @@ class Sampler:
             idx = index.subset(split) if split else index
         except IndexError_ as e:
             raise RecipeError(f"datasets.{name}.split" if name else "split", str(e)) from None
-        if recipe.exclusions is not None:  # stemforge doctor's list: tracks, stems, spans
-            if name:
-                raise RecipeError("exclude_flagged", "a doctor exclusion list cannot yet be "
-                                  "used with several datasets (datasets:); use it with one")
-            self.exclusions = recipe.exclusions.apply(idx)
-            idx = self.exclusions.index
+        excl = None  # stemforge doctor's list: tracks, stems, spans of this dataset's root
+        if recipe.exclusions is not None:
+            excl = recipe.exclusions.apply(idx, "exclude_flagged", name)
+            idx = excl.index
+            if not name:
+                self.exclusions = excl
         if len(idx) == 0:
             raise RecipeError("split", f"no tracks in the index of {where} for split {split}")
         of = f" of dataset {name!r}" if name else ""
@@ -225,7 +232,7 @@ class Sampler:
             raise RecipeError("duration", f"{recipe.duration:g} s is longer than every track{of} "
                               f"(longest {longest / recipe.sample_rate:.2f} s); set pad: true to "
                               "draw tracks zero-padded (Demucs-style)")
-        return Pool(name, idx, by_stem, coherent, weight, split)
+        return Pool(name, idx, by_stem, coherent, weight, split, excl)
 
     def _pick_pool(self, rng) -> "Pool":
         """The dataset of a draw: one uniform draw against the cumulative weights; no draw
@@ -272,9 +279,9 @@ class Sampler:
         memo = self._memo.get((key, need))
         if memo is None:
             ok = [t for t in cands if self.recipe.pad or self._src_frames(t, need) <= t.frames]
-            if self.exclusions is not None:
-                ok = [t for t in ok if self.exclusions.fits(t, self._placed(key),
-                                                            self._src_frames(t, need))]
+            excl = self._exclusions.get(key[0])  # the placement's dataset's
+            if excl is not None:
+                ok = [t for t in ok if excl.fits(t, self._placed(key), self._src_frames(t, need))]
             cum = None
             if self._by_duration and ok:  # seconds of valid starts (a padded track: one start)
                 cum = np.cumsum([(max(0, t.frames - self._src_frames(t, need)) + 1)
@@ -308,8 +315,8 @@ class Sampler:
         track = pool.index.track(tid)
         span = max(0, track.frames - self._src_frames(track, need))  # 0: a padded short track
         frac = float(draw_start(rng))
-        if self.exclusions is not None and self.exclusions.has_spans(track.id):
-            start = self.exclusions.place(track, self._placed(key),
+        if pool.exclusions is not None and pool.exclusions.has_spans(track.id):
+            start = pool.exclusions.place(track, self._placed(key),
                                           self._src_frames(track, need), frac)
         else:
             start = int(round(frac * span))
@@ -479,7 +486,7 @@ class Sampler:
                        recipe_name=r.name, recipe_hash=self.hash, version=__version__,
                        attempts=d.attempts, warnings=d.warnings, master=d.master,
                        master_linear=r.master_linear,
-                       exclusions=self.exclusions.record if self.exclusions else None)
+                       exclusions=self._exclusion_record)
         return spec, d.processed
 
     def _silent_targets(self, per: dict[str, "SourceDraw"], placement) -> list[str]:
@@ -665,9 +672,9 @@ class Sampler:
             return track, min(int(float(p.source_time.sample(rng)) * track.sample_rate),
                               span), pool
         frac = float(draw_start(rng))
-        if self.exclusions is not None and p.role != "background" \
-                and self.exclusions.has_spans(track.id):
-            return track, self.exclusions.place(track, self._placed(key),
+        if pool.exclusions is not None and p.role != "background" \
+                and pool.exclusions.has_spans(track.id):
+            return track, pool.exclusions.place(track, self._placed(key),
                                                 self._src_frames(track, need), frac), pool
         return track, int(round(frac * span)), pool
 
@@ -693,6 +700,7 @@ class Pool:
     coherent: list
     weight: float
     split: list | None
+    exclusions: object = None   # doctor.exclude.AppliedExclusions of this dataset, or None
 
 
 def check_split(recipe: Recipe, index, split=None, all_splits=None, field: str = "split") -> None:
