@@ -372,3 +372,32 @@ def test_several_methods_refusals_change_nothing(data, tmp_path, capsys):
     refused("--estimates", f"a={est}", "--import", f"j={tmp_path / 'j'}",
             match="no results for 1 of the 2 evaluated tracks (e.g. 'B - Two')")
     refused(match="nothing to evaluate")
+
+
+def test_threads_per_track_give_the_same_scores():
+    """In-process evaluate gives BSS Eval the free cores (``EvalTask.threads``): the scores of a
+    track (every metric, as written to its JSON) must not depend on the thread count."""
+    from stemforge.jobs.evaluate import score_track
+
+    rng = np.random.default_rng(3)
+    refs = {t: (0.1 * rng.standard_normal((2, 3 * 8000))).astype(np.float32)
+            for t in ("vocals", "drums", "bass")}
+    ests = {t: (r + 0.05 * rng.standard_normal(r.shape)).astype(np.float32)
+            for t, r in refs.items()}
+    sets = [list(refs)]
+    metrics = ("bsseval", "sisdr", "mdx", "csdr")
+    one = score_track(refs, ests, sets, metrics, 8000, threads=1)
+    two = score_track(refs, ests, sets, metrics, 8000, threads=2)
+    assert json.dumps(one, sort_keys=True) == json.dumps(two, sort_keys=True)
+    assert len(one["targets"]) == 3 and one["targets"][0]["frames"]
+
+
+def test_scoring_does_not_import_scipy_signal():
+    """scipy.signal costs ~0.5 s to import; only the oracles use it, lazily."""
+    import subprocess
+    import sys
+
+    code = ("import sys, stemforge.jobs.evaluate, stemforge.metrics; "
+            "print('scipy.signal' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -45,6 +45,7 @@ Rules (museval's, where it has one):
 """
 from __future__ import annotations
 
+import dataclasses
 import io as _io
 import json
 import math
@@ -63,7 +64,7 @@ from ..audio import io
 from ..errors import StemforgeError
 from ..metrics import bss_eval_v4, csdr, mdx_sdr, museval_json, si_sdr
 from ..metrics import results as mresults
-from ..metrics.validate import MetricsError, pad_or_trim
+from ..metrics.validate import MetricsError, as_stack, pad_or_trim
 from ..atomic import write_bytes_atomic, write_failure, write_text_atomic
 from .dask_runner import run_items, seed_state, worker_state
 
@@ -142,6 +143,7 @@ class EvalTask:
     win: float  # seconds
     hop: float
     methods: tuple[MethodPlan, ...] = ()
+    threads: int = 1  # BSS Eval threads per track (same numbers at any count)
 
 
 @dataclass
@@ -198,7 +200,7 @@ def evaluation_sets(targets: Sequence[str], members: dict[str, set[str]]) -> lis
 
 def score_track(references: dict[str, np.ndarray], estimates: dict[str, np.ndarray],
                 sets: Sequence[Sequence[str]], metrics: Sequence[str], sample_rate: int,
-                win: float = 1.0, hop: float = 1.0) -> dict:
+                win: float = 1.0, hop: float = 1.0, threads: int = 1) -> dict:
     """Score one track. ``references``/``estimates``: target -> ``(channels, frames)``.
 
     Returns the museval JSON dict (values rounded to 5 decimals, as museval writes them); the
@@ -208,17 +210,23 @@ def score_track(references: dict[str, np.ndarray], estimates: dict[str, np.ndarr
     targets = list(references)
     frames: dict[str, dict[str, np.ndarray]] = {}
     w, h = int(round(win * sample_rate)), int(round(hop * sample_rate))
+    # every metric computes in float64 on (nsrc, channels, frames) stacks: stack once, not
+    # once per metric (each metric still checks its inputs)
+    refs = as_stack([references[t] for t in targets], "references", targets)
+    ests = as_stack([estimates[t] for t in targets], "estimates", targets)
+    row = {t: i for i, t in enumerate(targets)}
     if "bsseval" in metrics:
         for group in sets:
-            sc = bss_eval_v4([references[t] for t in group], [estimates[t] for t in group],
-                             win=w, hop=h, names=list(group))
+            pick = [row[t] for t in group]
+            whole_set = pick == list(range(len(targets)))
+            sc = bss_eval_v4(refs if whole_set else refs[pick],
+                             ests if whole_set else ests[pick],
+                             win=w, hop=h, names=list(group), threads=threads)
             for i, t in enumerate(group):
                 frames[t] = {m: sc.metric(m)[i] for m in BSS_COLUMNS}
     empty = {m: np.zeros(0) for m in BSS_COLUMNS}
     data = museval_json.track_dict({t: frames.get(t, empty) for t in targets}, win, hop)
     whole: dict[str, np.ndarray] = {}
-    refs = [references[t] for t in targets]
-    ests = [estimates[t] for t in targets]
     if "sisdr" in metrics:
         whole["SI-SDR"] = si_sdr(refs, ests, names=targets)
     if "mdx" in metrics:
@@ -255,7 +263,7 @@ def score_item(i: int, task: EvalTask) -> tuple[int, dict, list[str]]:
         ests[t] = est
     try:
         data = score_track(refs, ests, job.sets, task.metrics, track.sample_rate,
-                           task.win, task.hop)
+                           task.win, task.hop, task.threads)
     except MetricsError as e:
         folder = Path(job.estimates[0][1]).parent
         raise MetricsError(f"{who} (estimates {folder}): {e}") from e
@@ -462,6 +470,15 @@ def write_method(stage: Path, tree: str, method: str,
     return m, wide, per_target, files
 
 
+def _free_cores(cap: int = 2) -> int:
+    """Cores this process may use, at most ``cap`` (BSS Eval's passes gain little beyond 2)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(cap, n))
+
+
 def record(index, task: EvalTask, imports: Mapping[str, str]) -> dict:
     """The ``stemforge-eval.json`` content: what was scored, on what, and where it lies."""
     splits = sorted({j.split for j in task.jobs}) or sorted({t.split or "all"
@@ -527,6 +544,8 @@ def evaluate(index, estimates, out_dir, targets: Sequence[str] | None = None,
     task = plan(index, estimates, targets, metrics, win, hop) if estimates else \
         EvalTask(IndexRef.of(index), (), tuple(metrics), float(win), float(hop), ())
     imported = {name: imported_tracks(name, folder, index) for name, folder in imports.items()}
+    if workers <= 1 and scheduler is None:  # one process, tracks in turn: BSS Eval may use
+        task = dataclasses.replace(task, threads=_free_cores())  # the machine's cores
     seed_state(task.index.key, index)  # in-process runs reuse the caller's index
     results = run_task(score_item, task, len(task.jobs), workers, scheduler, progress)
     results = sorted(results, key=lambda r: r[0])
