@@ -401,3 +401,17 @@ def test_scoring_does_not_import_scipy_signal():
             "print('scipy.signal' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_tracks_scored_side_by_side_fail_in_track_order(tmp_path, capsys):
+    """In-process evaluate scores tracks on the free cores' threads; when several fail, the
+    error is the first track's in order (as a plain loop would raise), and nothing is written."""
+    root = make_musdb18hq(tmp_path / "hq", TRACKS, seconds=2.0)
+    for t in TRACKS:
+        write_wav(root / "test" / t / "bass.wav", np.zeros((2, 2 * SR), np.float32))
+    est = _make_estimates(root, tmp_path / "est", ["vocals", "drums"])
+    for t in TRACKS:
+        write_wav(est / t / "bass.wav", 0.1 * np.ones((2, 2 * SR), np.float32))
+    for k in range(3):
+        msg = _fails(capsys, root, est, tmp_path / f"res{k}", match="track 'A - One'")
+        assert "reference bass is silent over the whole track" in msg

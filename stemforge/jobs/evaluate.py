@@ -66,7 +66,7 @@ from ..metrics import bss_eval_v4, csdr, mdx_sdr, museval_json, si_sdr
 from ..metrics import results as mresults
 from ..metrics.validate import MetricsError, as_stack, pad_or_trim
 from ..atomic import write_bytes_atomic, write_failure, write_text_atomic
-from .dask_runner import run_items, seed_state, worker_state
+from .dask_runner import run_items, seed_state, uses_dask, worker_state
 
 METRICS = ("bsseval", "sisdr", "mdx", "csdr")
 ALIASES = {"usdr": "mdx"}  # the SDX name of the MDX challenge SDR
@@ -357,16 +357,31 @@ def plan(index, estimates: str | os.PathLike | Mapping[str, str | os.PathLike],
 
 
 def run_task(fn: Callable, task, n: int, workers: int = 1, scheduler: str | None = None,
-             progress: bool = False, desc: str = "evaluate", unit: str = "track") -> list:
+             progress: bool = False, desc: str = "evaluate", unit: str = "track",
+             threads: int = 1) -> list:
     """``[fn(i, task) for i in range(n)]`` in-process or on Dask (see
     :func:`~stemforge.jobs.dask_runner.run_items`), with a progress bar (lines off a terminal);
-    results in completion order. The first failure raises (Dask cancels what has not started)."""
+    results in completion order. The first failure raises (Dask cancels what has not started).
+    ``threads`` > 1 (in-process only): items run on that many threads of this process (``fn``
+    must be thread-safe; the compiled kernels release the GIL); results and the failure raised
+    are then those of item order, as in a plain loop, and items not started are cancelled."""
     from ..progress import progress as progress_bar
 
     if workers is not None and workers < 1:
         raise StemforgeError(f"--workers {workers}: expected 1 or more")
     out = []
     with progress_bar(n, desc, unit, enabled=progress) as bar:
+        if threads > 1 and n > 1 and not uses_dask(workers, scheduler):
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(min(threads, n))
+            try:
+                for f in [pool.submit(fn, i, task=task) for i in range(n)]:
+                    out.append(f.result())
+                    bar.update()
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            return out
         for r in run_items(fn, range(n), workers, scheduler, name=desc.replace(" ", "-"),
                            task=task):
             out.append(r)
@@ -544,10 +559,16 @@ def evaluate(index, estimates, out_dir, targets: Sequence[str] | None = None,
     task = plan(index, estimates, targets, metrics, win, hop) if estimates else \
         EvalTask(IndexRef.of(index), (), tuple(metrics), float(win), float(hop), ())
     imported = {name: imported_tracks(name, folder, index) for name, folder in imports.items()}
-    if workers <= 1 and scheduler is None:  # one process, tracks in turn: BSS Eval may use
-        task = dataclasses.replace(task, threads=_free_cores())  # the machine's cores
+    pool = 1
+    if not uses_dask(workers, scheduler):  # one process: use the free cores (same scores)
+        cores = _free_cores()
+        if len(task.jobs) > 1:  # tracks side by side, one thread each
+            pool = cores
+        else:  # one track: BSS Eval's passes split over the cores
+            task = dataclasses.replace(task, threads=cores)
     seed_state(task.index.key, index)  # in-process runs reuse the caller's index
-    results = run_task(score_item, task, len(task.jobs), workers, scheduler, progress)
+    results = run_task(score_item, task, len(task.jobs), workers, scheduler, progress,
+                       threads=pool)
     results = sorted(results, key=lambda r: r[0])
     created = not out.exists()
     stage = out / f"{STAGE_PREFIX}{uuid.uuid4().hex[:12]}.partial"
