@@ -262,21 +262,16 @@ def _scratch(m, q):
             np.empty((m, m)), np.eye(m))
 
 
-@njit
-def _workspace(L, m, q, transposed):
-    """Every work array of a block Levinson solve of order ``L`` with ``m x m`` blocks and ``q``
-    right-hand sides: the six ``(L m, m)`` stacks (``(m, L m)`` when ``transposed``, for
-    :func:`levinson_t`) — the two stacks of correlation blocks, the forward and backward
-    predictors (zeroed) and their two updates —, the solution work array (``(L m, q)``, or
-    ``(q, L m)`` zeroed), then :func:`_scratch`'s small blocks."""
-    rows, cols = (m, L * m) if transposed else (L * m, m)
-    x = np.zeros((q, L * m)) if transposed else np.empty((L * m, q))
+@njit(inline="always")
+def _predictor_stacks(rows, cols):
+    """The six work stacks of a block Levinson solve, ``(rows, cols)`` float64 each (``(L m, m)``
+    for :func:`levinson`, transposed for :func:`levinson_t`): the two stacks of correlation
+    blocks, the forward and backward predictors (zeroed), and their two updates."""
     return (np.empty((rows, cols)), np.empty((rows, cols)), np.zeros((rows, cols)),
-            np.zeros((rows, cols)), np.empty((rows, cols)), np.empty((rows, cols)),
-            x) + _scratch(m, q)
+            np.zeros((rows, cols)), np.empty((rows, cols)), np.empty((rows, cols)))
 
 
-@njit
+@njit(inline="always")
 def _r0_inverse(r0, eye, g, r0inv, work):
     """``r0inv = R(0)^-1``, written as ``(I - (I - R(0)))^-1`` with :func:`_inv_eye_minus`
     (``g``, ``work``: scratch)."""
@@ -301,9 +296,10 @@ def levinson(R, Y, X):
     nsys, L, m, q = Y.shape
     # Ht block k = R(L-1-k).T: Ht[top-nm:top].T = [R(n) .. R(1)]; Vt block k = R(k+1):
     # Vt[:nm].T = [R(1).T .. R(n).T]
-    Ht, Vt, F, Bk, tf, tb, dx, ef, eb, ex, g, res, fa, ba, work, r0inv, eye = \
-        _workspace(L, m, q, False)
     Lm, top = L * m, (L - 1) * m
+    Ht, Vt, F, Bk, tf, tb = _predictor_stacks(Lm, m)
+    dx = np.empty((Lm, q))
+    ef, eb, ex, g, res, fa, ba, work, r0inv, eye = _scratch(m, q)
     for s in range(nsys):
         Rs = R[s]
         Xs = X[s].reshape(Lm, q)
@@ -451,9 +447,10 @@ def levinson_t(R, Y, X):
     length-``m`` inner loops dominate :func:`levinson` there). Same arguments and result."""
     nsys, L, m, q = Y.shape
     # H[:, top - nm : top] = [R(n) .. R(1)] (block k = R(L-1-k)); V[:, :nm] = [R(1).T .. R(n).T]
-    H, V, Ft, Bt, tf, tb, Xt, ef, eb, exT, g, res, fa, ba, work, r0inv, eye = \
-        _workspace(L, m, q, True)
     Lm, top = L * m, (L - 1) * m
+    H, V, Ft, Bt, tf, tb = _predictor_stacks(m, Lm)
+    Xt = np.zeros((q, Lm))
+    ef, eb, exT, g, res, fa, ba, work, r0inv, eye = _scratch(m, q)
     for s in range(nsys):
         Rs = R[s]
         for k in range(L - 1):
