@@ -15,7 +15,9 @@ Draw order for one item (fixed, documented so specs can be audited):
 4. silence policy: a target whose most active (non-dropped) member is active less than
    ``min_active`` of the excerpt triggers a re-draw of step 3 (coherent: everything; incoherent:
    that target's members), at most ``max_retries`` times; then ``on_exhausted`` decides
-   (``keep``: the last draw is kept and a warning recorded in the spec; ``error``: SamplingError).
+   (``keep``: the last draw is kept and a warning recorded in the spec; ``error``: SamplingError);
+5. mixup (recipe ``mixup:``): per source stem, its extras (:meth:`Sampler._draw_mixup`);
+6. the mastering bus's parameters (recipe ``master:``).
 
 Gains: an ``snr`` source gets ``ref_db + snr + boost - max(loudness, -70)`` dB (Scaper). A source
 whose excerpt is silent (loudness -inf: no block above the absolute gate) is not normalised: gain
@@ -46,6 +48,7 @@ LOUDNESS_FLOOR = -70.0  # Scaper floors measured loudness at -70 LUFS
 #: to the target level) and its spec records ``loudness: null`` (docs/mixing.md, "Silent sources")
 SILENT_GAIN_DB = 0.0
 ENERGY_PRESERVING = {"polarity", "channel_swap"}  # K-weighted energy unchanged by these steps
+MIXUP_TRIES = 100  # draws of a mixup extra's track until it is one its slot does not use yet
 
 
 _U32 = 1 << 32
@@ -143,6 +146,7 @@ class Sampler:
         self._ref_draw = recipe.ref_db.drawer()
         self._stem_plan = [(s, recipe.stems[s].level[1].drawer(), recipe.stems[s].boost.drawer(),
                             recipe.stems[s].drop) for s in recipe.sources]
+        self._stem_drawers = {s: (lv, b) for s, lv, b, _ in self._stem_plan}
         self._place_draw = {s: (recipe.stems[s].track.drawer(), recipe.stems[s].start.drawer())
                             for s in recipe.sources}
         self._by_duration = recipe.tracks == "by_duration"
@@ -161,6 +165,31 @@ class Sampler:
                               "event model: event_time, event_duration, fades) place their own "
                               "excerpts, so the two cannot be combined")
         self._energy_memo: dict = {}
+        self._mixup = self._check_mixup()
+
+    def _check_mixup(self):
+        """The recipe's mixup (None when it adds nothing), refused where it has no meaning:
+        with Scaper's event model, with named tracks, or with too few tracks holding a stem."""
+        r = self.recipe
+        if r.mixup is None or not r.mixup.p:
+            return None
+        if self._events:
+            raise RecipeError("mixup", "cannot be combined with Scaper's event model "
+                              "(event_time, event_duration, events, role, fades): mixup adds "
+                              "whole-mixture stems")
+        for s, p in r.mixup.p.items():
+            if _named_tracks(r.stems[s].track):
+                raise RecipeError(r.stems[s].track.field, f"names tracks, but mixup draws "
+                                  f"extra {s!r} stems from other tracks; leave track: "
+                                  "[choose, []] or set mixup.p for this stem to []")
+            for pool in self.pools:
+                have = len(pool.by_stem[s])
+                if have < 1 + len(p):
+                    raise RecipeError("mixup.p", f"up to {len(p)} extra {s!r} stem(s) from "
+                                      f"other tracks need {1 + len(p)} tracks holding it, but "
+                                      f"the index of {_where(pool)} has {have}")
+        return {s: (p, self._stem_drawers[s]) for s, p in r.mixup.p.items()}, \
+            r.mixup.gain_db.drawer()
 
     def _pool(self, name: str, index, split, all_splits: bool, weight, strict_split: bool):
         """One dataset's candidate tracks (its split), checked against the recipe."""
@@ -429,16 +458,63 @@ class Sampler:
             pending = [s for t in failing for s in r.members(t) if s in r.sources]
 
         for s in r.sources:
-            track, start, pool = placement[s]
-            d = per[s]
-            d.track, d.start, d.track_sample_rate = track.id, start, track.sample_rate
-            d.dataset = pool.name
-            nsrc = d.need if track.sample_rate == r.sample_rate else \
-                self._src_frames(track, d.need)
-            d.pad_frames = max(0, start + nsrc - track.frames)  # > 0 only with pad: true
-            d.source_frames = nsrc - d.pad_frames
-        return ItemDraft(item, seed, epoch, mode, ref_db, [per[s] for s in r.sources],
+            self._put(per[s], *placement[s])
+        sources = [per[s] for s in r.sources]
+        if self._mixup is not None:
+            sources = self._draw_mixup(rng, sources, placement, ctx, item)
+        return ItemDraft(item, seed, epoch, mode, ref_db, sources,
                          attempts, warnings, master=self._draw_master(rng))
+
+    def _put(self, d: "SourceDraw", track, start: int, pool: "Pool") -> None:
+        """Record a placement in draft ``d``: track, start, dataset, frames read and zeros
+        appended (pad: true)."""
+        d.track, d.start, d.track_sample_rate = track.id, start, track.sample_rate
+        d.dataset = pool.name
+        nsrc = d.need if track.sample_rate == self.recipe.sample_rate else \
+            self._src_frames(track, d.need)
+        d.pad_frames = max(0, start + nsrc - track.frames)  # > 0 only with pad: true
+        d.source_frames = nsrc - d.pad_frames
+
+    def _draw_mixup(self, rng, sources: list, placement: dict, ctx, item: int) -> list:
+        """Mixup of same-class stems, drawn after the placement (so recipes without mixup
+        draw what they drew): per source stem in recipe order, one uniform draw per entry of
+        its ``mixup.p`` (an extra joins when ``u < p_k``, independently, as MSST does), then
+        per extra its steps, level, boost and ``mixup.gain_db``, and an incoherent placement
+        in the slot's dataset on a track the slot does not use yet (re-drawn until it is
+        another). Returns ``sources`` with each slot's extras right after it."""
+        r = self.recipe
+        (plan, draw_gain), n = self._mixup, self._frames
+        out = []
+        for d in sources:
+            out.append(d)
+            got = plan.get(d.stem)
+            if got is None:
+                continue
+            probs, (draw_level, draw_boost) = got
+            count = sum([bool(rng.random() < q) for q in probs])
+            pool = placement[d.stem][2]
+            used = {d.track}
+            for k in range(1, count + 1):
+                steps = r.augment.draw(rng, d.stem, ctx) if ctx is not None else []
+                x = SourceDraw(d.stem, d.target, d.level, float(draw_level(rng)),
+                               float(draw_boost(rng)), d.dropped, steps,
+                               source_frames(steps, n) if steps else n, mixup=k,
+                               mixup_db=float(draw_gain(rng)))
+                for _ in range(MIXUP_TRIES):
+                    got = self._place(rng, d.stem, pool, False, x.need, d.stem)
+                    if got is None:
+                        raise SamplingError(f"item {item}: mixup: no track{_of(pool)} holding "
+                                            f"{d.stem!r} is long enough for "
+                                            f"{x.need / r.sample_rate:.2f} s")
+                    if got[0].id not in used:
+                        break
+                else:
+                    raise SamplingError(f"item {item}: mixup: no other track{_of(pool)} holding "
+                                        f"{d.stem!r} found in {MIXUP_TRIES} draws")
+                used.add(got[0].id)
+                self._put(x, *got)
+                out.append(x)
+        return out
 
     def _draw_master(self, rng) -> list[dict]:
         """The mastering bus's parameters, drawn last (recipes without ``master`` draw
@@ -462,6 +538,8 @@ class Sampler:
                     gain_db, loudness = SILENT_GAIN_DB, None
             else:
                 gain_db, loudness, snr = x.value + x.boost, None, None
+            if x.mixup and (loudness is not None or x.level != "snr"):
+                gain_db += x.mixup_db  # an extra's mixup.gain_db (a silent excerpt stays 0 dB)
             sources.append(SourceSpec(
                 stem=x.stem, target=x.target, track=x.track, start=x.start,
                 source_frames=x.source_frames, gain_db=gain_db,
@@ -470,7 +548,8 @@ class Sampler:
                 track_sample_rate=x.track_sample_rate, active_fraction=x.active,
                 steps=x.steps, event=x.event, offset=x.offset, event_frames=x.event_frames,
                 fade_in=x.fade_in, fade_out=x.fade_out, role=x.role,
-                pad_frames=x.pad_frames, dataset=x.dataset))
+                pad_frames=x.pad_frames, dataset=x.dataset, mixup=x.mixup,
+                mixup_db=x.mixup_db))
         spec = MixSpec(sample_rate=r.sample_rate, channels=r.channels, frames=r.frames,
                        mode=d.mode, targets=list(r.targets), sources=sources,
                        ref_db=d.ref_db if self._any_snr else None, clipping=r.clipping,
@@ -670,6 +749,10 @@ class Sampler:
         return track, int(round(frac * span)), pool
 
 
+def _where(pool: "Pool") -> str:
+    return f"dataset {pool.name!r} ({pool.index.root})" if pool.name else str(pool.index.root)
+
+
 def _of(pool: "Pool") -> str:
     return f" of dataset {pool.name!r}" if pool.name else ""
 
@@ -745,6 +828,8 @@ class SourceDraw(EventPlacement):
     role: str = "foreground"
     pad_frames: int = 0   # zeros after the read (pad: true, a short track)
     dataset: str = ""     # the dataset of a several-dataset recipe (Pool.name)
+    mixup: int = 0        # k > 0: the slot's k-th extra stem (recipe mixup:)
+    mixup_db: float = 0.0  # its drawn mixup.gain_db
 
 
 @dataclass(slots=True)
