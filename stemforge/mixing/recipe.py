@@ -20,6 +20,8 @@ YAML form (every field optional except ``targets``; see recipes/ for examples)::
     mixup: {p: [0.2, 0.02], gain_db: 0}   # MSST's mixup: with these independent probabilities
                                   # an extra stem of the same name from another track joins
                                   # each source slot (p may map stems/groups -> lists)
+    balance: {max_presence: 0.4}  # class balance: every item anchored on a rare target (in at
+                                  # most 40 % of a dataset's tracks), placed where it is active
     tracks: uniform               # by_duration: a track's probability is its number of valid
                                   # starts (excerpts uniform over all audio, Demucs/MSST-style)
     modes: {coherent: 0.5, incoherent: 0.5}
@@ -72,7 +74,7 @@ from ..distributions import Distribution
 TOP_FIELDS = ("name", "duration", "sample_rate", "channels", "resample", "split", "targets",
               "groups", "modes", "ref_db", "stems", "clipping", "silence", "augment", "sources",
               "fade_in", "fade_out", "exclude", "pad", "datasets", "dataset_mode", "tracks",
-              "master", "exclude_flagged", "mixup")
+              "master", "exclude_flagged", "mixup", "balance")
 ALL_SPLITS = "all"   # split: all = every split of the index, said explicitly
 WILDCARD = "*"       # targets: ["*"] = every stem of the index, each its own target
 REST = "rest"        # targets: [vocals, rest] = one target of every other stem
@@ -95,6 +97,7 @@ MASTER_STEPS = {
 }
 TRACK_CHOICES = ("uniform", BY_DURATION)  # uniform over tracks, or over all audio (by length)
 MIXUP_FIELDS = ("p", "gain_db")
+BALANCE_FIELDS = ("max_presence", "threshold_db", "min_active")
 MIXUP_MAX_EXTRAS = 4   # at most this many extra stems per slot (len(mixup.p))
 
 
@@ -151,6 +154,18 @@ class Mixup:
     gain_db: Distribution
 
 
+@dataclass(frozen=True)
+class Balance:
+    """Class balance (MSST's dataset type 7, activity-aware): every item is anchored on a
+    target drawn uniformly among the *rare* ones, those present in at most ``max_presence``
+    of a dataset's tracks, and placed so that it is active; ``threshold_db`` and
+    ``min_active`` define activity and presence (:mod:`stemforge.mixing.activity`)."""
+
+    max_presence: float
+    threshold_db: float = -60.0
+    min_active: float = 0.1
+
+
 @dataclass
 class Recipe:
     """A validated recipe. Build with :meth:`load` (YAML path), :meth:`from_dict` or
@@ -185,6 +200,8 @@ class Recipe:
     master: tuple = ()
     #: mixup of same-class stems (None: none)
     mixup: Mixup | None = None
+    #: class balance (None: none)
+    balance: Balance | None = None
     open: bool = False                  # targets hold "*" or rest: bind(index stems) first
     exclusions: Any = None   # what `stemforge doctor` flagged: doctor.exclude.ExclusionList
 
@@ -321,6 +338,7 @@ class Recipe:
         fades = [_number(raw.get(k, 0.0), k, low=0, high=duration) for k in ("fade_in", "fade_out")]
         _check_events(stems, modes, silence, chain, fades)
         mixup = _mixup(raw.get("mixup"), sources, groups)
+        balance = _balance(raw.get("balance"))
         exclusions = None
         if raw.get("exclude_flagged") is not None:  # embedded: the hash covers the list itself
             exclusions = _exclusions(raw["exclude_flagged"], None)
@@ -331,7 +349,7 @@ class Recipe:
                    augment=chain, name=name, raw=raw, fade_in=fades[0], fade_out=fades[1],
                    all_splits=all_splits, exclude=tuple(exclude), pad=pad,
                    datasets=datasets, dataset_mode=dataset_mode, tracks=tracks,
-                   master=master, exclusions=exclusions, mixup=mixup)
+                   master=master, exclusions=exclusions, mixup=mixup, balance=balance)
 
     def bind(self, stem_names) -> "Recipe":
         """The closed recipe for an index holding ``stem_names`` (its split's stems, in index
@@ -644,6 +662,27 @@ def _mixup(raw, sources, groups) -> Mixup | None:
         per = dict.fromkeys(sources, probs)
     gain = D.parse(raw.get("gain_db", 0.0), "mixup.gain_db", low=-60, high=60)
     return Mixup({s: v for s, v in per.items() if any(x > 0 for x in v)}, gain)
+
+
+def _balance(raw) -> Balance | None:
+    """``balance: {max_presence: 0.4, threshold_db: -60, min_active: 0.1}``."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise RecipeError("balance", f"expected a mapping, e.g. {{max_presence: 0.4}}, "
+                          f"got {raw!r}")
+    for k in raw:
+        if k not in BALANCE_FIELDS:
+            raise RecipeError(f"balance.{k}", f"unknown field; known: "
+                              f"{', '.join(BALANCE_FIELDS)}")
+    if "max_presence" not in raw:
+        raise RecipeError("balance.max_presence", "missing; the largest share of a dataset's "
+                          "tracks a target may be present in and still be an anchor, e.g. 0.4")
+    return Balance(
+        max_presence=_number(raw["max_presence"], "balance.max_presence", low=0, high=1,
+                             strict=True),
+        threshold_db=_number(raw.get("threshold_db", -60.0), "balance.threshold_db", -120, 0),
+        min_active=_number(raw.get("min_active", 0.1), "balance.min_active", low=0, high=1))
 
 
 def _typed(v, t, f):

@@ -38,6 +38,7 @@ from ..errors import IndexError_, RecipeError, SamplingError
 from ._seeding import ItemGenerators, pcg64_states
 from ..indexset import IndexSet, source_index
 from .recipe import Recipe
+from .activity import stem_present, target_activity
 from .sources import event_audio, place_event, process_stem, track_frames, variant_energies
 from .spec import EventPlacement, MixSpec, SourceSpec
 
@@ -166,6 +167,7 @@ class Sampler:
                               "excerpts, so the two cannot be combined")
         self._energy_memo: dict = {}
         self._mixup = self._check_mixup()
+        self._balance = self._presence() if recipe.balance is not None else None
 
     def _check_mixup(self):
         """The recipe's mixup (None when it adds nothing), refused where it has no meaning:
@@ -190,6 +192,65 @@ class Sampler:
                                       f"the index of {_where(pool)} has {have}")
         return {s: (p, self._stem_drawers[s]) for s, p in r.mixup.p.items()}, \
             r.mixup.gain_db.drawer()
+
+    def _presence(self):
+        """Class balance: per dataset, the stems present in each candidate track, and the
+        rare targets (present in more than none and at most ``max_presence`` of its tracks
+        holding a source), in recipe order (:mod:`.activity` has the definitions)."""
+        r, b = self.recipe, self.recipe.balance
+        if self._events:
+            raise RecipeError("balance", "cannot be combined with Scaper's event model (events "
+                              "are placed where they are drawn, not where a stem is active)")
+        if len(self.pools) > 1 and r.dataset_mode == "across":
+            raise RecipeError("balance", "needs each item's stems from one dataset "
+                              "(dataset_mode: within): rarity is counted per dataset")
+        present, rare, share = {}, {}, {}
+        for pool in self.pools:
+            tracks = [t for t in pool.index.tracks if any(x in t.stems for x in r.sources)]
+            n = self._frames
+            stems = {t.id: frozenset(x for x in r.sources if x in t.stems and stem_present(
+                pool.index, t, x, self._src_frames(t, n), b.threshold_db, b.min_active))
+                for t in tracks}
+            present[pool.name] = stems
+            share[pool.name] = {
+                g: sum(1 for t in tracks if stems[t.id] & set(r.members(g))) / len(tracks)
+                for g in r.targets}
+            rare[pool.name] = [g for g in r.targets if 0 < share[pool.name][g] <= b.max_presence]
+        return present, rare, share
+
+    def _anchored(self, pool: "Pool", cands: list, anchor: str, stem: str | None) -> list:
+        """``cands`` restricted to tracks where the anchor target (coherent: ``stem`` None) or
+        its member ``stem`` is present; a member present in no track is not restricted."""
+        key = ("\0anchored", pool.name, anchor, stem)
+        got = self._memo.get(key)
+        if got is None:
+            present = self._balance[0][pool.name]
+            want = set(self.recipe.members(anchor)) if stem is None else {stem}
+            got = [t for t in cands if present.get(t.id, frozenset()) & want]
+            if stem is not None and not got:
+                got = cands
+            self._memo[key] = got
+        return got
+
+    def _draw_anchor(self, rng, pool: "Pool") -> str | None:
+        """The item's anchor: one uniform draw among ``pool``'s rare targets (none: None,
+        and nothing is drawn)."""
+        rare = self._balance[1][pool.name]
+        if not rare:
+            return None
+        return rare[min(int(rng.random() * len(rare)), len(rare) - 1)]
+
+    def _anchor_active(self, anchor: str, per: dict, placement: dict) -> bool:
+        """Whether the anchor target is active as placed (True when all its members are
+        dropped: nothing can make it active)."""
+        b = self.recipe.balance
+        members = [x for x in self.recipe.members(anchor) if not per[x].dropped]
+        if not members:
+            return True
+        for x in members:
+            self._put(per[x], *placement[x])
+        return target_activity([per[x] for x in members], [anchor], self.index,
+                               b.threshold_db, b.min_active)[0]
 
     def _pool(self, name: str, index, split, all_splits: bool, weight, strict_split: bool):
         """One dataset's candidate tracks (its split), checked against the recipe."""
@@ -287,6 +348,15 @@ class Sampler:
                            f"shorter than its duration ({r.duration:g} s) and are never drawn "
                            f"(e.g. '{short[0].id}', {short[0].duration:.2f} s); set pad: true to "
                            "draw them zero-padded (Demucs-style), or lower duration")
+        if self._balance is not None:
+            for pool in self.pools:
+                if not self._balance[1][pool.name]:
+                    of = f" of dataset '{pool.name}'" if pool.name else ""
+                    shares = ", ".join(f"{t} {100 * v:.0f} %"
+                                       for t, v in self._balance[2][pool.name].items())
+                    out.append(f"recipe '{r.name}': balance: no target is present in more than "
+                               f"none and at most {r.balance.max_presence:g} of the tracks{of} "
+                               f"({shares}), so its items are drawn unbalanced")
         return out
 
     # ------------------------------------------------------------------ helpers
@@ -318,13 +388,17 @@ class Sampler:
         k = int(np.searchsorted(cum, rng.random() * cum[-1], side="right"))
         return ids[min(k, len(ids) - 1)]
 
-    def _place(self, rng, stem, pool: "Pool", coherent: bool, need, what):
+    def _place(self, rng, stem, pool: "Pool", coherent: bool, need, what, anchor=None):
         """``(track, start, pool)`` for ``stem``'s track and start distributions among
         ``pool``'s tracks holding every source (``coherent``) or ``stem``, long enough for
-        ``need`` output frames; None when none is."""
+        ``need`` output frames (and, with a class-balance ``anchor``, where it is present);
+        None when none is."""
         key = (pool.name, "\0coherent" if coherent else stem)
-        ok, ids, idset, cum = self._candidates(key, pool.coherent if coherent else
-                                               pool.by_stem[stem], need)
+        cands = pool.coherent if coherent else pool.by_stem[stem]
+        if anchor is not None:
+            cands = self._anchored(pool, cands, anchor, None if coherent else stem)
+            key = (*key, anchor)
+        ok, ids, idset, cum = self._candidates(key, cands, need)
         if not ok:
             return None
         draw_start = self._place_draw[stem][1]
@@ -427,12 +501,17 @@ class Sampler:
         # incoherent stems within one dataset: the item's, drawn once (across: one per stem)
         item_pool = self._pick_pool(rng) if mode != "coherent" and \
             r.dataset_mode == "within" else None
+        anchor = item_pool_b = None
+        if self._balance is not None:  # class balance: the item's pool and anchor, once
+            item_pool_b = item_pool or self._pick_pool(rng)
+            anchor = self._draw_anchor(rng, item_pool_b)
+        anchored = set(r.members(anchor)) if anchor is not None else ()
         while True:
             attempts += 1
             if mode == "coherent":
                 need = max(d.need for d in per.values()) if aug else n
-                pool = self._pick_pool(rng)
-                got = self._place(rng, r.sources[0], pool, True, need, "all sources")
+                pool = item_pool_b or self._pick_pool(rng)
+                got = self._place(rng, r.sources[0], pool, True, need, "all sources", anchor)
                 if got is None:
                     raise SamplingError(f"item {item}: no track{_of(pool)} is long enough for "
                                         f"{need / r.sample_rate:.2f} s of every source")
@@ -440,17 +519,26 @@ class Sampler:
             else:
                 for s in pending:
                     pool = item_pool or self._pick_pool(rng)
-                    got = self._place(rng, s, pool, False, per[s].need, s)
+                    got = self._place(rng, s, pool, False, per[s].need, s,
+                                      anchor if s in anchored else None)
                     if got is None:
                         raise SamplingError(f"item {item}: no track{_of(pool)} holding {s!r} is "
                                             f"long enough for {per[s].need / r.sample_rate:.2f} s")
                     placement[s] = got
-            failing = self._silent_targets(per, placement) if r.silence.min_active > 0 else ()
+            failing = self._silent_targets(per, placement) if r.silence.min_active > 0 else []
+            if anchor is not None and anchor not in failing and \
+                    not self._anchor_active(anchor, per, placement):
+                failing = [*failing, anchor]
             if not failing:
                 break
             if attempts > r.silence.max_retries:
                 msg = (f"silence policy: target(s) {failing} below min_active "
                        f"{r.silence.min_active:g} after {attempts} draws")
+                if anchor in failing:  # the anchor may fail the balance, not the silence
+                    quiet = [t for t in failing if t != anchor]
+                    msg = (f"balance: anchor target {anchor!r} not active (min_active "
+                           f"{r.balance.min_active:g}) after {attempts} draws"
+                           + (f"; {msg}" if quiet else ""))
                 if r.silence.on_exhausted == "error":
                     raise SamplingError(f"item {item}: {msg}")
                 warnings.append(msg)
@@ -463,7 +551,7 @@ class Sampler:
         if self._mixup is not None:
             sources = self._draw_mixup(rng, sources, placement, ctx, item)
         return ItemDraft(item, seed, epoch, mode, ref_db, sources,
-                         attempts, warnings, master=self._draw_master(rng))
+                         attempts, warnings, master=self._draw_master(rng), anchor=anchor)
 
     def _put(self, d: "SourceDraw", track, start: int, pool: "Pool") -> None:
         """Record a placement in draft ``d``: track, start, dataset, frames read and zeros
@@ -556,6 +644,7 @@ class Sampler:
                        seed=int(d.seed), epoch=int(d.epoch), item=int(d.item),
                        recipe_name=r.name, recipe_hash=self.hash, version=__version__,
                        attempts=d.attempts, warnings=d.warnings, master=d.master,
+                       anchor=d.anchor,
                        exclusions=self.exclusions.record if self.exclusions else None)
         return spec, d.processed
 
@@ -847,3 +936,4 @@ class ItemDraft:
     warnings: list[str]
     processed: dict = field(default_factory=dict)
     master: list = field(default_factory=list)
+    anchor: str | None = None   # class balance: the target this item is anchored on

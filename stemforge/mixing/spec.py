@@ -124,6 +124,9 @@ class MixSpec:
     #: left out of the JSON when empty (other specs keep their bytes)
     master: list[dict] = field(default_factory=list)
     exclusions: dict | None = None    # the doctor exclusion list applied (recipe `exclude`)
+    #: class balance (recipe ``balance:``): the rare target the item is anchored on; left
+    #: out of the JSON when None
+    anchor: str | None = None
 
     @property
     def duration(self) -> float:
@@ -146,6 +149,8 @@ class MixSpec:
                     del src[k]
         if d["exclusions"] is None:   # absent unless used: specs without it stay as they were
             del d["exclusions"]
+        if d["anchor"] is None:
+            del d["anchor"]
         return d
 
     @classmethod

@@ -9,6 +9,9 @@ Worker sharding: worker ``w`` of ``W`` renders batches ``b ≡ w (mod W)``. The 
 its workers for batches in round-robin order ``0, 1, .., W-1, 0, ..``, so it returns batches
 ``start, start+1, ..`` in order: the stream is identical at any ``num_workers``.
 
+``active=True`` appends a bool ``(B, S)`` tensor: which targets are active in each item
+(:mod:`stemforge.mixing.activity`).
+
 Epochs: an endless stream (``batches=None``) never repeats, so it needs no epoch (it uses
 ``epoch``, default 0; ``start`` resumes at a batch number). A finite stream (``batches=N``
 per epoch) must be told its epoch: iterating it before ``set_epoch(e)`` raises
@@ -34,7 +37,7 @@ class MixtureStream(RecipeSource, IterableDataset):
 
     def __init__(self, recipe, index, batch_size: int, seed: int = 0, batches: int | None = None,
                  epoch: int | None = None, start: int = 0, return_spec: bool = False,
-                 overrides=None, layout: str | None = None):
+                 overrides=None, layout: str | None = None, active: bool = False):
         for name, v, low in (("batch_size", batch_size, 1), ("start", start, 0)):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ArgumentError(f"MixtureStream: {name} must be an integer >= {low}, got {v!r}")
@@ -47,6 +50,7 @@ class MixtureStream(RecipeSource, IterableDataset):
         self.batches = batches
         self.start = start
         self.return_spec = bool(return_spec)
+        self.active = bool(active)
         if epoch is None and batches is None:
             epoch = 0
         self._epoch = SharedEpoch(None if epoch is None else check_epoch(epoch))
@@ -57,15 +61,17 @@ class MixtureStream(RecipeSource, IterableDataset):
         return self.batches - self.start if self.start < self.batches else 0
 
     def batch(self, b: int, epoch: int):
-        """Batch ``b`` of ``epoch``: ``mix (B, C, T)``, ``targets (B, S, C, T)`` [, specs]."""
+        """Batch ``b`` of ``epoch``: ``mix (B, C, T)``, ``targets (B, S, C, T)`` [, specs]
+        [, active (B, S)]."""
         B = self.batch_size
         # rendered straight into a pooled batch buffer (reused once the consumer drops the
         # batch; shipped to the main process as a file descriptor from a DataLoader worker)
         buf = BatchBuffer(self.mixer.recipe, B)
         ms = self.mixer.mixtures(range(b * B, b * B + B), epoch, out=(buf.mix, buf.targets))
         specs = [spec_dict(m.spec) for m in ms] if self.return_spec else None
+        tail = (self.activity([m.spec for m in ms]),) if self.active else ()
         del ms
-        return buf.batch(specs, kind="tuple")
+        return buf.batch(specs, kind="tuple", tail=tail)
 
     def __iter__(self):
         epoch = self._epoch.get()
