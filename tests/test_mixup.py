@@ -136,3 +136,21 @@ def test_generate_and_regenerate_verify(index, tmp_path, capsys):
     code = main(["regenerate", str(out), "--verify", "--no-progress"])
     o, err = capsys.readouterr()
     assert code == 0 and "all 5 items re-render byte-identically" in o, err
+
+
+def test_extras_come_from_the_slots_dataset(index):
+    """With several datasets, an extra is drawn in the dataset of the slot it joins (each
+    stem of an ``across`` item its own), and the spec names it."""
+    r = {**MIXUP, "datasets": {"a": 1, "b": 1}, "dataset_mode": "across",
+         "mixup": {"p": [0.9, 0.9]}}
+    mixer = Mixer(r, {"a": index, "b": index}, seed=6)
+    pairs = set()
+    for i in range(20):
+        own = None
+        for s in mixer.spec(i).sources:
+            if s.mixup:
+                assert s.dataset == own.dataset and s.stem == own.stem
+                pairs.add(s.dataset)
+            else:
+                own = s
+    assert pairs == {"a", "b"}
