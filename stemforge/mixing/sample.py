@@ -220,14 +220,15 @@ class Sampler:
 
     def _anchored(self, pool: "Pool", cands: list, anchor: str, stem: str | None) -> list:
         """``cands`` restricted to tracks where the anchor target (coherent: ``stem`` None) or
-        its member ``stem`` is present; a member present in no track is not restricted."""
+        its member ``stem`` is present; unrestricted when none is (the anchor then fails its
+        activity check, and the silence policy's retries end in a recorded warning)."""
         key = ("\0anchored", pool.name, anchor, stem)
         got = self._memo.get(key)
         if got is None:
             present = self._balance[0][pool.name]
             want = set(self.recipe.members(anchor)) if stem is None else {stem}
             got = [t for t in cands if present.get(t.id, frozenset()) & want]
-            if stem is not None and not got:
+            if not got:
                 got = cands
             self._memo[key] = got
         return got
