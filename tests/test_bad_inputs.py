@@ -468,6 +468,13 @@ def _torch_cases():
         ("torch-duplicate-key-file", lambda ix: _ds(ix, _dup_file(ix)), "given twice"),
         ("torch-length-zero", lambda ix: MixtureDatasetOf(ix, recipe(), length=0), "length"),
         ("torch-stream-bad-epoch", lambda ix: _stream(ix, recipe()), "set_epoch"),
+        ("torch-stream-bad-durations", lambda ix: _stream_of(ix, recipe(), durations=[0]),
+         "durations must be a non-empty list of seconds > 0"),
+        ("torch-stream-duration-too-long", lambda ix: _stream_of(ix, recipe(),
+                                                                  durations=[1.0, 5.0]),
+         "recipe field 'duration': 5 s is longer than every track"),
+        ("torch-mixup-probability", lambda ix: _ds(ix, {**recipe(), "mixup": {"p": [-0.1]}}),
+         "recipe field 'mixup.p.0': must be >= 0"),
     ]
 
 
@@ -485,6 +492,12 @@ def _stream(ix, recipe):
     from stemforge.torch import MixtureStream
 
     return next(iter(MixtureStream(recipe, ix, batch_size=2, batches=1)))
+
+
+def _stream_of(ix, recipe, **kw):
+    from stemforge.torch import MixtureStream
+
+    return MixtureStream(recipe, ix, batch_size=2, **kw)
 
 
 def _dup_file(ix) -> Path:

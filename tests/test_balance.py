@@ -91,7 +91,7 @@ def test_torch_sinks_return_active_flags_identically_at_0_and_2_workers(index):
 
     from stemforge.torch import MixtureDataset, MixtureStream, collate
 
-    r = {**RECIPE, "balance": {"max_presence": 0.4}}
+    r = {**RECIPE, "balance": {"max_presence": 0.4}, "mixup": {"p": [0.3]}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = MixtureDataset(r, index, length=8, seed=3, active=True, return_spec=True)
@@ -126,3 +126,20 @@ def test_refusals_name_the_field(index):
     with pytest.raises(RecipeError, match="recipe field 'balance': needs each item"):
         Mixer({**RECIPE, "balance": {"max_presence": 0.4}, "datasets": {"a": 1, "b": 1},
                "dataset_mode": "across"}, {"a": index, "b": index})
+
+
+def test_the_flags_say_which_rendered_targets_carry_sound(index):
+    """On this data (tones or digital silence) the definition agrees with the audio: a target
+    is active exactly when at least 10 % of its rendered 100 ms windows are above -60 dBFS
+    RMS (the silent windows are exact zeros)."""
+    mixer = Mixer({**RECIPE, "balance": {"max_presence": 0.4}}, index, seed=9)
+    both = [0, 0]
+    for m in mixer.mixtures(range(40)):
+        flags = target_activity(m.spec.sources, TARGETS, index)
+        for t, flag in zip(TARGETS, flags, strict=True):
+            x = m.targets[t].astype(np.float64)
+            w = x[:, : x.shape[1] // 800 * 800].reshape(2, -1, 800)
+            rms_db = 10 * np.log10(np.maximum((w ** 2).mean(axis=(0, 2)), 1e-30))
+            assert flag == ((rms_db > -60).mean() >= 0.1), (m.spec.item, t)
+            both[flag] += 1
+    assert min(both) > 10  # both kinds occur: the check is not vacuous
