@@ -50,6 +50,26 @@ def test_power_and_cross_sums_match_references():
     for f in ("ce", "co", "pe", "po", "win"):
         np.testing.assert_allclose(getattr(got, f), getattr(ref, f), rtol=1e-10, atol=1e-9)
     assert (got.n_even, got.n_odd) == (ref.n_even, ref.n_odd) == (82, 75)
+    # the doctor passes a view of its (K, F, bins) spectra: rows and bins selected, not copied
+    V = X[1:, :, 5:31]
+    assert not V.flags.c_contiguous
+    ref, got = bleed.cross_sums_reference(V, 50, 25), bleed.cross_sums(V, 50, 25)
+    for f in ("ce", "co", "pe", "po", "win"):
+        np.testing.assert_allclose(getattr(got, f), getattr(ref, f), rtol=1e-10, atol=1e-9)
+
+
+def test_stft_many_rows_equal_stft():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 22050)).astype(np.float32)
+    for rate in (11025, 11000):   # integer hop (strided view) and gathered frames
+        many = frames.stft_many(x, rate)
+        p = frames.plan(rate)
+        idx = p.starts(p.n_frames(x.shape[1]))[:, None] + np.arange(p.win)
+        assert many.shape == (3, idx.shape[0], p.nfft // 2 + 1)
+        for k in range(3):   # the definition: windowed frames at round(i * rate / FPS), rfft
+            want = np.fft.rfft(x[k][idx].astype(np.float64) * p.window, n=p.nfft, axis=1)
+            np.testing.assert_allclose(many[k], want, rtol=0, atol=2e-4)
+            np.testing.assert_array_equal(frames.stft(x[k].copy(), rate), many[k])
 
 
 # ---------------------------------------------------------------------------- one source

@@ -74,19 +74,30 @@ def frame_times(n: int) -> np.ndarray:
 
 def stft(x: np.ndarray, sample_rate: Hz) -> np.ndarray:
     """Short-time spectrum of mono ``x`` (float32 ``(T,)``): complex64 ``(F, nfft // 2 + 1)``."""
+    return stft_many(x[None], sample_rate)[0]
+
+
+def stft_many(x: np.ndarray, sample_rate: Hz) -> np.ndarray:
+    """Short-time spectra of the rows of ``x`` (float32 ``(K, T)``, e.g. every stem of a track):
+    complex64 ``(K, F, nfft // 2 + 1)``, row ``k`` equal to ``stft(x[k])``. One array, so that
+    a selection of rows and bins is a view, not a copy."""
     p = plan(sample_rate)
-    n = p.n_frames(x.shape[0])
+    K, T = x.shape
+    n = p.n_frames(T)
     if n == 0:
-        return np.zeros((0, p.nfft // 2 + 1), np.complex64)
-    starts = p.starts(n)
+        return np.zeros((K, 0, p.nfft // 2 + 1), np.complex64)
+    frames = np.empty((K, n, p.win), np.float32)
     hop = sample_rate / FPS
-    if float(hop).is_integer() and p.win <= x.shape[0]:
+    if float(hop).is_integer() and p.win <= T:
         # every start is i * hop: a strided view, no gather
-        view = np.lib.stride_tricks.sliding_window_view(x, p.win)[:: int(hop)][:n]
-        frames = view * p.window
+        for k in range(K):
+            view = np.lib.stride_tricks.sliding_window_view(x[k], p.win)[:: int(hop)][:n]
+            np.multiply(view, p.window, out=frames[k])
     else:
-        frames = x[starts[:, None] + np.arange(p.win)] * p.window
-    return scipy.fft.rfft(frames, n=p.nfft, axis=1, workers=1).astype(np.complex64, copy=False)
+        idx = p.starts(n)[:, None] + np.arange(p.win)
+        for k in range(K):
+            np.multiply(x[k][idx], p.window, out=frames[k])
+    return scipy.fft.rfft(frames, n=p.nfft, axis=2, workers=1).astype(np.complex64, copy=False)
 
 
 @lru_cache(maxsize=16)

@@ -240,10 +240,12 @@ def check_track(entry: TrackEntry, dataset: str, opts: Options | None = None) ->
     if any(d.shape[0] != C for d in decs.values()):
         decs = {n: np.repeat(d.mean(axis=0, keepdims=True), C, axis=0) for n, d in decs.items()}
     n = min(d.shape[1] for d in decs.values())
-    mono = {k: _channel_mean(d, n) for k, d in decs.items()}
+    rows = np.empty((len(decs), n), np.float32)
+    mono = {k: _channel_mean(d, n, rows[i]) for i, (k, d) in enumerate(decs.items())}
     r = int(round(rate_d))
     nbins = max(fr.grid_bins(r), bleed_mod.bins_needed(fr.plan(r).bin_hz))
-    specs = {k: fr.stft(m, r) for k, m in mono.items()}
+    spectra = fr.stft_many(rows, r)     # (K, F, bins): one array, see _joint's bleed
+    specs = {k: spectra[i] for i, k in enumerate(mono)}
     powers = {k: fr.power(s, nbins) for k, s in specs.items()}
     grids = {k: fr.grid_power(p, r) for k, p in powers.items()}
     # fingerprints: the real mixture (else the stem sum) and every stem
@@ -256,15 +258,17 @@ def check_track(entry: TrackEntry, dataset: str, opts: Options | None = None) ->
         for k in stems:
             if not facts[k].silent:
                 t.res.prints[k] = landmarks(grids[k])
-    _joint(t, stems, decs, n, rate_d, specs, powers, grids, mono, facts)
+    _joint(t, stems, decs, n, rate_d, (spectra, list(mono)), specs, powers, grids, mono, facts)
     _explain(t, facts)
     return t.res
 
 
-def _channel_mean(d: np.ndarray, n: int) -> np.ndarray:
-    """Mean of the channels of ``d (C, T)`` over the first ``n`` samples: float32 ``(n,)``
-    (row by row: NumPy's ``mean(axis=0)`` is three times slower here)."""
-    m = d[0, :n].copy()
+def _channel_mean(d: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
+    """Mean of the channels of ``d (C, T)`` over the first ``n`` samples, written to ``out``
+    float32 ``(n,)`` and returned (row by row: NumPy's ``mean(axis=0)`` is three times slower
+    here)."""
+    m = out
+    m[:] = d[0, :n]
     for c in range(1, d.shape[0]):
         m += d[c, :n]
     if d.shape[0] > 1:
@@ -288,7 +292,11 @@ def _path(entry: TrackEntry, name: str) -> str:
     return (entry.mixture if name == MIXTURE else entry.stems[name]).path
 
 
-def _joint(t: _Track, stems, decs, n, rate_d, specs, powers, grids, mono, facts) -> None:
+def _joint(t: _Track, stems, decs, n, rate_d, spectra, specs, powers, grids, mono,
+           facts) -> None:
+    """The checks across sources: copies, polarity/channel swaps, sums, bleed, labels.
+    ``spectra`` is ``(array (K, F, bins), names of its rows)``; ``specs`` maps each name to its
+    row."""
     o = t.opts
     live = [k for k in stems if not facts[k].silent]
     mix = decs.get(MIXTURE)
@@ -329,10 +337,14 @@ def _joint(t: _Track, stems, decs, n, rate_d, specs, powers, grids, mono, facts)
     t.res.facts["relation"] = rf
     # bleed
     if len(live) >= 2:
-        F = min(specs[k].shape[0] for k in live)
+        every, names = spectra
         bin_hz = fr.plan(int(round(rate_d))).bin_hz
-        band = bleed_mod.band_slice(specs[live[0]].shape[1], bin_hz)
-        X = np.stack([specs[k][:F, band] for k in live])
+        band = bleed_mod.band_slice(every.shape[2], bin_hz)
+        rows = [names.index(k) for k in live]
+        if rows == list(range(rows[0], rows[0] + len(rows))):   # the usual case: a view
+            X = every[rows[0]:rows[0] + len(rows), :, band]
+        else:
+            X = every[rows][:, :, band]
         b_list = bleed_mod.estimate(X, bin_hz, band.start, fr.FPS, skip=copies)
         bf = {}
         z = {(b.into, b.source): b.gain / b.stderr for b in b_list}
