@@ -78,8 +78,9 @@ def test_presence_is_counted_per_track_and_a_balance_with_no_rare_target_warns(i
     long = Mixer({**RECIPE, "duration": 5.0, "balance": {"max_presence": 0.4,
                                                          "min_active": 0.5}}, index, seed=0)
     assert long.sampler._balance[2][""]["piano"] == 0.1
-    with pytest.warns(Warning, match="balance: no target is present in more than none and at "
-                      "most 0.1 of the tracks"):
+    with pytest.warns(Warning, match=r"balance: no target is rare in the tracks \(present in "
+                      r"some but at most 0.1 of them; presence: vocals 100 %, drums 100 %, "
+                      r"guitar 30 %\)"):
         Mixer({**RECIPE, "balance": {"max_presence": 0.1, "min_active": 0.5},
                "duration": 5.0, "targets": ["vocals", "drums", "guitar"],
                "exclude": ["piano"]}, index)

@@ -355,9 +355,10 @@ class Sampler:
                     of = f" of dataset '{pool.name}'" if pool.name else ""
                     shares = ", ".join(f"{t} {100 * v:.0f} %"
                                        for t, v in self._balance[2][pool.name].items())
-                    out.append(f"recipe '{r.name}': balance: no target is present in more than "
-                               f"none and at most {r.balance.max_presence:g} of the tracks{of} "
-                               f"({shares}), so its items are drawn unbalanced")
+                    out.append(f"recipe '{r.name}': balance: no target is rare in the "
+                               f"tracks{of} (present in some but at most "
+                               f"{r.balance.max_presence:g} of them; presence: {shares}), so "
+                               "its items are drawn unbalanced")
         return out
 
     # ------------------------------------------------------------------ helpers
