@@ -20,6 +20,16 @@ all threads), since the machine may be shared: stemforge runs ``--repeat`` times
 ``--museval-runs`` times, interleaved, and the best (minimum) of each is compared (the run
 least disturbed by other load). The load average at start and end is printed.
 
+``--end-to-end``: the command line against museval's own folder workflow, each in a fresh
+process, on ``--e2e-tracks`` (default 4) made tracks of ``--seconds`` (4 stereo 16-bit stems +
+mixture in the MUSDB18-HQ layout; estimates = float32 WAVs of the stems with leakage and noise):
+``stemforge evaluate --index ROOT --estimates m=EST --out R --no-progress`` (all metrics, then
+``--metrics bsseval``) with the kernel folder warm, against a script that does what museval's
+``eval_dir``/``eval_mus_track`` do per track (read the WAVs with soundfile, ``museval.evaluate``
+with 1 s windows, a ``TrackStore`` written as JSON). Also the first ``evaluate`` of one track
+with an EMPTY kernel folder (``STEMFORGE_KERNEL_DIR`` pointed at a new folder: every kernel it
+needs is compiled) against museval on that track. Wall and CPU (user + sys of the child).
+
 fast_bss_eval computes a DIFFERENT mode (bss_eval_sources-style SDR per channel over the whole
 signal with per-call filters, no framing), so it is reported for speed only, not compared.
 """
@@ -84,6 +94,122 @@ def fresh_process_first_call(seconds: float) -> tuple[float, float]:
     return float(out[-2]), float(out[-1])
 
 
+MUSEVAL_SCRIPT = """
+import sys, json, time
+from pathlib import Path
+import numpy as np, soundfile as sf, museval
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+targets = ["drums", "bass", "other", "vocals"]
+for d in sorted((root / "test").iterdir()):
+    refs = [sf.read(str(d / f"{t}.wav"), always_2d=True)[0] for t in targets]
+    ests = [sf.read(str(Path(sys.argv[3]) / d.name / f"{t}.wav"), always_2d=True)[0]
+            for t in targets]
+    SDR, ISR, SIR, SAR = museval.evaluate(refs, ests, win=44100, hop=44100, mode="v4")
+    store = museval.TrackStore(win=1.0, hop=1.0, track_name=d.name)
+    for i, t in enumerate(targets):
+        store.add_target(target_name=t, values={"SDR": SDR[i].tolist(), "SIR": SIR[i].tolist(),
+                                                "ISR": ISR[i].tolist(), "SAR": SAR[i].tolist()})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{d.name}.json").write_text(store.json)
+"""
+
+
+def build_e2e(root: Path, tracks: int, seconds: float) -> tuple[Path, Path]:
+    """``tracks`` made tracks (MUSDB18-HQ layout under ``root/data``) and their estimates
+    (``root/est/<track>/<target>.wav``), written once."""
+    import soundfile as sf
+
+    data, est = root / "data", root / "est"
+    mark = root / f"built-{tracks}x{seconds:g}"
+    if mark.exists():
+        return data, est
+    targets = ["drums", "bass", "other", "vocals"]
+    for k in range(tracks):
+        refs, ests = make_track(seconds, np.random.default_rng(100 + k))
+        peak = np.abs(refs.sum(0)).max() * 1.05
+        refs, ests = refs / peak, ests / peak
+        d, e = data / "test" / f"Track {k:02d}", est / f"Track {k:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        e.mkdir(parents=True, exist_ok=True)
+        for j, t in enumerate(targets):
+            sf.write(str(d / f"{t}.wav"), refs[j].T, 44100, subtype="PCM_16")
+            sf.write(str(e / f"{t}.wav"), ests[j].T.astype(np.float32), 44100, subtype="FLOAT")
+        sf.write(str(d / "mixture.wav"), refs.sum(0).T, 44100, subtype="PCM_16")
+    mark.write_text("ok\n")
+    return data, est
+
+
+def child(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
+    """(wall, CPU user + sys) of a child process run to completion."""
+    import resource
+    import subprocess
+
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    w = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, text=True,
+                   env={**os.environ, **(env or {})})
+    w = time.perf_counter() - w
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return w, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def end_to_end(args) -> None:
+    """The ``--end-to-end`` table (see the module docstring)."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.gettempdir()) / "stemforge-bench-eval-e2e"
+    data, est = build_e2e(base, args.e2e_tracks, args.seconds)
+    one, one_est = build_e2e(base / "one", 1, args.seconds)
+    sfm = [sys.executable, "-m", "stemforge.cli", "evaluate", "--no-progress"]
+    out = base / "out"
+
+    def ours(index, estimates, extra=(), env=None):
+        shutil.rmtree(out, ignore_errors=True)
+        return child([*sfm, "--index", str(index), "--estimates", f"m={estimates}",
+                      "--out", str(out), *extra], env)
+
+    def theirs(index, estimates):
+        shutil.rmtree(out, ignore_errors=True)
+        return child([sys.executable, "-c", MUSEVAL_SCRIPT, str(index), str(out),
+                      str(estimates)])
+
+    ours(data, est)  # index, cache and kernels warm (this is the warm case)
+    ours(one, one_est)
+    load0 = os.getloadavg()
+    rows = []
+    cold_dir = Path(tempfile.mkdtemp(prefix="stemforge-cold-kernels-"))
+    env = {"STEMFORGE_KERNEL_DIR": str(cold_dir)}
+    os.environ.pop("NUMBA_CACHE_DIR", None)
+    rows.append(("1 track: museval (read, evaluate, JSON)", *theirs(one, one_est)))
+    rows.append(("1 track: stemforge evaluate, EMPTY kernel folder", *ours(one, one_est,
+                                                                          env=env)))
+    rows.append(("1 track: stemforge evaluate, that folder now warm",
+                 *ours(one, one_est, env=env)))
+    shutil.rmtree(cold_dir, ignore_errors=True)
+    n = args.e2e_tracks
+    best = {}
+    for _ in range(args.e2e_repeat):
+        for name, fn in ((f"{n} tracks: museval (read, evaluate, JSON)", lambda: theirs(data, est)),
+                         (f"{n} tracks: stemforge evaluate (all metrics), warm",
+                          lambda: ours(data, est)),
+                         (f"{n} tracks: stemforge evaluate --metrics bsseval, warm",
+                          lambda: ours(data, est, ("--metrics", "bsseval")))):
+            w, c = fn()
+            b = best.get(name, (float("inf"), float("inf")))
+            best[name] = (min(b[0], w), min(b[1], c))
+    rows += [(k, *v) for k, v in best.items()]
+    print(f"\n**End to end** ({args.seconds:g} s tracks, 4 stereo 16-bit stems; best of "
+          f"{args.e2e_repeat} for the {n}-track rows; load average {load0[0]:.1f} at start, "
+          f"{os.getloadavg()[0]:.1f} at end)\n")
+    print("| run | wall s | CPU s | museval / this (wall) | museval / this (CPU) |")
+    print("|---|---:|---:|---:|---:|")
+    ref = {1: rows[0], n: rows[3]}
+    for name, w, c in rows:
+        r = ref[1] if name.startswith("1 track") else ref[n]
+        print(f"| {name} | {w:.2f} | {c:.2f} | {r[1] / w:.1f}x | {r[2] / c:.1f}x |")
+
+
 def max_diff(ours, mv) -> float:
     diffs = []
     for a, b in zip((ours.sdr, ours.isr, ours.sir, ours.sar), mv):
@@ -98,7 +224,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=22.5)
     ap.add_argument("--repeat", type=int, default=5, help="stemforge runs (best is reported)")
     ap.add_argument("--museval-runs", type=int, default=2, help="museval runs (best reported)")
+    ap.add_argument("--end-to-end", action="store_true",
+                    help="only the command-line table (see the module docstring)")
+    ap.add_argument("--e2e-tracks", type=int, default=4)
+    ap.add_argument("--e2e-repeat", type=int, default=2)
     args = ap.parse_args()
+    if args.end_to_end:
+        end_to_end(args)
+        return
     import museval
 
     refs, ests = make_track(args.seconds, np.random.default_rng(0))

@@ -40,6 +40,17 @@ persistent_workers=True, collate_fn=stemforge.torch.collate)`` over ``--big-item
 file-backed) and USS (Private_Clean + Private_Dirty) from ``/proc/<pid>/smaps_rollup``, with
 the page cache dropped of the other cache's files first where the kernel allows it.
 
+Part 4 — the recommended recipe (issue 23's goal: >= 320 s of 44.1 kHz stereo audio per CPU
+second through the torch loader; ``--recommended-only`` runs just this part,
+``--no-recommended`` skips it): the packaged ``stemforge_recommended`` recipe with every
+augmentation it has (coherent/incoherent remix, per-stem channel swap and polarity) at
+``--rec-seconds`` (default 8 s, a RoFormer/HT Demucs training excerpt) per item, on both data
+sets of ``benchmarks/_data.py`` (synthetic and the sustained, music-like one), through
+``DataLoader(MixtureDataset, batch_size=16, collate_fn=stemforge.torch.collate)`` at 0 and 2
+workers and ``MixtureStream(batch_size=16)`` at 0 workers, beside the floor: the same drawn
+slices read, scaled by their gains into target rows and summed (``mixing.time_floor_outputs``),
+one core, no loader.
+
 Part 2 — worker memory as the dataset grows: tiny prepared datasets of 10, 100 and 1,000
 tracks (2 stereo stems x 1 s at 8 kHz, trackfolder layout, built once under ``--mem-root``);
 per size, a fresh process runs ``DataLoader(num_workers=2, persistent_workers=True)`` over
@@ -198,6 +209,93 @@ def time_mixer(index, n: int) -> tuple[float, float]:
     for i in range(n):  # one item at a time, each dropped: no batch of outputs held
         mixer.mixture(i, epoch=1)
     return time.perf_counter() - t0, _cpu_self() - c0
+
+
+# ---------------------------------------------------------------------- the recommended recipe
+REC_BATCH = 16
+
+
+def time_recommended(recipe, index, n: int, workers: int, api: str) -> tuple[float, float]:
+    """(wall, CPU main + workers) of epoch 1 of the recommended recipe after a warm-up epoch 0;
+    ``api`` "collate" (MixtureDataset + stemforge.torch.collate) or "stream"."""
+    import psutil
+    import torch
+    from torch.utils.data import DataLoader
+
+    from stemforge.torch import MixtureDataset, MixtureStream, collate
+
+    torch.set_num_threads(1)
+    if api == "stream":
+        ds = MixtureStream(recipe, index, batch_size=REC_BATCH, seed=0, batches=n // REC_BATCH)
+        loader = DataLoader(ds, batch_size=None, num_workers=workers,
+                            persistent_workers=workers > 0)
+    else:
+        ds = MixtureDataset(recipe, index, length=n, seed=0)
+        loader = DataLoader(ds, batch_size=REC_BATCH, num_workers=workers,
+                            persistent_workers=workers > 0, collate_fn=collate)
+
+    def worker_cpu() -> float:
+        it = getattr(loader, "_iterator", None)
+        if workers == 0 or it is None:
+            return 0.0
+        return sum(sum(psutil.Process(w.pid).cpu_times()[:2]) for w in it._workers)
+
+    out = (0.0, 0.0)
+    for epoch in (0, 1):
+        ds.set_epoch(epoch)
+        t0, c0, w0 = time.perf_counter(), _cpu_self(), worker_cpu()
+        got = 0
+        for mix, targets in loader:
+            got += mix.shape[0]
+        assert got == n, (got, n)
+        out = (time.perf_counter() - t0, _cpu_self() - c0 + worker_cpu() - w0)
+    del loader
+    return out
+
+
+def recommended_rows(roots: dict, n: int, seconds: float) -> list[dict]:
+    """Rows of part 4 for each data set in ``roots`` (style -> root)."""
+    from stemforge.mixing.mixer import Mixer, as_recipe
+
+    recipe = as_recipe("stemforge_recommended", [f"duration={seconds:g}"])
+    rows = []
+    for style, root in roots.items():
+        index = _data.build(root, 20, 30.0, style=style)
+        _data.warm_page_cache(root)
+        for api, w in (("collate", 0), ("collate", 2), ("stream", 0)):
+            sec, cpu = time_recommended(recipe, index, n, w, api)
+            label = ("MixtureDataset + collate" if api == "collate" else "MixtureStream") + \
+                f", num_workers={w}"
+            rows.append({"data": style, "name": label, "items": n, "seconds": sec,
+                         "cpu_seconds": cpu})
+            print(f"recommended {style} {label} done", file=sys.stderr)
+        mixer = Mixer(recipe, index, seed=0)
+        maps = {(t.id, s): np.load(index.cache.path(t.stems[s].key), mmap_mode="r")
+                for t in index.tracks for s in t.stems}
+        plan = mixing.outputs_plan(mixer, n)
+        sec, cpu = mixing.time_floor_outputs(maps, plan, recipe.frames)
+        rows.append({"data": style, "name": "floor: read x gain into targets + sum (one core)",
+                     "items": n, "seconds": sec, "cpu_seconds": cpu})
+    return rows
+
+
+def print_recommended(rows: list[dict], seconds: float) -> None:
+    print(f"\n**The recommended recipe through the loader** (stemforge_recommended: coherent/"
+          f"incoherent 0.5/0.5, per-stem channel_swap and polarity p 0.5; {seconds:g} s "
+          f"stereo 44.1 kHz items, 4 targets; batch {REC_BATCH}; one run; goal >= 320 audio-s "
+          f"per CPU-s = {320 / seconds:.0f} items/s per core)")
+    print(f"machine: {_data.machine()}\n")
+    print("| data | | items | wall s | CPU s (main + workers) | items/s per core | "
+          "audio-s per CPU-s | vs floor |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    floors = {r["data"]: r for r in rows if r["name"].startswith("floor")}
+    for r in rows:
+        per = r["items"] * seconds / r["cpu_seconds"]
+        fl = floors[r["data"]]
+        vs = per / (fl["items"] * seconds / fl["cpu_seconds"])
+        print(f"| {r['data']} | {r['name']} | {r['items']} | {r['seconds']:.2f} | "
+              f"{r['cpu_seconds']:.2f} | {r['items'] / r['cpu_seconds']:.0f} | {per:,.0f} | "
+              f"{vs:.2f}x |")
 
 
 # ---------------------------------------------------------------------- memory
@@ -455,7 +553,17 @@ def main(argv=None) -> int:
     ap.add_argument("--apis", default="default,collate,stream",
                     help="throughput rows: comma-separated of default, collate, stream")
     ap.add_argument("--workers", default="0,1,2", help="throughput rows: num_workers values")
+    ap.add_argument("--no-recommended", action="store_true", help="skip part 4")
+    ap.add_argument("--recommended-only", action="store_true", help="run part 4 only")
+    ap.add_argument("--rec-seconds", type=float, default=8.0, help="part 4: item length")
+    ap.add_argument("--rec-items", type=int, default=320, help="part 4: items per epoch")
+    ap.add_argument("--sustained-root", type=Path, default=_data.default_root("sustained"))
     a = ap.parse_args(argv)
+    rec_roots = {"synthetic": a.root, "sustained": a.sustained_root}
+    if a.recommended_only:
+        print_recommended(recommended_rows(rec_roots, a.rec_items, a.rec_seconds),
+                          a.rec_seconds)
+        return 0
     if a.memory_child is not None:
         print(json.dumps(memory_child(a.mem_root / f"n{a.memory_child}", a.memory_child)))
         return 0
@@ -529,6 +637,9 @@ def main(argv=None) -> int:
     for n in notes:
         print(f"- {n}")
 
+    if not a.no_recommended:
+        print_recommended(recommended_rows(rec_roots, a.rec_items, a.rec_seconds),
+                          a.rec_seconds)
     if not a.no_cache_size:
         print_cache(*cache_rows(a.big_root, a.big_tracks, a.big_seconds, a.big_items))
     if not a.no_memory:

@@ -372,3 +372,46 @@ def test_several_methods_refusals_change_nothing(data, tmp_path, capsys):
     refused("--estimates", f"a={est}", "--import", f"j={tmp_path / 'j'}",
             match="no results for 1 of the 2 evaluated tracks (e.g. 'B - Two')")
     refused(match="nothing to evaluate")
+
+
+def test_threads_per_track_give_the_same_scores():
+    """In-process evaluate gives BSS Eval the free cores (``EvalTask.threads``): the scores of a
+    track (every metric, as written to its JSON) must not depend on the thread count."""
+    from stemforge.jobs.evaluate import score_track
+
+    rng = np.random.default_rng(3)
+    refs = {t: (0.1 * rng.standard_normal((2, 3 * 8000))).astype(np.float32)
+            for t in ("vocals", "drums", "bass")}
+    ests = {t: (r + 0.05 * rng.standard_normal(r.shape)).astype(np.float32)
+            for t, r in refs.items()}
+    sets = [list(refs)]
+    metrics = ("bsseval", "sisdr", "mdx", "csdr")
+    one = score_track(refs, ests, sets, metrics, 8000, threads=1)
+    two = score_track(refs, ests, sets, metrics, 8000, threads=2)
+    assert json.dumps(one, sort_keys=True) == json.dumps(two, sort_keys=True)
+    assert len(one["targets"]) == 3 and one["targets"][0]["frames"]
+
+
+def test_scoring_does_not_import_scipy_signal():
+    """scipy.signal costs ~0.5 s to import; only the oracles use it, lazily."""
+    import subprocess
+    import sys
+
+    code = ("import sys, stemforge.jobs.evaluate, stemforge.metrics; "
+            "print('scipy.signal' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_tracks_scored_side_by_side_fail_in_track_order(tmp_path, capsys):
+    """In-process evaluate scores tracks on the free cores' threads; when several fail, the
+    error is the first track's in order (as a plain loop would raise), and nothing is written."""
+    root = make_musdb18hq(tmp_path / "hq", TRACKS, seconds=2.0)
+    for t in TRACKS:
+        write_wav(root / "test" / t / "bass.wav", np.zeros((2, 2 * SR), np.float32))
+    est = _make_estimates(root, tmp_path / "est", ["vocals", "drums"])
+    for t in TRACKS:
+        write_wav(est / t / "bass.wav", 0.1 * np.ones((2, 2 * SR), np.float32))
+    for k in range(3):
+        msg = _fails(capsys, root, est, tmp_path / f"res{k}", match="track 'A - One'")
+        assert "reference bass is silent over the whole track" in msg

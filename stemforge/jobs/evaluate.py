@@ -45,6 +45,7 @@ Rules (museval's, where it has one):
 """
 from __future__ import annotations
 
+import dataclasses
 import io as _io
 import json
 import math
@@ -63,9 +64,9 @@ from ..audio import io
 from ..errors import StemforgeError
 from ..metrics import bss_eval_v4, csdr, mdx_sdr, museval_json, si_sdr
 from ..metrics import results as mresults
-from ..metrics.validate import MetricsError, pad_or_trim
+from ..metrics.validate import MetricsError, as_stack, pad_or_trim
 from ..atomic import write_bytes_atomic, write_failure, write_text_atomic
-from .dask_runner import run_items, seed_state, worker_state
+from .dask_runner import run_items, seed_state, uses_dask, worker_state
 
 METRICS = ("bsseval", "sisdr", "mdx", "csdr")
 ALIASES = {"usdr": "mdx"}  # the SDX name of the MDX challenge SDR
@@ -142,6 +143,7 @@ class EvalTask:
     win: float  # seconds
     hop: float
     methods: tuple[MethodPlan, ...] = ()
+    threads: int = 1  # BSS Eval threads per track (same numbers at any count)
 
 
 @dataclass
@@ -198,7 +200,7 @@ def evaluation_sets(targets: Sequence[str], members: dict[str, set[str]]) -> lis
 
 def score_track(references: dict[str, np.ndarray], estimates: dict[str, np.ndarray],
                 sets: Sequence[Sequence[str]], metrics: Sequence[str], sample_rate: int,
-                win: float = 1.0, hop: float = 1.0) -> dict:
+                win: float = 1.0, hop: float = 1.0, threads: int = 1) -> dict:
     """Score one track. ``references``/``estimates``: target -> ``(channels, frames)``.
 
     Returns the museval JSON dict (values rounded to 5 decimals, as museval writes them); the
@@ -208,17 +210,23 @@ def score_track(references: dict[str, np.ndarray], estimates: dict[str, np.ndarr
     targets = list(references)
     frames: dict[str, dict[str, np.ndarray]] = {}
     w, h = int(round(win * sample_rate)), int(round(hop * sample_rate))
+    # every metric computes in float64 on (nsrc, channels, frames) stacks: stack once, not
+    # once per metric (each metric still checks its inputs)
+    refs = as_stack([references[t] for t in targets], "references", targets)
+    ests = as_stack([estimates[t] for t in targets], "estimates", targets)
+    row = {t: i for i, t in enumerate(targets)}
     if "bsseval" in metrics:
         for group in sets:
-            sc = bss_eval_v4([references[t] for t in group], [estimates[t] for t in group],
-                             win=w, hop=h, names=list(group))
+            pick = [row[t] for t in group]
+            whole_set = pick == list(range(len(targets)))
+            sc = bss_eval_v4(refs if whole_set else refs[pick],
+                             ests if whole_set else ests[pick],
+                             win=w, hop=h, names=list(group), threads=threads)
             for i, t in enumerate(group):
                 frames[t] = {m: sc.metric(m)[i] for m in BSS_COLUMNS}
     empty = {m: np.zeros(0) for m in BSS_COLUMNS}
     data = museval_json.track_dict({t: frames.get(t, empty) for t in targets}, win, hop)
     whole: dict[str, np.ndarray] = {}
-    refs = [references[t] for t in targets]
-    ests = [estimates[t] for t in targets]
     if "sisdr" in metrics:
         whole["SI-SDR"] = si_sdr(refs, ests, names=targets)
     if "mdx" in metrics:
@@ -255,7 +263,7 @@ def score_item(i: int, task: EvalTask) -> tuple[int, dict, list[str]]:
         ests[t] = est
     try:
         data = score_track(refs, ests, job.sets, task.metrics, track.sample_rate,
-                           task.win, task.hop)
+                           task.win, task.hop, task.threads)
     except MetricsError as e:
         folder = Path(job.estimates[0][1]).parent
         raise MetricsError(f"{who} (estimates {folder}): {e}") from e
@@ -349,16 +357,31 @@ def plan(index, estimates: str | os.PathLike | Mapping[str, str | os.PathLike],
 
 
 def run_task(fn: Callable, task, n: int, workers: int = 1, scheduler: str | None = None,
-             progress: bool = False, desc: str = "evaluate", unit: str = "track") -> list:
+             progress: bool = False, desc: str = "evaluate", unit: str = "track",
+             threads: int = 1) -> list:
     """``[fn(i, task) for i in range(n)]`` in-process or on Dask (see
     :func:`~stemforge.jobs.dask_runner.run_items`), with a progress bar (lines off a terminal);
-    results in completion order. The first failure raises (Dask cancels what has not started)."""
+    results in completion order. The first failure raises (Dask cancels what has not started).
+    ``threads`` > 1 (in-process only): items run on that many threads of this process (``fn``
+    must be thread-safe; the compiled kernels release the GIL); results and the failure raised
+    are then those of item order, as in a plain loop, and items not started are cancelled."""
     from ..progress import progress as progress_bar
 
     if workers is not None and workers < 1:
         raise StemforgeError(f"--workers {workers}: expected 1 or more")
     out = []
     with progress_bar(n, desc, unit, enabled=progress) as bar:
+        if threads > 1 and n > 1 and not uses_dask(workers, scheduler):
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(min(threads, n))
+            try:
+                for f in [pool.submit(fn, i, task=task) for i in range(n)]:
+                    out.append(f.result())
+                    bar.update()
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            return out
         for r in run_items(fn, range(n), workers, scheduler, name=desc.replace(" ", "-"),
                            task=task):
             out.append(r)
@@ -462,6 +485,15 @@ def write_method(stage: Path, tree: str, method: str,
     return m, wide, per_target, files
 
 
+def _free_cores(cap: int = 2) -> int:
+    """Cores this process may use, at most ``cap`` (BSS Eval's passes gain little beyond 2)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(cap, n))
+
+
 def record(index, task: EvalTask, imports: Mapping[str, str]) -> dict:
     """The ``stemforge-eval.json`` content: what was scored, on what, and where it lies."""
     splits = sorted({j.split for j in task.jobs}) or sorted({t.split or "all"
@@ -527,8 +559,16 @@ def evaluate(index, estimates, out_dir, targets: Sequence[str] | None = None,
     task = plan(index, estimates, targets, metrics, win, hop) if estimates else \
         EvalTask(IndexRef.of(index), (), tuple(metrics), float(win), float(hop), ())
     imported = {name: imported_tracks(name, folder, index) for name, folder in imports.items()}
+    pool = 1
+    if not uses_dask(workers, scheduler):  # one process: use the free cores (same scores)
+        cores = _free_cores()
+        if len(task.jobs) > 1:  # tracks side by side, one thread each
+            pool = cores
+        else:  # one track: BSS Eval's passes split over the cores
+            task = dataclasses.replace(task, threads=cores)
     seed_state(task.index.key, index)  # in-process runs reuse the caller's index
-    results = run_task(score_item, task, len(task.jobs), workers, scheduler, progress)
+    results = run_task(score_item, task, len(task.jobs), workers, scheduler, progress,
+                       threads=pool)
     results = sorted(results, key=lambda r: r[0])
     created = not out.exists()
     stage = out / f"{STAGE_PREFIX}{uuid.uuid4().hex[:12]}.partial"

@@ -262,6 +262,26 @@ def _scratch(m, q):
             np.empty((m, m)), np.eye(m))
 
 
+@njit(inline="always")
+def _predictor_stacks(rows, cols):
+    """The six work stacks of a block Levinson solve, ``(rows, cols)`` float64 each (``(L m, m)``
+    for :func:`levinson`, transposed for :func:`levinson_t`): the two stacks of correlation
+    blocks, the forward and backward predictors (zeroed), and their two updates."""
+    return (np.empty((rows, cols)), np.empty((rows, cols)), np.zeros((rows, cols)),
+            np.zeros((rows, cols)), np.empty((rows, cols)), np.empty((rows, cols)))
+
+
+@njit(inline="always")
+def _r0_inverse(r0, eye, g, r0inv, work):
+    """``r0inv = R(0)^-1``, written as ``(I - (I - R(0)))^-1`` with :func:`_inv_eye_minus`
+    (``g``, ``work``: scratch)."""
+    m = r0.shape[0]
+    for a in range(m):
+        for c in range(m):
+            g[a, c] = eye[a, c] - r0[a, c]
+    _inv_eye_minus(g, r0inv, work)
+
+
 @njit
 def levinson(R, Y, X):
     """Block Levinson (Whittle / Wiggins-Robinson) solve of ``T X = Y`` for each system.
@@ -274,16 +294,12 @@ def levinson(R, Y, X):
     ``np.linalg.LinAlgError`` when a block to invert is singular.
     """
     nsys, L, m, q = Y.shape
-    Lm = L * m
-    Ht = np.empty((Lm, m))  # block k = R(L-1-k).T: Ht[top-nm:top].T = [R(n) .. R(1)]
-    Vt = np.empty((Lm, m))  # block k = R(k+1): Vt[:nm].T = [R(1).T .. R(n).T]
-    F = np.zeros((Lm, m))
-    Bk = np.zeros((Lm, m))
-    tf = np.empty((Lm, m))
-    tb = np.empty((Lm, m))
+    # Ht block k = R(L-1-k).T: Ht[top-nm:top].T = [R(n) .. R(1)]; Vt block k = R(k+1):
+    # Vt[:nm].T = [R(1).T .. R(n).T]
+    Lm, top = L * m, (L - 1) * m
+    Ht, Vt, F, Bk, tf, tb = _predictor_stacks(Lm, m)
     dx = np.empty((Lm, q))
     ef, eb, ex, g, res, fa, ba, work, r0inv, eye = _scratch(m, q)
-    top = (L - 1) * m
     for s in range(nsys):
         Rs = R[s]
         Xs = X[s].reshape(Lm, q)
@@ -294,10 +310,7 @@ def levinson(R, Y, X):
         F[:] = 0.0
         Bk[:] = 0.0
         Xs[:] = 0.0
-        for a in range(m):
-            for c in range(m):
-                g[a, c] = eye[a, c] - Rs[L - 1, a, c]
-        _inv_eye_minus(g, r0inv, work)  # (I - (I - R(0)))^-1 = R(0)^-1
+        _r0_inverse(Rs[L - 1], eye, g, r0inv, work)
         F[:m] = r0inv
         Bk[:m] = r0inv
         _dot(r0inv, Ys[:m], Xs[:m])
@@ -433,16 +446,11 @@ def levinson_t(R, Y, X):
     products as plain loops along the long axis: fast for small ``m`` (BLAS call overhead and
     length-``m`` inner loops dominate :func:`levinson` there). Same arguments and result."""
     nsys, L, m, q = Y.shape
-    Lm = L * m
-    H = np.empty((m, Lm))  # H[:, top - nm : top] = [R(n) .. R(1)] (block k = R(L-1-k))
-    V = np.empty((m, Lm))  # V[:, :nm] = [R(1).T .. R(n).T]
-    Ft = np.zeros((m, Lm))
-    Bt = np.zeros((m, Lm))
-    tf = np.empty((m, Lm))
-    tb = np.empty((m, Lm))
+    # H[:, top - nm : top] = [R(n) .. R(1)] (block k = R(L-1-k)); V[:, :nm] = [R(1).T .. R(n).T]
+    Lm, top = L * m, (L - 1) * m
+    H, V, Ft, Bt, tf, tb = _predictor_stacks(m, Lm)
     Xt = np.zeros((q, Lm))
     ef, eb, exT, g, res, fa, ba, work, r0inv, eye = _scratch(m, q)
-    top = (L - 1) * m
     for s in range(nsys):
         Rs = R[s]
         for k in range(L - 1):
@@ -453,10 +461,7 @@ def levinson_t(R, Y, X):
         Ft[:] = 0.0
         Bt[:] = 0.0
         Xt[:] = 0.0
-        for a in range(m):
-            for c in range(m):
-                g[a, c] = eye[a, c] - Rs[L - 1, a, c]
-        _inv_eye_minus(g, r0inv, work)
+        _r0_inverse(Rs[L - 1], eye, g, r0inv, work)
         for a in range(m):
             for c in range(m):
                 Ft[c, a] = r0inv[a, c]

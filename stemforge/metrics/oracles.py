@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
-from scipy.signal import istft, stft
 
 from .validate import MetricsError
 
@@ -29,10 +28,13 @@ METHODS = ("ibm", "irm1", "irm2", "mwf")
 
 
 def _stft(x: np.ndarray) -> np.ndarray:
+    from scipy.signal import stft  # lazy: scipy.signal costs ~0.5 s to import, and scoring
+    # (which imports this package) never needs it
     return stft(np.asarray(x, np.float64), nperseg=NFFT)[-1]  # (C, F, T)
 
 
 def _istft(Y: np.ndarray, n: int) -> np.ndarray:
+    from scipy.signal import istft
     return istft(Y)[1][..., :n].astype(np.float32)
 
 
