@@ -5,7 +5,9 @@ Item ``i`` of epoch ``e`` is ``Mixer(recipe, index, seed).mixture(i, e)`` turned
 * ``mix``      float32 ``(C, T)``
 * ``targets``  float32 ``(S, C, T)`` in the recipe's target order (``dataset.targets``), with
   ``mix == targets.sum(0)`` up to float32 rounding;
-* ``spec``     (only with ``return_spec=True``) a collate-friendly dict — see :func:`spec_dict`.
+* ``spec``     (only with ``return_spec=True``) a collate-friendly dict — see :func:`spec_dict`;
+* ``active``   (only with ``active=True``, last) bool ``(S,)``: which targets are active in
+  the item (:mod:`stemforge.mixing.activity`), ``(B, S)`` once collated.
 
 It is a pure function of ``(recipe, index, seed, e, i)``: no global RNG, nothing depends on the
 worker that renders it, so batches are identical at any ``num_workers`` and across runs.
@@ -47,12 +49,13 @@ class MixtureDataset(RecipeSource, Dataset):
 
     def __init__(self, recipe, index, length: int, seed: int = 0, epoch: int = 0,
                  return_spec: bool = False, require_set_epoch: bool = False, overrides=None,
-                 layout: str | None = None):
+                 layout: str | None = None, active: bool = False):
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
             raise ArgumentError(f"MixtureDataset: length must be an integer >= 1, got {length!r}")
         self.mixer = Mixer(recipe, index, seed, overrides=overrides, layout=layout)
         self.length = length
         self.return_spec = bool(return_spec)
+        self.active = bool(active)
         self.require_set_epoch = bool(require_set_epoch)
         self._epoch = SharedEpoch(None if require_set_epoch else check_epoch(epoch))
 
@@ -83,7 +86,11 @@ class MixtureDataset(RecipeSource, Dataset):
     def __getitem__(self, i: int):
         if not 0 <= i < self.length:
             raise IndexError(f"item {i} out of range for a dataset of length {self.length}")
-        return to_tensors(self.mixer.mixture(int(i), self.current_epoch()), self.return_spec)
+        return self._item(self.mixer.mixture(int(i), self.current_epoch()))
+
+    def _item(self, m):
+        out = to_tensors(m, self.return_spec)
+        return out + (self.activity([m.spec])[0],) if self.active else out
 
     def __getitems__(self, indices):
         """Items ``indices`` of the current epoch for one DataLoader batch (torch >= 2.1 calls
@@ -104,12 +111,13 @@ class MixtureDataset(RecipeSource, Dataset):
         buf = BatchBuffer(self.mixer.recipe, len(indices))
         ms = self.mixer.mixtures(indices, epoch, out=(buf.mix, buf.targets))
         specs = [spec_dict(m.spec) for m in ms] if self.return_spec else None
+        tail = [(a,) for a in self.activity([m.spec for m in ms])] if self.active else None
         del ms
-        return buf.items(specs)
+        return buf.items(specs, tail)
 
     def item(self, i: int, epoch: int):
         """Item ``i`` of an explicit ``epoch`` (ignores the current epoch)."""
-        return to_tensors(self.mixer.mixture(int(i), check_epoch(epoch)), self.return_spec)
+        return self._item(self.mixer.mixture(int(i), check_epoch(epoch)))
 
     @classmethod
     def validation(cls, index, recipe_or_targets, duration=None, **kw):
