@@ -31,6 +31,9 @@ semantics) and fix_clipping, from the synthetic dataset of ``benchmarks/_data.py
 * stemforge, master bus (issue 20): the recipe plus ``master: [{step: limiter, threshold_db:
   -3, release_ms: 100}]``: the limiter's gain computed on every mix and applied to its four
   targets (the mix summed again), against the ``stemforge`` row.
+* stemforge, mixup (issue 20): the recipe plus ``mixup: {p: [0.2, 0.02]}`` (MSST's default
+  probabilities: about 0.9 extra stems per 4-stem item, each placed on another track), against
+  the ``stemforge`` row (the issue's goal: within 1.5x of it); and mixup + the master bus above.
 * stemforge draw only (informative): ``Sampler.draw_many`` of the same chunks, the sampling
   (item generators, distributions, the batched loudness look-up) without rendering.
 * stemforge render only (informative): ``render(spec, index)`` of the same items' specs drawn
@@ -270,7 +273,13 @@ def main(argv=None) -> int:
     mixer3 = Mixer({**RECIPE, "name": "bench-master",
                     "master": [{"step": "limiter", "threshold_db": -3.0, "release_ms": 100.0}]},
                    index, seed=0)
-    for name, mx in ((two, mixer2), (mastered, mixer3)):
+    mixup = f"[{first}] stemforge, mixup (p: [0.2, 0.02])"
+    mixer4 = Mixer({**RECIPE, "name": "bench-mixup", "mixup": {"p": [0.2, 0.02]}}, index, seed=0)
+    both = f"[{first}] stemforge, mixup + master bus"
+    mixer5 = Mixer({**RECIPE, "name": "bench-mixup-master", "mixup": {"p": [0.2, 0.02]},
+                    "master": [{"step": "limiter", "threshold_db": -3.0, "release_ms": 100.0}]},
+                   index, seed=0)
+    for name, mx in ((two, mixer2), (mastered, mixer3), (mixup, mixer4), (both, mixer5)):
         runs[name], n_for[name] = [], a.n
         local[name] = (lambda m: lambda r: time_stemforge(m, r))(mx)
     chunks = [range(c, min(c + a.chunk, a.n)) for c in range(0, a.n, a.chunk)]

@@ -298,6 +298,22 @@ CASES = [
     Case("recipe-modes-sum", gen(recipe="{w}/r2.yaml"), "recipe field 'modes'",
          lambda w: (w.w / "r2.yaml").write_text(RECIPE.replace("incoherent: 0.5",
                                                                 "incoherent: 0.7"))),
+    Case("recipe-mixup-probability", gen(recipe="{w}/r2.yaml"),
+         "recipe field 'mixup.p.1': must be <= 1, got 1.5",
+         lambda w: w.recipe_with("mixup: {p: [0.2, 1.5]}\n")),
+    Case("recipe-mixup-unknown-field", gen(recipe="{w}/r2.yaml"), "recipe field 'mixup.probs'",
+         lambda w: w.recipe_with("mixup: {probs: [0.2]}\n")),
+    Case("recipe-mixup-unknown-stem", gen(recipe="{w}/r2.yaml"), "recipe field 'mixup.p.piano'",
+         lambda w: w.recipe_with("mixup: {p: {piano: [0.2]}}\n")),
+    Case("recipe-balance-presence", gen(recipe="{w}/r2.yaml"),
+         "recipe field 'balance.max_presence': must be <= 1, got 4",
+         lambda w: w.recipe_with("balance: {max_presence: 4}\n")),
+    Case("recipe-balance-missing-presence", gen(recipe="{w}/r2.yaml"),
+         "recipe field 'balance.max_presence': missing",
+         lambda w: w.recipe_with("balance: {min_active: 0.2}\n")),
+    Case("recipe-mixup-too-few-tracks", gen(recipe="{w}/r2.yaml"),
+         "recipe field 'mixup.p': up to 2 extra 'vocals' stem(s) from other tracks need 3",
+         lambda w: w.recipe_with("mixup: {p: [0.2, 0.02]}\n")),
     Case("recipe-unknown-step", gen(recipe="{w}/r2.yaml"), "recipe field 'augment[0].step'",
          lambda w: w.recipe_with("augment:\n  - {step: wobble}\n")),
     # MSST-parity steps (issue #20 item 6): a bad value names the step's field
@@ -466,6 +482,13 @@ def _torch_cases():
         ("torch-duplicate-key-file", lambda ix: _ds(ix, _dup_file(ix)), "given twice"),
         ("torch-length-zero", lambda ix: MixtureDatasetOf(ix, recipe(), length=0), "length"),
         ("torch-stream-bad-epoch", lambda ix: _stream(ix, recipe()), "set_epoch"),
+        ("torch-stream-bad-durations", lambda ix: _stream_of(ix, recipe(), durations=[0]),
+         "durations must be a non-empty list of seconds > 0"),
+        ("torch-stream-duration-too-long", lambda ix: _stream_of(ix, recipe(),
+                                                                  durations=[1.0, 5.0]),
+         "recipe field 'duration': 5 s is longer than every track"),
+        ("torch-mixup-probability", lambda ix: _ds(ix, {**recipe(), "mixup": {"p": [-0.1]}}),
+         "recipe field 'mixup.p.0': must be >= 0"),
     ]
 
 
@@ -483,6 +506,12 @@ def _stream(ix, recipe):
     from stemforge.torch import MixtureStream
 
     return next(iter(MixtureStream(recipe, ix, batch_size=2, batches=1)))
+
+
+def _stream_of(ix, recipe, **kw):
+    from stemforge.torch import MixtureStream
+
+    return MixtureStream(recipe, ix, batch_size=2, **kw)
 
 
 def _dup_file(ix) -> Path:

@@ -232,7 +232,7 @@ def manifest_header(targets: list[str], sources: list[str],
 def manifest_row(i: int, spec: MixSpec, fmt: str, sources: list[str]) -> list[str]:
     iid = item_id(i)
     files = [f"{iid}/{name}" for name in item_audio_names(spec, fmt)]
-    by = {s.stem: s for s in spec.sources}
+    by = {s.stem: s for s in spec.sources if not s.mixup}  # a slot's own source, not extras
     row = [iid, *files, repr(spec.duration), spec.mode]
     for s in sources:
         src = by.get(s)

@@ -305,14 +305,18 @@ def levinson(R, Y, X):
         Xs = X[s].reshape(Lm, q)
         Ys = Y[s].reshape(Lm, q)
         for k in range(L - 1):
-            Ht[k * m : (k + 1) * m] = Rs[2 * L - 2 - k].T
-            Vt[k * m : (k + 1) * m] = Rs[L + k]
+            for a in range(m):
+                for c in range(m):
+                    Ht[k * m + a, c] = Rs[2 * L - 2 - k, c, a]
+                    Vt[k * m + a, c] = Rs[L + k, a, c]
         F[:] = 0.0
         Bk[:] = 0.0
         Xs[:] = 0.0
         _r0_inverse(Rs[L - 1], eye, g, r0inv, work)
-        F[:m] = r0inv
-        Bk[:m] = r0inv
+        for a in range(m):  # loops, not F[:m] = r0inv: numba's shape-checked slice assignment
+            for c in range(m):  # costs ~3 s of first compile
+                F[a, c] = r0inv[a, c]
+                Bk[a, c] = r0inv[a, c]
         _dot(r0inv, Ys[:m], Xs[:m])
         for n in range(1, L):
             nm = n * m

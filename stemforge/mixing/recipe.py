@@ -19,6 +19,11 @@ YAML form (every field optional except ``targets``; see recipes/ for examples)::
     master: [{step: limiter, threshold_db: [uniform, -6, -1], release_ms: 100}]  # mastering bus
                                   # ({linear: false, steps: [...]}: steps on the mix alone,
                                   # see stemforge.mixing.master)
+    mixup: {p: [0.2, 0.02], gain_db: 0}   # MSST's mixup: with these independent probabilities
+                                  # an extra stem of the same name from another track joins
+                                  # each source slot (p may map stems/groups -> lists)
+    balance: {max_presence: 0.4}  # class balance: every item anchored on a rare target (in at
+                                  # most 40 % of a dataset's tracks), placed where it is active
     tracks: uniform               # by_duration: a track's probability is its number of valid
                                   # starts (excerpts uniform over all audio, Demucs/MSST-style)
     modes: {coherent: 0.5, incoherent: 0.5}
@@ -72,7 +77,7 @@ from ..distributions import Distribution
 TOP_FIELDS = ("name", "duration", "sample_rate", "channels", "resample", "split", "targets",
               "groups", "modes", "ref_db", "stems", "clipping", "silence", "augment", "sources",
               "fade_in", "fade_out", "exclude", "pad", "datasets", "dataset_mode", "tracks",
-              "master", "exclude_flagged")
+              "master", "exclude_flagged", "mixup", "balance")
 ALL_SPLITS = "all"   # split: all = every split of the index, said explicitly
 WILDCARD = "*"       # targets: ["*"] = every stem of the index, each its own target
 REST = "rest"        # targets: [vocals, rest] = one target of every other stem
@@ -86,6 +91,9 @@ BY_DURATION = "by_duration"   # a weight proportional to the audio there is to d
 DATASET_FIELDS = ("weight", "split")
 DATASET_MODES = ("within", "across")
 TRACK_CHOICES = ("uniform", BY_DURATION)  # uniform over tracks, or over all audio (by length)
+MIXUP_FIELDS = ("p", "gain_db")
+BALANCE_FIELDS = ("max_presence", "threshold_db", "min_active")
+MIXUP_MAX_EXTRAS = 4   # at most this many extra stems per slot (len(mixup.p))
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,28 @@ class DatasetParams:
     all_splits: bool = False
 
 
+@dataclass(frozen=True)
+class Mixup:
+    """Mixup of same-class stems (MSST's ``mixup``): per source stem, the independent
+    probabilities of each extra stem (``p[stem]``, a tuple; empty: no mixup for that stem)
+    and ``gain_db``, a distribution added to each extra's level."""
+
+    p: dict
+    gain_db: Distribution
+
+
+@dataclass(frozen=True)
+class Balance:
+    """Class balance (MSST's dataset type 7, activity-aware): every item is anchored on a
+    target drawn uniformly among the *rare* ones, those present in at most ``max_presence``
+    of a dataset's tracks, and placed so that it is active; ``threshold_db`` and
+    ``min_active`` define activity and presence (:mod:`stemforge.mixing.activity`)."""
+
+    max_presence: float
+    threshold_db: float = -60.0
+    min_active: float = 0.1
+
+
 @dataclass
 class Recipe:
     """A validated recipe. Build with :meth:`load` (YAML path), :meth:`from_dict` or
@@ -166,6 +196,10 @@ class Recipe:
     master: tuple = ()
     #: master: {linear: false, ...}: the mix is the bus's output, not the sum of the targets
     master_linear: bool = True
+    #: mixup of same-class stems (None: none)
+    mixup: Mixup | None = None
+    #: class balance (None: none)
+    balance: Balance | None = None
     open: bool = False                  # targets hold "*" or rest: bind(index stems) first
     exclusions: Any = None   # what `stemforge doctor` flagged: doctor.exclude.ExclusionList
 
@@ -304,6 +338,8 @@ class Recipe:
         _check_gain_steps(chain, stems)
         fades = [_number(raw.get(k, 0.0), k, low=0, high=duration) for k in ("fade_in", "fade_out")]
         _check_events(stems, modes, silence, chain, fades)
+        mixup = _mixup(raw.get("mixup"), sources, groups)
+        balance = _balance(raw.get("balance"))
         exclusions = None
         if raw.get("exclude_flagged") is not None:  # embedded: the hash covers the list itself
             exclusions = _exclusions(raw["exclude_flagged"], None)
@@ -314,7 +350,8 @@ class Recipe:
                    augment=chain, name=name, raw=raw, fade_in=fades[0], fade_out=fades[1],
                    all_splits=all_splits, exclude=tuple(exclude), pad=pad,
                    datasets=datasets, dataset_mode=dataset_mode, tracks=tracks,
-                   master=master, master_linear=master_linear, exclusions=exclusions)
+                   master=master, master_linear=master_linear, exclusions=exclusions,
+                   mixup=mixup, balance=balance)
 
     def bind(self, stem_names) -> "Recipe":
         """The closed recipe for an index holding ``stem_names`` (its split's stems, in index
@@ -394,6 +431,9 @@ def _open_recipe(cls, raw: dict) -> "Recipe":
         names = e.get("stems") if isinstance(e, Mapping) else None
         if isinstance(names, list):
             mentioned += [str(n) for n in names if n not in groups and n not in (WILDCARD, REST)]
+    mix_p = (raw.get("mixup") or {}).get("p") if isinstance(raw.get("mixup"), Mapping) else None
+    if isinstance(mix_p, Mapping):
+        mentioned += [str(n) for n in mix_p if n != "default" and n not in groups]
     probe_stems = list(dict.fromkeys(mentioned + ["<a stem of the index>"]))
     probe = cls(targets=[], sources=[], groups={}, duration=0, sample_rate=0, channels=0,
                 resample=False, split=None, modes={}, ref_db=None, stems={}, clipping="",
@@ -549,6 +589,69 @@ def _datasets(raw) -> dict[str, DatasetParams] | None:
         raise RecipeError("datasets", f"give every dataset a number or every dataset "
                           f"{BY_DURATION}, not a mix of both")
     return out
+
+
+def _mixup_probs(v, f: str) -> tuple:
+    """A list of 1..MIXUP_MAX_EXTRAS probabilities in [0, 1] (or [] for none)."""
+    if not isinstance(v, list) or len(v) > MIXUP_MAX_EXTRAS:
+        raise RecipeError(f, f"expected a list of at most {MIXUP_MAX_EXTRAS} probabilities, "
+                          f"one per extra stem (e.g. [0.2, 0.02]), got {v!r}")
+    return tuple(_number(x, f"{f}.{i}", low=0, high=1) for i, x in enumerate(v))
+
+
+def _mixup(raw, sources, groups) -> Mixup | None:
+    """``mixup: {p: [0.2, 0.02], gain_db: ...}``; ``p`` may be a mapping keyed by stem, group
+    or ``default`` (a stem's own entry wins over its group's, which wins over default)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise RecipeError("mixup", f"expected a mapping, e.g. {{p: [0.2, 0.02]}}, got {raw!r}")
+    for k in raw:
+        if k not in MIXUP_FIELDS:
+            raise RecipeError(f"mixup.{k}", f"unknown field; known: {', '.join(MIXUP_FIELDS)}")
+    if "p" not in raw:
+        raise RecipeError("mixup.p", "missing; the probabilities of one, two... extra stems, "
+                          "e.g. [0.2, 0.02]")
+    p = raw["p"]
+    if isinstance(p, Mapping):
+        for k, v in p.items():
+            if k != "default" and k not in sources and k not in groups:
+                raise RecipeError(f"mixup.p.{k}", f"unknown stem or group; recipe sources are "
+                                  f"{', '.join(sources)}")
+        given = {k: _mixup_probs(v, f"mixup.p.{k}") for k, v in p.items()}
+        per = {}
+        for s in sources:
+            probs = given.get("default", ())
+            for g, members in groups.items():
+                if s in members and g in given:
+                    probs = given[g]
+            per[s] = given.get(s, probs)
+    else:
+        probs = _mixup_probs(p, "mixup.p")
+        per = dict.fromkeys(sources, probs)
+    gain = D.parse(raw.get("gain_db", 0.0), "mixup.gain_db", low=-60, high=60)
+    return Mixup({s: v for s, v in per.items() if any(x > 0 for x in v)}, gain)
+
+
+def _balance(raw) -> Balance | None:
+    """``balance: {max_presence: 0.4, threshold_db: -60, min_active: 0.1}``."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise RecipeError("balance", f"expected a mapping, e.g. {{max_presence: 0.4}}, "
+                          f"got {raw!r}")
+    for k in raw:
+        if k not in BALANCE_FIELDS:
+            raise RecipeError(f"balance.{k}", f"unknown field; known: "
+                              f"{', '.join(BALANCE_FIELDS)}")
+    if "max_presence" not in raw:
+        raise RecipeError("balance.max_presence", "missing; the largest share of a dataset's "
+                          "tracks a target may be present in and still be an anchor, e.g. 0.4")
+    return Balance(
+        max_presence=_number(raw["max_presence"], "balance.max_presence", low=0, high=1,
+                             strict=True),
+        threshold_db=_number(raw.get("threshold_db", -60.0), "balance.threshold_db", -120, 0),
+        min_active=_number(raw.get("min_active", 0.1), "balance.min_active", low=0, high=1))
 
 
 def _typed(v, t, f):

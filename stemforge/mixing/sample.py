@@ -15,7 +15,9 @@ Draw order for one item (fixed, documented so specs can be audited):
 4. silence policy: a target whose most active (non-dropped) member is active less than
    ``min_active`` of the excerpt triggers a re-draw of step 3 (coherent: everything; incoherent:
    that target's members), at most ``max_retries`` times; then ``on_exhausted`` decides
-   (``keep``: the last draw is kept and a warning recorded in the spec; ``error``: SamplingError).
+   (``keep``: the last draw is kept and a warning recorded in the spec; ``error``: SamplingError);
+5. mixup (recipe ``mixup:``): per source stem, its extras (:meth:`Sampler._draw_mixup`);
+6. the mastering bus's parameters (recipe ``master:``).
 
 Gains: an ``snr`` source gets ``ref_db + snr + boost - max(loudness, -70)`` dB (Scaper). A source
 whose excerpt is silent (loudness -inf: no block above the absolute gate) is not normalised: gain
@@ -37,6 +39,7 @@ from ._seeding import ItemGenerators, pcg64_states
 from ..indexset import IndexSet, source_index
 from .master import draw_master
 from .recipe import Recipe
+from .activity import stem_present, target_activity
 from .sources import event_audio, place_event, process_stem, track_frames, variant_energies
 from .spec import EventPlacement, MixSpec, SourceSpec
 
@@ -47,6 +50,7 @@ LOUDNESS_FLOOR = -70.0  # Scaper floors measured loudness at -70 LUFS
 #: to the target level) and its spec records ``loudness: null`` (docs/mixing.md, "Silent sources")
 SILENT_GAIN_DB = 0.0
 ENERGY_PRESERVING = {"polarity", "channel_swap"}  # K-weighted energy unchanged by these steps
+MIXUP_TRIES = 100  # draws of a mixup extra's track until it is one its slot does not use yet
 
 
 _U32 = 1 << 32
@@ -151,6 +155,7 @@ class Sampler:
         self._ref_draw = recipe.ref_db.drawer()
         self._stem_plan = [(s, recipe.stems[s].level[1].drawer(), recipe.stems[s].boost.drawer(),
                             recipe.stems[s].drop) for s in recipe.sources]
+        self._stem_drawers = {s: (lv, b) for s, lv, b, _ in self._stem_plan}
         self._place_draw = {s: (recipe.stems[s].track.drawer(), recipe.stems[s].start.drawer())
                             for s in recipe.sources}
         self._by_duration = recipe.tracks == "by_duration"
@@ -169,6 +174,92 @@ class Sampler:
                               "event model: event_time, event_duration, fades) place their own "
                               "excerpts, so the two cannot be combined")
         self._energy_memo: dict = {}
+        self._mixup = self._check_mixup()
+        self._balance = self._presence() if recipe.balance is not None else None
+
+    def _check_mixup(self):
+        """The recipe's mixup (None when it adds nothing), refused where it has no meaning:
+        with Scaper's event model, with named tracks, or with too few tracks holding a stem."""
+        r = self.recipe
+        if r.mixup is None or not r.mixup.p:
+            return None
+        if self._events:
+            raise RecipeError("mixup", "cannot be combined with Scaper's event model "
+                              "(event_time, event_duration, events, role, fades): mixup adds "
+                              "whole-mixture stems")
+        for s, p in r.mixup.p.items():
+            if _named_tracks(r.stems[s].track):
+                raise RecipeError(r.stems[s].track.field, f"names tracks, but mixup draws "
+                                  f"extra {s!r} stems from other tracks; leave track: "
+                                  "[choose, []] or set mixup.p for this stem to []")
+            for pool in self.pools:
+                have = len(pool.by_stem[s])
+                if have < 1 + len(p):
+                    raise RecipeError("mixup.p", f"up to {len(p)} extra {s!r} stem(s) from "
+                                      f"other tracks need {1 + len(p)} tracks holding it, but "
+                                      f"the index of {_where(pool)} has {have}")
+        return {s: (p, self._stem_drawers[s]) for s, p in r.mixup.p.items()}, \
+            r.mixup.gain_db.drawer()
+
+    def _presence(self):
+        """Class balance: per dataset, the stems present in each candidate track, and the
+        rare targets (present in more than none and at most ``max_presence`` of its tracks
+        holding a source), in recipe order (:mod:`.activity` has the definitions)."""
+        r, b = self.recipe, self.recipe.balance
+        if self._events:
+            raise RecipeError("balance", "cannot be combined with Scaper's event model (events "
+                              "are placed where they are drawn, not where a stem is active)")
+        if len(self.pools) > 1 and r.dataset_mode == "across":
+            raise RecipeError("balance", "needs each item's stems from one dataset "
+                              "(dataset_mode: within): rarity is counted per dataset")
+        present, rare, share = {}, {}, {}
+        for pool in self.pools:
+            tracks = [t for t in pool.index.tracks if any(x in t.stems for x in r.sources)]
+            n = self._frames
+            stems = {t.id: frozenset(x for x in r.sources if x in t.stems and stem_present(
+                pool.index, t, x, self._src_frames(t, n), b.threshold_db, b.min_active))
+                for t in tracks}
+            present[pool.name] = stems
+            share[pool.name] = {
+                g: sum(1 for t in tracks if stems[t.id] & set(r.members(g))) / len(tracks)
+                for g in r.targets}
+            rare[pool.name] = [g for g in r.targets if 0 < share[pool.name][g] <= b.max_presence]
+        return present, rare, share
+
+    def _anchored(self, pool: "Pool", cands: list, anchor: str, stem: str | None) -> list:
+        """``cands`` restricted to tracks where the anchor target (coherent: ``stem`` None) or
+        its member ``stem`` is present; unrestricted when none is (the anchor then fails its
+        activity check, and the silence policy's retries end in a recorded warning)."""
+        key = ("\0anchored", pool.name, anchor, stem)
+        got = self._memo.get(key)
+        if got is None:
+            present = self._balance[0][pool.name]
+            want = set(self.recipe.members(anchor)) if stem is None else {stem}
+            got = [t for t in cands if present.get(t.id, frozenset()) & want]
+            if not got:
+                got = cands
+            self._memo[key] = got
+        return got
+
+    def _draw_anchor(self, rng, pool: "Pool") -> str | None:
+        """The item's anchor: one uniform draw among ``pool``'s rare targets (none: None,
+        and nothing is drawn)."""
+        rare = self._balance[1][pool.name]
+        if not rare:
+            return None
+        return rare[min(int(rng.random() * len(rare)), len(rare) - 1)]
+
+    def _anchor_active(self, anchor: str, per: dict, placement: dict) -> bool:
+        """Whether the anchor target is active as placed (True when all its members are
+        dropped: nothing can make it active)."""
+        b = self.recipe.balance
+        members = [x for x in self.recipe.members(anchor) if not per[x].dropped]
+        if not members:
+            return True
+        for x in members:
+            self._put(per[x], *placement[x])
+        return target_activity([per[x] for x in members], [anchor], self.index,
+                               b.threshold_db, b.min_active)[0]
 
     def _pool(self, name: str, index, split, all_splits: bool, weight, strict_split: bool):
         """One dataset's candidate tracks (its split), checked against the recipe."""
@@ -266,6 +357,16 @@ class Sampler:
                            f"shorter than its duration ({r.duration:g} s) and are never drawn "
                            f"(e.g. '{short[0].id}', {short[0].duration:.2f} s); set pad: true to "
                            "draw them zero-padded (Demucs-style), or lower duration")
+        if self._balance is not None:
+            for pool in self.pools:
+                if not self._balance[1][pool.name]:
+                    of = f" of dataset '{pool.name}'" if pool.name else ""
+                    shares = ", ".join(f"{t} {100 * v:.0f} %"
+                                       for t, v in self._balance[2][pool.name].items())
+                    out.append(f"recipe '{r.name}': balance: no target is rare in the "
+                               f"tracks{of} (present in some but at most "
+                               f"{r.balance.max_presence:g} of them; presence: {shares}), so "
+                               "its items are drawn unbalanced")
         return out
 
     # ------------------------------------------------------------------ helpers
@@ -297,13 +398,17 @@ class Sampler:
         k = int(np.searchsorted(cum, rng.random() * cum[-1], side="right"))
         return ids[min(k, len(ids) - 1)]
 
-    def _place(self, rng, stem, pool: "Pool", coherent: bool, need, what):
+    def _place(self, rng, stem, pool: "Pool", coherent: bool, need, what, anchor=None):
         """``(track, start, pool)`` for ``stem``'s track and start distributions among
         ``pool``'s tracks holding every source (``coherent``) or ``stem``, long enough for
-        ``need`` output frames; None when none is."""
+        ``need`` output frames (and, with a class-balance ``anchor``, where it is present);
+        None when none is."""
         key = (pool.name, "\0coherent" if coherent else stem)
-        ok, ids, idset, cum = self._candidates(key, pool.coherent if coherent else
-                                               pool.by_stem[stem], need)
+        cands = pool.coherent if coherent else pool.by_stem[stem]
+        if anchor is not None:
+            cands = self._anchored(pool, cands, anchor, None if coherent else stem)
+            key = (*key, anchor)
+        ok, ids, idset, cum = self._candidates(key, cands, need)
         if not ok:
             return None
         draw_start = self._place_draw[stem][1]
@@ -406,12 +511,17 @@ class Sampler:
         # incoherent stems within one dataset: the item's, drawn once (across: one per stem)
         item_pool = self._pick_pool(rng) if mode != "coherent" and \
             r.dataset_mode == "within" else None
+        anchor = item_pool_b = None
+        if self._balance is not None:  # class balance: the item's pool and anchor, once
+            item_pool_b = item_pool or self._pick_pool(rng)
+            anchor = self._draw_anchor(rng, item_pool_b)
+        anchored = set(r.members(anchor)) if anchor is not None else ()
         while True:
             attempts += 1
             if mode == "coherent":
                 need = max(d.need for d in per.values()) if aug else n
-                pool = self._pick_pool(rng)
-                got = self._place(rng, r.sources[0], pool, True, need, "all sources")
+                pool = item_pool_b or self._pick_pool(rng)
+                got = self._place(rng, r.sources[0], pool, True, need, "all sources", anchor)
                 if got is None:
                     raise SamplingError(f"item {item}: no track{_of(pool)} is long enough for "
                                         f"{need / r.sample_rate:.2f} s of every source")
@@ -419,17 +529,26 @@ class Sampler:
             else:
                 for s in pending:
                     pool = item_pool or self._pick_pool(rng)
-                    got = self._place(rng, s, pool, False, per[s].need, s)
+                    got = self._place(rng, s, pool, False, per[s].need, s,
+                                      anchor if s in anchored else None)
                     if got is None:
                         raise SamplingError(f"item {item}: no track{_of(pool)} holding {s!r} is "
                                             f"long enough for {per[s].need / r.sample_rate:.2f} s")
                     placement[s] = got
-            failing = self._silent_targets(per, placement) if r.silence.min_active > 0 else ()
+            failing = self._silent_targets(per, placement) if r.silence.min_active > 0 else []
+            if anchor is not None and anchor not in failing and \
+                    not self._anchor_active(anchor, per, placement):
+                failing = [*failing, anchor]
             if not failing:
                 break
             if attempts > r.silence.max_retries:
                 msg = (f"silence policy: target(s) {failing} below min_active "
                        f"{r.silence.min_active:g} after {attempts} draws")
+                if anchor in failing:  # the anchor may fail the balance, not the silence
+                    quiet = [t for t in failing if t != anchor]
+                    msg = (f"balance: anchor target {anchor!r} not active (min_active "
+                           f"{r.balance.min_active:g}) after {attempts} draws"
+                           + (f"; {msg}" if quiet else ""))
                 if r.silence.on_exhausted == "error":
                     raise SamplingError(f"item {item}: {msg}")
                 warnings.append(msg)
@@ -437,16 +556,63 @@ class Sampler:
             pending = [s for t in failing for s in r.members(t) if s in r.sources]
 
         for s in r.sources:
-            track, start, pool = placement[s]
-            d = per[s]
-            d.track, d.start, d.track_sample_rate = track.id, start, track.sample_rate
-            d.dataset = pool.name
-            nsrc = d.need if track.sample_rate == r.sample_rate else \
-                self._src_frames(track, d.need)
-            d.pad_frames = max(0, start + nsrc - track.frames)  # > 0 only with pad: true
-            d.source_frames = nsrc - d.pad_frames
-        return ItemDraft(item, seed, epoch, mode, ref_db, [per[s] for s in r.sources],
-                         attempts, warnings, master=self._draw_master(rng))
+            self._put(per[s], *placement[s])
+        sources = [per[s] for s in r.sources]
+        if self._mixup is not None:
+            sources = self._draw_mixup(rng, sources, placement, ctx, item)
+        return ItemDraft(item, seed, epoch, mode, ref_db, sources,
+                         attempts, warnings, master=self._draw_master(rng), anchor=anchor)
+
+    def _put(self, d: "SourceDraw", track, start: int, pool: "Pool") -> None:
+        """Record a placement in draft ``d``: track, start, dataset, frames read and zeros
+        appended (pad: true)."""
+        d.track, d.start, d.track_sample_rate = track.id, start, track.sample_rate
+        d.dataset = pool.name
+        nsrc = d.need if track.sample_rate == self.recipe.sample_rate else \
+            self._src_frames(track, d.need)
+        d.pad_frames = max(0, start + nsrc - track.frames)  # > 0 only with pad: true
+        d.source_frames = nsrc - d.pad_frames
+
+    def _draw_mixup(self, rng, sources: list, placement: dict, ctx, item: int) -> list:
+        """Mixup of same-class stems, drawn after the placement (so recipes without mixup
+        draw what they drew): per source stem in recipe order, one uniform draw per entry of
+        its ``mixup.p`` (an extra joins when ``u < p_k``, independently, as MSST does), then
+        per extra its steps, level, boost and ``mixup.gain_db``, and an incoherent placement
+        in the slot's dataset on a track the slot does not use yet (re-drawn until it is
+        another). Returns ``sources`` with each slot's extras right after it."""
+        r = self.recipe
+        (plan, draw_gain), n = self._mixup, self._frames
+        out = []
+        for d in sources:
+            out.append(d)
+            got = plan.get(d.stem)
+            if got is None:
+                continue
+            probs, (draw_level, draw_boost) = got
+            count = sum([bool(rng.random() < q) for q in probs])
+            pool = placement[d.stem][2]
+            used = {d.track}
+            for k in range(1, count + 1):
+                steps = r.augment.draw(rng, d.stem, ctx) if ctx is not None else []
+                x = SourceDraw(d.stem, d.target, d.level, float(draw_level(rng)),
+                               float(draw_boost(rng)), d.dropped, steps,
+                               source_frames(steps, n) if steps else n, mixup=k,
+                               mixup_db=float(draw_gain(rng)))
+                for _ in range(MIXUP_TRIES):
+                    got = self._place(rng, d.stem, pool, False, x.need, d.stem)
+                    if got is None:
+                        raise SamplingError(f"item {item}: mixup: no track{_of(pool)} holding "
+                                            f"{d.stem!r} is long enough for "
+                                            f"{x.need / r.sample_rate:.2f} s")
+                    if got[0].id not in used:
+                        break
+                else:
+                    raise SamplingError(f"item {item}: mixup: no other track{_of(pool)} holding "
+                                        f"{d.stem!r} found in {MIXUP_TRIES} draws")
+                used.add(got[0].id)
+                self._put(x, *got)
+                out.append(x)
+        return out
 
     def _draw_master(self, rng) -> list[dict]:
         """The mastering bus's parameters, drawn last (recipes without ``master`` draw
@@ -470,6 +636,8 @@ class Sampler:
                     gain_db, loudness = SILENT_GAIN_DB, None
             else:
                 gain_db, loudness, snr = x.value + x.boost, None, None
+            if x.mixup and (loudness is not None or x.level != "snr"):
+                gain_db += x.mixup_db  # an extra's mixup.gain_db (a silent excerpt stays 0 dB)
             sources.append(SourceSpec(
                 stem=x.stem, target=x.target, track=x.track, start=x.start,
                 source_frames=x.source_frames, gain_db=gain_db,
@@ -478,7 +646,8 @@ class Sampler:
                 track_sample_rate=x.track_sample_rate, active_fraction=x.active,
                 steps=x.steps, event=x.event, offset=x.offset, event_frames=x.event_frames,
                 fade_in=x.fade_in, fade_out=x.fade_out, role=x.role,
-                pad_frames=x.pad_frames, dataset=x.dataset))
+                pad_frames=x.pad_frames, dataset=x.dataset, mixup=x.mixup,
+                mixup_db=x.mixup_db))
         spec = MixSpec(sample_rate=r.sample_rate, channels=r.channels, frames=r.frames,
                        mode=d.mode, targets=list(r.targets), sources=sources,
                        ref_db=d.ref_db if self._any_snr else None, clipping=r.clipping,
@@ -486,6 +655,7 @@ class Sampler:
                        recipe_name=r.name, recipe_hash=self.hash, version=__version__,
                        attempts=d.attempts, warnings=d.warnings, master=d.master,
                        master_linear=r.master_linear,
+                       anchor=d.anchor,
                        exclusions=self._exclusion_record)
         return spec, d.processed
 
@@ -679,6 +849,10 @@ class Sampler:
         return track, int(round(frac * span)), pool
 
 
+def _where(pool: "Pool") -> str:
+    return f"dataset {pool.name!r} ({pool.index.root})" if pool.name else str(pool.index.root)
+
+
 def _of(pool: "Pool") -> str:
     return f" of dataset {pool.name!r}" if pool.name else ""
 
@@ -755,6 +929,8 @@ class SourceDraw(EventPlacement):
     role: str = "foreground"
     pad_frames: int = 0   # zeros after the read (pad: true, a short track)
     dataset: str = ""     # the dataset of a several-dataset recipe (Pool.name)
+    mixup: int = 0        # k > 0: the slot's k-th extra stem (recipe mixup:)
+    mixup_db: float = 0.0  # its drawn mixup.gain_db
 
 
 @dataclass(slots=True)
@@ -772,3 +948,4 @@ class ItemDraft:
     warnings: list[str]
     processed: dict = field(default_factory=dict)
     master: list = field(default_factory=list)
+    anchor: str | None = None   # class balance: the target this item is anchored on

@@ -28,7 +28,11 @@ class EventPlacement:
 
     @property
     def key(self) -> str:
-        """Unique name of this source in its spec: the stem, ``stem#k`` for its k-th event."""
+        """Unique name of this source in its spec: the stem, ``stem#k`` for its k-th event,
+        ``stem+k`` for the k-th extra stem mixup added to its slot."""
+        mixup = getattr(self, "mixup", 0)
+        if mixup:
+            return f"{self.stem}+{mixup}"
         return self.stem if self.event == 0 else f"{self.stem}#{self.event}"
 
     def placed(self, frames: int) -> bool:
@@ -78,12 +82,17 @@ class SourceSpec(EventPlacement):
     role: str = "foreground"          # "background": Scaper's background (excerpt looped)
     pad_frames: int = 0               # zeros appended after the read (pad: true, short tracks)
     dataset: str = ""                 # the dataset of a several-dataset recipe (datasets:)
+    # mixup of same-class stems (recipe mixup:): k > 0 for the k-th extra stem added to the
+    # slot of ``stem`` (from another track), and the drawn ``mixup.gain_db`` in its gain_db
+    mixup: int = 0
+    mixup_db: float = 0.0
 
 
 #: SourceSpec fields written only when they differ from these values (plain specs keep their
 #: bytes)
 EVENT_DEFAULTS = {"event": 0, "offset": 0, "event_frames": None, "fade_in": 0, "fade_out": 0,
-                  "role": "foreground", "pad_frames": 0, "dataset": ""}
+                  "role": "foreground", "pad_frames": 0, "dataset": "", "mixup": 0,
+                  "mixup_db": 0.0}
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,9 @@ class MixSpec:
     #: left out of the JSON when True
     master_linear: bool = True
     exclusions: dict | None = None    # the doctor exclusion list applied (recipe `exclude`)
+    #: class balance (recipe ``balance:``): the rare target the item is anchored on; left
+    #: out of the JSON when None
+    anchor: str | None = None
 
     @property
     def duration(self) -> float:
@@ -143,6 +155,8 @@ class MixSpec:
                     del src[k]
         if d["exclusions"] is None:   # absent unless used: specs without it stay as they were
             del d["exclusions"]
+        if d["anchor"] is None:
+            del d["anchor"]
         return d
 
     @classmethod

@@ -263,34 +263,39 @@ class BatchBuffer:
         self._tensors = self._claimed = self.mix = self.targets = None
         return tensors, claimed
 
-    def batch(self, extra=None, kind: str = "list"):
+    def batch(self, extra=None, kind: str = "list", tail=()):
         """The batch: ``[mix (B, C, T), targets (B, S, C, T)]`` (+ ``extra``, e.g. a list of
-        spec dicts), a ``list`` or ``tuple`` as ``kind`` says."""
+        spec dicts, + the fields of ``tail``, e.g. a ``(B, S)`` tensor), a ``list`` or
+        ``tuple`` as ``kind`` says."""
         (bmix, btargets), claimed = self._take()
+        more = ([extra] if extra is not None else []) + list(tail)
         if claimed is None:
-            fields = [bmix, btargets] + ([extra] if extra is not None else [])
+            fields = [bmix, btargets] + more
             return tuple(fields) if kind == "tuple" else fields
         del bmix, btargets
-        claimed.rest = _Struct(kind, [_Slot(0), _Slot(1)] + ([extra] if extra is not None
-                                                              else []))
+        claimed.rest = _Struct(kind, [_Slot(0), _Slot(1)] + more)
         return claimed.result()
 
-    def items(self, extras=None) -> list:
-        """Per-item ``(mix (C, T), targets (S, C, T)[, extras[k]])`` views of the batch, as a
-        list that :func:`collate` (any :class:`PooledCollate`) turns back into the batch
-        without copying; any other collate function sees ordinary items."""
+    def items(self, extras=None, tail=None) -> list:
+        """Per-item ``(mix (C, T), targets (S, C, T)[, extras[k]][, *tail[k]])`` views of the
+        batch, as a list that :func:`collate` (any :class:`PooledCollate`) turns back into the
+        batch without copying; any other collate function sees ordinary items. ``tail``: per
+        item a tuple of further fields (e.g. an ``(S,)`` tensor), collated field by field."""
         (bmix, btargets), claimed = self._take()
         B = bmix.shape[0]
-        if extras is not None and len(extras) != B:
-            raise ValueError(f"BatchBuffer.items: {len(extras)} extras for {B} items")
+        for name, x in (("extras", extras), ("tail", tail)):
+            if x is not None and len(x) != B:
+                raise ValueError(f"BatchBuffer.items: {len(x)} {name} for {B} items")
         out = PooledItems() if claimed is not None else []
         for k in range(B):
-            out.append((bmix[k], btargets[k]) if extras is None
-                       else (bmix[k], btargets[k], extras[k]))
+            out.append((bmix[k], btargets[k]) + ((extras[k],) if extras is not None else ())
+                       + (tuple(tail[k]) if tail is not None else ()))
         if claimed is not None:
             fields = [_Slot(0), _Slot(1)]
             if extras is not None:
                 fields.append(default_collate(list(extras)))
+            if tail is not None:
+                fields += [default_collate([t[c] for t in tail]) for c in range(len(tail[0]))]
             claimed.rest = _Struct("list", fields)
             out.claimed = claimed
         return out

@@ -8,7 +8,9 @@ Item ``i`` of epoch ``e`` is ``Mixer(recipe, index, seed).mixture(i, e)`` turned
 * ``unmastered`` (only with ``return_unmastered=True``) float32 ``(C, T)``: the targets' sum
   before a non-linear mastering bus (recipe ``master: {linear: false}``, where ``mix`` is the
   bus's output); for other recipes the mix itself;
-* ``spec``     (only with ``return_spec=True``) a collate-friendly dict — see :func:`spec_dict`.
+* ``spec``     (only with ``return_spec=True``) a collate-friendly dict — see :func:`spec_dict`;
+* ``active``   (only with ``active=True``, last) bool ``(S,)``: which targets are active in
+  the item (:mod:`stemforge.mixing.activity`), ``(B, S)`` once collated.
 
 It is a pure function of ``(recipe, index, seed, e, i)``: no global RNG, nothing depends on the
 worker that renders it, so batches are identical at any ``num_workers`` and across runs.
@@ -46,19 +48,21 @@ class MixtureDataset(RecipeSource, Dataset):
     ``split`` on an index with several, ...) raise ``RecipeError`` here, in the main process,
     not later inside a worker; what the recipe silently leaves out (stems in no target, tracks
     too short) is a :class:`~stemforge.errors.StemforgeWarning`. ``return_unmastered``: items
-    are ``(mix, targets, unmastered[, spec])`` (see the module docstring); batches are then
-    rendered item by item, not into a pooled buffer.
+    are ``(mix, targets, unmastered[, spec][, active])`` (see the module docstring); batches
+    are then rendered item by item, not into a pooled buffer.
     """
 
     def __init__(self, recipe, index, length: int, seed: int = 0, epoch: int = 0,
                  return_spec: bool = False, require_set_epoch: bool = False, overrides=None,
-                 layout: str | None = None, return_unmastered: bool = False):
+                 layout: str | None = None, return_unmastered: bool = False,
+                 active: bool = False):
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
             raise ArgumentError(f"MixtureDataset: length must be an integer >= 1, got {length!r}")
         self.mixer = Mixer(recipe, index, seed, overrides=overrides, layout=layout)
         self.length = length
         self.return_spec = bool(return_spec)
         self.return_unmastered = bool(return_unmastered)
+        self.active = bool(active)
         self.require_set_epoch = bool(require_set_epoch)
         self._epoch = SharedEpoch(None if require_set_epoch else check_epoch(epoch))
 
@@ -89,8 +93,11 @@ class MixtureDataset(RecipeSource, Dataset):
     def __getitem__(self, i: int):
         if not 0 <= i < self.length:
             raise IndexError(f"item {i} out of range for a dataset of length {self.length}")
-        return to_tensors(self.mixer.mixture(int(i), self.current_epoch()), self.return_spec,
-                          self.return_unmastered)
+        return self._item(self.mixer.mixture(int(i), self.current_epoch()))
+
+    def _item(self, m):
+        out = to_tensors(m, self.return_spec, self.return_unmastered)
+        return out + (self.activity([m.spec])[0],) if self.active else out
 
     def __getitems__(self, indices):
         """Items ``indices`` of the current epoch for one DataLoader batch (torch >= 2.1 calls
@@ -109,18 +116,17 @@ class MixtureDataset(RecipeSource, Dataset):
         if not indices:
             return []
         if self.return_unmastered:  # a third array per item: no pooled buffer for it
-            return [to_tensors(m, self.return_spec, True)
-                    for m in self.mixer.mixtures(indices, epoch)]
+            return [self._item(m) for m in self.mixer.mixtures(indices, epoch)]
         buf = BatchBuffer(self.mixer.recipe, len(indices))
         ms = self.mixer.mixtures(indices, epoch, out=(buf.mix, buf.targets))
         specs = [spec_dict(m.spec) for m in ms] if self.return_spec else None
+        tail = [(a,) for a in self.activity([m.spec for m in ms])] if self.active else None
         del ms
-        return buf.items(specs)
+        return buf.items(specs, tail)
 
     def item(self, i: int, epoch: int):
         """Item ``i`` of an explicit ``epoch`` (ignores the current epoch)."""
-        return to_tensors(self.mixer.mixture(int(i), check_epoch(epoch)), self.return_spec,
-                          self.return_unmastered)
+        return self._item(self.mixer.mixture(int(i), check_epoch(epoch)))
 
     @classmethod
     def validation(cls, index, recipe_or_targets, duration=None, **kw):

@@ -6,7 +6,8 @@ id, call order). So a batch is the same at ``num_workers=0, 1, 4`` and in every 
 
 * items: ``SeedSequence([seed, epoch, item])`` (built by :func:`stemforge.mixing.sample.item_rng`)
 * batch augmentation: ``SeedSequence([seed, epoch, batch], spawn_key=(BATCH_DOMAIN,))`` — a
-  different domain, so batch ``b`` never reuses the stream of item ``b``.
+  different domain, so batch ``b`` never reuses the stream of item ``b``;
+* a stream's excerpt length per batch: the same with ``spawn_key=(LENGTH_DOMAIN,)``.
 
 ``SharedEpoch`` holds the epoch in shared memory created before the workers start, so
 ``dataset.set_epoch(e)`` in the main process is seen by *persistent* workers too (a plain
@@ -22,6 +23,7 @@ import numpy as np
 from ..errors import StemforgeError
 
 BATCH_DOMAIN = 0x62617463  # "batc": separates batch-augmentation streams from item streams
+LENGTH_DOMAIN = 0x6c656e67  # "leng": a stream's per-batch excerpt length (MixtureStream)
 UNSET = -(2 ** 62)         # the shared value before ``set_epoch`` when one is required
 
 
@@ -36,6 +38,13 @@ def batch_rng(seed: int, epoch: int, batch: int) -> np.random.Generator:
             raise EpochError(f"batch_rng: {name} must be an integer >= 0, got {v!r}")
     ss = np.random.SeedSequence([int(seed), int(epoch), int(batch)], spawn_key=(BATCH_DOMAIN,))
     return np.random.default_rng(ss)
+
+
+def batch_duration(durations, seed: int, epoch: int, batch: int) -> float:
+    """The excerpt length (seconds) of batch ``batch`` of ``epoch``: one uniform choice among
+    ``durations`` from ``SeedSequence([seed, epoch, batch], spawn_key=(LENGTH_DOMAIN,))``."""
+    ss = np.random.SeedSequence([int(seed), int(epoch), int(batch)], spawn_key=(LENGTH_DOMAIN,))
+    return durations[int(np.random.default_rng(ss).integers(len(durations)))]
 
 
 def check_epoch(epoch) -> int:

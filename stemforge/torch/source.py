@@ -2,6 +2,7 @@
 in shared memory (``MixtureDataset``, ``MixtureStream``)."""
 from __future__ import annotations
 
+from ..mixing.activity import target_activity
 from ..mixing.mixer import Mixer
 from .convert import light_index
 
@@ -32,6 +33,18 @@ class RecipeSource:
     def epoch(self) -> int | None:
         """The epoch set (None before the first ``set_epoch`` when one is required)."""
         return self._epoch.get()
+
+    def activity(self, specs) -> "torch.Tensor":
+        """Which targets are active in each of ``specs``: bool ``(len(specs), S)`` in
+        ``targets`` order (:mod:`stemforge.mixing.activity`; the recipe's ``balance``
+        thresholds when it has one, else the defaults)."""
+        import torch
+
+        b = self.mixer.recipe.balance
+        kw = {} if b is None else {"threshold_db": b.threshold_db, "min_active": b.min_active}
+        rows = [target_activity(sp.sources, self.targets, self.mixer.index, **kw)
+                for sp in specs]
+        return torch.tensor(rows, dtype=torch.bool).reshape(len(rows), len(self.targets))
 
     def set_epoch(self, epoch: int) -> None:
         """Use ``epoch`` for every following item, in this process and in all workers."""
