@@ -265,7 +265,10 @@ def test_concurrent_index_runs_on_one_fresh_cache(tmp_path):
 
 
 PAUSED_RUN = """\
-import pathlib, sys, time
+import pathlib, signal, sys, time
+# Ctrl-C as in a terminal: a child inherits an ignored SIGINT (pytest-xdist workers may ignore it),
+# and Python then installs no KeyboardInterrupt handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import stemforge.analyze as an
 real, calls = an.analyse_audio, []
 def paused(audio, sr, path):  # the second analysis file written: hold here until interrupted
@@ -282,10 +285,12 @@ sys.exit(main(sys.argv[1:-1]))
 """
 
 
-def _waiters() -> int:
-    """Processes blocked on a flock (``->`` lines of /proc/locks)."""
+def _waiters(pid: int) -> int:
+    """Whether process ``pid`` is blocked on a flock (a ``->`` line of /proc/locks naming it;
+    other processes' locks on a shared machine do not count); -1 without /proc/locks."""
     try:
-        return sum("->" in line and "FLOCK" in line for line in open("/proc/locks"))
+        return int(any("->" in line and "FLOCK" in line and str(pid) in line.split()
+                       for line in open("/proc/locks")))
     except OSError:
         return -1
 
@@ -307,9 +312,9 @@ def test_interrupted_index_removes_only_its_own_files(tmp_path):
     assert len([p for p in (cache / "analysis").glob("*.npy") if ".zs1" not in p.name]) == 2
     b = subprocess.Popen(_index_cmd(root, cache), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
-    if _waiters() < 0:
+    if _waiters(b.pid) < 0:
         time.sleep(3.0)  # no /proc/locks: give B the time to reach the lock
-    while _waiters() == 0:  # B blocked on A's lock
+    while _waiters(b.pid) == 0:  # B blocked on A's lock
         assert b.poll() is None and time.monotonic() < deadline, b.communicate()
         time.sleep(0.02)
     a.send_signal(signal.SIGINT)
