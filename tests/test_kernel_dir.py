@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import stemforge
 
 PKG = Path(stemforge.__file__).resolve().parent
@@ -86,16 +88,29 @@ def test_warmup_command_fills_the_kernel_dir(tmp_path):
 
 
 def test_warmup_failure_is_one_line(monkeypatch, capsys):
-    """A step that fails (e.g. numba's multi-line compile error) ends warmup with one line on
-    stderr naming it, exit 2, no traceback."""
+    """A step whose kernel fails to compile (numba's multi-line TypingError) ends warmup with one
+    line on stderr naming it, exit 2, no traceback; any other exception is not hidden."""
+    from numba import njit
+
     from stemforge import cli, warmup
 
+    @njit
+    def untypable(x):
+        return x.no_such_attribute
+
     def broken(tmp):
-        raise RuntimeError("Failed in nopython mode pipeline (step: typing)\nline 2\nline 3")
+        untypable(1)
 
     monkeypatch.setattr(warmup, "steps", lambda: [("mixing", broken)])
     assert cli.main(["warmup"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("warmup: compiling kernels into ")
-    assert err[1:] == ["stemforge warmup: error: warmup failed: RuntimeError: Failed in "
-                       "nopython mode pipeline (step: typing)"]
+    assert err[1:] == ["stemforge warmup: error: warmup failed: TypingError: Failed in "
+                       "nopython mode pipeline (step: nopython frontend)"]
+
+    def bug(tmp):
+        raise RuntimeError("a bug in a warmup step")
+
+    monkeypatch.setattr(warmup, "steps", lambda: [("mixing", bug)])
+    with pytest.raises(RuntimeError, match="a bug in a warmup step"):
+        cli.main(["warmup"])

@@ -19,13 +19,13 @@ def run(args) -> int:
     def line(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
+    from numba.core.errors import NumbaError
+
     try:
         warmup(line)
-    except StemforgeError:
-        raise
-    except OSError:
-        raise  # the CLI turns it into one line naming the file
-    except Exception as e:  # a compile failure: one line, not numba's pages of traceback
+    except NumbaError as e:  # a compile failure: one line, not numba's pages of traceback
+        # (anything else propagates: a StemforgeError or OSError is the CLI's one line, a bug
+        # keeps its traceback)
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise StemforgeError(f"warmup failed: {type(e).__name__}: {first}") from e
     return 0
