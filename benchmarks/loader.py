@@ -106,6 +106,17 @@ def _cpu_self() -> float:
     return t.user + t.system
 
 
+def _workers_cpu(loader, workers: int) -> float:
+    """User + system CPU seconds so far of ``loader``'s worker processes (0 without workers or
+    before its first iterator)."""
+    import psutil
+
+    it = getattr(loader, "_iterator", None)
+    if workers == 0 or it is None:
+        return 0.0
+    return sum(sum(psutil.Process(w.pid).cpu_times()[:2]) for w in it._workers)
+
+
 def time_loader(index, n: int, workers: int, api: str = "default") -> tuple[float, float, float]:
     """(wall seconds of the timed epoch, CPU seconds of main process + workers during it,
     wall seconds of the warm-up epoch incl. worker start).
@@ -113,7 +124,6 @@ def time_loader(index, n: int, workers: int, api: str = "default") -> tuple[floa
     ``api``: "default" = ``DataLoader(MixtureDataset, batch_size=8)`` (torch's default_collate);
     "collate" = the same with ``collate_fn=stemforge.torch.collate``; "stream" =
     ``DataLoader(MixtureStream(batch_size=8), batch_size=None)``."""
-    import psutil
     import torch
     from torch.utils.data import DataLoader
 
@@ -130,24 +140,14 @@ def time_loader(index, n: int, workers: int, api: str = "default") -> tuple[floa
         loader = DataLoader(ds, batch_size=BATCH, num_workers=workers,
                             persistent_workers=workers > 0, **kw)
 
-    def worker_cpu() -> float:
-        it = getattr(loader, "_iterator", None)
-        if workers == 0 or it is None:
-            return 0.0
-        tot = 0.0
-        for w in it._workers:
-            c = psutil.Process(w.pid).cpu_times()
-            tot += c.user + c.system
-        return tot
-
     walls, cpus = [], []
     for epoch in (0, 1):
         ds.set_epoch(epoch)
-        t0, c0, w0 = time.perf_counter(), _cpu_self(), worker_cpu()
+        t0, c0, w0 = time.perf_counter(), _cpu_self(), _workers_cpu(loader, workers)
         for mix, targets in loader:
             assert targets.shape[1:] == (4, 2, RECIPE_FRAMES)
         walls.append(time.perf_counter() - t0)
-        cpus.append(_cpu_self() - c0 + worker_cpu() - w0)
+        cpus.append(_cpu_self() - c0 + _workers_cpu(loader, workers) - w0)
     del loader
     return walls[1], cpus[1], walls[0]
 
@@ -181,24 +181,17 @@ class FloorDataset:
 
 def time_floor_loader(index, plan, workers: int) -> tuple[float, float]:
     """(wall, CPU main + workers) of one epoch of ``FloorDataset`` after a warm-up epoch."""
-    import psutil
     from torch.utils.data import DataLoader
 
     loader = DataLoader(FloorDataset(index, plan), batch_size=BATCH, num_workers=workers,
                         persistent_workers=workers > 0)
 
-    def worker_cpu() -> float:
-        it = getattr(loader, "_iterator", None)
-        if workers == 0 or it is None:
-            return 0.0
-        return sum(sum(psutil.Process(w.pid).cpu_times()[:2]) for w in it._workers)
-
     for _ in loader:
         pass
-    t0, c0, w0 = time.perf_counter(), _cpu_self(), worker_cpu()
+    t0, c0, w0 = time.perf_counter(), _cpu_self(), _workers_cpu(loader, workers)
     for _ in loader:
         pass
-    return time.perf_counter() - t0, _cpu_self() - c0 + worker_cpu() - w0
+    return time.perf_counter() - t0, _cpu_self() - c0 + _workers_cpu(loader, workers) - w0
 
 
 def time_mixer(index, n: int) -> tuple[float, float]:
@@ -218,7 +211,6 @@ REC_BATCH = 16
 def time_recommended(recipe, index, n: int, workers: int, api: str) -> tuple[float, float]:
     """(wall, CPU main + workers) of epoch 1 of the recommended recipe after a warm-up epoch 0;
     ``api`` "collate" (MixtureDataset + stemforge.torch.collate) or "stream"."""
-    import psutil
     import torch
     from torch.utils.data import DataLoader
 
@@ -234,21 +226,15 @@ def time_recommended(recipe, index, n: int, workers: int, api: str) -> tuple[flo
         loader = DataLoader(ds, batch_size=REC_BATCH, num_workers=workers,
                             persistent_workers=workers > 0, collate_fn=collate)
 
-    def worker_cpu() -> float:
-        it = getattr(loader, "_iterator", None)
-        if workers == 0 or it is None:
-            return 0.0
-        return sum(sum(psutil.Process(w.pid).cpu_times()[:2]) for w in it._workers)
-
     out = (0.0, 0.0)
     for epoch in (0, 1):
         ds.set_epoch(epoch)
-        t0, c0, w0 = time.perf_counter(), _cpu_self(), worker_cpu()
+        t0, c0, w0 = time.perf_counter(), _cpu_self(), _workers_cpu(loader, workers)
         got = 0
         for mix, targets in loader:
             got += mix.shape[0]
         assert got == n, (got, n)
-        out = (time.perf_counter() - t0, _cpu_self() - c0 + worker_cpu() - w0)
+        out = (time.perf_counter() - t0, _cpu_self() - c0 + _workers_cpu(loader, workers) - w0)
     del loader
     return out
 
