@@ -8,10 +8,17 @@ itself for a plain :class:`~stemforge.index.Index`). Fingerprints key each track
 """
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 from .errors import IndexError_
 from .manifest import fingerprint, keyed_fingerprint
+
+
+def valid_dataset_name(name) -> bool:
+    """A dataset name binds a root on the command line (``--index NAME=ROOT``): letters,
+    digits, ``_``, ``-`` and ``.``, starting with a letter or ``_`` (never a path)."""
+    return isinstance(name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name) is not None
 
 
 class IndexSet:

@@ -70,7 +70,7 @@ def test_end_to_end_museval_compatible(data, tmp_path, capsys, monkeypatch):
     root, est = data
     res = tmp_path / "res"
     rc, out, err = _run(capsys, "--references", root, "--estimates", est, "--out", res,
-                        "--group", ACC)
+                        "--group", ACC, "--plots")
     assert rc == 0, err
     assert "evaluate: 2/2 tracks (100%)" in err  # progress, also off a terminal
     assert sorted(cache_files(res)) == sorted(
@@ -392,15 +392,30 @@ def test_threads_per_track_give_the_same_scores():
     assert len(one["targets"]) == 3 and one["targets"][0]["frames"]
 
 
-def test_scoring_does_not_import_scipy_signal():
-    """scipy.signal costs ~0.5 s to import; only the oracles use it, lazily."""
+def test_scoring_imports_neither_scipy_nor_matplotlib(data, tmp_path):
+    """A command's fixed cost: scipy.signal (~0.5 s to import; only the oracles use it),
+    scipy.fft (~0.3 s; NumPy's transforms are the same pocketfft) and matplotlib (boxplots on
+    request) stay out of a whole evaluate run. (numba itself imports scipy.linalg.)"""
     import subprocess
     import sys
 
-    code = ("import sys, stemforge.jobs.evaluate, stemforge.metrics; "
-            "print('scipy.signal' in sys.modules)")
+    root, est = data
+    code = ("import sys; from stemforge.cli import main; "
+            f"rc = main(['evaluate', '--index', {str(root)!r}, '--estimates', {str(est)!r}, "
+            f"'--out', {str(tmp_path / 'res')!r}, '--no-progress']); "
+            "print(rc, sorted(m for m in ('scipy.signal', 'scipy.fft', 'matplotlib') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_fast_fft_length_is_scipys():
+    import scipy.fft
+
+    from stemforge.metrics.toeplitz import fast_len
+
+    ns = list(range(1, 5000)) + [44611, 45001, 88200 + 511, 1 << 20, (1 << 20) + 1, 3 ** 12 + 1]
+    assert [fast_len(n) for n in ns] == [scipy.fft.next_fast_len(n, real=True) for n in ns]
 
 
 def test_tracks_scored_side_by_side_fail_in_track_order(tmp_path, capsys):

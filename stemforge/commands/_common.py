@@ -100,7 +100,7 @@ def load_recipe(args, name: str | None = None):
 def _named(value: str) -> tuple[str | None, str]:
     """``("musdb", "/data/m")`` for ``musdb=/data/m``; ``(None, value)`` for a plain value
     (also a path that exists as written, ``=`` and all)."""
-    from ..mixing.recipe import valid_dataset_name
+    from ..indexset import valid_dataset_name
 
     name, sep, rest = value.partition("=")
     if sep and rest and valid_dataset_name(name) and not Path(value).exists():

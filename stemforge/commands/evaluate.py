@@ -1,6 +1,6 @@
 """``stemforge evaluate --index ROOT --estimates [NAME=]DIR ... --out RESULTS``: BSS Eval v4
 (museval-compatible JSON per track), SI-SDR, MDX SDR (= SDX uSDR), SDX cSDR for one or several
-methods; per-method CSV summaries and boxplots, a combined summary.csv. ``--references ROOT``
+methods; per-method CSV summaries (and boxplots with ``--plots``), a combined summary.csv. ``--references ROOT``
 is an alias of ``--index ROOT``."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ._common import add_dataset_args, add_workers_arg, open_index, workers
 
 def add_parser(sub):
     p = sub.add_parser("evaluate", help="score separated estimates of one or several methods "
-                       "against a dataset (museval JSON per track, summary.csv, boxplots)")
+                       "against a dataset (museval JSON per track, summary.csv)")
     p.add_argument("--estimates", nargs="+", default=[], metavar="[NAME=]DIR",
                    help="estimates as DIR/<track name>/<target>.wav; several methods as "
                         "NAME=DIR NAME=DIR ... (results in RESULTS/<NAME>/); one bare DIR "
@@ -29,6 +29,9 @@ def add_parser(sub):
                    "in seconds (default 1, as museval and the SDX challenges)")
     p.add_argument("--hop", type=float, default=1.0, help="BSS Eval / cSDR hop in seconds "
                    "(default 1)")
+    p.add_argument("--plots", action="store_true",
+                   help="also draw boxplot_<target>.png per method (about a second; "
+                        "`stemforge report RESULTS` draws an HTML page with richer plots)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="score tracks on an existing Dask cluster (workers need stemforge and "
                    "the data at the same paths); --workers K > 1 starts a local one")
@@ -64,7 +67,8 @@ def run(args) -> int:
     index = select_split(open_index(args), args.split)
     res = evaluate(index, estimates, args.out, targets=args.targets, metrics=metrics,
                    workers=k, scheduler=args.scheduler,
-                   progress=not args.no_progress, win=args.win, hop=args.hop, imports=imports)
+                   progress=not args.no_progress, win=args.win, hop=args.hop, imports=imports,
+                   plots=args.plots)
     for note in res.adjusted:
         print(f"note: estimate zero-padded / trimmed to the reference length: {note}")
     table = res.summary.pivot_table(index=["method", "target"], columns="metric",
@@ -76,6 +80,8 @@ def run(args) -> int:
     for metric, label in how.items():
         print(f"  {metric}: {label}")
     n = len(res.tracks["track"].unique()) if len(res.tracks) else 0
+    plots = ", boxplot_*.png" if args.plots else ""
     print(f"results: {len(res.methods)} method(s) x {n} tracks -> {args.out} (summary.csv, "
-          "methods.pandas, per method: <split>/<track>.json, summary_*.csv, boxplot_*.png)")
+          f"methods.pandas, per method: <split>/<track>.json, summary_*.csv{plots}); "
+          f"plots and players: stemforge report {args.out} --out PAGE")
     return 0

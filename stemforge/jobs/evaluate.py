@@ -9,7 +9,8 @@ a target is a stem or a group of the index (e.g. ``accompaniment``). Results::
                                               ``track_metrics``)
     <out>/<method>/summary_tracks.csv         per track and target: one value per metric
     <out>/<method>/summary_targets.csv        per target: the tracks aggregated (see below)
-    <out>/<method>/boxplot_<target>.png       per-track values of every metric
+    <out>/<method>/boxplot_<target>.png       per-track values of every metric (``plots=True``;
+                                              ``stemforge report <out>`` draws richer ones)
     <out>/summary.csv                         method x target x metric, with the aggregation
     <out>/methods.pandas                      every BSS Eval frame of every method, pickled in
                                               museval's MethodStore layout (``MethodStore.load``)
@@ -62,7 +63,8 @@ import pandas as pd
 from .. import __version__
 from ..audio import io
 from ..errors import StemforgeError
-from ..metrics import bss_eval_v4, csdr, mdx_sdr, museval_json, si_sdr
+from ..metrics import bss_eval_v4, museval_json
+from ..metrics.whole import whole_track
 from ..metrics import results as mresults
 from ..metrics.validate import MetricsError, as_stack, pad_or_trim
 from ..atomic import write_bytes_atomic, write_failure, write_text_atomic
@@ -226,13 +228,10 @@ def score_track(references: dict[str, np.ndarray], estimates: dict[str, np.ndarr
                 frames[t] = {m: sc.metric(m)[i] for m in BSS_COLUMNS}
     empty = {m: np.zeros(0) for m in BSS_COLUMNS}
     data = museval_json.track_dict({t: frames.get(t, empty) for t in targets}, win, hop)
-    whole: dict[str, np.ndarray] = {}
-    if "sisdr" in metrics:
-        whole["SI-SDR"] = si_sdr(refs, ests, names=targets)
-    if "mdx" in metrics:
-        whole["MDX-SDR"] = mdx_sdr(refs, ests, names=targets)
-    if "csdr" in metrics:
-        whole["cSDR"] = csdr(refs, ests, win=w, hop=h, names=targets)
+    # SI-SDR, MDX SDR and cSDR from shared sums in one checked call (their definitions:
+    # si_sdr, mdx_sdr, csdr; whole_track equals them up to summation order, tested)
+    which = [WHOLE_COLUMNS[m] for m in WHOLE_COLUMNS if m in metrics]
+    whole = whole_track(refs, ests, win=w, hop=h, names=targets, which=which) if which else {}
     for i, entry in enumerate(data["targets"]):
         for col, vals in whole.items():
             entry.setdefault("track_metrics", {})[col] = museval_json.quantize(vals[i])
@@ -471,16 +470,17 @@ def method_tables(method: str, tracks_data: Sequence[tuple[str, str, dict]]
 
 
 def write_method(stage: Path, tree: str, method: str,
-                 tracks_data: Sequence[tuple[str, str, dict]]
+                 tracks_data: Sequence[tuple[str, str, dict]], plots: bool = False
                  ) -> tuple[mresults.MethodResults, pd.DataFrame, pd.DataFrame, list[Path]]:
-    """Write one method's tree under ``stage/tree``: JSONs, both CSVs, the boxplots."""
+    """Write one method's tree under ``stage/tree``: JSONs, both CSVs, and with ``plots`` the
+    boxplots (matplotlib's import and four renders cost about a second: on request only)."""
     base = stage if tree == "." else stage / tree
     files = [museval_json.save(base / split / f"{name}.json", data)
              for split, name, data in tracks_data]
     m, wide, per_target = method_tables(method, tracks_data)
     files += [write_text_atomic(base / "summary_tracks.csv", wide.to_csv(index=False)),
               write_text_atomic(base / "summary_targets.csv", per_target.to_csv(index=False))]
-    for tg in m.targets:
+    for tg in m.targets if plots else ():
         files.append(write_bytes_atomic(base / f"boxplot_{tg}.png", boxplot_png(wide, tg)))
     return m, wide, per_target, files
 
@@ -533,13 +533,14 @@ def install(stage: Path, out: Path) -> None:
 def evaluate(index, estimates, out_dir, targets: Sequence[str] | None = None,
              metrics: Sequence[str] = METRICS, workers: int = 1, scheduler: str | None = None,
              progress: bool = False, win: float = 1.0, hop: float = 1.0,
-             imports: Mapping[str, str | os.PathLike] | None = None) -> EvalResult:
+             imports: Mapping[str, str | os.PathLike] | None = None,
+             plots: bool = False) -> EvalResult:
     """The whole job: plan (all checks), score every track of every method (in-process or on
     Dask), then write the trees, the combined summary and the record (see module doc).
 
     ``estimates``: one folder, or ``{method: folder}``; ``imports``: ``{method: folder of museval
     JSONs}`` from other tools, joined to the comparison. ``win``/``hop`` in seconds (museval:
-    1 s / 1 s)."""
+    1 s / 1 s). ``plots``: also a ``boxplot_<target>.png`` per method and target."""
     out = Path(out_dir)
     _check_out(out)
     imports = dict(imports or {})
@@ -583,7 +584,8 @@ def evaluate(index, estimates, out_dir, targets: Sequence[str] | None = None,
         trees.update({name: name for name in imported})
         written, files, first = [], [], None
         for name, tracks_data in per_method.items():
-            m, wide, per_target, fs = write_method(stage, trees[name], name, tracks_data)
+            m, wide, per_target, fs = write_method(stage, trees[name], name, tracks_data,
+                                                   plots)
             written.append(m)
             files += fs
             first = first or (wide, per_target)

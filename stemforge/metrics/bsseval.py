@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import scipy.fft as sfft
 
 from ..types import Frames
 from . import toeplitz
+from .toeplitz import fast_len
 from .validate import as_stack, check_pair
 
 FRAME_CACHE_BYTES = 768 * 2**20  # keep per-frame spectra from the correlation pass up to this
@@ -104,9 +104,9 @@ def _filter_spectra(h_all, h_own, nfft):
     source to ``c``."""
     nsrc, L, nch, _ = h_own.shape
     m = nsrc * nch
-    hall = sfft.rfft(np.ascontiguousarray(h_all.transpose(1, 2, 0)), n=nfft, axis=-1)
+    hall = np.fft.rfft(np.ascontiguousarray(h_all.transpose(1, 2, 0)), n=nfft, axis=-1)
     own = np.ascontiguousarray(h_own.transpose(2, 0, 3, 1)).reshape(nch, m, L)
-    return hall, sfft.rfft(own, n=nfft, axis=-1)
+    return hall, np.fft.rfft(own, n=nfft, axis=-1)
 
 
 def _frame_spectra(x, y, starts, flen, nfft, out):
@@ -158,7 +158,7 @@ def bss_eval_v4(
     aligned = win >= n or (hop == win and win >= L - 1)  # frames = correlation chunks
     block = min(win, n) if aligned else max(toeplitz.BLOCK, L)
     nc = -(-n // block)
-    nfft_guess = sfft.next_fast_len(block + L - 1, real=True)
+    nfft_guess = fast_len(block + L - 1)
     keep = aligned and nc * 2 * m * (nfft_guess // 2 + 1) * 16 <= FRAME_CACHE_BYTES
     R, D, kept, nfft = toeplitz.correlations(x, y, L, block=block, keep=keep, threads=threads)
     h_all, h_own = _filters(R, D, nsrc, nch, L, solver)
@@ -167,7 +167,7 @@ def bss_eval_v4(
     stops = np.array([b for _, b in bounds], np.int64)
     flen = int(stops[0] - starts[0])  # every frame has this length (see frame_bounds)
     if kept is None:
-        nfft = sfft.next_fast_len(flen + L - 1, real=True)
+        nfft = fast_len(flen + L - 1)
     hall, hown = _filter_spectra(h_all, h_own, nfft)
     hall_f, hown_f = hall.view(np.float64), hown.view(np.float64)
     w = _parseval_weights(nfft)

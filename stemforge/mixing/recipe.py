@@ -70,6 +70,7 @@ import yaml
 from .. import strict_yaml
 from ..augment.chain import Chain, parse_chain
 from ..errors import RecipeError
+from ..indexset import valid_dataset_name
 from .. import distributions as D
 from .master import UNMASTERED, parse_master
 from ..distributions import Distribution
@@ -543,12 +544,6 @@ def _split(split, f: str) -> tuple[list[str] | None, bool]:
             raise RecipeError(f, f"expected a split name, a list of names or "
                               f"'{ALL_SPLITS}', got {split!r}")
     return split, False
-
-
-def valid_dataset_name(name) -> bool:
-    """A dataset name binds a root on the command line (``--index NAME=ROOT``): letters,
-    digits, ``_``, ``-`` and ``.``, starting with a letter or ``_`` (never a path)."""
-    return isinstance(name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name) is not None
 
 
 def _datasets(raw) -> dict[str, DatasetParams] | None:
