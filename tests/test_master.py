@@ -96,6 +96,40 @@ def test_the_clip_policy_acts_on_the_mastered_mix(index):
         assert m.mix.tobytes() == reference.mix_of(m.stacked()).tobytes()
 
 
+def test_the_stream_hands_out_the_unmastered_sum_on_request(index):
+    """``MixtureStream(return_unmastered=True)``: the same arrays as the dataset's items, after
+    the targets and before specs/active; the mix itself for a linear bus; same batches at 0
+    and 2 workers."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader
+
+    from stemforge.torch import MixtureDataset, MixtureStream
+
+    recipe = nonlinear([SATURATE])
+    st = MixtureStream(recipe, index, batch_size=2, seed=1, return_unmastered=True,
+                       return_spec=True, active=True)
+    mix, targets, unm, specs, active = st.batch(1, 0)
+    ds = MixtureDataset(recipe, index, length=4, seed=1, return_unmastered=True)
+    for k in range(2):
+        d_mix, d_targets, d_unm = ds[2 + k]
+        assert torch.equal(mix[k], d_mix) and torch.equal(targets[k], d_targets)
+        assert torch.equal(unm[k], d_unm) and not torch.equal(unm[k], mix[k])
+    assert unm.shape == mix.shape and unm.dtype == torch.float32
+    assert len(specs) == 2 and active.shape == (2, targets.shape[1])
+    lin = MixtureStream({**BASE, "master": [LIMIT]}, index, batch_size=2, seed=1,
+                        return_unmastered=True)
+    l_mix, _, l_unm = lin.batch(0, 0)
+    assert torch.equal(l_mix, l_unm)
+    assert len(MixtureStream(recipe, index, batch_size=2, seed=1).batch(0, 0)) == 2
+    runs = []
+    for workers in (0, 2):
+        stream = MixtureStream(recipe, index, batch_size=2, seed=1, batches=3, epoch=0,
+                               return_unmastered=True)
+        runs.append([b[2].clone() for b in DataLoader(stream, batch_size=None,
+                                                      num_workers=workers)])
+    assert len(runs[0]) == 3 and all(torch.equal(a, b) for a, b in zip(*runs, strict=True))
+
+
 @pytest.mark.parametrize("master,msg", [
     ({"step": "saturate"}, r"'master.0.step': unknown master step 'saturate'; known: limiter, "
                            r"compressor"),

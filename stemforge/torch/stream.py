@@ -19,6 +19,12 @@ spec), ``mix (B, C, T_b)``.
 ``active=True`` appends a bool ``(B, S)`` tensor: which targets are active in each item
 (:mod:`stemforge.mixing.activity`).
 
+``return_unmastered=True`` puts a float32 ``(B, C, T)`` tensor after ``targets``: each item's
+targets' sum before a non-linear mastering bus (recipe ``master: {linear: false}``, where
+``mix`` is the bus's output; for other recipes the mix itself), as
+:class:`~stemforge.torch.MixtureDataset` gives per item. Batches are then
+``(mix, targets, unmastered[, specs][, active])``; the third tensor is a copy, not pooled.
+
 Epochs: an endless stream (``batches=None``) never repeats, so it needs no epoch (it uses
 ``epoch``, default 0; ``start`` resumes at a batch number). A finite stream (``batches=N``
 per epoch) must be told its epoch: iterating it before ``set_epoch(e)`` raises
@@ -28,6 +34,8 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
+import torch
 from torch.utils.data import IterableDataset
 
 from ..errors import ArgumentError
@@ -45,7 +53,7 @@ class MixtureStream(RecipeSource, IterableDataset):
     def __init__(self, recipe, index, batch_size: int, seed: int = 0, batches: int | None = None,
                  epoch: int | None = None, start: int = 0, return_spec: bool = False,
                  overrides=None, layout: str | None = None, active: bool = False,
-                 durations=None):
+                 durations=None, return_unmastered: bool = False):
         for name, v, low in (("batch_size", batch_size, 1), ("start", start, 0)):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ArgumentError(f"MixtureStream: {name} must be an integer >= {low}, got {v!r}")
@@ -58,6 +66,7 @@ class MixtureStream(RecipeSource, IterableDataset):
         self.batches = batches
         self.start = start
         self.return_spec = bool(return_spec)
+        self.return_unmastered = bool(return_unmastered)
         self.active = bool(active)
         self.durations = None
         self._mixers: dict = {}
@@ -81,8 +90,8 @@ class MixtureStream(RecipeSource, IterableDataset):
         return self.batches - self.start if self.start < self.batches else 0
 
     def batch(self, b: int, epoch: int):
-        """Batch ``b`` of ``epoch``: ``mix (B, C, T)``, ``targets (B, S, C, T)`` [, specs]
-        [, active (B, S)]."""
+        """Batch ``b`` of ``epoch``: ``mix (B, C, T)``, ``targets (B, S, C, T)``
+        [, unmastered (B, C, T)] [, specs] [, active (B, S)]."""
         B = self.batch_size
         mixer = self.mixer if self.durations is None else \
             self._mixer_for(batch_duration(self.durations, self.mixer.seed, epoch, b))
@@ -92,6 +101,12 @@ class MixtureStream(RecipeSource, IterableDataset):
         ms = mixer.mixtures(range(b * B, b * B + B), epoch, out=(buf.mix, buf.targets))
         specs = [spec_dict(m.spec) for m in ms] if self.return_spec else None
         tail = (self.activity([m.spec for m in ms]),) if self.active else ()
+        if self.return_unmastered:  # the mix itself where the bus is linear (or absent)
+            unm = torch.from_numpy(np.stack([m.mix if m.unmastered is None else m.unmastered
+                                             for m in ms]))
+            del ms
+            return buf.batch(None, kind="tuple",
+                             tail=(unm,) + ((specs,) if specs is not None else ()) + tail)
         del ms
         return buf.batch(specs, kind="tuple", tail=tail)
 
