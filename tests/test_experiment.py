@@ -18,8 +18,8 @@ from stemforge.cli import main
 from stemforge.errors import StemforgeError
 from stemforge.mixing.recipe import Recipe
 from stemforge.train import synth
-from stemforge.train.experiment import (ABLATION, QUICK, ROWS, Protocol, Setup, condition_recipe,
-                                        plan_jobs, resolve_setup)
+from stemforge.train.experiment import (ABLATION, QUICK, ROWS, Protocol, Setup,
+                                        condition_recipe, plan_jobs, resolve_setup)
 from stemforge.train.results import ORACLES, paired_difference
 
 SR = 8000
@@ -179,6 +179,11 @@ def test_rows_with_the_same_recipe_but_its_name_share_their_runs(tmp_path, monke
     assert alias["recommended"] == alias["remix"] != alias["plain"]
     assert sorted({j.row for j in jobs}) == ["gains", "plain", "remix"]
     assert len(jobs) == 6 and len({j.run_dir for j in jobs}) == 6
+    # seed-major, the costliest rows of a seed first (the study ends on short jobs)
+    jobs, _ = plan_jobs(tmp_path / "study2", setup, Protocol(seeds=(0, 1)),
+                        ["plain", "pitch", "swap", "codec"])
+    assert [(j.seed, j.row) for j in jobs] == [(s, r) for s in (0, 1)
+                                              for r in ("codec", "pitch", "swap", "plain")]
 
 
 def test_paired_difference_interval():
@@ -188,3 +193,28 @@ def test_paired_difference_interval():
     m, lo, hi, n = paired_difference(tracks, "test", "x")
     d = np.array([1.0, 1.0, 1.0])  # seeds averaged first: a 1, b 1, c (2+0)/2
     assert n == 3 and m == pytest.approx(d.mean()) and lo == pytest.approx(1.0) == hi
+
+
+def test_the_default_study_is_the_ablation_and_quick_checks_every_row(data, monkeypatch,
+                                                                      tmp_path):
+    """Without --rows the CLI runs the seven ablation rows (the 2 h budget); --quick runs all
+    nine; --rows is passed as given. (The study itself is replaced by a recorder here: the
+    row lists are what is checked; test_quick_study_* runs the real one.)"""
+    import stemforge.train.experiment as exp
+
+    seen = []
+
+    def record(index, out, protocol, rows, *a, **kw):
+        seen.append((list(rows), protocol.steps))
+        return exp.StudyResult(out, [], None)
+
+    monkeypatch.setattr(exp, "run_study", record)
+    base, root = data
+    common = ["experiment", "augmentation", "--index", str(root), "--targets", *TARGETS,
+              "--cache", str(base / "cache"), "--no-progress", "--out", str(tmp_path / "s")]
+    assert main(common) == 0
+    assert main(common + ["--quick"]) == 0
+    assert main(common + ["--rows", "remix", "tutorial"]) == 0
+    assert seen == [(list(ABLATION), Protocol().steps), (list(ROWS), QUICK.steps),
+                    (["remix", "tutorial"], Protocol().steps)]
+    assert list(ABLATION) == ["plain", "remix", "gains", "swap", "pitch", "effects", "codec"]

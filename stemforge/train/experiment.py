@@ -50,6 +50,10 @@ ABLATION = ("plain", "remix", "gains", "swap", "pitch", "effects", "codec")
 COMPARISON = ("tutorial", "recommended")
 ROWS = ABLATION + COMPARISON
 RECIPE_FILES = {"tutorial": "musdb_vocals_augmented.yaml", "recommended": "stemforge_recommended.yaml"}
+#: CPU of a row's run relative to plain's (idle 2-core machine, 16 kHz corpus, default protocol;
+#: docs/experiments.md "Runtime"): only the order jobs start in, never what they compute
+RELATIVE_COST = {"plain": 1.0, "remix": 0.95, "gains": 0.99, "swap": 1.02, "pitch": 1.43,
+                 "effects": 1.56, "codec": 2.38, "tutorial": 1.99, "recommended": 0.92}
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 
@@ -253,10 +257,12 @@ class Job:
 
 
 def plan_jobs(out: Path, setup: Setup, protocol: Protocol, rows) -> tuple[list[Job], dict]:
-    """One job per (row, seed), seed-major (every row's first seed first), in
-    ``<out>/runs/<row>-<recipe hash>/seed<k>`` (a changed recipe gets a new folder). Rows with
-    the same fitted recipe (every field but ``name``, which draws nothing) share their runs:
-    returns ``(jobs, {row: its runs' folder})``."""
+    """One job per (row, seed), seed-major (every row's first seed first; within a seed the
+    costliest rows first, by :data:`RELATIVE_COST`, so that the study's last jobs are short
+    ones and both workers stay busy to the end), in ``<out>/runs/<row>-<recipe hash>/seed<k>``
+    (a changed recipe gets a new folder). Rows with the same fitted recipe (every field but
+    ``name``, which draws nothing) share their runs: returns ``(jobs, {row: its runs'
+    folder})``."""
     recipes, alias = {}, {}
     for row in rows:
         r = condition_recipe(row, setup.targets, setup.sample_rate, setup.channels,
@@ -267,8 +273,9 @@ def plan_jobs(out: Path, setup: Setup, protocol: Protocol, rows) -> tuple[list[J
         if not same:
             recipes[row] = r
     dirs = {row: out / "runs" / f"{row}-{r.hash()[:8]}" for row, r in recipes.items()}
-    jobs = [Job(row, seed, str(dirs[row] / f"seed{seed}"), r.raw, r.hash())
-            for seed in protocol.seeds for row, r in recipes.items()]
+    order = sorted(recipes, key=lambda row: -RELATIVE_COST.get(row, 1.0))  # stable: ties keep
+    jobs = [Job(row, seed, str(dirs[row] / f"seed{seed}"), recipes[row].raw, recipes[row].hash())
+            for seed in protocol.seeds for row in order]
     return jobs, {row: dirs[src] for row, src in alias.items()}
 
 
