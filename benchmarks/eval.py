@@ -24,7 +24,7 @@ least disturbed by other load). The load average at start and end is printed.
 process, on ``--e2e-tracks`` (default 4) made tracks of ``--seconds`` (4 stereo 16-bit stems +
 mixture in the MUSDB18-HQ layout; estimates = float32 WAVs of the stems with leakage and noise):
 ``stemforge evaluate --index ROOT --estimates m=EST --out R --no-progress`` (all metrics, then
-``--metrics bsseval``) with the kernel folder warm, against a script that does what museval's
+``--metrics bsseval``, then all metrics with ``--plots``) with the kernel folder warm, against a script that does what museval's
 ``eval_dir``/``eval_mus_track`` do per track (read the WAVs with soundfile, ``museval.evaluate``
 with 1 s windows, a ``TrackStore`` written as JSON). Also the first ``evaluate`` of one track
 with an EMPTY kernel folder (``STEMFORGE_KERNEL_DIR`` pointed at a new folder: every kernel it
@@ -194,7 +194,9 @@ def end_to_end(args) -> None:
                          (f"{n} tracks: stemforge evaluate (all metrics), warm",
                           lambda: ours(data, est)),
                          (f"{n} tracks: stemforge evaluate --metrics bsseval, warm",
-                          lambda: ours(data, est, ("--metrics", "bsseval")))):
+                          lambda: ours(data, est, ("--metrics", "bsseval"))),
+                         (f"{n} tracks: stemforge evaluate --plots (boxplot PNGs), warm",
+                          lambda: ours(data, est, ("--plots",)))):
             w, c = fn()
             b = best.get(name, (float("inf"), float("inf")))
             best[name] = (min(b[0], w), min(b[1], c))
