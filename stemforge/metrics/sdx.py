@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .sisdr import MDX_DELTA, mdx_sdr
+from .sisdr import mdx_db, mdx_sdr
 from .validate import as_stack, check_pair
 
 usdr = mdx_sdr  # the SDX name of the MDX challenge SDR (one implementation)
@@ -56,11 +56,25 @@ def chunk_sdr(references, estimates, win: int = 44100, hop: int | None = None,
     for k, a in enumerate(starts):
         s = refs[..., a:a + win]
         d = s - ests[..., a:a + win]
-        num = np.einsum("ict,ict->i", s, s)
-        den = np.einsum("ict,ict->i", d, d)
-        with np.errstate(divide="ignore"):
-            out[:, k] = np.where(num > 0, 10 * np.log10((num + MDX_DELTA) / (den + MDX_DELTA)),
-                                 np.nan)
+        out[:, k] = chunk_db(np.einsum("ict,ict->i", s, s), np.einsum("ict,ict->i", d, d))
+    return out
+
+
+def chunk_db(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """A chunk's SDR from its sums ``num = Σs²`` and ``den = Σ(s - ŝ)²`` (any shape, float64):
+    ``10 log10((num + δ) / (den + δ))``, NaN where the reference is silent (``num == 0``)."""
+    with np.errstate(divide="ignore"):
+        return np.where(num > 0, mdx_db(num, den), np.nan)
+
+
+def chunk_median(chunks: np.ndarray) -> np.ndarray:
+    """cSDR from per-chunk SDRs ``(nsrc, chunks)``: the median over each source's non-NaN
+    chunks, ``(nsrc,)``; NaN for a source silent in every chunk."""
+    out = np.full(chunks.shape[0], np.nan)
+    for i, row in enumerate(chunks):
+        row = row[~np.isnan(row)]
+        if row.size:
+            out[i] = float(np.median(row))
     return out
 
 
@@ -68,10 +82,4 @@ def csdr(references, estimates, win: int = 44100, hop: int | None = None,
          names: Sequence[str] | None = None, padding: bool = True) -> np.ndarray:
     """Chunk-level SDR per source: median over non-silent chunks of :func:`chunk_sdr`,
     ``(nsrc,)`` in dB; NaN for a source whose reference is silent in every chunk."""
-    c = chunk_sdr(references, estimates, win, hop, names, padding)
-    out = np.full(c.shape[0], np.nan)
-    for i, row in enumerate(c):
-        row = row[~np.isnan(row)]
-        if row.size:
-            out[i] = float(np.median(row))
-    return out
+    return chunk_median(chunk_sdr(references, estimates, win, hop, names, padding))

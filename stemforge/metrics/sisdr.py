@@ -43,6 +43,10 @@ def si_sdr(references, estimates, names: Sequence[str] | None = None, padding: b
 def mdx_sdr(references, estimates, names: Sequence[str] | None = None, padding: bool = True) -> np.ndarray:
     """MDX challenge ("new") SDR per source: ``10 log10((Σs² + 1e-7) / (Σ(s-ŝ)² + 1e-7))`` -> (nsrc,)."""
     refs, ests = _pair(references, estimates, names, padding)
-    num = np.sum(refs**2, axis=(1, 2)) + MDX_DELTA
-    den = np.sum((refs - ests) ** 2, axis=(1, 2)) + MDX_DELTA
-    return 10 * np.log10(num / den)
+    return mdx_db(np.sum(refs**2, axis=(1, 2)), np.sum((refs - ests) ** 2, axis=(1, 2)))
+
+
+def mdx_db(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """The challenges' SDR from its sums ``num = Σs²``, ``den = Σ(s - ŝ)²`` (any shape):
+    ``10 log10((num + 1e-7) / (den + 1e-7))``."""
+    return 10 * np.log10((num + MDX_DELTA) / (den + MDX_DELTA))

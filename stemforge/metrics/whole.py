@@ -17,8 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .sdx import chunk_starts
-from .sisdr import MDX_DELTA
+from .sdx import chunk_db, chunk_median, chunk_starts
+from .sisdr import mdx_db
 from .validate import as_stack, check_pair
 
 #: the names of :func:`whole_track`'s results, as ``stemforge evaluate`` reports them
@@ -60,17 +60,9 @@ def whole_track(references, estimates, win: int = 44100, hop: int | None = None,
     stops = np.minimum(starts + win, n)
     num, den = energies(refs, np.append(starts, 0), np.append(stops, n))  # chunks, whole
     if "MDX-SDR" in which:
-        out["MDX-SDR"] = 10 * np.log10((num[-1] + MDX_DELTA) / (den[-1] + MDX_DELTA))
+        out["MDX-SDR"] = mdx_db(num[-1], den[-1])
     if "cSDR" in which:
-        with np.errstate(divide="ignore"):
-            per_chunk = np.where(num[:-1] > 0, 10 * np.log10((num[:-1] + MDX_DELTA)
-                                                              / (den[:-1] + MDX_DELTA)), np.nan)
-        c = np.full(nsrc, np.nan)
-        for i, col in enumerate(per_chunk.T):
-            col = col[~np.isnan(col)]
-            if col.size:
-                c[i] = float(np.median(col))
-        out["cSDR"] = c
+        out["cSDR"] = chunk_median(chunk_db(num[:-1].T, den[:-1].T))
     if "SI-SDR" in which:
         # alpha as the reference computes it (the same sums: a perfect estimate gets exactly
         # alpha = 1, so zero error and +inf)
