@@ -531,4 +531,3 @@ def levinson_t(R, Y, X):
             for a in range(m):
                 for d in range(q):
                     X[s, k, a, d] = Xt[d, k * m + a]
-

@@ -35,8 +35,15 @@ def si_sdr(references, estimates, names: Sequence[str] | None = None, padding: b
         target = alpha[:, None] * s
         num = np.einsum("ij,ij->i", target, target)
         den = np.einsum("ij,ij->i", target - e, target - e)
-        out = 10 * np.log10(num / den)
-    out = np.where(den == 0, np.inf, out)
+    return si_sdr_db(ss, num, den)
+
+
+def si_sdr_db(ss: np.ndarray, num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """SI-SDR from its sums: ``ss = |s|²``, ``num = |alpha s|²``, ``den = |alpha s - ŝ|²``
+    (any shape): ``10 log10(num / den)``, +inf for a perfect estimate, NaN for a silent
+    reference."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(den == 0, np.inf, 10 * np.log10(num / den))
     return np.where(ss == 0, np.nan, out)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg as sla
-from numpy import fft as nfft_
 
 EPS = np.finfo(float).eps  # museval adds eps * I to the Gram matrix before solving
 BLOCK = 16384  # correlation chunk length (samples)
@@ -119,9 +118,9 @@ def correlations(
                     transform(c0, dst)
                     list(pool.map(lambda part: cross(dst, 0, dst.shape[1], part),
                                   range(nthreads)))
-    cr = nfft_.irfft(acc_r, n=nfft, axis=-1)
+    cr = np.fft.irfft(acc_r, n=nfft, axis=-1)
     lags = np.concatenate([cr[:, nfft - (L - 1) :], cr[:, :L]], axis=1)  # lags -(L-1)..L-1
-    d = nfft_.irfft(acc_d, n=nfft, axis=-1)[..., :L]  # (m, q, L)
+    d = np.fft.irfft(acc_d, n=nfft, axis=-1)[..., :L]  # (m, q, L)
     if nc > 1:  # pairs straddling the nc - 1 chunk boundaries
         e = L - 1
         ns = fast_len(3 * e)
@@ -133,14 +132,14 @@ def correlations(
         left[:m, :, :e], left[m:, :, :e] = x[:, idx[:, :e]], y[:, idx[:, :e]]
         right[:m, :, e:] = x[:, idx[:, e:]] * inside[:, e:]
         right[m:, :, e:] = y[:, idx[:, e:]] * inside[:, e:]
-        lf = nfft_.rfft(left, n=ns, axis=-1)  # (m+q, nb, Fs)
-        rf = nfft_.rfft(right, n=ns, axis=-1)
+        lf = np.fft.rfft(left, n=ns, axis=-1)  # (m+q, nb, Fs)
+        rf = np.fft.rfft(right, n=ns, axis=-1)
         er = np.einsum("pbf,rbf->prf", np.conj(lf[:m]), rf[:m])
         er += np.conj(er.transpose(1, 0, 2))  # + conj(R_p) L_r
-        ce = nfft_.irfft(er[iu, ju], n=ns, axis=-1)
+        ce = np.fft.irfft(er[iu, ju], n=ns, axis=-1)
         lags += np.concatenate([ce[:, ns - e :], ce[:, :L]], axis=1)
         ed = np.einsum("pbf,cbf->pcf", np.conj(lf[:m]), rf[m:])  # conj(L_x) R_y (lags >= 0)
-        d += nfft_.irfft(ed, n=ns, axis=-1)[..., :L]
+        d += np.fft.irfft(ed, n=ns, axis=-1)[..., :L]
     R = np.empty((2 * L - 1, m, m))
     R[:, iu, ju] = lags.T
     R[:, ju, iu] = lags[:, ::-1].T  # R(k)[r, p] = R(-k)[p, r]
@@ -171,9 +170,9 @@ def matvec(R: np.ndarray, X: np.ndarray) -> np.ndarray:
     """``T @ X`` for the block-Toeplitz ``T`` of ``R`` (..., 2L-1, m, m); ``X``: (..., L, m, q)."""
     L = X.shape[-3]
     nfft = fast_len(3 * L - 2)
-    hf = nfft_.rfft(R, n=nfft, axis=-3)
-    xf = nfft_.rfft(X, n=nfft, axis=-3)
-    y = nfft_.irfft(np.matmul(hf, xf), n=nfft, axis=-3)
+    hf = np.fft.rfft(R, n=nfft, axis=-3)
+    xf = np.fft.rfft(X, n=nfft, axis=-3)
+    y = np.fft.irfft(np.matmul(hf, xf), n=nfft, axis=-3)
     return y[..., L - 1 : 2 * L - 1, :, :]
 
 

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from .sdx import chunk_db, chunk_median, chunk_starts
-from .sisdr import mdx_db
+from .sisdr import mdx_db, si_sdr_db
 from .validate import as_stack, check_pair
 
 #: the names of :func:`whole_track`'s results, as ``stemforge evaluate`` reports them
@@ -71,6 +71,5 @@ def whole_track(references, estimates, win: int = 44100, hop: int | None = None,
         with np.errstate(divide="ignore", invalid="ignore"):
             alpha = np.einsum("ij,ij->i", e2, s2) / ss
             tt, ee = energies(alpha[:, None, None] * refs, [0], [n])
-            si = np.where(ee[0] == 0, np.inf, 10 * np.log10(tt[0] / ee[0]))
-        out["SI-SDR"] = np.where(ss == 0, np.nan, si)
+        out["SI-SDR"] = si_sdr_db(ss, tt[0], ee[0])
     return {k: out[k] for k in which}
