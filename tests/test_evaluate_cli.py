@@ -430,3 +430,108 @@ def test_tracks_scored_side_by_side_fail_in_track_order(tmp_path, capsys):
     for k in range(3):
         msg = _fails(capsys, root, est, tmp_path / f"res{k}", match="track 'A - One'")
         assert "reference bass is silent over the whole track" in msg
+
+
+def test_meanwhile_runs_in_this_thread_while_items_run_on_the_pool():
+    """``run_task(meanwhile=...)``: the caller's thread prepares (kernels, pandas) while the
+    items run on pool threads — a single item too — and the results and the first failure are
+    still those of item order."""
+    import threading
+    import time
+
+    from stemforge.jobs.evaluate import run_task
+
+    main_thread = threading.current_thread()
+    seen = []
+
+    def fn(i, task):
+        seen.append(("item", i, threading.current_thread() is main_thread))
+        time.sleep(0.05)
+        if i in task:
+            raise ValueError(f"item {i}")
+        return i
+
+    def meanwhile():
+        seen.append(("meanwhile", threading.current_thread() is main_thread))
+
+    for n, threads in ((1, 1), (3, 2)):
+        seen.clear()
+        assert run_task(fn, set(), n, threads=threads, meanwhile=meanwhile) == list(range(n))
+        assert [s for s in seen if s[0] == "meanwhile"] == [("meanwhile", True)]
+        assert all(not s[2] for s in seen if s[0] == "item")
+    with pytest.raises(ValueError, match="item 1"):
+        run_task(fn, {1, 2}, 3, threads=2, meanwhile=meanwhile)
+
+
+def test_loaded_kernels_are_the_ones_scoring_calls():
+    """``load_kernels(nsrc, channels)`` (run by evaluate's main thread while the first tracks
+    are read) loads exactly what a real track's scoring then calls: afterwards, scoring a
+    track of that shape adds no kernel signature (nothing left to load on the workers). In a
+    fresh process (the kernel folder is warm: loads, not compiles)."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from stemforge.metrics import _kernels as K
+from stemforge.metrics.bsseval import load_kernels
+from stemforge.jobs.evaluate import score_track
+names = ("cross_spectra", "projection_energies", "levinson", "levinson_t", "frame_energies")
+for nsrc, ch in ((4, 2), (2, 1)):
+    load_kernels(nsrc, ch)
+    before = {n: len(getattr(K, n).signatures) for n in names}
+    rng = np.random.default_rng(0)
+    refs = {f"s{i}": (0.1 * rng.standard_normal((ch, 3 * 44100))).astype(np.float32)
+            for i in range(nsrc)}
+    ests = {t: r + np.float32(0.05) * refs[f"s{(i + 1) % nsrc}"]
+            for i, (t, r) in enumerate(refs.items())}
+    score_track(refs, ests, [list(refs)], ("bsseval", "sisdr", "mdx", "csdr"), 44100)
+    after = {n: len(getattr(K, n).signatures) for n in names}
+    print(nsrc, ch, sorted(n for n in names if before[n]), before == after)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["4 2 ['cross_spectra', 'frame_energies', 'levinson', 'levinson_t', "
+                   "'projection_energies'] True",
+                   "2 1 ['cross_spectra', 'frame_energies', 'levinson', 'levinson_t', "
+                   "'projection_energies'] True"]
+
+
+def test_scoring_needs_no_pandas():
+    """Scoring a track imports neither pandas nor the tables' module (evaluate imports them in
+    its main thread while the tracks are scored), nor scipy.linalg's dense solvers up front."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import numpy as np
+from stemforge.jobs.evaluate import score_track
+rng = np.random.default_rng(0)
+refs = {t: (0.1 * rng.standard_normal((2, 3 * 8000))).astype(np.float32) for t in "ab"}
+ests = {t: r + np.float32(0.1) for t, r in refs.items()}
+before = sorted(m for m in ("pandas", "stemforge.metrics.results", "stemforge.metrics.aggregate",
+                            "numba") if m in sys.modules)
+score_track(refs, ests, [list(refs)], ("bsseval", "sisdr", "mdx", "csdr"), 8000)
+print(before, sorted(m for m in ("pandas", "stemforge.metrics.results") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[] []"
+
+
+def test_evaluate_runs_blas_single_threaded_and_restores_the_environment(monkeypatch):
+    """OpenBLAS's own threads would only spin beside evaluate's track threads: the command sets
+    ``OPENBLAS_NUM_THREADS=1`` for its run unless the user set it, and restores it after."""
+    import os
+
+    from stemforge.commands.evaluate import blas_single_threaded
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    with blas_single_threaded():
+        assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    with blas_single_threaded():
+        assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "4"

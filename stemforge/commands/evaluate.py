@@ -4,6 +4,10 @@ methods; per-method CSV summaries (and boxplots with ``--plots``), a combined su
 is an alias of ``--index ROOT``."""
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
 from ._common import add_dataset_args, add_workers_arg, open_index, workers
 
 
@@ -50,9 +54,28 @@ def select_split(index, split: str | None):
     return index if split == "all" else index.subset(split)
 
 
-def run(args) -> int:
-    import pandas as pd
+@contextmanager
+def blas_single_threaded() -> Iterator[None]:
+    """``OPENBLAS_NUM_THREADS=1`` for this command unless set (same numbers, less CPU): tracks
+    run side by side on evaluate's own threads and BLAS only sees 8x8-sized blocks, so
+    OpenBLAS's own threads would only spin beside them. Effective when NumPy is not imported
+    yet (the CLI imports it after this), inherited by Dask workers; restored after."""
+    ours = "OPENBLAS_NUM_THREADS" not in os.environ
+    if ours:
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        yield
+    finally:
+        if ours:
+            os.environ.pop("OPENBLAS_NUM_THREADS", None)
 
+
+def run(args) -> int:
+    with blas_single_threaded():
+        return _run(args)
+
+
+def _run(args) -> int:
     from ..errors import StemforgeError
     from ..jobs.evaluate import evaluate, parse_metrics, parse_named
 
@@ -69,6 +92,8 @@ def run(args) -> int:
                    workers=k, scheduler=args.scheduler,
                    progress=not args.no_progress, win=args.win, hop=args.hop, imports=imports,
                    plots=args.plots)
+    import pandas as pd  # imported by evaluate while it scored the tracks
+
     for note in res.adjusted:
         print(f"note: estimate zero-padded / trimmed to the reference length: {note}")
     table = res.summary.pivot_table(index=["method", "target"], columns="metric",

@@ -55,20 +55,25 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from .. import __version__
 from ..audio import io
 from ..errors import StemforgeError
-from ..metrics import bss_eval_v4, museval_json
-from ..metrics.whole import whole_track
-from ..metrics import results as mresults
-from ..metrics.validate import MetricsError, as_stack, pad_or_trim
+from ..metrics import museval_json, scratch
+from ..metrics.bsseval import bss_eval_v4_checked
+from ..metrics.names import METHOD_NAME, RECORD, RECORD_FORMAT
+from ..metrics.whole import whole_track_checked
+from ..metrics.validate import MetricsError, as_stack, check_pair, pad_or_trim
 from ..atomic import write_bytes_atomic, write_failure, write_text_atomic
 from .dask_runner import run_items, seed_state, uses_dask, worker_state
+
+if TYPE_CHECKING:  # pandas and the tables module are imported while the tracks are scored
+    import pandas as pd
+
+    from ..metrics import results as mresults
 
 METRICS = ("bsseval", "sisdr", "mdx", "csdr")
 ALIASES = {"usdr": "mdx"}  # the SDX name of the MDX challenge SDR
@@ -78,7 +83,7 @@ AUDIO_SUFFIX = ".wav"
 SUMMARY = "summary.csv"
 MUSEVAL_TABLE = "methods.pandas"
 STAGE_PREFIX = ".stemforge-eval-"
-NAME_RE = mresults.METHOD_NAME
+NAME_RE = METHOD_NAME
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,7 @@ class EvalResult:
     targets: pd.DataFrame  # per target aggregates (wide; first method)
     files: list[Path]
     adjusted: list[str]    # "track/target: N -> M frames" for padded / trimmed estimates
-    summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # method x target x metric
+    summary: pd.DataFrame  # method x target x metric
     methods: list[str] = field(default_factory=list)
 
 
@@ -212,26 +217,30 @@ def score_track(references: dict[str, np.ndarray], estimates: dict[str, np.ndarr
     targets = list(references)
     frames: dict[str, dict[str, np.ndarray]] = {}
     w, h = int(round(win * sample_rate)), int(round(hop * sample_rate))
-    # every metric computes in float64 on (nsrc, channels, frames) stacks: stack once, not
-    # once per metric (each metric still checks its inputs)
-    refs = as_stack([references[t] for t in targets], "references", targets)
-    ests = as_stack([estimates[t] for t in targets], "estimates", targets)
+    # every metric computes in float64 on (nsrc, channels, frames) stacks: stacked once (into
+    # this thread's reused buffers inside scratch.reuse()) and checked once for all metrics
+    # (BSS Eval also needs every reference and estimate non-silent)
+    refs = as_stack([references[t] for t in targets], "references", targets,
+                    buffer="eval.references")
+    ests = as_stack([estimates[t] for t in targets], "estimates", targets,
+                    buffer="eval.estimates")
+    refs, ests = check_pair(refs, ests, targets, require_nonsilent="bsseval" in metrics)
     row = {t: i for i, t in enumerate(targets)}
     if "bsseval" in metrics:
         for group in sets:
             pick = [row[t] for t in group]
             whole_set = pick == list(range(len(targets)))
-            sc = bss_eval_v4(refs if whole_set else refs[pick],
-                             ests if whole_set else ests[pick],
-                             win=w, hop=h, names=list(group), threads=threads)
+            sc = bss_eval_v4_checked(refs if whole_set else refs[pick],
+                                     ests if whole_set else ests[pick],
+                                     win=w, hop=h, threads=threads)
             for i, t in enumerate(group):
                 frames[t] = {m: sc.metric(m)[i] for m in BSS_COLUMNS}
     empty = {m: np.zeros(0) for m in BSS_COLUMNS}
     data = museval_json.track_dict({t: frames.get(t, empty) for t in targets}, win, hop)
-    # SI-SDR, MDX SDR and cSDR from shared sums in one checked call (their definitions:
-    # si_sdr, mdx_sdr, csdr; whole_track equals them up to summation order, tested)
+    # SI-SDR, MDX SDR and cSDR from shared sums in one call (their definitions: si_sdr,
+    # mdx_sdr, csdr; whole_track equals them up to summation order, tested)
     which = [WHOLE_COLUMNS[m] for m in WHOLE_COLUMNS if m in metrics]
-    whole = whole_track(refs, ests, win=w, hop=h, names=targets, which=which) if which else {}
+    whole = whole_track_checked(refs, ests, w, h, which) if which else {}
     for i, entry in enumerate(data["targets"]):
         for col, vals in whole.items():
             entry.setdefault("track_metrics", {})[col] = museval_json.quantize(vals[i])
@@ -357,30 +366,39 @@ def plan(index, estimates: str | os.PathLike | Mapping[str, str | os.PathLike],
 
 def run_task(fn: Callable, task, n: int, workers: int = 1, scheduler: str | None = None,
              progress: bool = False, desc: str = "evaluate", unit: str = "track",
-             threads: int = 1) -> list:
+             threads: int = 1, meanwhile: Callable[[], None] | None = None) -> list:
     """``[fn(i, task) for i in range(n)]`` in-process or on Dask (see
     :func:`~stemforge.jobs.dask_runner.run_items`), with a progress bar (lines off a terminal);
     results in completion order. The first failure raises (Dask cancels what has not started).
     ``threads`` > 1 (in-process only): items run on that many threads of this process (``fn``
     must be thread-safe; the compiled kernels release the GIL); results and the failure raised
-    are then those of item order, as in a plain loop, and items not started are cancelled."""
+    are then those of item order, as in a plain loop, and items not started are cancelled.
+    ``meanwhile``: called in this thread once the items are submitted (in-process, the items
+    then run on pool threads, a single one too: e.g. to import what follows the items while
+    they read and transform their audio); on Dask, before the items."""
     from ..progress import progress as progress_bar
 
     if workers is not None and workers < 1:
         raise StemforgeError(f"--workers {workers}: expected 1 or more")
     out = []
+    local = not uses_dask(workers, scheduler)
     with progress_bar(n, desc, unit, enabled=progress) as bar:
-        if threads > 1 and n > 1 and not uses_dask(workers, scheduler):
+        if local and n > 0 and ((threads > 1 and n > 1) or meanwhile is not None):
             from concurrent.futures import ThreadPoolExecutor
 
-            pool = ThreadPoolExecutor(min(threads, n))
+            pool = ThreadPoolExecutor(max(1, min(threads, n)))
             try:
-                for f in [pool.submit(fn, i, task=task) for i in range(n)]:
+                futures = [pool.submit(fn, i, task=task) for i in range(n)]
+                if meanwhile is not None:
+                    meanwhile()
+                for f in futures:
                     out.append(f.result())
                     bar.update()
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
             return out
+        if meanwhile is not None:
+            meanwhile()
         for r in run_items(fn, range(n), workers, scheduler, name=desc.replace(" ", "-"),
                            task=task):
             out.append(r)
@@ -396,8 +414,10 @@ def imported_tracks(name: str, folder: str | os.PathLike, index
     if not root.exists():
         raise StemforgeError(f"--import {name}={root}: does not exist; expected a folder of "
                              "museval JSON files (<split>/<track>.json)")
+    from ..metrics.results import json_files
+
     files: dict[str, list[Path]] = {}
-    for f in mresults.json_files(root):
+    for f in json_files(root):
         files.setdefault(f.stem, []).append(f)
     out, missing = [], []
     for t in index.tracks:
@@ -444,6 +464,10 @@ def method_tables(method: str, tracks_data: Sequence[tuple[str, str, dict]]
     """One method's scores from its ``(split, track, museval dict)`` list: the
     :class:`~stemforge.metrics.results.MethodResults` and the wide per-track / per-target
     tables (``summary_tracks.csv`` / ``summary_targets.csv``)."""
+    import pandas as pd
+
+    from ..metrics import results as mresults
+
     frames, tracks, targets, split_of = [], [], [], {}
     for split, name, data in tracks_data:
         fr, tr = mresults.json_tables(method, name, data)
@@ -485,6 +509,27 @@ def write_method(stage: Path, tree: str, method: str,
     return m, wide, per_target, files
 
 
+def _meanwhile(index, task: EvalTask, plots: bool, kernels: bool) -> Callable[[], None]:
+    """What this process does while its first tracks are read and Fourier-transformed on the
+    pool's threads (reads and FFTs release the GIL): with ``kernels``, load the compiled
+    kernels scoring calls (numba's import and cache loads hold the GIL: done here, the workers
+    find them loaded), then import the tables' code (pandas; matplotlib with ``plots``).
+    Changes no result: the kernels run on a tiny made-up problem of each joint size scored."""
+    def prepare() -> None:
+        if kernels and "bsseval" in task.metrics and task.jobs:
+            from ..metrics.bsseval import load_kernels
+
+            channels = index.track(task.jobs[0].track_id).channels
+            for size in sorted({len(s) for j in task.jobs for s in j.sets}):
+                load_kernels(size, channels)
+        import pandas  # noqa: F401
+
+        from ..metrics import results  # noqa: F401
+        if plots:
+            import matplotlib.figure  # noqa: F401
+    return prepare
+
+
 def _free_cores(cap: int = 2) -> int:
     """Cores this process may use, at most ``cap`` (BSS Eval's passes gain little beyond 2)."""
     try:
@@ -503,7 +548,7 @@ def record(index, task: EvalTask, imports: Mapping[str, str]) -> dict:
     for name, folder in imports.items():
         methods[name] = {"results": name, "estimates": None,
                          "imported_from": str(Path(folder).resolve())}
-    return {"format": mresults.RECORD_FORMAT, "version": 1, "stemforge": __version__,
+    return {"format": RECORD_FORMAT, "version": 1, "stemforge": __version__,
             "root": str(Path(index.root).resolve()), "index": str(Path(index.index_file).resolve()),
             "groups": {g: list(m) for g, m in index.groups.items()},
             "splits": splits, "tracks": [t.name for t in index.tracks],
@@ -561,15 +606,17 @@ def evaluate(index, estimates, out_dir, targets: Sequence[str] | None = None,
         EvalTask(IndexRef.of(index), (), tuple(metrics), float(win), float(hop), ())
     imported = {name: imported_tracks(name, folder, index) for name, folder in imports.items()}
     pool = 1
-    if not uses_dask(workers, scheduler):  # one process: use the free cores (same scores)
+    local = not uses_dask(workers, scheduler)
+    if local:  # one process: use the free cores (same scores)
         cores = _free_cores()
         if len(task.jobs) > 1:  # tracks side by side, one thread each
             pool = cores
         else:  # one track: BSS Eval's passes split over the cores
             task = dataclasses.replace(task, threads=cores)
     seed_state(task.index.key, index)  # in-process runs reuse the caller's index
-    results = run_task(score_item, task, len(task.jobs), workers, scheduler, progress,
-                       threads=pool)
+    with scratch.reuse():  # each thread's large temporaries allocated once, not per track
+        results = run_task(score_item, task, len(task.jobs), workers, scheduler, progress,
+                           threads=pool, meanwhile=_meanwhile(index, task, plots, kernels=local))
     results = sorted(results, key=lambda r: r[0])
     created = not out.exists()
     stage = out / f"{STAGE_PREFIX}{uuid.uuid4().hex[:12]}.partial"
@@ -589,13 +636,15 @@ def evaluate(index, estimates, out_dir, targets: Sequence[str] | None = None,
             written.append(m)
             files += fs
             first = first or (wide, per_target)
+        from ..metrics import results as mresults
+
         summary = mresults.summary_table(written)
         files.append(write_text_atomic(stage / SUMMARY,
                                        summary.to_csv(index=False, float_format="%.6f")))
         buf = _io.BytesIO()
         mresults.museval_frames(written).to_pickle(buf, compression=None)
         files.append(write_bytes_atomic(stage / MUSEVAL_TABLE, buf.getvalue()))
-        files.append(write_text_atomic(stage / mresults.RECORD,
+        files.append(write_text_atomic(stage / RECORD,
                                        json.dumps(record(index, task, imports), indent=1,
                                                   allow_nan=False)))
         install(stage, out)

@@ -145,6 +145,15 @@ def bss_eval_v4(
     refs = as_stack(references, "references", names)
     ests = as_stack(estimates, "estimates", names)
     refs, ests = check_pair(refs, ests, names, padding=padding)
+    return bss_eval_v4_checked(refs, ests, win, hop, filters_len, solver, threads)
+
+
+def bss_eval_v4_checked(refs: np.ndarray, ests: np.ndarray, win: Frames = 44100,
+                        hop: Frames = 44100, filters_len: int = 512, solver: str = "auto",
+                        threads: int = 1) -> BSSEvalScores:
+    """:func:`bss_eval_v4` on float64 ``(nsrc, channels, frames)`` stacks that
+    :func:`~stemforge.metrics.validate.check_pair` already passed (same length, finite,
+    no silent source): for callers that check once for several metrics."""
     nsrc, nch, n = refs.shape
     L = int(filters_len)
     m = nsrc * nch
@@ -152,8 +161,6 @@ def bss_eval_v4(
     y = np.ascontiguousarray(ests.reshape(m, n))
     bounds = frame_bounds(n, win, hop)
     nwin = len(bounds)
-
-    from . import _kernels
 
     aligned = win >= n or (hop == win and win >= L - 1)  # frames = correlation chunks
     block = min(win, n) if aligned else max(toeplitz.BLOCK, L)
@@ -179,6 +186,8 @@ def bss_eval_v4(
         group = min(group, -(-nwin // nthreads))
 
     def project(firsts):  # frame groups starting at ``firsts``; writes their frames only
+        from . import _kernels  # numba: imported where first needed, after the transforms
+
         buf = None
         for f0 in firsts:
             f1 = min(nwin, f0 + group)
@@ -251,3 +260,14 @@ def bss_eval_v4_sdr(references, estimates, win: Frames = 44100, hop: Frames = 44
     sdr = _db(s_energy, err_energy)
     sdr[silent] = np.nan
     return np.ascontiguousarray(sdr.T)
+
+
+def load_kernels(nsrc: int, channels: int) -> None:
+    """Load every compiled kernel :func:`bss_eval_v4` calls for ``nsrc`` sources of ``channels``
+    channels (compiling them on a new machine), by scoring a tiny made-up problem (16-tap
+    filters, three 64-sample frames; a few ms once loaded). The kernels depend on the block
+    size ``nsrc * channels`` (plain loops below :data:`toeplitz.SMALL_BLOCK`), not on lengths."""
+    rng = np.random.default_rng(0)
+    refs = rng.standard_normal((nsrc, channels, 192))
+    ests = refs + 0.1 * rng.standard_normal(refs.shape)
+    bss_eval_v4(refs, ests, win=64, hop=64, filters_len=16)

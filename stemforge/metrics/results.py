@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -35,6 +34,7 @@ import pandas as pd
 
 from ..errors import StemforgeError
 from . import museval_json
+from .names import METHOD_NAME, RECORD, RECORD_FORMAT  # noqa: F401  (public here)
 
 FRAME_METRICS = museval_json.METRICS                 # SDR, SIR, SAR, ISR (per frame)
 TRACK_METRICS = ("SI-SDR", "MDX-SDR", "cSDR")        # one value per track (track_metrics)
@@ -51,9 +51,6 @@ AGGREGATION: dict[str, tuple[str, str]] = {
 PER_TRACK = {**{m: "median over frames" for m in FRAME_METRICS}, "SI-SDR": "whole track",
              "MDX-SDR": "whole track", "cSDR": "median over 1 s chunks"}
 
-METHOD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")   # a method's name (a folder name)
-RECORD = "stemforge-eval.json"       # written by stemforge evaluate beside the method trees
-RECORD_FORMAT = "stemforge.eval"
 SKIP_JSON = {RECORD, "spec.json", "stemforge-job.json"}
 FRAME_COLUMNS = ["method", "track", "target", "metric", "time", "score"]
 TRACK_COLUMNS = ["method", "track", "target", "metric", "score"]

@@ -12,7 +12,8 @@ dense solve (Cholesky, then LU, then least squares, as museval does).
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg as sla
+
+from . import scratch
 
 EPS = np.finfo(float).eps  # museval adds eps * I to the Gram matrix before solving
 BLOCK = 16384  # correlation chunk length (samples)
@@ -51,7 +52,8 @@ def correlations(
     Returns ``R`` (2L-1, m, m) with ``R[k + L - 1][p, r] = sum_n x_p[n] x_r[n + k]``,
     ``D`` (L, m, q) with ``D[l][p, c] = sum_n x_p[n] y_c[n + l]``, with ``keep`` the spectra of
     all chunks (``block`` samples each, zero-padded to ``nfft``) of x then y as
-    (m + q, nc, nfft // 2 + 1) complex (else None), and ``nfft``.
+    (m + q, nc, nfft // 2 + 1) complex (else None; a :mod:`.scratch` buffer, valid until this
+    thread's next call), and ``nfft``.
 
     The signals are cut into chunks of ``block`` samples (needs ``block >= L - 1`` when there
     is more than one chunk). Within-chunk correlations come from the chunk spectra (cross-spectra
@@ -65,8 +67,6 @@ def correlations(
     chunks and the cross-spectrum sums by frequency bins: every sum is formed in the same order
     as with one thread, so the result is bit-identical.
     """
-    from . import _kernels
-
     m, n = x.shape
     q = y.shape[0]
     B = min(block, max(n, 1))
@@ -76,7 +76,7 @@ def correlations(
     nfft = fast_len(max(B + L - 1, 2 * L - 1))
     F = nfft // 2 + 1
     iu, ju = np.triu_indices(m)
-    kept = np.empty((m + q, nc, F), np.complex128) if keep else None
+    kept = scratch.empty("bss.spectra", (m + q, nc, F), np.complex128) if keep else None
     step = max(1, min(nc, STEP_ELEMS // ((m + q) * F)))
     acc_r = np.zeros((len(iu), F), np.complex128)  # ref x ref, pairs p <= r
     acc_d = np.zeros((m, q, F), np.complex128)  # ref x estimate
@@ -90,6 +90,9 @@ def correlations(
         np.fft.rfft(_chunks(y, c0, c0 + k, B), n=nfft, axis=-1, out=dst[m:])
 
     def cross(spec, c0, c1, part):  # bins of thread ``part``; the same sums whatever the split
+        from . import _kernels  # numba: imported where first needed (``stemforge evaluate``
+        # loads the kernels in its main thread while its workers transform their first tracks)
+
         _kernels.cross_spectra(spec.view(np.float64), m, c0, c1, step, fcut[part],
                                fcut[part + 1], ar_f, ad_f)
 
@@ -242,6 +245,8 @@ def levinson_numpy(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 
 def _dense_solve(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    import scipy.linalg as sla  # the rare fallback only: its import costs ~0.2 s of a run
+
     if Y.ndim > 3:
         return np.stack([_dense_solve(r, y) for r, y in zip(R, Y)])
     L, m, q = Y.shape

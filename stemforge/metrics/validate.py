@@ -25,10 +25,13 @@ def _names(n: int, names: Sequence[str] | None) -> list[str]:
     return list(names)
 
 
-def as_stack(arrays, what: str, names: Sequence[str] | None = None) -> np.ndarray:
+def as_stack(arrays, what: str, names: Sequence[str] | None = None,
+             buffer: str | None = None) -> np.ndarray:
     """Stack a sequence of ``(channels, frames)`` arrays (or take a 3-D array) as float64.
 
-    Returns ``(nsrc, channels, frames)``. Sources must share channels and frames.
+    Returns ``(nsrc, channels, frames)``. Sources must share channels and frames. ``buffer``:
+    stack a sequence into this thread's :mod:`~stemforge.metrics.scratch` buffer of that name
+    (valid until the next call asking for it).
     """
     if isinstance(arrays, np.ndarray) and arrays.ndim == 3:
         return np.asarray(arrays, dtype=np.float64)
@@ -43,6 +46,11 @@ def as_stack(arrays, what: str, names: Sequence[str] | None = None) -> np.ndarra
     if len(shapes) > 1:
         detail = ", ".join(f"{lab} {a.shape}" for a, lab in zip(arrays, labels))
         raise MetricsError(f"{what}: sources differ in (channels, frames): {detail}")
+    if buffer is not None:
+        from . import scratch
+
+        out = scratch.empty(buffer, (len(arrays),) + arrays[0].shape)
+        return np.stack(arrays, out=out)
     return np.stack(arrays).astype(np.float64, copy=False)
 
 
@@ -62,9 +70,21 @@ def pad_or_trim(references: np.ndarray, estimates: np.ndarray) -> np.ndarray:
     return estimates
 
 
+SILENCE_BLOCK = 1 << 16  # samples summed at a time by silent_sources
+
+
 def silent_sources(x: np.ndarray) -> np.ndarray:
-    """museval's silence rule: the channel sum is zero at every sample. ``x``: (nsrc, C, N) -> (nsrc,) bool."""
-    return np.all(x.sum(axis=1) == 0, axis=-1)
+    """museval's silence rule: the channel sum is zero at every sample. ``x``: (nsrc, C, N) -> (nsrc,) bool.
+
+    Block by block, stopping at a source's first non-zero block (the same sums as over the
+    whole track; music is rarely silent for a whole block, so this reads a small part of it)."""
+    silent = np.ones(x.shape[0], bool)
+    for i in range(x.shape[0]):
+        for a in range(0, x.shape[-1], SILENCE_BLOCK):
+            if np.any(x[i, :, a : a + SILENCE_BLOCK].sum(axis=0) != 0):
+                silent[i] = False
+                break
+    return silent
 
 
 def check_pair(

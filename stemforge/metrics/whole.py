@@ -25,6 +25,12 @@ from .validate import as_stack, check_pair
 NAMES = ("SI-SDR", "MDX-SDR", "cSDR")
 
 
+def _known(which: Sequence[str]) -> None:
+    bad = [w for w in which if w not in NAMES]
+    if bad:
+        raise ValueError(f"unknown whole-track metric(s) {bad}; expected some of {NAMES}")
+
+
 def whole_track(references, estimates, win: int = 44100, hop: int | None = None,
                 names: Sequence[str] | None = None, padding: bool = True,
                 which: Sequence[str] = NAMES) -> dict[str, np.ndarray]:
@@ -34,22 +40,29 @@ def whole_track(references, estimates, win: int = 44100, hop: int | None = None,
     as the references do); ``win``/``hop``: cSDR chunk length and hop in frames (``hop``
     defaults to ``win``).
     """
-    from . import _kernels
-
-    bad = [w for w in which if w not in NAMES]
-    if bad:
-        raise ValueError(f"unknown whole-track metric(s) {bad}; expected some of {NAMES}")
+    _known(which)
     refs, ests = check_pair(as_stack(references, "references", names),
                             as_stack(estimates, "estimates", names), names, padding=padding,
                             require_nonsilent=False)
+    return whole_track_checked(refs, ests, win, hop, which)
+
+
+def whole_track_checked(refs: np.ndarray, ests: np.ndarray, win: int = 44100,
+                        hop: int | None = None, which: Sequence[str] = NAMES
+                        ) -> dict[str, np.ndarray]:
+    """:func:`whole_track` on float64 ``(nsrc, channels, frames)`` stacks that
+    :func:`~stemforge.metrics.validate.check_pair` already passed (same length, finite)."""
+    from . import _kernels, scratch
+
+    _known(which)
     refs, ests = np.ascontiguousarray(refs), np.ascontiguousarray(ests)
     nsrc, _, n = refs.shape
     out: dict[str, np.ndarray] = {}
 
-    def energies(x, starts, stops):  # (frames, nsrc) sum x^2 and sum (ŝ - x)^2
-        s_e = np.empty((len(starts), nsrc))
+    def energies(x, starts, stops, y=ests):  # (frames, sources) sum x^2 and sum (y - x)^2
+        s_e = np.empty((len(starts), x.shape[0]))
         d_e = np.empty_like(s_e)
-        _kernels.frame_energies(x, ests, np.asarray(starts, np.int64),
+        _kernels.frame_energies(x, y, np.asarray(starts, np.int64),
                                 np.asarray(stops, np.int64), s_e, d_e,
                                 np.empty(len(starts), np.bool_))
         return s_e, d_e
@@ -70,6 +83,12 @@ def whole_track(references, estimates, win: int = 44100, hop: int | None = None,
         ss = np.einsum("ij,ij->i", s2, s2)
         with np.errstate(divide="ignore", invalid="ignore"):
             alpha = np.einsum("ij,ij->i", e2, s2) / ss
-            tt, ee = energies(alpha[:, None, None] * refs, [0], [n])
-        out["SI-SDR"] = si_sdr_db(ss, tt[0], ee[0])
+        tt, ee = np.empty(nsrc), np.empty(nsrc)
+        scaled = scratch.empty("whole.scaled", (1,) + refs.shape[1:])  # one source at a time
+        with np.errstate(invalid="ignore"):  # a silent reference: alpha is NaN (-> NaN dB)
+            for i in range(nsrc):
+                np.multiply(refs[i], alpha[i], out=scaled[0])
+                t, e = energies(scaled, [0], [n], ests[i : i + 1])
+                tt[i], ee[i] = t[0, 0], e[0, 0]
+        out["SI-SDR"] = si_sdr_db(ss, tt, ee)
     return {k: out[k] for k in which}
