@@ -215,15 +215,23 @@ def score_track(references: dict[str, np.ndarray], estimates: dict[str, np.ndarr
     ``win``/``hop`` seconds (1 s, the challenges').
     """
     targets = list(references)
-    frames: dict[str, dict[str, np.ndarray]] = {}
-    w, h = int(round(win * sample_rate)), int(round(hop * sample_rate))
     # every metric computes in float64 on (nsrc, channels, frames) stacks: stacked once (into
-    # this thread's reused buffers inside scratch.reuse()) and checked once for all metrics
-    # (BSS Eval also needs every reference and estimate non-silent)
+    # this thread's reused buffers inside scratch.reuse())
     refs = as_stack([references[t] for t in targets], "references", targets,
                     buffer="eval.references")
     ests = as_stack([estimates[t] for t in targets], "estimates", targets,
                     buffer="eval.estimates")
+    return score_stacks(refs, ests, targets, sets, metrics, sample_rate, win, hop, threads)
+
+
+def score_stacks(refs: np.ndarray, ests: np.ndarray, targets: Sequence[str],
+                 sets: Sequence[Sequence[str]], metrics: Sequence[str], sample_rate: int,
+                 win: float = 1.0, hop: float = 1.0, threads: int = 1) -> dict:
+    """:func:`score_track` on float64 ``(targets, channels, frames)`` stacks (row ``k`` is
+    ``targets[k]``)."""
+    frames: dict[str, dict[str, np.ndarray]] = {}
+    w, h = int(round(win * sample_rate)), int(round(hop * sample_rate))
+    # checked once for all metrics (BSS Eval also needs every reference and estimate non-silent)
     refs, ests = check_pair(refs, ests, targets, require_nonsilent="bsseval" in metrics)
     row = {t: i for i, t in enumerate(targets)}
     if "bsseval" in metrics:
@@ -251,27 +259,34 @@ def score_item(i: int, task: EvalTask) -> tuple[int, dict, list[str]]:
     """Worker (in-process or Dask): read references and estimates of ``task.jobs[i]``, score.
 
     Returns (i, museval JSON dict, adjusted-length notes); writes nothing (the caller writes
-    every file once all tracks succeeded).
+    every file once all tracks succeeded). Each file goes straight into the float64 stacks
+    (this thread's reused buffers inside ``scratch.reuse()``): only one file's samples are
+    held besides them.
     """
     job = task.jobs[i]
     index = worker_state(task.index.key, task.index.open)
     track = index.track(job.track_id)
-    refs, ests, notes = {}, {}, []
+    n_t, notes = len(job.estimates), []
+    shape = (n_t, track.channels, track.frames)
+    refs = scratch.empty("eval.references", shape)
+    ests = scratch.empty("eval.estimates", shape)
     who = f"track {job.name!r}" + (f" of {job.method!r}" if len(task.methods) > 1 else "")
-    for t, path in job.estimates:
-        refs[t] = index.read(job.track_id, t)
+    for k, (t, path) in enumerate(job.estimates):
+        refs[k] = index.read(job.track_id, t)
         est = io.read(path)
-        if est.shape[0] != refs[t].shape[0]:
+        if est.shape[0] != track.channels:
             raise MetricsError(f"{who}: estimate {path} has {est.shape[0]} channel(s), the "
-                               f"reference {t!r} has {refs[t].shape[0]}; expected the same count")
-        if est.shape[1] != refs[t].shape[1]:  # each target on its own, as museval pads
-            notes.append(f"{job.method}/{job.name}/{t}: {est.shape[1]} -> {refs[t].shape[1]} "
+                               f"reference {t!r} has {track.channels}; expected the same count")
+        if est.shape[1] != track.frames:  # each target on its own, as museval pads
+            notes.append(f"{job.method}/{job.name}/{t}: {est.shape[1]} -> {track.frames} "
                          "frames")
-            est = pad_or_trim(refs[t][None], est[None])[0]
-        ests[t] = est
+            est = pad_or_trim(refs[k][None], est[None])[0]
+        ests[k] = est
+        del est
+    targets = [t for t, _ in job.estimates]
     try:
-        data = score_track(refs, ests, job.sets, task.metrics, track.sample_rate,
-                           task.win, task.hop, task.threads)
+        data = score_stacks(refs, ests, targets, job.sets, task.metrics, track.sample_rate,
+                            task.win, task.hop, task.threads)
     except MetricsError as e:
         folder = Path(job.estimates[0][1]).parent
         raise MetricsError(f"{who} (estimates {folder}): {e}") from e

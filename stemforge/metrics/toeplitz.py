@@ -19,6 +19,7 @@ EPS = np.finfo(float).eps  # museval adds eps * I to the Gram matrix before solv
 BLOCK = 16384  # correlation chunk length (samples)
 MAX_REFINE = 3  # iterative-refinement steps of the Levinson solution
 STEP_ELEMS = 1 << 21  # chunk spectra (complex bins, all rows) transformed per step
+IRFFT_ROWS = 8  # summed cross-spectra transformed back per step
 
 
 def fast_len(n: int) -> int:
@@ -121,9 +122,8 @@ def correlations(
                     transform(c0, dst)
                     list(pool.map(lambda part: cross(dst, 0, dst.shape[1], part),
                                   range(nthreads)))
-    cr = np.fft.irfft(acc_r, n=nfft, axis=-1)
-    lags = np.concatenate([cr[:, nfft - (L - 1) :], cr[:, :L]], axis=1)  # lags -(L-1)..L-1
-    d = np.fft.irfft(acc_d, n=nfft, axis=-1)[..., :L]  # (m, q, L)
+    lags = _circular_lags(acc_r, nfft, L - 1, L)  # lags -(L-1)..L-1
+    d = _circular_lags(acc_d, nfft, 0, L)  # (m, q, L)
     if nc > 1:  # pairs straddling the nc - 1 chunk boundaries
         e = L - 1
         ns = fast_len(3 * e)
@@ -148,6 +148,19 @@ def correlations(
     R[:, ju, iu] = lags[:, ::-1].T  # R(k)[r, p] = R(-k)[p, r]
     D = np.ascontiguousarray(d.transpose(2, 0, 1))  # (L, m, q)
     return R, D, kept, nfft
+
+
+def _circular_lags(spec: np.ndarray, nfft: int, before: int, after: int) -> np.ndarray:
+    """Samples ``-before .. after - 1`` (circularly) of ``irfft(spec, nfft)`` along the last
+    axis: (..., before + after). Transformed :data:`IRFFT_ROWS` rows at a time, so no
+    full-length (..., nfft) array is ever held (each row's transform is the same)."""
+    rows = spec.reshape(-1, spec.shape[-1])
+    out = np.empty((rows.shape[0], before + after))
+    for a in range(0, rows.shape[0], IRFFT_ROWS):
+        t = np.fft.irfft(rows[a : a + IRFFT_ROWS], n=nfft, axis=-1)
+        out[a : a + IRFFT_ROWS, :before] = t[:, nfft - before :]
+        out[a : a + IRFFT_ROWS, before:] = t[:, :after]
+    return out.reshape(spec.shape[:-1] + (before + after,))
 
 
 def _chunks(a: np.ndarray, c0: int, c1: int, B: int) -> np.ndarray:
