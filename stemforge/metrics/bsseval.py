@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from ..types import Frames
-from . import toeplitz
+from . import scratch, toeplitz
 from .toeplitz import fast_len
 from .validate import as_stack, check_pair
 
@@ -104,9 +104,13 @@ def _filter_spectra(h_all, h_own, nfft):
     source to ``c``."""
     nsrc, L, nch, _ = h_own.shape
     m = nsrc * nch
-    hall = np.fft.rfft(np.ascontiguousarray(h_all.transpose(1, 2, 0)), n=nfft, axis=-1)
+    F = nfft // 2 + 1
+    hall = scratch.empty("bss.filters_all", (m, m, F), np.complex128)
+    hown = scratch.empty("bss.filters_own", (nch, m, F), np.complex128)
+    np.fft.rfft(np.ascontiguousarray(h_all.transpose(1, 2, 0)), n=nfft, axis=-1, out=hall)
     own = np.ascontiguousarray(h_own.transpose(2, 0, 3, 1)).reshape(nch, m, L)
-    return hall, np.fft.rfft(own, n=nfft, axis=-1)
+    np.fft.rfft(own, n=nfft, axis=-1, out=hown)
+    return hall, hown
 
 
 def _frame_spectra(x, y, starts, flen, nfft, out):

@@ -79,8 +79,10 @@ def correlations(
     iu, ju = np.triu_indices(m)
     kept = scratch.empty("bss.spectra", (m + q, nc, F), np.complex128) if keep else None
     step = max(1, min(nc, STEP_ELEMS // ((m + q) * F)))
-    acc_r = np.zeros((len(iu), F), np.complex128)  # ref x ref, pairs p <= r
-    acc_d = np.zeros((m, q, F), np.complex128)  # ref x estimate
+    acc_r = scratch.empty("bss.sums_rr", (len(iu), F), np.complex128)  # ref x ref, p <= r
+    acc_d = scratch.empty("bss.sums_rd", (m, q, F), np.complex128)  # ref x estimate
+    acc_r[...] = 0
+    acc_d[...] = 0
     ar_f, ad_f = acc_r.view(np.float64), acc_d.view(np.float64)
     nthreads = max(1, int(threads))
     fcut = np.linspace(0, F, nthreads + 1).astype(np.int64)  # bin ranges of the threads
