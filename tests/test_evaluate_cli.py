@@ -522,16 +522,22 @@ print(before, sorted(m for m in ("pandas", "stemforge.metrics.results") if m in 
 
 def test_evaluate_runs_blas_single_threaded_and_restores_the_environment(monkeypatch):
     """OpenBLAS's own threads would only spin beside evaluate's track threads: the command sets
-    ``OPENBLAS_NUM_THREADS=1`` for its run unless the user set it, and restores it after."""
+    ``OPENBLAS_NUM_THREADS=1`` for its run unless the user set it, raises the collector's first
+    threshold while it runs, and restores both after."""
+    import gc
     import os
 
-    from stemforge.commands.evaluate import blas_single_threaded
+    from stemforge.commands.evaluate import lean_runtime
 
+    before = gc.get_threshold()
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
-    with blas_single_threaded():
+    with lean_runtime():
         assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
-    assert "OPENBLAS_NUM_THREADS" not in os.environ
+        assert gc.get_threshold()[0] == 50_000
+    assert "OPENBLAS_NUM_THREADS" not in os.environ and gc.get_threshold() == before
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
-    with blas_single_threaded():
-        assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
-    assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
+    with pytest.raises(RuntimeError):
+        with lean_runtime():
+            assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
+            raise RuntimeError
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "4" and gc.get_threshold() == before
