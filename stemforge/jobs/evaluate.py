@@ -401,7 +401,7 @@ def run_task(fn: Callable, task, n: int, workers: int = 1, scheduler: str | None
         if local and n > 0 and ((threads > 1 and n > 1) or meanwhile is not None):
             from concurrent.futures import ThreadPoolExecutor
 
-            pool = ThreadPoolExecutor(max(1, min(threads, n)))
+            pool = ThreadPoolExecutor(min(threads, n))
             try:
                 futures = [pool.submit(fn, i, task=task) for i in range(n)]
                 if meanwhile is not None:

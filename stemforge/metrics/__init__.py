@@ -12,7 +12,6 @@ from .sisdr import mdx_sdr, si_sdr
 from .validate import MetricsError, pad_or_trim
 
 
-
 def __getattr__(name: str):
     """``aggregate`` (pandas tables) is imported on first use: scoring alone does not need
     pandas, and ``stemforge evaluate`` imports it while its first tracks are scored."""

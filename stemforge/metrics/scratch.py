@@ -1,7 +1,8 @@
 """Reusable per-thread buffers for the large temporaries of scoring a track.
 
-Fresh memory is not free: the OS zeroes every new page (~0.3 CPU-s per GB measured here), and
-one 22 s, 4-source stereo track needs ~0.3 GB of float64 stacks and kept spectra. Inside
+Fresh memory is not free: the OS zeroes every new page (0.7 CPU-s per GB for one process, up
+to 1.5 s for two at once, measured on the 2-core VM of docs/benchmarks.md), and one 22.5 s,
+4-source stereo track needs ~0.33 GB of stacks, kept spectra and sums. Inside
 ``with reuse():`` each thread's named buffers are kept and handed out again (grown when a
 longer track needs more), so a job scoring many tracks pays for that memory once per thread.
 Outside it, :func:`empty` is ``np.empty``: a library call keeps nothing.

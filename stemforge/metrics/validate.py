@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import StemforgeError
+from . import scratch
 
 
 class MetricsError(StemforgeError):
@@ -47,8 +48,6 @@ def as_stack(arrays, what: str, names: Sequence[str] | None = None,
         detail = ", ".join(f"{lab} {a.shape}" for a, lab in zip(arrays, labels))
         raise MetricsError(f"{what}: sources differ in (channels, frames): {detail}")
     if buffer is not None:
-        from . import scratch
-
         out = scratch.empty(buffer, (len(arrays),) + arrays[0].shape)
         return np.stack(arrays, out=out)
     return np.stack(arrays).astype(np.float64, copy=False)
