@@ -27,17 +27,10 @@ from typing import Any, Callable
 from numba import njit as _njit
 from numba.core import caching as _caching
 
+from ._kernel_folder import kernel_dir  # noqa: F401  (re-exported: the one kernel folder)
+
 #: this package's folder: its modules' kernels cache in the kernel folder
 _PACKAGE = Path(__file__).resolve().parent
-
-
-def kernel_dir() -> Path:
-    """The folder of compiled kernels and generated kernel modules (created on demand)."""
-    env = os.environ.get("STEMFORGE_KERNEL_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "stemforge" / "kernels"
 
 
 def numba_cache_dir() -> Path:

@@ -79,8 +79,14 @@ def test_warmup_command_fills_the_kernel_dir(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     lines = p.stderr.strip().splitlines()
     assert lines[0] == f"warmup: compiling kernels into {kdir}"
-    assert [ln.split(":")[0] for ln in lines[1:4]] == ["warmup 1/3", "warmup 2/3", "warmup 3/3"]
-    assert lines[-1].startswith("warmup: done in ") and len(lines) == 5 and p.stdout == ""
+    assert [ln.split(":")[0] for ln in lines[1:5]] == [f"warmup {k}/4" for k in range(1, 5)]
+    assert lines[-1].startswith("warmup: done in ") and len(lines) == 6 and p.stdout == ""
+    from stemforge import _aot
+    from stemforge.metrics.kernels import METRICS
+
+    build = _aot.build_path(METRICS)  # the metrics kernels ahead of time, for this source
+    assert lines[4].endswith((f"built {build.name}", f"up to date ({build.name})"))
+    assert build.is_file() and [p.name for p in build.parent.iterdir()] == [build.name]
     here = {f"{d}_" for d in ("mixing", "audio", "metrics")}
     sub = {p.parent.name.split("_")[0] + "_" for p in _compiled(kdir / "numba")}
     assert here <= sub

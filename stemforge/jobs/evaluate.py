@@ -527,8 +527,9 @@ def write_method(stage: Path, tree: str, method: str,
 def _meanwhile(index, task: EvalTask, plots: bool, kernels: bool) -> Callable[[], None]:
     """What this process does while its first tracks are read and Fourier-transformed on the
     pool's threads (reads and FFTs release the GIL): with ``kernels``, load the compiled
-    kernels scoring calls (numba's import and cache loads hold the GIL: done here, the workers
-    find them loaded), then import the tables' code (pandas; matplotlib with ``plots``).
+    kernels scoring calls (imports hold the GIL — the ahead-of-time build's BLAS table from
+    SciPy, or without a build numba's import and cache loads: done here, the workers find them
+    loaded), then import the tables' code (pandas; matplotlib with ``plots``).
     Changes no result: the kernels run on a tiny made-up problem of each joint size scored."""
     def prepare() -> None:
         if kernels and "bsseval" in task.metrics and task.jobs:

@@ -190,7 +190,7 @@ def bss_eval_v4_checked(refs: np.ndarray, ests: np.ndarray, win: Frames = 44100,
         group = min(group, -(-nwin // nthreads))
 
     def project(firsts):  # frame groups starting at ``firsts``; writes their frames only
-        from . import _kernels  # numba: imported where first needed, after the transforms
+        from .kernels import kernels  # loaded where first needed, after the transforms
 
         buf = None
         for f0 in firsts:
@@ -203,7 +203,7 @@ def bss_eval_v4_checked(refs: np.ndarray, ests: np.ndarray, win: Frames = 44100,
                 dst = buf[:, : f1 - f0]
                 spec, t0, t1 = _frame_spectra(x, y, starts[f0:f1], flen, nfft, dst), 0, f1 - f0
             part = np.zeros((5, t1 - t0, nsrc))
-            _kernels.projection_energies(spec.view(np.float64), t0, t1, hall_f, hown_f, w, nch,
+            kernels().projection_energies(spec.view(np.float64), t0, t1, hall_f, hown_f, w, nch,
                                          part)
             energies[:, f0:f1] = part
 
@@ -236,14 +236,14 @@ def _frame_energies(refs: np.ndarray, ests: np.ndarray, starts: np.ndarray, stop
     """``(|s|^2, |ŝ - s|^2)`` per frame and source ((nwin, nsrc) float64) and the frames'
     silence flags ((nwin,) bool). In images mode the four error terms sum to ``ŝ - s``, so the
     SDR of a frame is the ratio of the two and needs no distortion filters."""
-    from . import _kernels
+    from .kernels import kernels
 
     nsrc = refs.shape[0]
     nwin = len(starts)
     s_energy = np.empty((nwin, nsrc))
     err_energy = np.empty((nwin, nsrc))
     silent = np.empty(nwin, np.bool_)
-    _kernels.frame_energies(refs, ests, starts, stops, s_energy, err_energy, silent)
+    kernels().frame_energies(refs, ests, starts, stops, s_energy, err_energy, silent)
     return s_energy, err_energy, silent
 
 
@@ -268,9 +268,11 @@ def bss_eval_v4_sdr(references, estimates, win: Frames = 44100, hop: Frames = 44
 
 def load_kernels(nsrc: int, channels: int) -> None:
     """Load every compiled kernel :func:`bss_eval_v4` calls for ``nsrc`` sources of ``channels``
-    channels (compiling them on a new machine), by scoring a tiny made-up problem (16-tap
-    filters, three 64-sample frames; a few ms once loaded). The kernels depend on the block
-    size ``nsrc * channels`` (plain loops below :data:`toeplitz.SMALL_BLOCK`), not on lengths."""
+    channels, by scoring a tiny made-up problem (16-tap filters, three 64-sample frames): the
+    ahead-of-time build (:mod:`.kernels`; about a millisecond, plus SciPy's BLAS table when
+    the block recursion uses BLAS) or numba's kernels (its import and cache loads, ~0.7 s;
+    compiles on a new machine). The kernels depend on the block size ``nsrc * channels``
+    (plain loops below :data:`toeplitz.SMALL_BLOCK`), not on lengths."""
     rng = np.random.default_rng(0)
     refs = rng.standard_normal((nsrc, channels, 192))
     ests = refs + 0.1 * rng.standard_normal(refs.shape)

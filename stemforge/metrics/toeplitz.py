@@ -93,10 +93,10 @@ def correlations(
         np.fft.rfft(_chunks(y, c0, c0 + k, B), n=nfft, axis=-1, out=dst[m:])
 
     def cross(spec, c0, c1, part):  # bins of thread ``part``; the same sums whatever the split
-        from . import _kernels  # numba: imported where first needed (``stemforge evaluate``
-        # loads the kernels in its main thread while its workers transform their first tracks)
+        from .kernels import kernels  # loaded where first needed (``stemforge evaluate``
+        # loads them in its main thread while its workers transform their first tracks)
 
-        _kernels.cross_spectra(spec.view(np.float64), m, c0, c1, step, fcut[part],
+        kernels().cross_spectra(spec.view(np.float64), m, c0, c1, step, fcut[part],
                                fcut[part + 1], ar_f, ad_f)
 
     starts = list(range(0, nc, step))
@@ -206,14 +206,15 @@ def levinson(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
     The maths of :func:`levinson_numpy`; BLAS products for ``m >= SMALL_BLOCK``, plain loops
     over transposed stacks below. Raises ``np.linalg.LinAlgError`` when a block is singular.
     """
-    from . import _kernels
+    from .kernels import kernels
 
     L, m, q = Y.shape[-3:]
     lead = Y.shape[:-3]
     Rb = np.ascontiguousarray(np.broadcast_to(R, lead + R.shape[-3:]).reshape((-1,) + R.shape[-3:]))
     Yb = np.ascontiguousarray(Y.reshape((-1, L, m, q)), dtype=np.float64)
     X = np.empty_like(Yb)
-    (_kernels.levinson if m >= SMALL_BLOCK else _kernels.levinson_t)(Rb, Yb, X)
+    k = kernels()
+    (k.levinson if m >= SMALL_BLOCK else k.levinson_t)(Rb, Yb, X)
     return X.reshape(lead + (L, m, q))
 
 

@@ -52,7 +52,8 @@ def whole_track_checked(refs: np.ndarray, ests: np.ndarray, win: int = 44100,
                         ) -> dict[str, np.ndarray]:
     """:func:`whole_track` on float64 ``(nsrc, channels, frames)`` stacks that
     :func:`~stemforge.metrics.validate.check_pair` already passed (same length, finite)."""
-    from . import _kernels, scratch
+    from . import scratch
+    from .kernels import kernels
 
     _known(which)
     refs, ests = np.ascontiguousarray(refs), np.ascontiguousarray(ests)
@@ -62,7 +63,7 @@ def whole_track_checked(refs: np.ndarray, ests: np.ndarray, win: int = 44100,
     def energies(x, starts, stops, y=ests):  # (frames, sources) sum x^2 and sum (y - x)^2
         s_e = np.empty((len(starts), x.shape[0]))
         d_e = np.empty_like(s_e)
-        _kernels.frame_energies(x, y, np.asarray(starts, np.int64),
+        kernels().frame_energies(x, y, np.asarray(starts, np.int64),
                                 np.asarray(stops, np.int64), s_e, d_e,
                                 np.empty(len(starts), np.bool_))
         return s_e, d_e

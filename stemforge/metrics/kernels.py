@@ -1,0 +1,35 @@
+"""Where the metrics' compiled kernels come from: :func:`kernels`.
+
+The kernels are written once, for numba, in :mod:`stemforge.metrics._kernels` (the readable
+reference). ``stemforge warmup`` also builds them ahead of time (:mod:`stemforge._aot`), which
+a process loads in about a millisecond without importing numba; without a matching build the
+numba module is used (cached machine code, or compiled on first use). Same numbers either way.
+"""
+from __future__ import annotations
+
+from .._aot import KernelModule, kernels as _kernels
+
+#: the kernels BSS Eval and the whole-track metrics call, with the argument types their callers
+#: pass (see :class:`stemforge._aot.KernelModule`); a call with other types runs the numba kernel
+METRICS = KernelModule(
+    name="metrics",
+    source="stemforge.metrics._kernels",
+    signatures={
+        # spec (rows, chunks, 2F), m, c0, c1, step, f_lo, f_hi, acc_r (pairs, 2F), acc_d (m, q, 2F)
+        "cross_spectra": ("f8[3]", "i8", "i8", "i8", "i8", "i8", "i8", "f8[2]", "f8[3]"),
+        # spec, t0, t1, hall (m, m, 2F), hown (nch, m, 2F), w (F,), nch, out (5, frames, nsrc)
+        "projection_energies": ("f8[3]", "i8", "i8", "f8[3]", "f8[3]", "f8[1]", "i8", "f8[3]"),
+        # refs, ests (nsrc, ch, n), starts, stops (frames,), s_energy, err_energy, silent
+        "frame_energies": ("f8[3]", "f8[3]", "i8[1]", "i8[1]", "f8[2]", "f8[2]", "b1[1]"),
+        # R (systems, 2L-1, m, m), Y (systems, L, m, q), X out (systems, L, m, q)
+        "levinson": ("f8[4]r", "f8[4]", "f8[4]"),
+        "levinson_t": ("f8[4]r", "f8[4]", "f8[4]"),
+    },
+)
+
+
+def kernels():
+    """The metrics kernels by name (``cross_spectra``, ``projection_energies``,
+    ``frame_energies``, ``levinson``, ``levinson_t``): the ahead-of-time build when
+    ``stemforge warmup`` made one for this source, else :mod:`._kernels` (numba)."""
+    return _kernels(METRICS)
