@@ -105,8 +105,10 @@ def _filter_spectra(h_all, h_own, nfft):
     nsrc, L, nch, _ = h_own.shape
     m = nsrc * nch
     F = nfft // 2 + 1
-    hall = scratch.empty("bss.filters_all", (m, m, F), np.complex128)
-    hown = scratch.empty("bss.filters_own", (nch, m, F), np.complex128)
+    # in the summed cross-spectra's buffer: they are dead once the correlations are out
+    both = scratch.empty(toeplitz.SUMS, (m * m + nch * m, F), np.complex128)
+    hall = both[: m * m].reshape(m, m, F)
+    hown = both[m * m :].reshape(nch, m, F)
     np.fft.rfft(np.ascontiguousarray(h_all.transpose(1, 2, 0)), n=nfft, axis=-1, out=hall)
     own = np.ascontiguousarray(h_own.transpose(2, 0, 3, 1)).reshape(nch, m, L)
     np.fft.rfft(own, n=nfft, axis=-1, out=hown)

@@ -20,6 +20,7 @@ BLOCK = 16384  # correlation chunk length (samples)
 MAX_REFINE = 3  # iterative-refinement steps of the Levinson solution
 STEP_ELEMS = 1 << 21  # chunk spectra (complex bins, all rows) transformed per step
 IRFFT_ROWS = 8  # summed cross-spectra transformed back per step
+SUMS = "bss.sums"  # the :mod:`.scratch` buffer of the summed cross-spectra
 
 
 def fast_len(n: int) -> int:
@@ -79,8 +80,11 @@ def correlations(
     iu, ju = np.triu_indices(m)
     kept = scratch.empty("bss.spectra", (m + q, nc, F), np.complex128) if keep else None
     step = max(1, min(nc, STEP_ELEMS // ((m + q) * F)))
-    acc_r = scratch.empty("bss.sums_rr", (len(iu), F), np.complex128)  # ref x ref, p <= r
-    acc_d = scratch.empty("bss.sums_rd", (m, q, F), np.complex128)  # ref x estimate
+    # one buffer (SUMS): ref x ref pairs p <= r, then ref x estimate; dead once the lags are
+    # out, so BSS Eval's filter spectra reuse it
+    sums = scratch.empty(SUMS, (len(iu) + m * q, F), np.complex128)
+    acc_r = sums[: len(iu)]
+    acc_d = sums[len(iu) :].reshape(m, q, F)
     acc_r[...] = 0
     acc_d[...] = 0
     ar_f, ad_f = acc_r.view(np.float64), acc_d.view(np.float64)
