@@ -46,14 +46,26 @@ class KernelModule:
     """A module of numba kernels with an ahead-of-time build.
 
     ``name``: short name in the build's file name; ``source``: the dotted name of the numba
-    kernels module; ``signatures``: ``{kernel: argument types}``, one signature per kernel (the
-    one its callers use; every kernel returns nothing). Types are written without numba:
-    ``"i8"`` an integer, ``"f8[3]"`` a C-contiguous float64 array of 3 dimensions (any NumPy
-    dtype code), ``"f8[4]r"`` the same, read only in the kernel."""
+    kernels module; ``signatures``: ``{kernel: argument types}`` or ``{kernel: [argument
+    types, ...]}`` for several variants (the ones its callers use; every kernel returns
+    nothing). Types are written without numba: ``"i8"`` an integer, ``"f8[3]"`` a C-contiguous
+    float64 array of 3 dimensions (any NumPy dtype code), ``"f8[4]r"`` the same, read only in
+    the kernel."""
 
     name: str
     source: str
-    signatures: dict[str, tuple[str, ...]]
+    signatures: dict[str, tuple[str, ...] | list[tuple[str, ...]]]
+
+    def variants(self, kernel: str) -> list[tuple[str, ...]]:
+        """``kernel``'s signatures, in order."""
+        sig = self.signatures[kernel]
+        return list(sig) if isinstance(sig, list) else [sig]
+
+    def exports(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(exported name, kernel, argument types) of every variant: the first under the
+        kernel's name, the others as ``<kernel>__<k>``."""
+        return [(kernel if k == 0 else f"{kernel}__{k}", kernel, args)
+                for kernel in self.signatures for k, args in enumerate(self.variants(kernel))]
 
     def source_file(self) -> Path:
         """The kernels module's file (found without importing it, which would import numba)."""
@@ -106,20 +118,21 @@ class ArgType:
 
 
 class Checked:
-    """An ahead-of-time kernel behind an exact check of its arguments: the compiled code
-    trusts its signature (another dtype, layout or rank would be read as if it matched), so any
-    other call goes to the numba kernel of the same name, which compiles for what it gets."""
+    """An ahead-of-time kernel (one or several compiled variants) behind an exact check of its
+    arguments: the compiled code trusts its signature (another dtype, layout or rank would be
+    read as if it matched), so a call runs the first variant whose types it matches exactly,
+    and any other call the numba kernel of the same name, which compiles for what it gets."""
 
-    def __init__(self, name: str, compiled: Callable, types: tuple[ArgType, ...],
+    def __init__(self, name: str, variants: list[tuple[Callable, tuple[ArgType, ...]]],
                  fallback: Callable[[], ModuleType]):
         self.__name__ = name
-        self._compiled = compiled
-        self._types = types
+        self.variants = variants
         self._fallback = fallback
 
     def __call__(self, *args):
-        if len(args) == len(self._types) and all(t.accepts(a) for t, a in zip(self._types, args)):
-            return self._compiled(*args)
+        for compiled, types in self.variants:
+            if len(args) == len(types) and all(t.accepts(a) for t, a in zip(types, args)):
+                return compiled(*args)
         return getattr(self._fallback(), self.__name__)(*args)
 
 
@@ -130,7 +143,7 @@ def key(module: KernelModule) -> str:
     h = hashlib.sha256()
     for f in (module.source_file(), Path(__file__).with_name("_jit.py"), Path(__file__)):
         h.update(f.read_bytes())
-    h.update(repr(sorted(module.signatures.items())).encode())
+    h.update(repr(module.exports()).encode())
     h.update(f"{sys.implementation.cache_tag}|{platform.machine()}|numpy{np.__version__.split('.')[0]}"
              .encode())
     return h.hexdigest()[:16]
@@ -200,9 +213,11 @@ def kernels(module: KernelModule):
         def jit() -> ModuleType:
             return importlib.import_module(module.source)
 
-        found = SimpleNamespace(**{
-            name: Checked(name, getattr(built, name), tuple(ArgType.parse(t) for t in args), jit)
-            for name, args in module.signatures.items()})
+        variants: dict[str, list] = {}
+        for export, kernel, args in module.exports():
+            variants.setdefault(kernel, []).append(
+                (getattr(built, export), tuple(ArgType.parse(t) for t in args)))
+        found = SimpleNamespace(**{k: Checked(k, v, jit) for k, v in variants.items()})
     with _lock:
         return _kernels.setdefault(module.name, found)
 
@@ -222,7 +237,7 @@ def import_build(module: KernelModule, path: Path) -> ModuleType | None:
         spec.loader.exec_module(mod)
     except (ImportError, OSError):
         return None
-    if not all(callable(getattr(mod, name, None)) for name in module.signatures):
+    if not all(callable(getattr(mod, export, None)) for export, _, _ in module.exports()):
         return None
     return mod
 
@@ -263,14 +278,14 @@ def build(module: KernelModule, folder: Path | None = None,
         from numba.pycc import CC
 
         kernels = importlib.import_module(module.source)
-        exports = {name: types.void(*(ArgType.parse(t).numba_type() for t in args))
-                   for name, args in module.signatures.items()}
+        exports = [(export, kernel, types.void(*(ArgType.parse(t).numba_type() for t in args)))
+                   for export, kernel, args in module.exports()]
         with tempfile.TemporaryDirectory(prefix=".build-", dir=path.parent) as tmp:
             cc = CC(module_name(module))
             cc.output_dir = tmp
             cc.output_file = path.name
-            for name, sig in exports.items():
-                cc.export(name, sig)(getattr(kernels, name).py_func)
+            for export, kernel, sig in exports:
+                cc.export(export, sig)(getattr(kernels, kernel).py_func)
             with _gil_free_exports():
                 cc.compile()
             os.replace(Path(tmp) / path.name, path)

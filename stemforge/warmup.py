@@ -91,10 +91,13 @@ def steps() -> list[tuple[str, Callable[[Path], str | None]]]:
         refs = [idx.read(t.id, s) for s in STEMS]
         ests = [r + np.float32(0.1) * refs[(k + 1) % len(refs)] for k, r in enumerate(refs)]
         with jit_only():  # numba's kernels too: they serve calls the build does not match
-            bss_eval_v4(refs, ests)
-            si_sdr(refs, ests)
-            mdx_sdr(refs, ests)
-            csdr(refs, ests)
+            for dtype in (np.float32, np.float64):  # evaluate's float32 stacks, float64 input
+                r = [x.astype(dtype) for x in refs]
+                e = [x.astype(dtype) for x in ests]
+                bss_eval_v4(r, e)
+                si_sdr(r, e)
+                mdx_sdr(r, e)
+                csdr(r, e)
 
     def ahead_of_time(tmp: Path) -> str:
         from . import _aot

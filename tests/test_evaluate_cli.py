@@ -478,7 +478,8 @@ import numpy as np
 from stemforge.metrics import _kernels as K
 from stemforge.metrics.bsseval import load_kernels
 from stemforge.jobs.evaluate import score_track
-names = ("cross_spectra", "projection_energies", "levinson", "levinson_t", "frame_energies")
+names = ("cross_spectra", "projection_energies", "levinson", "levinson_t", "frame_energies",
+         "dot_sums")
 for nsrc, ch in ((4, 2), (2, 1)):
     load_kernels(nsrc, ch)
     before = {n: len(getattr(K, n).signatures) for n in names}
@@ -494,10 +495,10 @@ for nsrc, ch in ((4, 2), (2, 1)):
     env = {**os.environ, "STEMFORGE_AOT": "0"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env).stdout.splitlines()
-    assert out == ["4 2 ['cross_spectra', 'frame_energies', 'levinson', 'levinson_t', "
-                   "'projection_energies'] True",
-                   "2 1 ['cross_spectra', 'frame_energies', 'levinson', 'levinson_t', "
-                   "'projection_energies'] True"]
+    assert out == ["4 2 ['cross_spectra', 'dot_sums', 'frame_energies', 'levinson', "
+                   "'levinson_t', 'projection_energies'] True",
+                   "2 1 ['cross_spectra', 'dot_sums', 'frame_energies', 'levinson', "
+                   "'levinson_t', 'projection_energies'] True"]
 
 
 def test_scoring_needs_no_pandas():

@@ -215,20 +215,21 @@ def score_track(references: dict[str, np.ndarray], estimates: dict[str, np.ndarr
     ``win``/``hop`` seconds (1 s, the challenges').
     """
     targets = list(references)
-    # every metric computes in float64 on (nsrc, channels, frames) stacks: stacked once (into
-    # this thread's reused buffers inside scratch.reuse())
+    # every metric computes in float64 on (nsrc, channels, frames) stacks (float32 ones when
+    # the inputs are float32: the same scores): stacked once (into this thread's reused
+    # buffers inside scratch.reuse())
     refs = as_stack([references[t] for t in targets], "references", targets,
-                    buffer="eval.references")
+                    buffer="eval.references", keep_float32=True)
     ests = as_stack([estimates[t] for t in targets], "estimates", targets,
-                    buffer="eval.estimates")
+                    buffer="eval.estimates", keep_float32=True)
     return score_stacks(refs, ests, targets, sets, metrics, sample_rate, win, hop, threads)
 
 
 def score_stacks(refs: np.ndarray, ests: np.ndarray, targets: Sequence[str],
                  sets: Sequence[Sequence[str]], metrics: Sequence[str], sample_rate: int,
                  win: float = 1.0, hop: float = 1.0, threads: int = 1) -> dict:
-    """:func:`score_track` on float64 ``(targets, channels, frames)`` stacks (row ``k`` is
-    ``targets[k]``)."""
+    """:func:`score_track` on float64 or float32 ``(targets, channels, frames)`` stacks (row
+    ``k`` is ``targets[k]``)."""
     frames: dict[str, dict[str, np.ndarray]] = {}
     w, h = int(round(win * sample_rate)), int(round(hop * sample_rate))
     # checked once for all metrics (BSS Eval also needs every reference and estimate non-silent)
@@ -259,7 +260,7 @@ def score_item(i: int, task: EvalTask) -> tuple[int, dict, list[str]]:
     """Worker (in-process or Dask): read references and estimates of ``task.jobs[i]``, score.
 
     Returns (i, museval JSON dict, adjusted-length notes); writes nothing (the caller writes
-    every file once all tracks succeeded). Each file goes straight into the float64 stacks
+    every file once all tracks succeeded). Each file goes straight into the float32 stacks
     (this thread's reused buffers inside ``scratch.reuse()``): only one file's samples are
     held besides them.
     """
@@ -268,8 +269,10 @@ def score_item(i: int, task: EvalTask) -> tuple[int, dict, list[str]]:
     track = index.track(job.track_id)
     n_t, notes = len(job.estimates), []
     shape = (n_t, track.channels, track.frames)
-    refs = scratch.empty("eval.references", shape)
-    ests = scratch.empty("eval.estimates", shape)
+    # float32 stacks: every reader gives float32 (exact for 16-bit and float32 files), and every
+    # metric takes the samples to float64 before its sums (the scores of float64 stacks)
+    refs = scratch.empty("eval.references", shape, np.float32)
+    ests = scratch.empty("eval.estimates", shape, np.float32)
     who = f"track {job.name!r}" + (f" of {job.method!r}" if len(task.methods) > 1 else "")
     for k, (t, path) in enumerate(job.estimates):
         refs[k] = index.read(job.track_id, t)

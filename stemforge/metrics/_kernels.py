@@ -194,8 +194,9 @@ def _cmac(ar, ai, br, bi, cr, ci, nb):
 def frame_energies(refs, ests, starts, stops, s_energy, err_energy, silent):
     """Time-domain frame energies and museval's silence rule in one pass.
 
-    ``refs``, ``ests``: (nsrc, nch, N) float64; ``starts``, ``stops``: (nwin,) int64 frame
-    bounds. Writes ``s_energy[t, j] = sum s^2`` and ``err_energy[t, j] = sum (ŝ - s)^2`` over
+    ``refs``, ``ests``: (nsrc, nch, N) float64 or float32 (each sample taken to float64
+    before any arithmetic: float32 stacks give the bits of their float64 copies);
+    ``starts``, ``stops``: (nwin,) int64 frame bounds. Writes ``s_energy[t, j] = sum s^2`` and ``err_energy[t, j] = sum (ŝ - s)^2`` over
     frame ``t``'s samples and source ``j``'s channels ((nwin, nsrc) float64), and
     ``silent[t]`` ((nwin,) bool): some reference or estimate has a channel sum of exactly zero
     at every sample of the frame.
@@ -217,13 +218,13 @@ def frame_energies(refs, ests, starts, stops, s_energy, err_energy, silent):
                 e = ests[j, c, a:b]
                 for k0 in range(0, top, LANES):
                     for ln in range(LANES):
-                        rv = r[k0 + ln]
-                        dv = e[k0 + ln] - rv
+                        rv = np.float64(r[k0 + ln])
+                        dv = np.float64(e[k0 + ln]) - rv
                         lanes[ln] += rv * rv
                         lane2[ln] += dv * dv
                 for k in range(top, n):
-                    rv = r[k]
-                    dv = e[k] - rv
+                    rv = np.float64(r[k])
+                    dv = np.float64(e[k]) - rv
                     lanes[k - top] += rv * rv
                     lane2[k - top] += dv * dv
             s0 = 0.0
@@ -239,13 +240,47 @@ def frame_energies(refs, ests, starts, stops, s_energy, err_energy, silent):
 
 
 @njit
+def dot_sums(x, y, xx, xy):
+    """Per source ``j``: ``xx[j] = sum x^2`` and ``xy[j] = sum x y`` over all channels and
+    samples (SI-SDR's projection). ``x``, ``y``: (nsrc, nch, N) float64 or float32, each
+    sample taken to float64; ``xx``, ``xy``: (nsrc,) float64. Channel by channel in eight
+    fixed lanes, the same order for both sums (so ``y == x`` gives ``xy == xx`` exactly)."""
+    nsrc, nch, n = x.shape
+    top = n - n % LANES
+    l1 = np.empty(LANES)
+    l2 = np.empty(LANES)
+    for j in range(nsrc):
+        l1[:] = 0.0
+        l2[:] = 0.0
+        for c in range(nch):
+            xr = x[j, c]
+            yr = y[j, c]
+            for k0 in range(0, top, LANES):
+                for ln in range(LANES):
+                    xv = np.float64(xr[k0 + ln])
+                    l1[ln] += xv * xv
+                    l2[ln] += xv * np.float64(yr[k0 + ln])
+            for k in range(top, n):
+                xv = np.float64(xr[k])
+                l1[k - top] += xv * xv
+                l2[k - top] += xv * np.float64(yr[k])
+        s1 = 0.0
+        s2 = 0.0
+        for ln in range(LANES):
+            s1 += l1[ln]
+            s2 += l2[ln]
+        xx[j] = s1
+        xy[j] = s2
+
+
+@njit
 def _channel_sum_zero(x, j, a, b):
     """Whether ``x[j, :, k].sum() == 0`` (channels added in order) for every ``a <= k < b``;
     stops at the first sample where it is not (at once, for all but silent frames)."""
     for k in range(a, b):
-        cs = x[j, 0, k]
+        cs = np.float64(x[j, 0, k])  # in float64 whatever the stack's type
         for c in range(1, x.shape[1]):
-            cs += x[j, c, k]
+            cs += np.float64(x[j, c, k])
         if cs != 0.0:
             return False
     return True

@@ -2,7 +2,8 @@
 
 Shapes: ``references`` and ``estimates`` are ``(nsrc, channels, frames)`` (our convention;
 museval takes ``(nsrc, frames, channels)``), or sequences of ``(channels, frames)`` arrays.
-Computation is float64 throughout.
+Computation is float64 throughout (float32 inputs stay float32 in memory — half the size — and
+every sample is taken to float64 before any arithmetic: the scores of their float64 copies).
 
 What museval does, and what we reproduce:
 
@@ -148,8 +149,8 @@ def bss_eval_v4(
     when tracks already run in parallel). Returns :class:`BSSEvalScores` with ``(nsrc, nwin)``
     arrays. Raises :class:`~stemforge.metrics.validate.MetricsError` on inconsistent input.
     """
-    refs = as_stack(references, "references", names)
-    ests = as_stack(estimates, "estimates", names)
+    refs = as_stack(references, "references", names, keep_float32=True)
+    ests = as_stack(estimates, "estimates", names, keep_float32=True)
     refs, ests = check_pair(refs, ests, names, padding=padding)
     return bss_eval_v4_checked(refs, ests, win, hop, filters_len, solver, threads)
 
@@ -157,7 +158,7 @@ def bss_eval_v4(
 def bss_eval_v4_checked(refs: np.ndarray, ests: np.ndarray, win: Frames = 44100,
                         hop: Frames = 44100, filters_len: int = 512, solver: str = "auto",
                         threads: int = 1) -> BSSEvalScores:
-    """:func:`bss_eval_v4` on float64 ``(nsrc, channels, frames)`` stacks that
+    """:func:`bss_eval_v4` on float64 (or both float32) ``(nsrc, channels, frames)`` stacks that
     :func:`~stemforge.metrics.validate.check_pair` already passed (same length, finite,
     no silent source): for callers that check once for several metrics."""
     nsrc, nch, n = refs.shape
@@ -254,8 +255,8 @@ def bss_eval_v4_sdr(references, estimates, win: Frames = 44100, hop: Frames = 44
     """The SDR of :func:`bss_eval_v4` alone, ``(nsrc, nwin)`` float64 dB: the same frames,
     silence rule (NaN) and checks, without solving the distortion filters that ISR/SIR/SAR
     need (SDR does not depend on them in images mode). Costs about one pass over the audio."""
-    refs = as_stack(references, "references", names)
-    ests = as_stack(estimates, "estimates", names)
+    refs = as_stack(references, "references", names, keep_float32=True)
+    ests = as_stack(estimates, "estimates", names, keep_float32=True)
     refs, ests = check_pair(refs, ests, names, padding=padding)
     n = refs.shape[-1]
     bounds = frame_bounds(n, win, hop)
@@ -269,13 +270,17 @@ def bss_eval_v4_sdr(references, estimates, win: Frames = 44100, hop: Frames = 44
 
 
 def load_kernels(nsrc: int, channels: int) -> None:
-    """Load every compiled kernel :func:`bss_eval_v4` calls for ``nsrc`` sources of ``channels``
-    channels, by scoring a tiny made-up problem (16-tap filters, three 64-sample frames): the
-    ahead-of-time build (:mod:`.kernels`; about a millisecond, plus SciPy's BLAS table when
-    the block recursion uses BLAS) or numba's kernels (its import and cache loads, ~0.7 s;
-    compiles on a new machine). The kernels depend on the block size ``nsrc * channels``
-    (plain loops below :data:`toeplitz.SMALL_BLOCK`), not on lengths."""
+    """Load every compiled kernel that scoring ``nsrc`` sources of ``channels`` channels calls
+    (:func:`bss_eval_v4` and the whole-track metrics, on float32 stacks as ``stemforge
+    evaluate`` reads them), by scoring a tiny made-up problem (16-tap filters, three 64-sample
+    frames): the ahead-of-time build (:mod:`.kernels`; about a millisecond, plus SciPy's BLAS
+    table when the block recursion uses BLAS) or numba's kernels (its import and cache loads,
+    ~0.7 s; compiles on a new machine). The kernels depend on the block size
+    ``nsrc * channels`` (plain loops below :data:`toeplitz.SMALL_BLOCK`), not on lengths."""
+    from .whole import whole_track
+
     rng = np.random.default_rng(0)
-    refs = rng.standard_normal((nsrc, channels, 192))
-    ests = refs + 0.1 * rng.standard_normal(refs.shape)
+    refs = rng.standard_normal((nsrc, channels, 192)).astype(np.float32)
+    ests = (refs + 0.1 * rng.standard_normal(refs.shape)).astype(np.float32)
     bss_eval_v4(refs, ests, win=64, hop=64, filters_len=16)
+    whole_track(refs, ests, win=64)

@@ -19,8 +19,14 @@ METRICS = KernelModule(
         "cross_spectra": ("f8[3]", "i8", "i8", "i8", "i8", "i8", "i8", "f8[2]", "f8[3]"),
         # spec, t0, t1, hall (m, m, 2F), hown (nch, m, 2F), w (F,), nch, out (5, frames, nsrc)
         "projection_energies": ("f8[3]", "i8", "i8", "f8[3]", "f8[3]", "f8[1]", "i8", "f8[3]"),
-        # refs, ests (nsrc, ch, n), starts, stops (frames,), s_energy, err_energy, silent
-        "frame_energies": ("f8[3]", "f8[3]", "i8[1]", "i8[1]", "f8[2]", "f8[2]", "b1[1]"),
+        # refs, ests (nsrc, ch, n), starts, stops (frames,), s_energy, err_energy, silent:
+        # float64 stacks, float32 stacks (stemforge evaluate), SI-SDR's float64 target against
+        # float32 estimates
+        "frame_energies": [(x, y, "i8[1]", "i8[1]", "f8[2]", "f8[2]", "b1[1]")
+                           for x, y in (("f8[3]", "f8[3]"), ("f4[3]", "f4[3]"),
+                                        ("f8[3]", "f4[3]"))],
+        # x, y (nsrc, ch, n), xx, xy (nsrc,)
+        "dot_sums": [(x, x, "f8[1]", "f8[1]") for x in ("f8[3]", "f4[3]")],
         # R (systems, 2L-1, m, m), Y (systems, L, m, q), X out (systems, L, m, q)
         "levinson": ("f8[4]r", "f8[4]", "f8[4]"),
         "levinson_t": ("f8[4]r", "f8[4]", "f8[4]"),
@@ -30,6 +36,6 @@ METRICS = KernelModule(
 
 def kernels():
     """The metrics kernels by name (``cross_spectra``, ``projection_energies``,
-    ``frame_energies``, ``levinson``, ``levinson_t``): the ahead-of-time build when
+    ``frame_energies``, ``dot_sums``, ``levinson``, ``levinson_t``): the ahead-of-time build when
     ``stemforge warmup`` made one for this source, else :mod:`._kernels` (numba)."""
     return _kernels(METRICS)

@@ -2,7 +2,7 @@
 
 Fresh memory is not free: the OS zeroes every new page (0.7 CPU-s per GB for one process, up
 to 1.5 s for two at once, measured on the 2-core VM of docs/benchmarks.md), and one 22.5 s,
-4-source stereo track needs ~0.33 GB of stacks, kept spectra and sums. Inside
+4-source stereo track needs ~0.24 GB of stacks, kept spectra and sums. Inside
 ``with reuse():`` each thread's named buffers are kept and handed out again (grown when a
 longer track needs more), so a job scoring many tracks pays for that memory once per thread.
 Outside it, :func:`empty` is ``np.empty``: a library call keeps nothing.

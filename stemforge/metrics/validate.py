@@ -27,14 +27,19 @@ def _names(n: int, names: Sequence[str] | None) -> list[str]:
 
 
 def as_stack(arrays, what: str, names: Sequence[str] | None = None,
-             buffer: str | None = None) -> np.ndarray:
+             buffer: str | None = None, keep_float32: bool = False) -> np.ndarray:
     """Stack a sequence of ``(channels, frames)`` arrays (or take a 3-D array) as float64.
 
     Returns ``(nsrc, channels, frames)``. Sources must share channels and frames. ``buffer``:
     stack a sequence into this thread's :mod:`~stemforge.metrics.scratch` buffer of that name
-    (valid until the next call asking for it).
+    (valid until the next call asking for it). ``keep_float32``: when every input is float32
+    the stack stays float32 (half the memory; for the fast paths, whose kernels and transforms
+    take every sample to float64 first, so the scores are those of a float64 stack, bit for
+    bit). The readable references (:mod:`.sisdr`, :mod:`.sdx`) always get float64.
     """
     if isinstance(arrays, np.ndarray) and arrays.ndim == 3:
+        if keep_float32 and arrays.dtype == np.float32:
+            return arrays
         return np.asarray(arrays, dtype=np.float64)
     arrays = [np.asarray(a) for a in arrays]
     if not arrays:
@@ -47,10 +52,12 @@ def as_stack(arrays, what: str, names: Sequence[str] | None = None,
     if len(shapes) > 1:
         detail = ", ".join(f"{lab} {a.shape}" for a, lab in zip(arrays, labels))
         raise MetricsError(f"{what}: sources differ in (channels, frames): {detail}")
+    dtype = np.float32 if keep_float32 and all(a.dtype == np.float32 for a in arrays) \
+        else np.float64
     if buffer is not None:
-        out = scratch.empty(buffer, (len(arrays),) + arrays[0].shape)
+        out = scratch.empty(buffer, (len(arrays),) + arrays[0].shape, dtype)
         return np.stack(arrays, out=out)
-    return np.stack(arrays).astype(np.float64, copy=False)
+    return np.stack(arrays).astype(dtype, copy=False)
 
 
 def pad_or_trim(references: np.ndarray, estimates: np.ndarray) -> np.ndarray:
@@ -74,13 +81,14 @@ SILENCE_BLOCK = 1 << 16  # samples summed at a time by silent_sources
 
 def silent_sources(x: np.ndarray) -> np.ndarray:
     """museval's silence rule: the channel sum is zero at every sample. ``x``: (nsrc, C, N) -> (nsrc,) bool.
+    Channel sums in float64 (as museval's float64 arrays), also for a float32 ``x``.
 
     Block by block, stopping at a source's first non-zero block (the same sums as over the
     whole track; music is rarely silent for a whole block, so this reads a small part of it)."""
     silent = np.ones(x.shape[0], bool)
     for i in range(x.shape[0]):
         for a in range(0, x.shape[-1], SILENCE_BLOCK):
-            if np.any(x[i, :, a : a + SILENCE_BLOCK].sum(axis=0) != 0):
+            if np.any(x[i, :, a : a + SILENCE_BLOCK].sum(axis=0, dtype=np.float64) != 0):
                 silent[i] = False
                 break
     return silent
@@ -93,7 +101,8 @@ def check_pair(
     padding: bool = True,
     require_nonsilent: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validate and align a reference/estimate stack pair; returns float64 copies-or-views.
+    """Validate and align a reference/estimate stack pair; returns the stacks (views or
+    copies; both float64 unless both are float32).
 
     Raises :class:`MetricsError` on: different source counts, wrong channel count, different
     lengths with ``padding=False``, non-finite samples, or a source silent over the whole track
@@ -138,4 +147,7 @@ def check_pair(
                 f"{what} {bad} is silent over the whole track (all zeros); BSS Eval needs every "
                 f"{what} to be non-silent (museval raises here too)"
             )
+    if references.dtype != estimates.dtype:  # a float32 stack with a float64 one
+        references = references.astype(np.float64, copy=False)
+        estimates = estimates.astype(np.float64, copy=False)
     return references, estimates

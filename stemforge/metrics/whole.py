@@ -7,9 +7,12 @@ several full-length temporaries each (~0.3 CPU-s for a 22 s stereo 4-source trac
 inputs are checked once and BSS Eval's compiled frame-energy pass
 (:func:`~stemforge.metrics._kernels.frame_energies`: ``sum s^2`` and ``sum (ŝ - s)^2`` per frame
 and source) gives the sums: over the chunks and the whole track in one call (cSDR, MDX SDR), and
-over the whole track of ``a s`` against ``ŝ`` (SI-SDR's target and error, ``a = <ŝ, s> / |s|^2``).
-No kernel of its own: nothing more to compile on a new machine. The results equal the
-references' up to summation order (~1e-12 dB; tested in ``tests/test_metrics_whole.py``).
+over the whole track of ``a s`` against ``ŝ`` (SI-SDR's target and error), and
+:func:`~stemforge.metrics._kernels.dot_sums` SI-SDR's ``|s|^2`` and ``<ŝ, s>`` (``a = <ŝ, s> /
+|s|^2``) in one pass. The stacks may be float32 (``stemforge evaluate`` reads files into
+float32 stacks: exact for its float32 and 16-bit sources); every sum is formed in float64. The
+results equal the references' up to summation order (~1e-12 dB; tested in
+``tests/test_metrics_whole.py``).
 """
 from __future__ import annotations
 
@@ -41,8 +44,9 @@ def whole_track(references, estimates, win: int = 44100, hop: int | None = None,
     defaults to ``win``).
     """
     _known(which)
-    refs, ests = check_pair(as_stack(references, "references", names),
-                            as_stack(estimates, "estimates", names), names, padding=padding,
+    refs, ests = check_pair(as_stack(references, "references", names, keep_float32=True),
+                            as_stack(estimates, "estimates", names, keep_float32=True), names,
+                            padding=padding,
                             require_nonsilent=False)
     return whole_track_checked(refs, ests, win, hop, which)
 
@@ -78,17 +82,17 @@ def whole_track_checked(refs: np.ndarray, ests: np.ndarray, win: int = 44100,
     if "cSDR" in which:
         out["cSDR"] = chunk_median(chunk_db(num[:-1].T, den[:-1].T))
     if "SI-SDR" in which:
-        # alpha as the reference computes it (the same sums: a perfect estimate gets exactly
-        # alpha = 1, so zero error and +inf)
-        s2, e2 = refs.reshape(nsrc, -1), ests.reshape(nsrc, -1)
-        ss = np.einsum("ij,ij->i", s2, s2)
+        # |s|^2 and <ŝ, s> in the same order (a perfect estimate gets exactly alpha = 1, so
+        # zero error and +inf)
+        ss, es = np.empty(nsrc), np.empty(nsrc)
+        kernels().dot_sums(refs, ests, ss, es)
         with np.errstate(divide="ignore", invalid="ignore"):
-            alpha = np.einsum("ij,ij->i", e2, s2) / ss
+            alpha = es / ss
         tt, ee = np.empty(nsrc), np.empty(nsrc)
         scaled = scratch.empty("whole.scaled", (1,) + refs.shape[1:])  # one source at a time
         with np.errstate(invalid="ignore"):  # a silent reference: alpha is NaN (-> NaN dB)
             for i in range(nsrc):
-                np.multiply(refs[i], alpha[i], out=scaled[0])
+                np.multiply(refs[i], alpha[i], out=scaled[0], dtype=np.float64)
                 t, e = energies(scaled, [0], [n], ests[i : i + 1])
                 tt[i], ee[i] = t[0, 0], e[0, 0]
         out["SI-SDR"] = si_sdr_db(ss, tt, ee)
