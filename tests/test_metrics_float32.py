@@ -94,3 +94,50 @@ def test_stacks_stay_float32_only_when_asked_and_both_are():
     e = as_stack([x.astype(np.float64) for x in a[::-1]], "e", keep_float32=True)
     r2, e2 = check_pair(r, e, require_nonsilent=False)
     assert r2.dtype == e2.dtype == np.float64  # a float32 stack beside a float64 one
+
+
+def test_scaled_error_sums_equal_the_scaled_copy_passes():
+    """SI-SDR's |a s|^2 and |ŝ - a s|^2 in one pass: bit for bit the frame-energy sums over the
+    whole track of the float64 scaled copy against the estimate (what it replaced)."""
+    rng = np.random.default_rng(4)
+    for dt in (np.float32, np.float64):
+        x = rng.standard_normal((3, 2, 5003)).astype(dt)
+        y = (0.5 * x + 0.1 * rng.standard_normal(x.shape)).astype(dt)
+        alpha = rng.random(3) + 0.5
+        tt, ee = np.empty(3), np.empty(3)
+        K.scaled_error_sums(x, y, alpha, tt, ee)
+        for j in range(3):
+            t = np.multiply(x[j : j + 1], alpha[j], dtype=np.float64)
+            s_e, d_e, sil = np.empty((1, 1)), np.empty((1, 1)), np.empty(1, np.bool_)
+            K.frame_energies(t, y[j : j + 1].astype(np.float64), np.array([0]),
+                             np.array([x.shape[-1]]), s_e, d_e, sil)
+            assert s_e[0, 0] == tt[j] and d_e[0, 0] == ee[j]
+
+
+def test_blas_table_loads_without_scipy_linalg():
+    """``stemforge evaluate`` loads SciPy's BLAS table by itself (not scipy.linalg's package):
+    the BLAS recursion (m = 8) then runs, and a later ``import scipy.linalg`` works and shares
+    the module."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import numpy as np
+from stemforge.metrics.kernels import load_blas_table
+load_blas_table()
+print("scipy.linalg" in sys.modules, "scipy.linalg.cython_blas" in sys.modules)
+from stemforge.metrics import bss_eval_v4
+rng = np.random.default_rng(0)
+r = rng.standard_normal((4, 2, 3000)).astype(np.float32)
+s = bss_eval_v4(r, r + np.float32(0.1) * rng.standard_normal(r.shape).astype(np.float32),
+                win=1000, hop=1000, filters_len=32)
+print(bool(np.isfinite(s.sdr).all()))
+import scipy.linalg
+from scipy.linalg import cython_blas
+print(cython_blas is sys.modules["scipy.linalg.cython_blas"],
+      float(scipy.linalg.solve(2 * np.eye(2), np.ones(2))[0]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.stdout.split() == ["False", "True", "True", "True", "0.5"], out.stderr

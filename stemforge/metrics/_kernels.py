@@ -274,6 +274,44 @@ def dot_sums(x, y, xx, xy):
 
 
 @njit
+def scaled_error_sums(x, y, alpha, tt, ee):
+    """Per source ``j``, with ``t = alpha[j] x[j]`` (SI-SDR's target): ``tt[j] = sum t^2`` and
+    ``ee[j] = sum (y - t)^2`` over all channels and samples. ``x``, ``y``: (nsrc, nch, N)
+    float64 or float32 (each sample taken to float64); ``alpha``, ``tt``, ``ee``: (nsrc,)
+    float64. The sums of :func:`frame_energies` over the whole track of ``t`` (rounded to
+    float64) against ``y``, in its order, without the scaled copy."""
+    nsrc, nch, n = x.shape
+    top = n - n % LANES
+    l1 = np.empty(LANES)
+    l2 = np.empty(LANES)
+    for j in range(nsrc):
+        a = alpha[j]
+        l1[:] = 0.0
+        l2[:] = 0.0
+        for c in range(nch):
+            xr = x[j, c]
+            yr = y[j, c]
+            for k0 in range(0, top, LANES):
+                for ln in range(LANES):
+                    tv = np.float64(xr[k0 + ln]) * a
+                    dv = np.float64(yr[k0 + ln]) - tv
+                    l1[ln] += tv * tv
+                    l2[ln] += dv * dv
+            for k in range(top, n):
+                tv = np.float64(xr[k]) * a
+                dv = np.float64(yr[k]) - tv
+                l1[k - top] += tv * tv
+                l2[k - top] += dv * dv
+        s1 = 0.0
+        s2 = 0.0
+        for ln in range(LANES):
+            s1 += l1[ln]
+            s2 += l2[ln]
+        tt[j] = s1
+        ee[j] = s2
+
+
+@njit
 def _channel_sum_zero(x, j, a, b):
     """Whether ``x[j, :, k].sum() == 0`` (channels added in order) for every ``a <= k < b``;
     stops at the first sample where it is not (at once, for all but silent frames)."""

@@ -7,6 +7,11 @@ numba module is used (cached machine code, or compiled on first use). Same numbe
 """
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+import sys
+from pathlib import Path
+
 from .._aot import KernelModule, kernels as _kernels
 
 #: the kernels BSS Eval and the whole-track metrics call, with the argument types their callers
@@ -20,13 +25,13 @@ METRICS = KernelModule(
         # spec, t0, t1, hall (m, m, 2F), hown (nch, m, 2F), w (F,), nch, out (5, frames, nsrc)
         "projection_energies": ("f8[3]", "i8", "i8", "f8[3]", "f8[3]", "f8[1]", "i8", "f8[3]"),
         # refs, ests (nsrc, ch, n), starts, stops (frames,), s_energy, err_energy, silent:
-        # float64 stacks, float32 stacks (stemforge evaluate), SI-SDR's float64 target against
-        # float32 estimates
-        "frame_energies": [(x, y, "i8[1]", "i8[1]", "f8[2]", "f8[2]", "b1[1]")
-                           for x, y in (("f8[3]", "f8[3]"), ("f4[3]", "f4[3]"),
-                                        ("f8[3]", "f4[3]"))],
+        # float64 stacks, float32 stacks (stemforge evaluate)
+        "frame_energies": [(x, x, "i8[1]", "i8[1]", "f8[2]", "f8[2]", "b1[1]")
+                           for x in ("f8[3]", "f4[3]")],
         # x, y (nsrc, ch, n), xx, xy (nsrc,)
         "dot_sums": [(x, x, "f8[1]", "f8[1]") for x in ("f8[3]", "f4[3]")],
+        # x, y (nsrc, ch, n), alpha, tt, ee (nsrc,)
+        "scaled_error_sums": [(x, x, "f8[1]", "f8[1]", "f8[1]") for x in ("f8[3]", "f4[3]")],
         # R (systems, 2L-1, m, m), Y (systems, L, m, q), X out (systems, L, m, q)
         "levinson": ("f8[4]r", "f8[4]", "f8[4]"),
         "levinson_t": ("f8[4]r", "f8[4]", "f8[4]"),
@@ -36,6 +41,42 @@ METRICS = KernelModule(
 
 def kernels():
     """The metrics kernels by name (``cross_spectra``, ``projection_energies``,
-    ``frame_energies``, ``dot_sums``, ``levinson``, ``levinson_t``): the ahead-of-time build when
+    ``frame_energies``, ``dot_sums``, ``scaled_error_sums``, ``levinson``, ``levinson_t``): the
+    ahead-of-time build when
     ``stemforge warmup`` made one for this source, else :mod:`._kernels` (numba)."""
     return _kernels(METRICS)
+
+
+BLAS_TABLE = "scipy.linalg.cython_blas"
+
+
+def load_blas_table() -> None:
+    """Load SciPy's table of BLAS functions, which the block Levinson kernel's products
+    (``np.dot`` in :func:`._kernels.levinson`) look up on their first call, by itself.
+
+    Compiled code asks for the module ``scipy.linalg.cython_blas``; imported the usual way that
+    runs ``scipy.linalg``'s package first (~0.17 s with the GIL held: SciPy's array-API layer
+    imports ``numpy.f2py``), here the extension module alone is loaded (~0.02 s) and
+    registered under its name, so the kernel's lookup finds it. A later ``import
+    scipy.linalg`` works as usual (and uses this module). Where the file is not found or
+    does not load, nothing is done: the kernel's own import then loads it."""
+    if BLAS_TABLE in sys.modules:
+        return
+    try:
+        import scipy
+
+        folder = Path(scipy.__file__).parent / "linalg"
+        path = next((folder / f"cython_blas{sfx}" for sfx in importlib.machinery.EXTENSION_SUFFIXES
+                     if (folder / f"cython_blas{sfx}").is_file()), None)
+        if path is None:
+            return
+        spec = importlib.util.spec_from_file_location(BLAS_TABLE, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[BLAS_TABLE] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            sys.modules.pop(BLAS_TABLE, None)
+            raise
+    except Exception:  # the kernel's own import applies
+        return

@@ -7,9 +7,9 @@ several full-length temporaries each (~0.3 CPU-s for a 22 s stereo 4-source trac
 inputs are checked once and BSS Eval's compiled frame-energy pass
 (:func:`~stemforge.metrics._kernels.frame_energies`: ``sum s^2`` and ``sum (ŝ - s)^2`` per frame
 and source) gives the sums: over the chunks and the whole track in one call (cSDR, MDX SDR), and
-over the whole track of ``a s`` against ``ŝ`` (SI-SDR's target and error), and
 :func:`~stemforge.metrics._kernels.dot_sums` SI-SDR's ``|s|^2`` and ``<ŝ, s>`` (``a = <ŝ, s> /
-|s|^2``) in one pass. The stacks may be float32 (``stemforge evaluate`` reads files into
+|s|^2``) in one pass, :func:`~stemforge.metrics._kernels.scaled_error_sums` its target's and
+error's energies (``|a s|^2``, ``|ŝ - a s|^2``) in another. The stacks may be float32 (``stemforge evaluate`` reads files into
 float32 stacks: exact for its float32 and 16-bit sources); every sum is formed in float64. The
 results equal the references' up to summation order (~1e-12 dB; tested in
 ``tests/test_metrics_whole.py``).
@@ -56,7 +56,6 @@ def whole_track_checked(refs: np.ndarray, ests: np.ndarray, win: int = 44100,
                         ) -> dict[str, np.ndarray]:
     """:func:`whole_track` on float64 ``(nsrc, channels, frames)`` stacks that
     :func:`~stemforge.metrics.validate.check_pair` already passed (same length, finite)."""
-    from . import scratch
     from .kernels import kernels
 
     _known(which)
@@ -89,11 +88,7 @@ def whole_track_checked(refs: np.ndarray, ests: np.ndarray, win: int = 44100,
         with np.errstate(divide="ignore", invalid="ignore"):
             alpha = es / ss
         tt, ee = np.empty(nsrc), np.empty(nsrc)
-        scaled = scratch.empty("whole.scaled", (1,) + refs.shape[1:])  # one source at a time
-        with np.errstate(invalid="ignore"):  # a silent reference: alpha is NaN (-> NaN dB)
-            for i in range(nsrc):
-                np.multiply(refs[i], alpha[i], out=scaled[0], dtype=np.float64)
-                t, e = energies(scaled, [0], [n], ests[i : i + 1])
-                tt[i], ee[i] = t[0, 0], e[0, 0]
+        # |alpha s|^2 and |ŝ - alpha s|^2 in one pass (a silent reference: alpha is NaN -> NaN)
+        kernels().scaled_error_sums(refs, ests, alpha, tt, ee)
         out["SI-SDR"] = si_sdr_db(ss, tt, ee)
     return {k: out[k] for k in which}
