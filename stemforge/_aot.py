@@ -11,12 +11,16 @@ millisecond and imports neither numba nor SciPy.
 
 Semantics are the JIT's: the same source, the same IEEE arithmetic (no ``fastmath``; LLVM does
 not reorder floating-point sums without it, so results are bit-identical to the JIT kernels,
-tested), the GIL released while a kernel runs (as ``nogil=True``), compiled for the generic CPU
-of the architecture (so a kernel folder shared between machines stays valid).
+tested), the GIL released while a kernel runs (as ``nogil=True``), compiled for the host CPU
+as numba's JIT is (its vector instructions: the generic x86-64 target ran the cross-spectrum
+pass ~1.3-1.8x slower), with the CPU's model and features in the key (so a kernel folder shared
+with another kind of machine never loads code that machine cannot run; where they cannot be
+read, the generic CPU).
 
 Which build is used (:func:`load`): the one whose ``key`` matches; the key hashes the kernel
-module's source, :mod:`stemforge._jit`, the Python ABI, NumPy's major version and the machine
-architecture, so an edited kernel or another interpreter never loads a stale build. With no
+module's source, :mod:`stemforge._jit`, the Python ABI, NumPy's major version, the machine
+architecture and CPU, so an edited kernel, another interpreter or another CPU never loads a
+stale build. With no
 matching build, ``STEMFORGE_AOT=0``, or a build that fails to import, callers use the numba
 kernels (cached, or compiled on first use): the same numbers, ~0.7 s later.
 """
@@ -136,11 +140,29 @@ class Checked:
         return getattr(self._fallback(), self.__name__)(*args)
 
 
+def _cpu() -> tuple[str, str]:
+    """(the build's target CPU, what names it in the key). On Linux the host CPU (numba's JIT
+    target too: its vector instructions), named by the model and feature flags of
+    ``/proc/cpuinfo``, so a kernel folder shared with another kind of machine never loads code
+    it cannot run; elsewhere the architecture's generic CPU."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "", "generic"
+    first = text.split("\n\n", 1)[0]
+    ident = [ln.split(":", 1)[1].strip() for ln in first.splitlines()
+             if ln.split(":", 1)[0].strip() in ("model name", "flags", "Features", "CPU part")]
+    if not ident:
+        return "", "generic"
+    return "host", hashlib.sha256("|".join(ident).encode()).hexdigest()[:16]
+
+
 def key(module: KernelModule) -> str:
     """16 hex digits naming what the build depends on (see the module docstring)."""
     import numpy as np
 
     h = hashlib.sha256()
+    h.update(_cpu()[1].encode())
     for f in (module.source_file(), Path(__file__).with_name("_jit.py"), Path(__file__)):
         h.update(f.read_bytes())
     h.update(repr(module.exports()).encode())
@@ -282,6 +304,7 @@ def build(module: KernelModule, folder: Path | None = None,
                    for export, kernel, args in module.exports()]
         with tempfile.TemporaryDirectory(prefix=".build-", dir=path.parent) as tmp:
             cc = CC(module_name(module))
+            cc.target_cpu = _cpu()[0]
             cc.output_dir = tmp
             cc.output_file = path.name
             for export, kernel, sig in exports:

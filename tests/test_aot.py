@@ -305,3 +305,22 @@ def test_warmup_step_reports_a_failed_build_and_goes_on(monkeypatch, tmp_path):
     note = step(tmp_path)
     assert note.startswith("not built (RuntimeError: unable to find a C compiler); evaluate "
                            "loads numba's cached kernels instead")
+
+
+def test_the_key_names_the_cpu(monkeypatch):
+    """Builds target the host CPU (as numba's JIT): its identity is part of the key, so a
+    kernel folder shared with another kind of machine never loads code built for this one;
+    without /proc/cpuinfo the generic CPU is the target."""
+    cpu = _aot._cpu()
+    assert cpu[0] in ("host", "")
+    k0 = _aot.key(METRICS)
+    monkeypatch.setattr(_aot, "_cpu", lambda: ("host", "another-cpu"))
+    assert _aot.key(METRICS) != k0
+    monkeypatch.undo()
+    import pathlib
+
+    def unreadable(self, *a, **k):
+        raise OSError("no such file")
+
+    monkeypatch.setattr(pathlib.Path, "read_text", unreadable)
+    assert _aot._cpu() == ("", "generic")
