@@ -41,6 +41,8 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Callable, Iterator
 
+import numpy as np
+
 #: set to "0" to never load ahead-of-time builds (always numba's kernels)
 ENV = "STEMFORGE_AOT"
 
@@ -89,8 +91,6 @@ class ArgType:
 
     @classmethod
     def parse(cls, text: str) -> "ArgType":
-        import numpy as np
-
         if text == "i8":
             return cls(None)
         if "[" not in text:
@@ -103,8 +103,6 @@ class ArgType:
 
     def accepts(self, value) -> bool:
         """Does ``value`` have exactly this type (what the compiled code assumes)?"""
-        import numpy as np
-
         if self.dtype is None:
             return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
         return (isinstance(value, np.ndarray) and value.dtype.str == self.dtype
@@ -112,7 +110,6 @@ class ArgType:
                 and (self.readonly or value.flags.writeable))
 
     def numba_type(self):
-        import numpy as np
         from numba import from_dtype, types
 
         if self.dtype is None:
@@ -159,8 +156,6 @@ def _cpu() -> tuple[str, str]:
 
 def key(module: KernelModule) -> str:
     """16 hex digits naming what the build depends on (see the module docstring)."""
-    import numpy as np
-
     h = hashlib.sha256()
     h.update(_cpu()[1].encode())
     for f in (module.source_file(), Path(__file__).with_name("_jit.py"), Path(__file__)):
@@ -250,16 +245,31 @@ def _import(module: KernelModule) -> ModuleType | None:
 
 def import_build(module: KernelModule, path: Path) -> ModuleType | None:
     """The build at ``path`` imported (not registered in ``sys.modules``), or None when there
-    is no such file, it does not import, or it lacks one of ``module``'s kernels."""
+    is no such file. A file that does not import, or lacks one of ``module``'s kernels, is
+    reported (a :class:`~stemforge.errors.StemforgeWarning` naming it) and also gives None:
+    numba's kernels then serve, with the same numbers."""
+    if not path.is_file():
+        return None
+    problem = None
     try:
-        if not path.is_file():
-            return None
-        spec = importlib.util.spec_from_file_location(module_name(module), path)
+        # the module name is the file's (its init function is named after it)
+        spec = importlib.util.spec_from_file_location(path.name.split(".", 1)[0], path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
-    except (ImportError, OSError):
-        return None
-    if not all(callable(getattr(mod, export, None)) for export, _, _ in module.exports()):
+    except (ImportError, OSError) as e:
+        problem = f"does not import ({type(e).__name__}: {e})"
+    else:
+        missing = [x for x, _, _ in module.exports() if not callable(getattr(mod, x, None))]
+        if missing:
+            problem = f"lacks the kernel(s) {', '.join(missing)}"
+    if problem is not None:
+        import warnings
+
+        from .errors import StemforgeWarning
+
+        warnings.warn(f"{path}: this ahead-of-time kernel build {problem}; using numba's "
+                      "kernels instead (`stemforge warmup` rebuilds it)", StemforgeWarning,
+                      stacklevel=2)
         return None
     return mod
 

@@ -260,8 +260,13 @@ def test_stale_or_broken_builds_are_ignored(build, tmp_path, monkeypatch):
     assert _aot.load(METRICS) is None and kernels() is JIT
     monkeypatch.setattr(_aot, "_loaded", {})
     monkeypatch.setattr(_aot, "_kernels", {})
-    _aot.build_path(METRICS).write_bytes(b"not a shared object")
-    assert _aot.load(METRICS) is None and kernels() is JIT
+    broken = _aot.build_path(METRICS)
+    broken.write_bytes(b"not a shared object")
+    from stemforge.errors import StemforgeWarning
+
+    with pytest.warns(StemforgeWarning, match="does not import") as seen:
+        assert _aot.load(METRICS) is None and kernels() is JIT
+    assert str(broken) in str(seen[0].message)  # the warning names the file
 
 
 def test_build_replaces_older_builds_atomically(build, tmp_path, monkeypatch):

@@ -141,3 +141,33 @@ print(cython_blas is sys.modules["scipy.linalg.cython_blas"],
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
     assert out.stdout.split() == ["False", "True", "True", "True", "0.5"], out.stderr
+
+
+def test_blas_table_that_does_not_load_by_itself_is_reported(monkeypatch):
+    """If SciPy's BLAS module cannot be loaded on its own, a warning names the file and nothing
+    is registered (the kernel's own import through scipy.linalg then applies)."""
+    import importlib.util
+    import sys
+
+    from stemforge.errors import StemforgeWarning
+    from stemforge.metrics import kernels as km
+
+    class Refuses:
+        def create_module(self, spec):
+            return None
+
+        def exec_module(self, module):
+            raise ImportError("needs its package")
+
+    real = importlib.util.spec_from_file_location
+
+    def spec_for(name, path, *a, **k):
+        spec = real(name, path, *a, **k)
+        spec.loader = Refuses()
+        return spec
+
+    monkeypatch.delitem(sys.modules, km.BLAS_TABLE, raising=False)
+    monkeypatch.setattr(km.importlib.util, "spec_from_file_location", spec_for)
+    with pytest.warns(StemforgeWarning, match="cython_blas.*does not load by itself"):
+        km.load_blas_table()
+    assert km.BLAS_TABLE not in sys.modules
